@@ -1,0 +1,3 @@
+DROP TABLE quarantine;
+DROP TABLE inbox_events;
+DROP TABLE as_transactions;

@@ -1,0 +1,225 @@
+//! `PUT /_matrix/app/v1/transactions/{txnId}`
+//!
+//! Spec: <https://spec.matrix.org/v1.19/application-service-api/#put_matrixappv1transactionstxnid>
+//!
+//! Synapse sends one transaction at a time and every tenant waits while we answer, so the handler
+//! only stores the transaction (deduplicated on txnId and on event id) and answers; the inbox
+//! processor does the rest afterwards. Whatever cannot be understood is quarantined and still
+//! acknowledged — only a database outage answers 503, so Synapse keeps the transaction.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use ruma::events::AnyTimelineEvent;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, empty_object};
+use crate::app::App;
+use crate::store::inbox::{self, IncomingTransaction, NewEvent, NewQuarantine};
+use crate::store::unix_ms;
+
+/// Synapse's own limit for a transaction body.
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+#[tracing::instrument(name = "as.transaction", skip_all, fields(txn_id = %txn_id))]
+pub async fn handler(
+    State(app): State<Arc<App>>,
+    Path(txn_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            tracing::warn!("refused a transaction over the body limit");
+            return ApiError::TooLarge(BODY_LIMIT).into_response();
+        }
+        Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
+    };
+    app.metrics.transactions_received.inc();
+    let received_at = unix_ms(app.clock.now());
+    let stored = app
+        .store
+        .run(move |conn| {
+            let txn = parse(txn_id, &body, received_at);
+            let recorded = inbox::record_transaction(conn, &txn)?;
+            Ok((txn, recorded))
+        })
+        .await;
+    let response = match stored {
+        Ok((txn, recorded)) => {
+            let metrics = &app.metrics;
+            if recorded.duplicate {
+                metrics.transactions_duplicate.inc();
+                tracing::debug!("duplicate transaction acknowledged");
+            } else {
+                metrics.events_received.inc_by(recorded.new_events as u64);
+                if txn.unreadable {
+                    metrics.transactions_quarantined.inc();
+                } else {
+                    metrics.events_quarantined.inc_by(txn.quarantined.len() as u64);
+                }
+                for entry in &txn.quarantined {
+                    tracing::warn!(event_id = entry.event_id.as_deref(), reason = %entry.reason, "quarantined");
+                }
+                if let Some(highest) = recorded.reset_from {
+                    metrics.transaction_id_resets.inc();
+                    tracing::warn!(highest_seen = highest, "txnId fell below the highest seen: Synapse's transaction counter restarted (was its database reset?); new events are still processed, event ids deduplicate");
+                }
+                if recorded.new_events > 0 {
+                    app.inbox_wakeup.notify_one();
+                }
+            }
+            empty_object().into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not store a transaction; answering 503 so Synapse retries");
+            ApiError::DatabaseUnavailable.into_response()
+        }
+    };
+    app.metrics.transaction_ack_seconds.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// The fields every stored event needs, validated by ruma's identifier types.
+#[derive(Deserialize)]
+struct Envelope {
+    event_id: OwnedEventId,
+    room_id: OwnedRoomId,
+    sender: OwnedUserId,
+    #[serde(rename = "type")]
+    event_type: String,
+    state_key: Option<String>,
+}
+
+/// Splits a transaction body into events to store and entries to quarantine. Never fails: what
+/// cannot be read is quarantined with the reason.
+pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransaction {
+    let mut fingerprint = Sha256::new();
+    let mut events = Vec::new();
+    let mut quarantined = Vec::new();
+    let mut unreadable = false;
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_str::<Body>(&text) {
+        Err(error) => {
+            unreadable = true;
+            fingerprint.update(body);
+            quarantined.push(NewQuarantine {
+                txn_id: txn_id.clone(),
+                event_id: None,
+                reason: format!("the body is not a transaction ({error})"),
+                body: text.clone().into_owned(),
+                received_at,
+            });
+        }
+        Ok(parsed) => {
+            for raw in parsed.events {
+                let json = raw.get();
+                match read_event(json) {
+                    Ok(envelope) => {
+                        fingerprint.update(envelope.event_id.as_bytes());
+                        events.push(NewEvent {
+                            event_id: envelope.event_id.into(),
+                            room_id: envelope.room_id.into(),
+                            event_type: envelope.event_type,
+                            sender: envelope.sender.into(),
+                            state_key: envelope.state_key,
+                            txn_id: txn_id.clone(),
+                            event_json: json.to_owned(),
+                            received_at,
+                        });
+                    }
+                    Err(reason) => {
+                        let event_id = serde_json::from_str::<serde_json::Value>(json)
+                            .ok()
+                            .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned));
+                        fingerprint.update(event_id.as_deref().unwrap_or(json).as_bytes());
+                        quarantined.push(NewQuarantine {
+                            txn_id: txn_id.clone(),
+                            event_id,
+                            reason,
+                            body: json.to_owned(),
+                            received_at,
+                        });
+                    }
+                }
+                fingerprint.update(b"\n");
+            }
+        }
+    }
+    let fingerprint = fingerprint.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    IncomingTransaction { txn_id, fingerprint, received_at, unreadable, events, quarantined }
+}
+
+/// Reads one event: its envelope must be valid, and ruma must understand it as a room event.
+fn read_event(json: &str) -> Result<Envelope, String> {
+    let envelope: Envelope =
+        serde_json::from_str(json).map_err(|error| format!("the event lacks a valid envelope ({error})"))?;
+    serde_json::from_str::<AnyTimelineEvent>(json)
+        .map_err(|error| format!("the {} event is malformed ({error})", envelope.event_type))?;
+    Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(event_id: &str) -> String {
+        format!(
+            r#"{{"type":"m.room.message","event_id":"{event_id}","room_id":"!r:example.org","sender":"@alice:example.org","origin_server_ts":1,"content":{{"msgtype":"m.text","body":"hi"}}}}"#
+        )
+    }
+
+    #[test]
+    fn good_events_are_kept_in_order() {
+        let body = format!(r#"{{"events":[{},{}]}}"#, message("$a"), message("$b"));
+        let txn = parse("1".into(), body.as_bytes(), 0);
+        assert!(txn.quarantined.is_empty(), "{:?}", txn.quarantined);
+        let ids: Vec<_> = txn.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["$a", "$b"]);
+    }
+
+    #[test]
+    fn unreadable_bodies_are_quarantined_whole() {
+        for body in [r#"{"events": "nope"}"#, "[]", "not json", ""] {
+            let txn = parse("1".into(), body.as_bytes(), 0);
+            assert!(txn.events.is_empty() && txn.unreadable);
+            assert_eq!(txn.quarantined.len(), 1, "{body}");
+            assert_eq!(txn.quarantined[0].body, body);
+        }
+    }
+
+    #[test]
+    fn bad_events_are_quarantined_one_by_one() {
+        let no_room = r#"{"type":"m.room.message","event_id":"$x","sender":"@a:b.c","origin_server_ts":1,"content":{}}"#;
+        let bad_member = r#"{"type":"m.room.member","event_id":"$y","room_id":"!r:b.c","sender":"@a:b.c","origin_server_ts":1,"state_key":"javascript:alert(1)","content":{"membership":"join"}}"#;
+        let body = format!(r#"{{"events":[{no_room},{},{bad_member}]}}"#, message("$ok"));
+        let txn = parse("1".into(), body.as_bytes(), 0);
+        assert_eq!(txn.events.len(), 1);
+        let quarantined: Vec<_> = txn.quarantined.iter().map(|q| q.event_id.as_deref()).collect();
+        assert_eq!(quarantined, [Some("$x"), Some("$y")]);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_event_ids_not_on_volatile_fields() {
+        let first = format!(r#"{{"events":[{}]}}"#, message("$a"));
+        let retried = first.replace(r#""origin_server_ts":1"#, r#""origin_server_ts":1,"unsigned":{"age":99}"#);
+        let other = format!(r#"{{"events":[{}]}}"#, message("$b"));
+        let fp = |body: &str| parse("1".into(), body.as_bytes(), 0).fingerprint;
+        assert_eq!(fp(&first), fp(&retried));
+        assert_ne!(fp(&first), fp(&other));
+    }
+}

@@ -1,0 +1,56 @@
+//! What every listener and worker of one daemon shares: config, database, homeserver client,
+//! metrics, health, clock. Inbound handlers reach the homeserver only through the methods here.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use ruma::{OwnedUserId, UserId};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::matrix;
+use crate::observability::health::Health;
+use crate::observability::metrics::Metrics;
+use crate::store::Store;
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub homeserver: matrix::Client,
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+    pub clock: Arc<dyn Clock>,
+    /// Woken when a transaction stored new events, so the inbox processor starts at once.
+    pub inbox_wakeup: Notify,
+    /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
+    registered: Mutex<HashSet<OwnedUserId>>,
+}
+
+impl App {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let homeserver = matrix::Client::new(&config.homeserver, config.appservice.as_token.clone(), metrics.clone());
+        let store = Store::new(&config.database);
+        Arc::new(Self {
+            config: Arc::new(config),
+            store,
+            homeserver,
+            metrics,
+            health: Health::default(),
+            clock,
+            inbox_wakeup: Notify::new(),
+            registered: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Makes sure one of our users (the sender or a tenant bot) exists on the homeserver.
+    pub async fn ensure_user_registered(&self, user_id: &UserId) -> Result<(), matrix::Error> {
+        if self.registered.lock().expect("lock is never poisoned").contains(user_id) {
+            return Ok(());
+        }
+        self.homeserver.ensure_registered(user_id.localpart()).await?;
+        self.registered.lock().expect("lock is never poisoned").insert(user_id.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The YAML file as written by operators: every key optional here, so that `validate` can report
+//! all missing and wrong values at once instead of stopping at the first.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub homeserver: HomeserverSection,
+    #[serde(default)]
+    pub appservice: AppserviceSection,
+    #[serde(default)]
+    pub listen: ListenSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
+    pub admin_token: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub logging: LoggingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserverSection {
+    pub url: Option<String>,
+    pub server_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceSection {
+    pub id: Option<String>,
+    pub sender_localpart: Option<String>,
+    pub bot_prefix: Option<String>,
+    pub as_token: Option<String>,
+    pub as_token_file: Option<PathBuf>,
+    pub hs_token: Option<OneOrMany>,
+    pub hs_token_file: Option<PathBuf>,
+    pub url: Option<String>,
+}
+
+/// `hs_token` may be one token or, during a rotation, a list with the current one first.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(value) => vec![value],
+            Self::Many(values) => values,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    pub appservice: Option<String>,
+    pub platform: Option<String>,
+    pub metrics: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub migrate_on_start: Option<bool>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub max_connections: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+/// Accepts a scalar written natively (`true`, `5`) or as a string (`"true"`, `"5"`), because
+/// environment overrides always arrive as strings.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Native(T),
+        Text(String),
+    }
+    match Option::<Either<T>>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Either::Native(value)) => Ok(Some(value)),
+        Some(Either::Text(text)) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|error| serde::de::Error::custom(format!("{text:?}: {error}"))),
+    }
+}

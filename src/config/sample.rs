@@ -1,0 +1,100 @@
+//! The sample configuration `generate-config` prints; `config.sample.yaml` is this with the tokens
+//! left empty, and a test keeps the two in step.
+
+use super::secret::random_token;
+
+/// Tokens to write into the sample; `None` leaves them empty (how `config.sample.yaml` is made).
+pub struct SampleTokens {
+    pub as_token: String,
+    pub hs_token: String,
+    pub admin_token: String,
+    pub tenant_token: String,
+}
+
+impl SampleTokens {
+    pub fn random() -> Self {
+        Self {
+            as_token: random_token(),
+            hs_token: random_token(),
+            admin_token: random_token(),
+            tenant_token: random_token(),
+        }
+    }
+}
+
+pub fn render(tokens: Option<&SampleTokens>) -> String {
+    let token = |pick: fn(&SampleTokens) -> &String| {
+        tokens.map(|t| pick(t).clone()).unwrap_or_else(|| "\"\"".to_owned())
+    };
+    TEMPLATE
+        .replace("{as_token}", &token(|t| &t.as_token))
+        .replace("{hs_token}", &token(|t| &t.hs_token))
+        .replace("{admin_token}", &token(|t| &t.admin_token))
+        .replace("{tenant_token}", &token(|t| &t.tenant_token))
+}
+
+const TEMPLATE: &str = r#"# openmeet-appservice configuration.
+#
+# Every secret can be given inline (`as_token: ...`) or as a file (`as_token_file: /run/secrets/as_token`).
+# Any value can be overridden from the environment: OPENMEET_AS__SECTION__KEY, e.g.
+# OPENMEET_AS__DATABASE__URL or OPENMEET_AS__TENANTS__0__API_TOKEN. Unknown keys are an error.
+# Print a fresh copy with new random tokens: `openmeet-appservice generate-config`.
+
+homeserver:
+  # The client-server API base the daemon calls.
+  url: http://127.0.0.1:8008
+  # The part after ':' in user ids and room aliases.
+  server_name: matrix.openmeet.net
+  # Upper bound for one call to the homeserver, in seconds.
+  timeout_seconds: 30
+
+appservice:
+  # The registration's id; Synapse names the appservice by it (and the ping URL carries it).
+  id: openmeet
+  # The appservice's own user: @openmeet-bot:matrix.openmeet.net.
+  sender_localpart: openmeet-bot
+  # Tenant bots are @{bot_prefix}{lowercase tenant id}:{server_name}.
+  bot_prefix: openmeet-bot-
+  # The token the daemon presents to Synapse. Changing it means re-registering and restarting Synapse.
+  as_token: {as_token}
+  # The token Synapse presents to the daemon. May be a list during a rotation: all are accepted,
+  # the first is the one `registration` prints. (hs_token_file: one token per line.)
+  hs_token: {hs_token}
+  # Where Synapse reaches the daemon's appservice listener; goes into the registration.
+  url: http://127.0.0.1:8009
+
+listen:
+  # Synapse only. Use 0.0.0.0:8009 in a container.
+  appservice: 127.0.0.1:8009
+  # OpenMeet core only.
+  platform: 127.0.0.1:8010
+  # Prometheus /metrics, /health/live and /health/ready.
+  metrics: 127.0.0.1:9100
+
+database:
+  # sqlite://PATH for one machine (the default), postgres://user:pass@host/db for production and
+  # for more than one replica. (url_file: a file holding the URL, when it carries a password.)
+  url: sqlite://./data/openmeet-appservice.db
+  # Apply pending migrations when `serve` starts; otherwise run `openmeet-appservice migrate`.
+  migrate_on_start: true
+  # Connection pool size.
+  max_connections: 10
+  # How long a request waits for a database connection before it is answered as an outage (503).
+  acquire_timeout_ms: 5000
+
+tenants:
+  # One entry per OpenMeet tenant: its id (kept as given in room aliases), a display name, and the
+  # token OpenMeet core presents on the platform API for this tenant.
+  - id: lsdfaopkljdfs
+    name: OpenMeet
+    api_token: {tenant_token}
+
+# Guards GET /v1/status on the platform listener; leave it out to turn that route off.
+admin_token: {admin_token}
+
+logging:
+  # A tracing filter: info, debug, or e.g. openmeet_appservice=debug,info.
+  level: info
+  # human or json.
+  format: human
+"#;

@@ -1,0 +1,124 @@
+use std::path::Path;
+
+use super::sample::{SampleTokens, render};
+use super::*;
+
+fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_yaml(Path::new("test.yaml"), yaml, vars)
+}
+
+fn problems(result: Result<Config, ConfigError>) -> Vec<String> {
+    match result {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn generated_config_loads() {
+    let config = load(&render(Some(&SampleTokens::random())), &[]).unwrap();
+    assert_eq!(config.sender_user_id(), "@openmeet-bot:matrix.openmeet.net");
+    assert_eq!(config.bot_user_id(&config.tenants[0]), "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net");
+    assert!(config.database.migrate_on_start);
+    assert!(matches!(config.database.url, DatabaseUrl::Sqlite(_)));
+}
+
+#[test]
+fn checked_in_sample_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.sample.yaml");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == render(None),
+        "config.sample.yaml is stale: regenerate it with `cargo run -- generate-config --blank-tokens > config.sample.yaml`"
+    );
+}
+
+#[test]
+fn sample_with_blank_tokens_names_every_missing_token() {
+    let problems = problems(load(&render(None), &[]));
+    for key in ["appservice.as_token", "appservice.hs_token", "tenants[0].api_token", "admin_token"] {
+        assert!(problems.iter().any(|p| p.contains(key)), "no problem names {key}: {problems:?}");
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let problems = problems(load(
+        "homeserver: {url: 'ftp://x', server_name: 'not a name'}\nlisten: {appservice: nowhere}\n",
+        &[],
+    ));
+    for key in ["homeserver.url", "homeserver.server_name", "appservice.id", "listen.appservice", "listen.platform"] {
+        assert!(problems.iter().any(|p| p.starts_with(key)), "no problem starts with {key}: {problems:?}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_the_key_named() {
+    let yaml = render(Some(&SampleTokens::random())).replace("  timeout_seconds: 30", "  timeout_secs: 30");
+    let error = load(&yaml, &[]).unwrap_err().to_string();
+    assert!(error.contains("timeout_secs"), "{error}");
+}
+
+#[test]
+fn environment_overrides_file_values_including_typed_ones() {
+    let config = load(
+        &render(Some(&SampleTokens::random())),
+        &[
+            ("OPENMEET_AS__HOMESERVER__URL", "http://synapse:8008"),
+            ("OPENMEET_AS__DATABASE__MIGRATE_ON_START", "false"),
+            ("OPENMEET_AS__DATABASE__URL", "postgres://u:p@db/openmeet"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.homeserver.url.as_str(), "http://synapse:8008/");
+    assert!(!config.database.migrate_on_start);
+    assert_eq!(config.database.url.describe(), "postgres at db/openmeet");
+}
+
+#[test]
+fn unknown_environment_key_is_an_error() {
+    let error = load(&render(Some(&SampleTokens::random())), &[("OPENMEET_AS__HOMESERVER__NOPE", "1")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nope"), "{error}");
+}
+
+#[test]
+fn hs_token_may_be_a_list_and_the_first_is_current() {
+    let yaml = render(Some(&SampleTokens::random())).replace(
+        "  hs_token: ",
+        "  hs_token: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n  # was: ",
+    );
+    let config = load(&yaml, &[]).unwrap();
+    let tokens: Vec<_> = config.appservice.hs_tokens.iter().map(Secret::expose).collect();
+    assert_eq!(tokens, ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]);
+}
+
+#[test]
+fn reused_tokens_are_refused() {
+    let tokens = SampleTokens::random();
+    let yaml = render(Some(&tokens)).replace(&tokens.hs_token, &tokens.as_token);
+    let problems = problems(load(&yaml, &[]));
+    assert!(problems.iter().any(|p| p.contains("hold the same token")), "{problems:?}");
+}
+
+#[test]
+fn tenant_ids_with_a_dash_or_duplicated_by_case_are_refused() {
+    let yaml = render(Some(&SampleTokens::random())).replace(
+        "tenants:\n",
+        "tenants:\n  - {id: a-b, name: A, api_token: cccccccccccccccccccccccccccccccc}\n  - {id: LSDFAOPKLJDFS, name: B, api_token: dddddddddddddddddddddddddddddddd}\n",
+    );
+    let problems = problems(load(&yaml, &[]));
+    assert!(problems.iter().any(|p| p.contains("\"a-b\"")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("listed twice")), "{problems:?}");
+}
+
+#[test]
+fn problems_never_contain_a_token() {
+    let tokens = SampleTokens::random();
+    let yaml = render(Some(&tokens)).replace("server_name: matrix.openmeet.net", "server_name: ''");
+    let error = load(&yaml, &[]).unwrap_err().to_string();
+    assert!(!error.contains(&tokens.as_token) && !error.contains(&tokens.hs_token), "{error}");
+    assert!(error.contains("homeserver.server_name"), "{error}");
+}

@@ -1,0 +1,180 @@
+//! The inbox processor: takes stored events oldest first, records what each one is, and marks it
+//! processed in the same database transaction (a crash leaves the batch pending, so nothing is
+//! lost; a batch is never half-marked). One process works the inbox at a time, which keeps every
+//! room in order.
+//!
+//! Actions on what the events mean (repairs, upgrades, declining invites) come with the rooms work;
+//! the classification here is what they will dispatch on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruma::UserId;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::observability::metrics::Metrics;
+use crate::store::inbox::{self, PendingEvent};
+use crate::store::unix_ms;
+
+/// Events per database transaction.
+const BATCH: i64 = 200;
+/// How often the processor looks for work without being woken (events stored by another replica).
+const POLL: Duration = Duration::from_secs(1);
+
+/// What an event means to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// Sent by one of our own users: an echo, no reason to act.
+    OwnEcho,
+    /// A membership change of one of our own users (e.g. a bot invited, kicked or banned).
+    OwnMembership(String),
+    PowerLevels,
+    Tombstone,
+    Membership,
+    Message,
+    Other,
+}
+
+impl Observed {
+    /// The outcome stored with the event.
+    pub fn outcome(&self) -> String {
+        match self {
+            Self::OwnEcho => "own_echo".into(),
+            Self::OwnMembership(membership) => format!("own_membership:{membership}"),
+            Self::PowerLevels => "power_levels".into(),
+            Self::Tombstone => "tombstone".into(),
+            Self::Membership => "membership".into(),
+            Self::Message => "message".into(),
+            Self::Other => "other".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MembershipContent {
+    content: Membership,
+}
+
+#[derive(Deserialize)]
+struct Membership {
+    membership: String,
+}
+
+pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
+    let is_ours = |user: &str| UserId::parse(user).is_ok_and(|user| config.is_own_user(&user));
+    match event.event_type.as_str() {
+        "m.room.member" if event.state_key.as_deref().is_some_and(is_ours) => {
+            let membership = serde_json::from_str::<MembershipContent>(&event.event_json)
+                .map_or_else(|_| "unknown".to_owned(), |m| m.content.membership);
+            Observed::OwnMembership(membership)
+        }
+        _ if is_ours(&event.sender) => Observed::OwnEcho,
+        "m.room.member" => Observed::Membership,
+        "m.room.power_levels" => Observed::PowerLevels,
+        "m.room.tombstone" => Observed::Tombstone,
+        "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => Observed::Message,
+        _ => Observed::Other,
+    }
+}
+
+/// Works the inbox until `shutdown` turns true.
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let worked = match process_batch(&app).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(%error, "the inbox processor could not reach the database; retrying");
+                0
+            }
+        };
+        refresh_depth(&app).await;
+        if worked == 0 {
+            tokio::select! {
+                _ = app.inbox_wakeup.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// Processes one batch; returns how many events it handled.
+pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreError> {
+    let config = app.config.clone();
+    let now = unix_ms(app.clock.now());
+    let processed = app
+        .store
+        .run(move |conn| inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).outcome()))
+        .await?;
+    for (event, outcome) in &processed {
+        let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
+        tracing::debug!(event_type = %event.event_type, outcome, "processed");
+        app.metrics.events_processed.with_label_values(&[Metrics::event_type_label(&event.event_type)]).inc();
+    }
+    Ok(processed.len())
+}
+
+async fn refresh_depth(app: &Arc<App>) {
+    if let Ok((pending, oldest)) = app.store.run(inbox::pending_summary).await {
+        app.metrics.inbox_depth.set(pending);
+        let age = oldest.map_or(0.0, |oldest| (unix_ms(app.clock.now()) - oldest).max(0) as f64 / 1000.0);
+        app.metrics.inbox_oldest_age_seconds.set(age);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::sample::{SampleTokens, render};
+
+    fn config() -> Config {
+        Config::from_yaml(std::path::Path::new("t.yaml"), &render(Some(&SampleTokens::random())), []).unwrap()
+    }
+
+    fn event(event_type: &str, sender: &str, state_key: Option<&str>, content: &str) -> PendingEvent {
+        PendingEvent {
+            id: 1,
+            event_id: "$e".into(),
+            room_id: "!r:matrix.openmeet.net".into(),
+            event_type: event_type.into(),
+            sender: sender.into(),
+            state_key: state_key.map(Into::into),
+            event_json: format!(r#"{{"content":{content}}}"#),
+        }
+    }
+
+    #[test]
+    fn a_bot_invited_by_a_human_is_its_own_membership() {
+        let bot = "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net";
+        let e = event("m.room.member", "@alice:matrix.openmeet.net", Some(bot), r#"{"membership":"invite"}"#);
+        assert_eq!(classify(&config(), &e), Observed::OwnMembership("invite".into()));
+    }
+
+    #[test]
+    fn our_own_events_are_echoes() {
+        let e = event("m.room.power_levels", "@openmeet-bot:matrix.openmeet.net", Some(""), "{}");
+        assert_eq!(classify(&config(), &e), Observed::OwnEcho);
+    }
+
+    #[test]
+    fn a_bot_of_an_unconfigured_tenant_is_not_ours() {
+        let stranger = "@openmeet-bot-unknown:matrix.openmeet.net";
+        let e = event("m.room.member", "@alice:matrix.openmeet.net", Some(stranger), r#"{"membership":"invite"}"#);
+        assert_eq!(classify(&config(), &e), Observed::Membership);
+    }
+
+    #[test]
+    fn human_events_are_classified_by_type() {
+        let alice = "@alice:matrix.openmeet.net";
+        assert_eq!(classify(&config(), &event("m.room.message", alice, None, "{}")), Observed::Message);
+        assert_eq!(classify(&config(), &event("m.room.power_levels", alice, Some(""), "{}")), Observed::PowerLevels);
+        assert_eq!(classify(&config(), &event("m.room.tombstone", alice, Some(""), "{}")), Observed::Tombstone);
+        assert_eq!(classify(&config(), &event("com.example", alice, None, "{}")), Observed::Other);
+    }
+}

@@ -1,0 +1,14 @@
+//! openmeet-appservice: the Matrix application service that owns the Matrix side of OpenMeet's
+//! chat. See `ARCHITECTURE.md` for the map.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod jobs;
+pub mod matrix;
+pub mod observability;
+pub mod registration;
+pub mod server;
+pub mod store;

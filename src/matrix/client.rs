@@ -1,0 +1,165 @@
+//! The homeserver client: ruma's typed requests sent with reqwest, as the appservice.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
+use ruma::api::path_builder::{PathBuilder, SinglePath, VersionHistory};
+use ruma::api::{
+    AppserviceUserIdentity, IncomingResponseExt, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
+    OutgoingRequestExt, SupportedVersions,
+};
+use ruma::UserId;
+
+use super::Error;
+use crate::config::{Homeserver, Secret};
+use crate::observability::metrics::Metrics;
+
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    as_token: Secret,
+    timeout: Duration,
+    versions: SupportedVersions,
+    metrics: Arc<Metrics>,
+}
+
+/// Supplies the path-builder input for both kinds of ruma endpoint.
+pub trait PathInput: PathBuilder {
+    fn input(versions: &SupportedVersions) -> Self::Input<'_>;
+}
+
+impl PathInput for VersionHistory {
+    fn input(versions: &SupportedVersions) -> Cow<'_, SupportedVersions> {
+        Cow::Borrowed(versions)
+    }
+}
+
+impl PathInput for SinglePath {
+    fn input(_: &SupportedVersions) {}
+}
+
+impl Client {
+    pub fn new(homeserver: &Homeserver, as_token: Secret, metrics: Arc<Metrics>) -> Self {
+        // reqwest is built without a default crypto provider; ring is ours. A second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(homeserver.timeout)
+            .connect_timeout(Duration::from_secs(5).min(homeserver.timeout))
+            .user_agent(concat!("openmeet-appservice/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client's settings are valid");
+        let versions = SupportedVersions {
+            versions: [MatrixVersion::V1_1, MatrixVersion::V1_11].into(),
+            features: Default::default(),
+        };
+        Self {
+            http,
+            base_url: homeserver.url.as_str().trim_end_matches('/').to_owned(),
+            as_token,
+            timeout: homeserver.timeout,
+            versions,
+            metrics,
+        }
+    }
+
+    /// Sends `request` with the as_token, as `acting_as` when given (identity assertion), else as
+    /// the appservice's sender.
+    pub async fn send<R>(&self, request: R, acting_as: Option<&UserId>) -> Result<R::IncomingResponse, Error>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let endpoint = endpoint_name::<R>();
+        let started = Instant::now();
+        let result = self.send_inner(request, acting_as).await;
+        let errcode = result.as_ref().map_or_else(|error| error.errcode().to_owned(), |_| "ok".to_owned());
+        self.metrics.homeserver_requests.with_label_values(&[endpoint, &errcode]).inc();
+        self.metrics
+            .homeserver_request_seconds
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            tracing::debug!(endpoint, %error, "homeserver call failed");
+        }
+        result
+    }
+
+    async fn send_inner<R>(&self, request: R, acting_as: Option<&UserId>) -> Result<R::IncomingResponse, Error>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        let token = SendAccessToken::Appservice(self.as_token.expose());
+        let input = <R::PathBuilder as PathInput>::input(&self.versions);
+        let http_request: http::Request<Vec<u8>> = match acting_as {
+            Some(user_id) => request.try_into_http_request_with_identity(
+                &self.base_url,
+                token,
+                AppserviceUserIdentity::new(user_id),
+                input,
+            ),
+            None => request.try_into_http_request(&self.base_url, token, input),
+        }
+        .map_err(|error| Error::Request(error.to_string()))?;
+        let request = reqwest::Request::try_from(http_request).map_err(|error| Error::Request(error.to_string()))?;
+        let response = self.http.execute(request).await.map_err(|error| self.transport_error(error))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|error| self.transport_error(error))?;
+        if !status.is_success() {
+            let retry_after = headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs);
+            return Err(Error::from_response(status.as_u16(), retry_after, &body));
+        }
+        let mut builder = http::Response::builder().status(status);
+        if let Some(map) = builder.headers_mut() {
+            *map = headers;
+        }
+        let response = builder.body(body.as_ref()).map_err(|error| Error::InvalidResponse(error.to_string()))?;
+        R::IncomingResponse::try_from_http_response(response).map_err(|error| Error::InvalidResponse(error.to_string()))
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> Error {
+        if error.is_timeout() {
+            Error::Timeout(self.timeout)
+        } else {
+            // Without the URL: it is safe (the token travels in a header) but noisy.
+            Error::Unreachable(error.without_url().to_string())
+        }
+    }
+}
+
+/// A short, bounded metric label from ruma's module path, e.g. `register` or `request_ping`.
+fn endpoint_name<R>() -> &'static str {
+    let path = std::any::type_name::<R>();
+    path.split("::")
+        .filter(|segment| *segment != "Request" && !is_version(segment))
+        .last()
+        .unwrap_or("unknown")
+}
+
+fn is_version(segment: &str) -> bool {
+    segment.len() > 1 && segment.starts_with('v') && segment[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_are_the_operation() {
+        assert_eq!(endpoint_name::<ruma::api::client::account::register::v3::Request>(), "register");
+        assert_eq!(endpoint_name::<ruma::api::client::appservice::request_ping::v1::Request>(), "request_ping");
+        assert_eq!(
+            endpoint_name::<ruma::api::client::discovery::get_supported_versions::Request>(),
+            "get_supported_versions"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Errors from the homeserver, classed where they are understood: whether a retry can help.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the homeserver could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the homeserver did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the homeserver answered {status} {errcode}: {message}")]
+    Matrix {
+        status: u16,
+        errcode: String,
+        message: String,
+        retry_after: Option<Duration>,
+        /// The whole error body, for errcodes that carry details (`M_BAD_STATUS` on ping).
+        body: serde_json::Value,
+    },
+    #[error("the homeserver's answer could not be read: {0}")]
+    InvalidResponse(String),
+    #[error("the request could not be built: {0}")]
+    Request(String),
+}
+
+/// What a caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryKind {
+    /// Network trouble or a 5xx: retry with backoff.
+    Transient,
+    /// `M_LIMIT_EXCEEDED`: retry after the given time.
+    RateLimited(Duration),
+    /// The homeserver does not accept our as_token: the daemon's problem, not the request's; wait
+    /// until it is accepted again.
+    CredentialRejected,
+    /// Retrying the same request cannot help.
+    Permanent,
+}
+
+/// A Matrix error body: `{"errcode": …, "error": …, "retry_after_ms": …}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    errcode: Option<String>,
+    error: Option<String>,
+    retry_after_ms: Option<u64>,
+}
+
+impl Error {
+    /// Builds the error for a non-success answer from its status, `Retry-After` header and body.
+    pub fn from_response(status: u16, retry_after_header: Option<Duration>, body: &[u8]) -> Self {
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let parsed: Option<ErrorBody> = serde_json::from_value(json.clone()).ok();
+        let errcode = parsed.as_ref().and_then(|b| b.errcode.clone()).unwrap_or_else(|| format!("HTTP_{status}"));
+        let message = parsed.as_ref().and_then(|b| b.error.clone()).unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+        });
+        let retry_after =
+            parsed.and_then(|b| b.retry_after_ms).map(Duration::from_millis).or(retry_after_header);
+        Self::Matrix { status, errcode, message, retry_after, body: json }
+    }
+
+    pub fn errcode(&self) -> &str {
+        match self {
+            Self::Matrix { errcode, .. } => errcode,
+            Self::Unreachable(_) => "network",
+            Self::Timeout(_) => "timeout",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::Request(_) => "invalid_request",
+        }
+    }
+
+    pub fn retry_kind(&self) -> RetryKind {
+        match self {
+            Self::Unreachable(_) | Self::Timeout(_) => RetryKind::Transient,
+            Self::Matrix { errcode, retry_after, status, .. } => match errcode.as_str() {
+                "M_LIMIT_EXCEEDED" => RetryKind::RateLimited(retry_after.unwrap_or(Duration::from_secs(1))),
+                "M_UNKNOWN_TOKEN" | "M_MISSING_TOKEN" => RetryKind::CredentialRejected,
+                _ if *status >= 500 || *status == 429 => RetryKind::Transient,
+                _ => RetryKind::Permanent,
+            },
+            Self::InvalidResponse(_) | Self::Request(_) => RetryKind::Permanent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(status: u16, body: &str) -> Error {
+        Error::from_response(status, None, body.as_bytes())
+    }
+
+    #[test]
+    fn rate_limit_waits_retry_after_ms() {
+        let e = error(429, r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#);
+        assert_eq!(e.retry_kind(), RetryKind::RateLimited(Duration::from_millis(1500)));
+        assert_eq!(e.errcode(), "M_LIMIT_EXCEEDED");
+    }
+
+    #[test]
+    fn rate_limit_falls_back_to_the_retry_after_header() {
+        let e = Error::from_response(429, Some(Duration::from_secs(3)), br#"{"errcode":"M_LIMIT_EXCEEDED"}"#);
+        assert_eq!(e.retry_kind(), RetryKind::RateLimited(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn unknown_token_is_the_daemons_credential_problem() {
+        assert_eq!(error(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#).retry_kind(), RetryKind::CredentialRejected);
+        assert_eq!(error(401, r#"{"errcode":"M_MISSING_TOKEN","error":"x"}"#).retry_kind(), RetryKind::CredentialRejected);
+    }
+
+    #[test]
+    fn server_errors_and_non_json_bodies_are_transient() {
+        let e = error(502, "<html>Bad Gateway</html>");
+        assert_eq!(e.retry_kind(), RetryKind::Transient);
+        assert_eq!(e.errcode(), "HTTP_502");
+        assert_eq!(Error::Unreachable("refused".into()).retry_kind(), RetryKind::Transient);
+    }
+
+    #[test]
+    fn forbidden_and_bad_input_are_permanent() {
+        assert_eq!(error(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).retry_kind(), RetryKind::Permanent);
+        assert_eq!(error(400, r#"{"errcode":"M_BAD_JSON","error":"x"}"#).retry_kind(), RetryKind::Permanent);
+    }
+}

@@ -1,0 +1,12 @@
+//! Us → Synapse: the client-server API, called as the appservice through the as_token, acting as
+//! the sender or as a tenant bot by identity assertion (`?user_id=`).
+//!
+//! Spec: <https://spec.matrix.org/v1.19/application-service-api/#identity-assertion>
+
+mod client;
+mod error;
+pub mod preflight;
+mod register;
+
+pub use self::client::Client;
+pub use self::error::{Error, RetryKind};

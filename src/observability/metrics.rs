@@ -1,0 +1,180 @@
+//! Every metric the daemon exports, declared in one place with its help text. Prefix
+//! `openmeet_as_`; labels by tenant at most — never by user, room or event id.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets from 250 µs to 10 s: transaction acks are expected in milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Event types counted by name; any other type is counted as `other` to keep the label bounded.
+const COUNTED_EVENT_TYPES: &[&str] = &[
+    "m.room.message",
+    "m.room.member",
+    "m.room.power_levels",
+    "m.room.tombstone",
+    "m.room.create",
+    "m.room.name",
+    "m.room.topic",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.redaction",
+    "m.room.encrypted",
+    "m.reaction",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub transactions_received: IntCounter,
+    pub transactions_duplicate: IntCounter,
+    pub transactions_quarantined: IntCounter,
+    pub transaction_id_resets: IntCounter,
+    pub transaction_ack_seconds: Histogram,
+    pub events_received: IntCounter,
+    pub events_quarantined: IntCounter,
+    pub events_processed: IntCounterVec,
+    pub inbox_depth: IntGauge,
+    pub inbox_oldest_age_seconds: Gauge,
+    pub user_queries: IntCounterVec,
+    pub alias_queries: IntCounterVec,
+    pub homeserver_requests: IntCounterVec,
+    pub homeserver_request_seconds: HistogramVec,
+    pub last_successful_ping_seconds: Gauge,
+    pub ready: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! register {
+            ($metric:expr) => {{
+                let metric = $metric.expect("metric definitions are valid");
+                registry.register(Box::new(metric.clone())).expect("metric names are unique");
+                metric
+            }};
+        }
+        let counter = |name: &str, help: &str| IntCounter::new(format!("openmeet_as_{name}"), help);
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(format!("openmeet_as_{name}"), help), labels)
+        };
+        let latency = |name: &str, help: &str| {
+            HistogramOpts::new(format!("openmeet_as_{name}"), help).buckets(LATENCY_BUCKETS.to_vec())
+        };
+        Self {
+            transactions_received: register!(counter(
+                "transactions_received_total",
+                "Transactions pushed by Synapse, duplicates included."
+            )),
+            transactions_duplicate: register!(counter(
+                "transactions_duplicate_total",
+                "Transactions seen before (same txnId and events): acknowledged without storing."
+            )),
+            transactions_quarantined: register!(counter(
+                "transactions_quarantined_total",
+                "Transaction bodies that could not be read at all: acknowledged and quarantined."
+            )),
+            transaction_id_resets: register!(counter(
+                "transaction_id_resets_total",
+                "Transactions whose txnId fell below the highest seen: Synapse's counter restarted."
+            )),
+            transaction_ack_seconds: register!(Histogram::with_opts(latency(
+                "transaction_ack_seconds",
+                "Time from a transaction's arrival to its answer."
+            ))),
+            events_received: register!(counter(
+                "events_received_total",
+                "Events stored in the inbox (each event once, whatever the number of deliveries)."
+            )),
+            events_quarantined: register!(counter(
+                "events_quarantined_total",
+                "Events that could not be understood: acknowledged and quarantined."
+            )),
+            events_processed: register!(counter_vec(
+                "events_processed_total",
+                "Inbox events processed, by event type (other types counted as `other`).",
+                &["type"]
+            )),
+            inbox_depth: register!(IntGauge::new("openmeet_as_inbox_depth", "Events waiting in the inbox.")),
+            inbox_oldest_age_seconds: register!(Gauge::new(
+                "openmeet_as_inbox_oldest_age_seconds",
+                "Age of the oldest event waiting in the inbox (0 when empty)."
+            )),
+            user_queries: register!(counter_vec(
+                "user_queries_total",
+                "User queries from Synapse, by outcome (registered, not_ours, failed).",
+                &["outcome"]
+            )),
+            alias_queries: register!(counter_vec(
+                "alias_queries_total",
+                "Room alias queries from Synapse, by outcome.",
+                &["outcome"]
+            )),
+            homeserver_requests: register!(counter_vec(
+                "homeserver_requests_total",
+                "Calls to the homeserver, by endpoint and errcode (`ok` on success).",
+                &["endpoint", "errcode"]
+            )),
+            homeserver_request_seconds: register!(HistogramVec::new(
+                latency("homeserver_request_seconds", "Latency of calls to the homeserver, by endpoint."),
+                &["endpoint"]
+            )),
+            last_successful_ping_seconds: register!(Gauge::new(
+                "openmeet_as_last_successful_ping_timestamp_seconds",
+                "Unix time of the last appservice ping round trip that succeeded."
+            )),
+            ready: register!(IntGaugeVec::new(
+                Opts::new("openmeet_as_ready", "1 when the readiness check passes, by check (database, as_token, ping)."),
+                &["check"]
+            )),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+
+    /// The `type` label for an event type.
+    pub fn event_type_label(event_type: &str) -> &str {
+        COUNTED_EVENT_TYPES.iter().find(|t| **t == event_type).copied().unwrap_or("other")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_has_the_prefix_and_help() {
+        let metrics = Metrics::new();
+        metrics.events_processed.with_label_values(&["m.room.message"]).inc();
+        metrics.ready.with_label_values(&["database"]).set(1);
+        let text = metrics.render();
+        for line in text.lines().filter(|l| l.starts_with("# HELP")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(name.starts_with("openmeet_as_"), "{name}");
+        }
+        assert!(text.contains("openmeet_as_events_processed_total{type=\"m.room.message\"} 1"));
+    }
+
+    #[test]
+    fn unknown_event_types_share_one_label() {
+        assert_eq!(Metrics::event_type_label("m.room.member"), "m.room.member");
+        assert_eq!(Metrics::event_type_label("com.example.anything"), "other");
+    }
+}

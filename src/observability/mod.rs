@@ -1,0 +1,6 @@
+//! What operators watch: Prometheus metrics, health, and logs.
+
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod routes;

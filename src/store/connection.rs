@@ -1,0 +1,90 @@
+//! One connection type for both backends, picked by the URL's scheme (never by trial: diesel's
+//! derived multi-backend `establish` falls back to SQLite and creates a file named after the URL).
+
+use diesel::r2d2::{self, R2D2Connection};
+use diesel::{Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection};
+
+use crate::config::DatabaseUrl;
+
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection type; the body is compiled once
+/// per backend, which is how one query serves both.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Postgres($c) => $body,
+            $crate::store::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction: `BEGIN` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite (so the
+/// write lock is taken up front and concurrent writers wait on `busy_timeout` instead of failing).
+#[macro_export]
+macro_rules! write_transaction {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Postgres($c) => $c.transaction(|$c| $body),
+            $crate::store::DbConnection::Sqlite($c) => $c.immediate_transaction(|$c| $body),
+        }
+    };
+}
+
+/// SQLite settings per connection: `busy_timeout` first so the others wait for a lock too.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;";
+
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose()).map(DbConnection::Postgres),
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|error| {
+                        ConnectionError::BadConnection(format!(
+                            "cannot create the directory {} for the SQLite file: {error}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+                let path = path.to_str().ok_or_else(|| {
+                    ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))
+            .map(drop)
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        on_backend!(conn, c => c.is_broken())
+    }
+}

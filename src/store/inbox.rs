@@ -1,0 +1,215 @@
+//! The inbox: transactions are written here before Synapse gets its 200, and the processor works
+//! through the stored events in arrival order.
+//!
+//! Guarantees: a transaction is stored whole or not at all; a transaction seen before (same txnId
+//! and same events) is a duplicate and stores nothing; an event seen before under any txnId is not
+//! stored again; pending events are handed out in `id` order, one batch at a time across all
+//! processes sharing the database.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+
+use super::schema::{as_transactions, inbox_events, quarantine};
+use super::{DbConnection, StoreError};
+use crate::{on_backend, write_transaction};
+
+/// Key of the PostgreSQL advisory lock held by the one process working the inbox at a time.
+const PROCESSOR_LOCK: i64 = 0x6f6d_6173_696e_62; // "omasinb"
+
+/// A transaction as parsed from Synapse's push, ready to be stored.
+#[derive(Debug)]
+pub struct IncomingTransaction {
+    pub txn_id: String,
+    pub fingerprint: String,
+    pub received_at: i64,
+    /// The body was not a transaction at all; it is the one quarantined entry.
+    pub unreadable: bool,
+    pub events: Vec<NewEvent>,
+    pub quarantined: Vec<NewQuarantine>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = inbox_events)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub event_type: String,
+    pub sender: String,
+    pub state_key: Option<String>,
+    pub txn_id: String,
+    pub event_json: String,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = quarantine)]
+pub struct NewQuarantine {
+    pub txn_id: String,
+    pub event_id: Option<String>,
+    pub reason: String,
+    pub body: String,
+    pub received_at: i64,
+}
+
+/// What storing a transaction did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The same transaction was stored before; nothing was written.
+    pub duplicate: bool,
+    /// Events not seen before under any txnId.
+    pub new_events: usize,
+    /// Set when the txnId is lower than the highest seen: Synapse's counter restarted (its
+    /// database was reset). Holds the highest txnId seen before.
+    pub reset_from: Option<i64>,
+}
+
+/// Stores `txn` in one write transaction (see the module's guarantees).
+pub fn record_transaction(conn: &mut DbConnection, txn: &IncomingTransaction) -> Result<Recorded, StoreError> {
+    let txn_number = txn.txn_id.parse::<i64>().ok();
+    let recorded = write_transaction!(conn, c => {
+        let highest: Option<i64> = as_transactions::table
+            .select(diesel::dsl::max(as_transactions::txn_number))
+            .first(c)?;
+        let inserted = diesel::insert_into(as_transactions::table)
+            .values((
+                as_transactions::txn_id.eq(&txn.txn_id),
+                as_transactions::fingerprint.eq(&txn.fingerprint),
+                as_transactions::txn_number.eq(txn_number),
+                as_transactions::event_count.eq((txn.events.len() + txn.quarantined.len()) as i32),
+                as_transactions::received_at.eq(txn.received_at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        if inserted == 0 {
+            return Ok(Recorded { duplicate: true, ..Recorded::default() });
+        }
+        let mut new_events = 0;
+        for event in &txn.events {
+            new_events += diesel::insert_into(inbox_events::table)
+                .values(event)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        for entry in &txn.quarantined {
+            diesel::insert_into(quarantine::table).values(entry).execute(c)?;
+        }
+        let reset_from = match (txn_number, highest) {
+            (Some(number), Some(highest)) if number < highest => Some(highest),
+            _ => None,
+        };
+        Ok::<_, diesel::result::Error>(Recorded { duplicate: false, new_events, reset_from })
+    })?;
+    Ok(recorded)
+}
+
+/// A stored event waiting for the processor.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inbox_events)]
+pub struct PendingEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub event_type: String,
+    pub sender: String,
+    pub state_key: Option<String>,
+    pub event_json: String,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Hands up to `limit` pending events, oldest first, to `handle`, and marks each processed with
+/// the outcome `handle` returns, all in one write transaction: a crash leaves them pending.
+/// Returns the events with their outcomes; empty when there is nothing to do or another process
+/// holds the inbox.
+pub fn process_pending(
+    conn: &mut DbConnection,
+    limit: i64,
+    now_ms: i64,
+    mut handle: impl FnMut(&PendingEvent) -> String,
+) -> Result<Vec<(PendingEvent, String)>, StoreError> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let processed = write_transaction!(conn, c => {
+        if postgres {
+            let lock: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                .bind::<BigInt, _>(PROCESSOR_LOCK)
+                .get_result(c)?;
+            if !lock.locked {
+                return Ok(Vec::new());
+            }
+        }
+        let pending: Vec<PendingEvent> = inbox_events::table
+            .filter(inbox_events::processed_at.is_null())
+            .order(inbox_events::id)
+            .limit(limit)
+            .select(PendingEvent::as_select())
+            .load(c)?;
+        let mut processed = Vec::with_capacity(pending.len());
+        for event in pending {
+            let outcome = handle(&event);
+            diesel::update(inbox_events::table.find(event.id))
+                .set((inbox_events::processed_at.eq(now_ms), inbox_events::outcome.eq(&outcome)))
+                .execute(c)?;
+            processed.push((event, outcome));
+        }
+        Ok::<_, diesel::result::Error>(processed)
+    })?;
+    Ok(processed)
+}
+
+/// How many events wait for the processor, and the receive time of the oldest (unix ms).
+pub fn pending_summary(conn: &mut DbConnection) -> Result<(i64, Option<i64>), StoreError> {
+    let summary = on_backend!(conn, c => inbox_events::table
+        .filter(inbox_events::processed_at.is_null())
+        .select((diesel::dsl::count_star(), diesel::dsl::min(inbox_events::received_at)))
+        .first(c))?;
+    Ok(summary)
+}
+
+/// One stored event with what the processor made of it, for tests and operators.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = inbox_events)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub event_type: String,
+    pub txn_id: String,
+    pub processed_at: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+/// The most recent `limit` stored events, newest first.
+pub fn recent_events(conn: &mut DbConnection, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    let events = on_backend!(conn, c => inbox_events::table
+        .order(inbox_events::id.desc())
+        .limit(limit)
+        .select(StoredEvent::as_select())
+        .load(c))?;
+    Ok(events)
+}
+
+/// A quarantined body or event.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = quarantine)]
+pub struct QuarantinedEntry {
+    pub id: i64,
+    pub txn_id: String,
+    pub event_id: Option<String>,
+    pub reason: String,
+    pub body: String,
+    pub received_at: i64,
+}
+
+/// The most recent `limit` quarantined entries, newest first.
+pub fn recent_quarantine(conn: &mut DbConnection, limit: i64) -> Result<Vec<QuarantinedEntry>, StoreError> {
+    let entries = on_backend!(conn, c => quarantine::table
+        .order(quarantine::id.desc())
+        .limit(limit)
+        .select(QuarantinedEntry::as_select())
+        .load(c))?;
+    Ok(entries)
+}

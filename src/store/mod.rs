@@ -1,0 +1,112 @@
+//! The only code that knows SQL: a pool over PostgreSQL or SQLite, chosen by the URL's scheme, and
+//! one module per table group.
+//!
+//! Queries are synchronous (diesel) and run on tokio's blocking pool through [`Store::run`].
+
+mod connection;
+pub mod inbox;
+pub mod migrations;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::r2d2::{self, Pool};
+
+pub use self::connection::DbConnection;
+use self::connection::Manager;
+use crate::config::{self, DatabaseUrl};
+use crate::on_backend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had within `database.acquire_timeout_ms`: the database is down or
+    /// unreachable.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
+    #[error("a database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("the database task was cancelled")]
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Builds the pool without connecting yet: the first use connects (and reports an outage).
+    pub fn new(database: &config::Database) -> Self {
+        let backend = match database.url {
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+        };
+        let pool = Pool::builder()
+            .max_size(database.max_connections)
+            .min_idle(Some(1))
+            .connection_timeout(database.acquire_timeout)
+            .error_handler(Box::new(LogErrors))
+            .build_unchecked(Manager::new(database.url.clone()));
+        Self { pool, backend }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for synchronous work (CLI commands, and inside [`Store::run`]).
+    pub fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+
+    /// Runs `work` with a connection on the blocking pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&mut *store.connection()?))
+            .await
+            .map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Applies pending migrations; returns the names applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        migrations::run_pending(&mut *self.connection()?)
+    }
+
+    /// A round trip to the database, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            use diesel::RunQueryDsl;
+            on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Routes the pool's connection errors to tracing (they never contain the URL's password).
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<diesel::ConnectionError> for LogErrors {
+    fn handle_error(&self, error: diesel::ConnectionError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every table.
+pub fn unix_ms(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+}
