@@ -79,7 +79,8 @@ database:
   migrate_on_start: true
   # Connection pool size.
   max_connections: 10
-  # How long a request waits for a database connection before it is answered as an outage (503).
+  # How long a request waits for a database connection (or, on SQLite, for the write lock) before
+  # it is answered as an outage (503).
   acquire_timeout_ms: 5000
 
 tenants:

@@ -1,6 +1,8 @@
 //! One connection type for both backends, picked by the URL's scheme (never by trial: diesel's
 //! derived multi-backend `establish` falls back to SQLite and creates a file named after the URL).
 
+use std::time::Duration;
+
 use diesel::r2d2::{self, R2D2Connection};
 use diesel::{Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection};
 
@@ -35,19 +37,20 @@ macro_rules! write_transaction {
     };
 }
 
-/// SQLite settings per connection: `busy_timeout` first so the others wait for a lock too.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
-PRAGMA journal_mode = WAL;
+/// SQLite settings per connection, after `busy_timeout` (set first, so these wait for a lock too).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;";
 
 pub struct Manager {
     url: DatabaseUrl,
+    /// How long SQLite waits for another writer's lock: the same bound as for getting a connection.
+    busy_timeout: Duration,
 }
 
 impl Manager {
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
+        Self { url, busy_timeout }
     }
 }
 
@@ -71,7 +74,8 @@ impl r2d2::ManageConnection for Manager {
                     ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
                 })?;
                 let mut conn = SqliteConnection::establish(path)?;
-                diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)
+                let pragmas = format!("PRAGMA busy_timeout = {};\n{SQLITE_PRAGMAS}", self.busy_timeout.as_millis());
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, &pragmas)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }

@@ -52,10 +52,12 @@ impl Store {
         };
         let pool = Pool::builder()
             .max_size(database.max_connections)
-            .min_idle(Some(1))
+            // No connections opened ahead on r2d2's threads: a one-shot CLI command would exit while
+            // libpq is still connecting there, which crashes the process.
+            .min_idle(Some(0))
             .connection_timeout(database.acquire_timeout)
             .error_handler(Box::new(LogErrors))
-            .build_unchecked(Manager::new(database.url.clone()));
+            .build_unchecked(Manager::new(database.url.clone(), database.acquire_timeout));
         Self { pool, backend }
     }
 

@@ -1,0 +1,287 @@
+//! Runs the real `openmeet-appservice` binary with a throwaway config, and talks to it over HTTP.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::matrix_client::http_client;
+use super::python::free_port;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_openmeet-appservice");
+
+/// Tokens a test can recognise if they ever leak into a log line.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub as_token: String,
+    pub hs_token: String,
+    pub tenant_token: String,
+}
+
+impl Tokens {
+    pub fn fresh() -> Self {
+        let nonce = || {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).expect("random bytes");
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        Self { as_token: format!("as{}", nonce()), hs_token: format!("hs{}", nonce()), tenant_token: format!("tt{}", nonce()) }
+    }
+}
+
+/// Everything that varies between test daemons.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub dir: PathBuf,
+    pub homeserver_url: String,
+    pub server_name: String,
+    pub database_url: String,
+    pub appservice_port: u16,
+    pub platform_port: u16,
+    pub metrics_port: u16,
+    pub tokens: Tokens,
+    /// (id, name) of each tenant; every tenant gets `tokens.tenant_token` with its id appended.
+    pub tenants: Vec<(String, String)>,
+    pub extra_yaml: String,
+}
+
+impl DaemonConfig {
+    /// A config in a fresh directory, on `database_url` (`None`: a SQLite file in that directory),
+    /// pointing at a homeserver that is not there unless `homeserver_url` is changed.
+    pub fn new(name: &str, database_url: Option<String>) -> Self {
+        let _ = name;
+        let dir = super::python::scratch_dir("daemon");
+        let database_url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("appservice.db").display()));
+        Self {
+            homeserver_url: format!("http://127.0.0.1:{}", free_port()),
+            server_name: "test.openmeet.invalid".into(),
+            database_url,
+            appservice_port: free_port(),
+            platform_port: free_port(),
+            metrics_port: free_port(),
+            tokens: Tokens::fresh(),
+            tenants: vec![("tenantA".into(), "Tenant A".into())],
+            extra_yaml: String::new(),
+            dir,
+        }
+    }
+
+    pub fn tenant_token(&self, tenant: &str) -> String {
+        format!("{}{}", self.tokens.tenant_token, tenant.to_lowercase())
+    }
+
+    pub fn yaml(&self) -> String {
+        let tenants: String = self
+            .tenants
+            .iter()
+            .map(|(id, name)| format!("  - {{id: {id}, name: {name:?}, api_token: {}}}\n", self.tenant_token(id)))
+            .collect();
+        format!(
+            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: 10\n\
+             appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
+             as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
+             listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
+             database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
+             tenants:\n{tenants}\
+             logging:\n  level: debug\n{extra}",
+            hs = self.homeserver_url,
+            server = self.server_name,
+            as_token = self.tokens.as_token,
+            hs_token = self.tokens.hs_token,
+            asp = self.appservice_port,
+            pp = self.platform_port,
+            mp = self.metrics_port,
+            db = self.database_url,
+            extra = self.extra_yaml,
+        )
+    }
+
+    /// Writes the config file and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.join("config.yaml");
+        std::fs::write(&path, self.yaml()).expect("write the daemon's config");
+        path
+    }
+
+    /// Runs a CLI subcommand on this config and returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let config = self.write();
+        let mut command = Command::new(BIN);
+        command.arg(args[0]).arg("-c").arg(&config).args(&args[1..]);
+        let output = command.output().expect("run openmeet-appservice");
+        use std::os::unix::process::ExitStatusExt;
+        (
+            output.status.code().unwrap_or_else(|| -output.status.signal().unwrap_or(1000)),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The registration YAML the daemon prints for this config, written next to it.
+    pub fn registration(&self) -> PathBuf {
+        let (code, stdout, stderr) = self.cli(&["registration"]);
+        assert_eq!(code, 0, "registration failed: {stderr}");
+        let path = self.dir.join("registration.yaml");
+        std::fs::write(&path, stdout).expect("write the registration");
+        path
+    }
+}
+
+/// A running daemon; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    pub config: DaemonConfig,
+    child: Option<Child>,
+    log_path: PathBuf,
+    starts: u32,
+}
+
+impl Daemon {
+    pub async fn start(config: DaemonConfig) -> Self {
+        let mut daemon = Self { log_path: config.dir.join("daemon.log"), config, child: None, starts: 0 };
+        daemon.restart().await;
+        daemon
+    }
+
+    /// Starts the process (again) on the same config and database; waits until it answers.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon before starting it again");
+        let config_path = self.config.write();
+        let log = File::options().create(true).append(true).open(&self.log_path).expect("open the daemon log");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn openmeet-appservice serve");
+        self.child = Some(child);
+        self.starts += 1;
+        let url = format!("http://127.0.0.1:{}/health/live", self.config.metrics_port);
+        for _ in 0..400 {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the daemon exited at start ({status}):\n{}", self.logs());
+            }
+            if http_client().get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the daemon did not answer /health/live within 10 s:\n{}", self.logs());
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            for _ in 0..200 {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "the daemon did not exit cleanly on SIGTERM ({status}):\n{}", self.logs());
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon did not stop within 5 s of SIGTERM:\n{}", self.logs());
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    fn base(&self, port: u16) -> String {
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// A request to the appservice listener with `token` as Bearer (none when `None`).
+    pub async fn appservice(&self, method: Method, path: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+        let mut request = http_client().request(method, format!("{}{path}", self.base(self.config.appservice_port)));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await.expect("the appservice listener answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
+        (status, json)
+    }
+
+    /// Pushes a transaction as Synapse does.
+    pub async fn push(&self, txn_id: &str, body: impl Into<String>) -> (StatusCode, Value) {
+        let token = self.config.tokens.hs_token.clone();
+        self.appservice(Method::PUT, &format!("/_matrix/app/v1/transactions/{txn_id}"), Some(&token), Some(body.into()))
+            .await
+    }
+
+    /// The value of one sample of `/metrics` (summed over label sets matching `labels`).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = http_client()
+            .get(format!("{}/metrics", self.base(self.config.metrics_port)))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+            .filter(|line| line.contains(labels))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// `inbox events`: the stored events, newest first.
+    pub fn inbox_events(&self) -> Vec<Value> {
+        self.json_lines(&["inbox", "events", "--limit", "10000"])
+    }
+
+    /// `inbox quarantine`: quarantined entries, newest first.
+    pub fn quarantine(&self) -> Vec<Value> {
+        self.json_lines(&["inbox", "quarantine", "--limit", "10000"])
+    }
+
+    fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        let (code, stdout, stderr) = self.config.cli(args);
+        assert_eq!(code, 0, "{args:?} failed: {stderr}");
+        stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Leave no test database behind on a shared server (never panic while unwinding).
+        if self.config.database_url.starts_with("postgres") {
+            let url = self.config.database_url.clone();
+            let _ = std::panic::catch_unwind(|| super::postgres::drop_database(&url));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+#![allow(dead_code)]
+//! A tiny Matrix client-server API helper for tests (reqwest + serde_json).
+//! Every helper except `request` panics with the homeserver's answer when the
+//! call does not succeed, so a test reads as a list of steps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A fresh HTTP client. Not shared between calls: each `#[tokio::test]` has
+/// its own runtime, and pooled connections must not outlive theirs.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("building a reqwest client for the tests")
+}
+
+/// Sends `body` (if any) as JSON to `hs_url` + `path` and returns the status and
+/// the JSON answer (`Value::Null` when the body is empty or not JSON).
+pub async fn request(
+    hs_url: &str,
+    access_token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let url = format!("{}{path}", hs_url.trim_end_matches('/'));
+    let mut req = http_client().request(method.clone(), &url);
+    if let Some(token) = access_token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(body) = body {
+        let bytes = serde_json::to_vec(&body).expect("serializing a JSON body");
+        req = req.header("content-type", "application/json").body(bytes);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url} failed: {e}; is the homeserver running?"));
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: reading the answer failed: {e}"));
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Percent-encodes one path segment (room ids, aliases, user ids, event types).
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A transaction id unique within this process.
+fn txn_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn expect_ok(what: &str, (status, body): (StatusCode, Value)) -> Value {
+    assert!(status.is_success(), "{what} answered {status}: {body}");
+    body
+}
+
+/// A user and its access token (also usable with an appservice's as_token).
+/// Methods take the homeserver's base URL `hs` first, e.g. `synapse.url`.
+pub struct TestUser {
+    pub user_id: String,
+    pub access_token: String,
+}
+
+/// Registers `@localpart:<server>` with the two-step "m.login.dummy" UIA flow
+/// (needs `enable_registration_without_verification`, as synapse.py sets).
+pub async fn register_user(hs_url: &str, localpart: &str) -> TestUser {
+    let mut body = json!({
+        "username": localpart,
+        "password": format!("{localpart}-test-password"),
+        "inhibit_login": false,
+    });
+    let path = "/_matrix/client/v3/register";
+    let (status, first) = request(hs_url, None, Method::POST, path, Some(body.clone())).await;
+    let session = match (status, first.get("session").and_then(Value::as_str)) {
+        (StatusCode::UNAUTHORIZED, Some(session)) => session.to_owned(),
+        _ => panic!(
+            "registering {localpart}: expected 401 with a UIA session, got {status}: {first}"
+        ),
+    };
+    body["auth"] = json!({ "type": "m.login.dummy", "session": session });
+    let done = expect_ok(
+        &format!("registering {localpart}"),
+        request(hs_url, None, Method::POST, path, Some(body)).await,
+    );
+    TestUser {
+        user_id: done["user_id"]
+            .as_str()
+            .expect("user_id in the register answer")
+            .to_owned(),
+        access_token: done["access_token"]
+            .as_str()
+            .expect("access_token in the register answer")
+            .to_owned(),
+    }
+}
+
+impl TestUser {
+    /// Any client-server call as this user; `path` starts with `/_matrix/`.
+    pub async fn request(
+        &self,
+        hs: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        request(hs, Some(&self.access_token), method, path, body).await
+    }
+
+    async fn ok(&self, hs: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+        let what = format!("{method} {path} as {}", self.user_id);
+        expect_ok(&what, self.request(hs, method, path, body).await)
+    }
+
+    /// `POST /createRoom` with `body` (e.g. `json!({"preset": "private_chat"})`); returns the room id.
+    pub async fn create_room(&self, hs: &str, body: Value) -> String {
+        let answer = self
+            .ok(
+                hs,
+                Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(body),
+            )
+            .await;
+        answer["room_id"]
+            .as_str()
+            .expect("room_id in the createRoom answer")
+            .to_owned()
+    }
+
+    pub async fn invite(&self, hs: &str, room_id: &str, user_id: &str) {
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room_id));
+        self.ok(hs, Method::POST, &path, Some(json!({ "user_id": user_id })))
+            .await;
+    }
+
+    /// Joins by room id or alias; returns the room id.
+    pub async fn join(&self, hs: &str, room_id_or_alias: &str) -> String {
+        let path = format!("/_matrix/client/v3/join/{}", encode(room_id_or_alias));
+        let answer = self.ok(hs, Method::POST, &path, Some(json!({}))).await;
+        answer["room_id"]
+            .as_str()
+            .expect("room_id in the join answer")
+            .to_owned()
+    }
+
+    /// Sends an `m.text` message; returns its event id.
+    pub async fn send_message(&self, hs: &str, room_id: &str, text: &str) -> String {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
+            encode(room_id),
+            txn_id()
+        );
+        let body = json!({ "msgtype": "m.text", "body": text });
+        let answer = self.ok(hs, Method::PUT, &path, Some(body)).await;
+        answer["event_id"]
+            .as_str()
+            .expect("event_id in the send answer")
+            .to_owned()
+    }
+
+    /// The latest `limit` events of the room, newest first (`/messages?dir=b`).
+    pub async fn messages(&self, hs: &str, room_id: &str, limit: u32) -> Vec<Value> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/messages?dir=b&limit={limit}",
+            encode(room_id)
+        );
+        let answer = self.ok(hs, Method::GET, &path, None).await;
+        answer["chunk"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// All current state events of the room.
+    pub async fn room_state(&self, hs: &str, room_id: &str) -> Vec<Value> {
+        let path = format!("/_matrix/client/v3/rooms/{}/state", encode(room_id));
+        self.ok(hs, Method::GET, &path, None)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The content of one state event, or None when it is not set (404).
+    pub async fn state_event(
+        &self,
+        hs: &str,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Option<Value> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/{}/{}",
+            encode(room_id),
+            encode(event_type),
+            encode(state_key)
+        );
+        match self.request(hs, Method::GET, &path, None).await {
+            (StatusCode::NOT_FOUND, _) => None,
+            answer => Some(expect_ok(
+                &format!("GET {path} as {}", self.user_id),
+                answer,
+            )),
+        }
+    }
+
+    /// `(user_id, membership)` for every member event of the room.
+    pub async fn members(&self, hs: &str, room_id: &str) -> Vec<(String, String)> {
+        let path = format!("/_matrix/client/v3/rooms/{}/members", encode(room_id));
+        let answer = self.ok(hs, Method::GET, &path, None).await;
+        answer["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ev| {
+                let user = ev["state_key"].as_str()?;
+                let membership = ev["content"]["membership"].as_str()?;
+                Some((user.to_owned(), membership.to_owned()))
+            })
+            .collect()
+    }
+
+    /// `GET /profile/{user_id}`: the status and answer, unchecked (404 is a normal answer).
+    pub async fn get_profile(&self, hs: &str, user_id: &str) -> (StatusCode, Value) {
+        let path = format!("/_matrix/client/v3/profile/{}", encode(user_id));
+        self.request(hs, Method::GET, &path, None).await
+    }
+}

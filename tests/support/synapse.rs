@@ -1,0 +1,101 @@
+#![allow(dead_code)]
+//! A real Synapse for end-to-end tests, run by `tests/support/synapse.py`.
+//!
+//! Starting one costs a few seconds, so a test binary should share one:
+//!
+//! ```ignore
+//! static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+//! let hs = SYNAPSE.get_or_init(|| Synapse::start("test.local", &[registration]));
+//! ```
+//!
+//! A static is never dropped, but the watchdog (synapse.py stops Synapse when
+//! its stdin reaches EOF) still stops it when the test process exits.
+//! `Synapse::start` blocks; call it before or outside async code that must not block.
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::Duration;
+
+use super::python;
+
+/// Upper bound for synapse.py to report READY (it gives Synapse 120 s itself).
+const START_TIMEOUT: Duration = Duration::from_secs(150);
+
+pub struct Synapse {
+    /// Client-server API base, e.g. `http://127.0.0.1:38117` (no trailing slash).
+    pub url: String,
+    pub server_name: String,
+    /// homeserver.yaml, homeserver.log, synapse.stderr.log, media_store, ...
+    pub workdir: PathBuf,
+    /// synapse.py, with our end of its stdin: dropping that stops Synapse.
+    child: Child,
+}
+
+impl Synapse {
+    /// Starts a fresh Synapse (empty SQLite database) for `server_name` on a
+    /// free port of 127.0.0.1, with these appservice registration files.
+    /// Panics with Synapse's log when it does not come up.
+    pub fn start(server_name: &str, registrations: &[PathBuf]) -> Synapse {
+        let workdir = python::scratch_dir("synapse");
+        let mut args = vec![
+            "--workdir".to_owned(),
+            workdir.display().to_string(),
+            "--port".to_owned(),
+            python::free_port().to_string(),
+            "--server-name".to_owned(),
+            server_name.to_owned(),
+        ];
+        for registration in registrations {
+            args.push("--registration".to_owned());
+            args.push(registration.display().to_string());
+        }
+        let started = std::time::Instant::now();
+        match python::spawn_until_ready(
+            "synapse.py",
+            &args,
+            &workdir.join("synapse.py.log"),
+            START_TIMEOUT,
+        ) {
+            Ok((child, url)) => {
+                eprintln!(
+                    "synapse: {url} ({server_name}) ready in {:.1} s, workdir {}",
+                    started.elapsed().as_secs_f64(),
+                    workdir.display()
+                );
+                Synapse {
+                    url,
+                    server_name: server_name.to_owned(),
+                    workdir,
+                    child,
+                }
+            }
+            Err(message) => panic!(
+                "Synapse did not start: {message}\nThe whole log is {}.",
+                workdir.join("homeserver.log").display()
+            ),
+        }
+    }
+
+    /// Path of Synapse's log (INFO level).
+    pub fn log_path(&self) -> PathBuf {
+        self.workdir.join("homeserver.log")
+    }
+
+    /// The last `lines` lines of Synapse's log, e.g. for a failing test's message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        python::file_tail(&self.log_path(), lines)
+    }
+
+    /// `@localpart:server_name`
+    pub fn user_id(&self, localpart: &str) -> String {
+        format!("@{localpart}:{}", self.server_name)
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        // EOF on synapse.py's stdin: it stops Synapse (SIGTERM, SIGKILL after 10 s) and exits.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
