@@ -30,7 +30,11 @@ pub struct App {
 impl App {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let homeserver = matrix::Client::new(&config.homeserver, config.appservice.as_token.clone(), metrics.clone());
+        let homeserver = matrix::Client::new(
+            &config.homeserver,
+            config.appservice.as_token.clone(),
+            metrics.clone(),
+        );
         let store = Store::new(&config.database);
         Arc::new(Self {
             config: Arc::new(config),
@@ -46,11 +50,21 @@ impl App {
 
     /// Makes sure one of our users (the sender or a tenant bot) exists on the homeserver.
     pub async fn ensure_user_registered(&self, user_id: &UserId) -> Result<(), matrix::Error> {
-        if self.registered.lock().expect("lock is never poisoned").contains(user_id) {
+        if self
+            .registered
+            .lock()
+            .expect("lock is never poisoned")
+            .contains(user_id)
+        {
             return Ok(());
         }
-        self.homeserver.ensure_registered(user_id.localpart()).await?;
-        self.registered.lock().expect("lock is never poisoned").insert(user_id.to_owned());
+        self.homeserver
+            .ensure_registered(user_id.localpart())
+            .await?;
+        self.registered
+            .lock()
+            .expect("lock is never poisoned")
+            .insert(user_id.to_owned());
         Ok(())
     }
 }

@@ -81,13 +81,22 @@ impl Namespaces {
     pub fn check(&self, config: &Config) -> Result<(), String> {
         let server = &config.homeserver.server_name;
         let mut ours = vec![config.sender_user_id()];
-        ours.extend(config.tenants.iter().map(|tenant| config.bot_user_id(tenant)));
+        ours.extend(
+            config
+                .tenants
+                .iter()
+                .map(|tenant| config.bot_user_id(tenant)),
+        );
         if let Some(user) = ours.iter().find(|user| !self.is_our_user(user.as_str())) {
-            return Err(format!("the user namespace does not cover {user}: check appservice.sender_localpart and appservice.bot_prefix."));
+            return Err(format!(
+                "the user namespace does not cover {user}: check appservice.sender_localpart and appservice.bot_prefix."
+            ));
         }
         let human = format!("@alice:{server}");
         if self.is_our_user(&human) || self.is_our_alias(&format!("#general:{server}")) {
-            return Err(format!("the namespaces would cover human users such as {human}: give appservice.bot_prefix a distinctive value such as openmeet-bot-."));
+            return Err(format!(
+                "the namespaces would cover human users such as {human}: give appservice.bot_prefix a distinctive value such as openmeet-bot-."
+            ));
         }
         Ok(())
     }
@@ -121,17 +130,30 @@ pub struct Namespace {
 
 impl Registration {
     pub fn from_config(config: &Config) -> Self {
-        let exclusive = |regex: &String| Namespace { exclusive: true, regex: regex.clone() };
+        let exclusive = |regex: &String| Namespace {
+            exclusive: true,
+            regex: regex.clone(),
+        };
         Self {
             id: config.appservice.id.clone(),
-            url: config.appservice.url.as_str().trim_end_matches('/').to_owned(),
+            url: config
+                .appservice
+                .url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
             as_token: config.appservice.as_token.expose().to_owned(),
             hs_token: config.appservice.hs_tokens[0].expose().to_owned(),
             sender_localpart: config.appservice.sender_localpart.clone(),
             rate_limited: false,
             receive_ephemeral: false,
             namespaces: RegistrationNamespaces {
-                users: config.namespaces.user_patterns.iter().map(exclusive).collect(),
+                users: config
+                    .namespaces
+                    .user_patterns
+                    .iter()
+                    .map(exclusive)
+                    .collect(),
                 aliases: vec![exclusive(&config.namespaces.alias_pattern)],
                 rooms: Vec::new(),
             },
@@ -148,7 +170,11 @@ mod tests {
     use super::*;
 
     fn namespaces() -> Namespaces {
-        Namespaces::new("openmeet-bot", "openmeet-bot-", ServerName::parse("matrix.openmeet.net").unwrap().as_ref())
+        Namespaces::new(
+            "openmeet-bot",
+            "openmeet-bot-",
+            ServerName::parse("matrix.openmeet.net").unwrap().as_ref(),
+        )
     }
 
     #[test]
@@ -193,8 +219,31 @@ mod tests {
     }
 
     #[test]
+    fn checked_in_example_is_rendered_from_the_sample_config() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        // What `make sample` renders it from: the sample with a placeholder for each token.
+        let placeholders = crate::config::sample::SampleTokens {
+            as_token: "YOUR-as-TOKEN-FROM-CONFIG".into(),
+            hs_token: "YOUR-hs-TOKEN-FROM-CONFIG".into(),
+            admin_token: "YOUR-admin-TOKEN-FROM-CONFIG".into(),
+            tenant_token: "YOUR-api-TOKEN-FROM-CONFIG".into(),
+        };
+        let sample = crate::config::sample::render(Some(&placeholders));
+        let config = Config::from_yaml(std::path::Path::new("sample"), &sample, []).unwrap_or_else(|e| panic!("{e}"));
+        let example = std::fs::read_to_string(root.join("registration/example.yaml")).unwrap_or_default();
+        assert!(
+            example == Registration::from_config(&config).to_yaml(),
+            "registration/example.yaml is stale: regenerate it with `make sample`"
+        );
+    }
+
+    #[test]
     fn distinct_sender_and_prefix_get_two_user_regexes() {
-        let ns = Namespaces::new("as", "openmeet-bot-", ServerName::parse("example.org").unwrap().as_ref());
+        let ns = Namespaces::new(
+            "as",
+            "openmeet-bot-",
+            ServerName::parse("example.org").unwrap().as_ref(),
+        );
         assert_eq!(ns.user_patterns.len(), 2);
         assert!(ns.is_our_user("@as:example.org"));
         assert!(ns.is_our_user("@openmeet-bot-t1:example.org"));

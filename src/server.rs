@@ -32,9 +32,21 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         }
     }
     let listeners = [
-        ("appservice", config.listen.appservice, api::appservice::router(app.clone())),
-        ("platform", config.listen.platform, api::platform::router(app.clone())),
-        ("metrics", config.listen.metrics, observability::routes::router(app.clone())),
+        (
+            "appservice",
+            config.listen.appservice,
+            api::appservice::router(app.clone()),
+        ),
+        (
+            "platform",
+            config.listen.platform,
+            api::platform::router(app.clone()),
+        ),
+        (
+            "metrics",
+            config.listen.metrics,
+            observability::routes::router(app.clone()),
+        ),
     ];
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -46,7 +58,9 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
             let stop = async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             };
-            axum::serve(listener, router).with_graceful_shutdown(stop).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
         });
     }
     let processor = tokio::spawn(jobs::inbox::run(app.clone(), shutdown_rx.clone()));
@@ -79,15 +93,22 @@ async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             Ok(report) => {
                 app.health.set_token_accepted(true);
                 app.health.set_ping_ok(true);
-                let now = app.clock.now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                app.metrics.last_successful_ping_seconds.set(now.as_secs_f64());
+                let now = app
+                    .clock
+                    .now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                app.metrics
+                    .last_successful_ping_seconds
+                    .set(now.as_secs_f64());
                 tracing::info!(sender = %report.sender, ping_ms = report.ping.as_millis() as u64, "preflight passed: ready");
                 backoff = Duration::from_millis(250);
                 RECHECK
             }
             Err(failure) => {
                 let token_bad = failure.step == preflight::Step::Token;
-                app.health.set_token_accepted(!token_bad && app.health.token_accepted());
+                app.health
+                    .set_token_accepted(!token_bad && app.health.token_accepted());
                 app.health.set_ping_ok(false);
                 tracing::warn!(step = ?failure.step, retry_in_ms = backoff.as_millis() as u64, "preflight failed: {}", failure.message);
                 let wait = backoff;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! The Synapse-facing API of the real daemon over HTTP, each test on SQLite and on PostgreSQL.
 //! (Against a real Synapse: `tests/e2e.rs`.)
 
@@ -64,8 +65,11 @@ const ALICE: &str = "@alice:test.openmeet.invalid";
 
 /// Event ids in the inbox, with how often each appears.
 fn stored_ids(daemon: &Daemon) -> Vec<String> {
-    let mut ids: Vec<String> =
-        daemon.inbox_events().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = daemon
+        .inbox_events()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
     ids.sort();
     ids
 }
@@ -73,12 +77,23 @@ fn stored_ids(daemon: &Daemon) -> Vec<String> {
 /// Waits until every stored event is processed and returns how many the processor handled.
 async fn wait_processed(daemon: &Daemon, expected: f64) {
     eventually("the inbox processor", Duration::from_secs(10), || async {
-        let processed = daemon.metric("openmeet_as_events_processed_total", "").await;
-        let all_done = daemon.inbox_events().iter().all(|e| !e["processed_at"].is_null());
+        let processed = daemon
+            .metric("openmeet_as_events_processed_total", "")
+            .await;
+        let all_done = daemon
+            .inbox_events()
+            .iter()
+            .all(|e| !e["processed_at"].is_null());
         (all_done && processed >= expected).then_some(())
     })
     .await;
-    assert_eq!(daemon.metric("openmeet_as_events_processed_total", "").await, expected, "processed count");
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_events_processed_total", "")
+            .await,
+        expected,
+        "processed count"
+    );
 }
 
 async fn duplicate_transaction_is_stored_and_processed_once_even_after_restart(backend: Backend) {
@@ -92,51 +107,144 @@ async fn duplicate_transaction_is_stored_and_processed_once_even_after_restart(b
         let (status, answer) = daemon.push("7", body.clone()).await;
         assert_eq!((status, answer), (StatusCode::OK, json!({})));
     }
-    assert_eq!(daemon.metric("openmeet_as_transactions_duplicate_total", "").await, 1.0);
-    assert_eq!(daemon.metric("openmeet_as_events_received_total", "").await, 3.0);
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_duplicate_total", "")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        daemon.metric("openmeet_as_events_received_total", "").await,
+        3.0
+    );
     wait_processed(&daemon, 3.0).await;
-    let processed_at: Vec<Value> = daemon.inbox_events().iter().map(|e| e["processed_at"].clone()).collect();
+    let processed_at: Vec<Value> = daemon
+        .inbox_events()
+        .iter()
+        .map(|e| e["processed_at"].clone())
+        .collect();
 
     daemon.stop();
     daemon.restart().await;
     let (status, _) = daemon.push("7", body).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(daemon.metric("openmeet_as_transactions_duplicate_total", "").await, 1.0);
-    assert_eq!(daemon.metric("openmeet_as_events_received_total", "").await, 0.0);
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_duplicate_total", "")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        daemon.metric("openmeet_as_events_received_total", "").await,
+        0.0
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(daemon.metric("openmeet_as_events_processed_total", "").await, 0.0);
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_events_processed_total", "")
+            .await,
+        0.0
+    );
     assert_eq!(stored_ids(&daemon), ["$j1", "$m1", "$m2"]);
-    let after: Vec<Value> = daemon.inbox_events().iter().map(|e| e["processed_at"].clone()).collect();
-    assert_eq!(processed_at, after, "events were processed again after the restart");
+    let after: Vec<Value> = daemon
+        .inbox_events()
+        .iter()
+        .map(|e| e["processed_at"].clone())
+        .collect();
+    assert_eq!(
+        processed_at, after,
+        "events were processed again after the restart"
+    );
 }
 
 async fn retried_events_under_a_new_txn_id_are_processed_once(backend: Backend) {
     let daemon = daemon("retried", backend).await;
-    let (a, b, c) = (message("$a", ROOM, ALICE, "a"), message("$b", ROOM, ALICE, "b"), message("$c", ROOM, ALICE, "c"));
-    assert_eq!(daemon.push("1", transaction(&[a.clone(), b.clone()])).await.0, StatusCode::OK);
-    assert_eq!(daemon.push("2", transaction(&[b, a, c])).await.0, StatusCode::OK);
-    assert_eq!(daemon.metric("openmeet_as_transactions_duplicate_total", "").await, 0.0);
-    assert_eq!(daemon.metric("openmeet_as_events_received_total", "").await, 3.0);
+    let (a, b, c) = (
+        message("$a", ROOM, ALICE, "a"),
+        message("$b", ROOM, ALICE, "b"),
+        message("$c", ROOM, ALICE, "c"),
+    );
+    assert_eq!(
+        daemon
+            .push("1", transaction(&[a.clone(), b.clone()]))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        daemon.push("2", transaction(&[b, a, c])).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_duplicate_total", "")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        daemon.metric("openmeet_as_events_received_total", "").await,
+        3.0
+    );
     wait_processed(&daemon, 3.0).await;
     assert_eq!(stored_ids(&daemon), ["$a", "$b", "$c"]);
 }
 
 async fn lower_txn_id_after_a_reset_is_still_processed(backend: Backend) {
     let daemon = daemon("reset", backend).await;
-    assert_eq!(daemon.push("500", transaction(&[message("$old", ROOM, ALICE, "before")])).await.0, StatusCode::OK);
+    assert_eq!(
+        daemon
+            .push(
+                "500",
+                transaction(&[message("$old", ROOM, ALICE, "before")])
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
     // Synapse's database was reset: its counter starts again, and even reuses a txnId we know.
-    assert_eq!(daemon.push("1", transaction(&[message("$new1", ROOM, ALICE, "after")])).await.0, StatusCode::OK);
-    assert_eq!(daemon.push("500", transaction(&[message("$new2", ROOM, ALICE, "later")])).await.0, StatusCode::OK);
-    assert_eq!(daemon.metric("openmeet_as_transaction_id_resets_total", "").await, 1.0);
-    assert_eq!(daemon.metric("openmeet_as_transactions_duplicate_total", "").await, 0.0);
+    assert_eq!(
+        daemon
+            .push("1", transaction(&[message("$new1", ROOM, ALICE, "after")]))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        daemon
+            .push(
+                "500",
+                transaction(&[message("$new2", ROOM, ALICE, "later")])
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transaction_id_resets_total", "")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_duplicate_total", "")
+            .await,
+        0.0
+    );
     wait_processed(&daemon, 3.0).await;
     assert_eq!(stored_ids(&daemon), ["$new1", "$new2", "$old"]);
-    assert!(daemon.logs().contains("transaction counter restarted"), "the reset is not logged");
+    assert!(
+        daemon.logs().contains("transaction counter restarted"),
+        "the reset is not logged"
+    );
 }
 
 async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: Backend) {
     let daemon = daemon("quarantine", backend).await;
-    for (txn, body) in [("1", r#"{"events": "nope"}"#.to_owned()), ("2", "[]".to_owned())] {
+    for (txn, body) in [
+        ("1", r#"{"events": "nope"}"#.to_owned()),
+        ("2", "[]".to_owned()),
+    ] {
         let (status, answer) = daemon.push(txn, body).await;
         assert_eq!((status, answer), (StatusCode::OK, json!({})), "txn {txn}");
     }
@@ -144,20 +252,43 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
     no_room.as_object_mut().unwrap().remove("room_id");
     let script_key = member("$script", ROOM, ALICE, "javascript:alert(1)", "join");
     let good = message("$good", ROOM, ALICE, "fine");
-    let (status, answer) = daemon.push("3", transaction(&[no_room, good, script_key])).await;
+    let (status, answer) = daemon
+        .push("3", transaction(&[no_room, good, script_key]))
+        .await;
     assert_eq!((status, answer), (StatusCode::OK, json!({})));
 
     let quarantined = daemon.quarantine();
-    let ids: Vec<Option<&str>> = quarantined.iter().rev().map(|q| q["event_id"].as_str()).collect();
+    let ids: Vec<Option<&str>> = quarantined
+        .iter()
+        .rev()
+        .map(|q| q["event_id"].as_str())
+        .collect();
     assert_eq!(ids, [None, None, Some("$noroom"), Some("$script")]);
     assert_eq!(quarantined.last().unwrap()["body"], r#"{"events": "nope"}"#);
-    assert!(quarantined.iter().all(|q| !q["reason"].as_str().unwrap().is_empty()));
-    assert_eq!(daemon.metric("openmeet_as_transactions_quarantined_total", "").await, 2.0);
-    assert_eq!(daemon.metric("openmeet_as_events_quarantined_total", "").await, 2.0);
+    assert!(
+        quarantined
+            .iter()
+            .all(|q| !q["reason"].as_str().unwrap().is_empty())
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_quarantined_total", "")
+            .await,
+        2.0
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_events_quarantined_total", "")
+            .await,
+        2.0
+    );
     wait_processed(&daemon, 1.0).await;
     assert_eq!(stored_ids(&daemon), ["$good"]);
     // A retry of the quarantining transaction is a duplicate, not a second quarantine entry.
-    assert_eq!(daemon.push("1", r#"{"events": "nope"}"#).await.0, StatusCode::OK);
+    assert_eq!(
+        daemon.push("1", r#"{"events": "nope"}"#).await.0,
+        StatusCode::OK
+    );
     assert_eq!(daemon.quarantine().len(), 4);
 }
 
@@ -168,19 +299,36 @@ async fn oversized_body_is_refused_and_the_daemon_keeps_serving(backend: Backend
     let (status, answer) = daemon.push("1", body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer["errcode"], "M_TOO_LARGE");
-    let (status, _) = daemon.push("2", transaction(&[message("$after", ROOM, ALICE, "still here")])).await;
+    let (status, _) = daemon
+        .push(
+            "2",
+            transaction(&[message("$after", ROOM, ALICE, "still here")]),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored_ids(&daemon), ["$after"]);
 }
 
-async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterwards(backend: Backend) {
+async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterwards(
+    backend: Backend,
+) {
     let body = transaction(&[message("$during", ROOM, ALICE, "during the outage")]);
     match backend {
         Backend::Postgres => {
             let real = postgres::fresh_database("outage");
             let mut proxy = support::proxy::Proxy::start(support::proxy::address_of(&real)).await;
-            let daemon = Daemon::start(DaemonConfig::new("outage", Some(support::proxy::through_proxy(&real, proxy.port)))).await;
-            assert_eq!(daemon.push("1", transaction(&[message("$before", ROOM, ALICE, "x")])).await.0, StatusCode::OK);
+            let daemon = Daemon::start(DaemonConfig::new(
+                "outage",
+                Some(support::proxy::through_proxy(&real, proxy.port)),
+            ))
+            .await;
+            assert_eq!(
+                daemon
+                    .push("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
+                    .await
+                    .0,
+                StatusCode::OK
+            );
             proxy.cut();
             let (status, answer) = daemon.push("2", body.clone()).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
@@ -190,17 +338,28 @@ async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterw
         }
         Backend::Sqlite => {
             let daemon = daemon("outage", backend).await;
-            assert_eq!(daemon.push("1", transaction(&[message("$before", ROOM, ALICE, "x")])).await.0, StatusCode::OK);
+            assert_eq!(
+                daemon
+                    .push("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
+                    .await
+                    .0,
+                StatusCode::OK
+            );
             // Another process holds SQLite's write lock past the daemon's busy timeout.
-            let path = daemon.config.database_url.trim_start_matches("sqlite://").to_owned();
+            let path = daemon
+                .config
+                .database_url
+                .trim_start_matches("sqlite://")
+                .to_owned();
             let (locked_tx, locked_rx) = std::sync::mpsc::channel();
             let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
             let holder = std::thread::spawn(move || {
-                use diesel::connection::SimpleConnection;
                 use diesel::Connection;
+                use diesel::connection::SimpleConnection;
                 let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
                 // Wait for the daemon's inbox processor if it holds the lock right now.
-                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE").unwrap();
+                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
+                    .unwrap();
                 locked_tx.send(()).unwrap();
                 release_rx.recv().unwrap();
                 conn.batch_execute("ROLLBACK").unwrap();
@@ -217,14 +376,23 @@ async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterw
 
 /// After the database returns, Synapse's retry of the refused transaction is stored once.
 async fn outage_is_over(daemon: &Daemon, body: &str) {
-    let (status, _) = eventually("the database to return", Duration::from_secs(15), || async {
-        let answer = daemon.push("2", body.to_owned()).await;
-        (answer.0 == StatusCode::OK).then_some(answer)
-    })
+    let (status, _) = eventually(
+        "the database to return",
+        Duration::from_secs(15),
+        || async {
+            let answer = daemon.push("2", body.to_owned()).await;
+            (answer.0 == StatusCode::OK).then_some(answer)
+        },
+    )
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(daemon.push("2", body.to_owned()).await.0, StatusCode::OK);
-    assert_eq!(daemon.metric("openmeet_as_transactions_duplicate_total", "").await, 1.0);
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_duplicate_total", "")
+            .await,
+        1.0
+    );
     wait_processed(daemon, 2.0).await;
     assert_eq!(stored_ids(daemon), ["$before", "$during"]);
 }
@@ -233,23 +401,47 @@ async fn wrong_or_missing_token_is_refused_and_never_logged(backend: Backend) {
     let daemon = daemon("auth", backend).await;
     let path = "/_matrix/app/v1/transactions/1";
     let body = Some(transaction(&[message("$x", ROOM, ALICE, "x")]));
-    let (status, answer) = daemon.appservice(Method::PUT, path, None, body.clone()).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED")));
+    let (status, answer) = daemon
+        .appservice(Method::PUT, path, None, body.clone())
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED"))
+    );
 
     let wrong = "wrong-token-that-must-not-be-logged-0123456789";
-    let (status, answer) = daemon.appservice(Method::PUT, path, Some(wrong), body.clone()).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")));
+    let (status, answer) = daemon
+        .appservice(Method::PUT, path, Some(wrong), body.clone())
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::FORBIDDEN, Some("M_FORBIDDEN"))
+    );
 
     // The token in the query string alone is not enough.
     let hs_token = daemon.config.tokens.hs_token.clone();
     let query = format!("{path}?access_token={hs_token}");
     let (status, answer) = daemon.appservice(Method::PUT, &query, None, body).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED")));
-    assert!(daemon.inbox_events().is_empty(), "a refused transaction was stored");
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED"))
+    );
+    assert!(
+        daemon.inbox_events().is_empty(),
+        "a refused transaction was stored"
+    );
 
     let logs = daemon.logs();
-    assert!(logs.contains("wrong hs_token"), "the refusal is not logged at all:\n{logs}");
-    for secret in [wrong, &hs_token, &daemon.config.tokens.as_token, &daemon.config.tenant_token("tenantA")] {
+    assert!(
+        logs.contains("wrong hs_token"),
+        "the refusal is not logged at all:\n{logs}"
+    );
+    for secret in [
+        wrong,
+        &hs_token,
+        &daemon.config.tokens.as_token,
+        &daemon.config.tenant_token("tenantA"),
+    ] {
         assert!(!logs.contains(secret), "a token appears in the logs");
     }
 }
@@ -257,28 +449,100 @@ async fn wrong_or_missing_token_is_refused_and_never_logged(backend: Backend) {
 async fn unknown_paths_and_methods_are_unrecognized(backend: Backend) {
     let daemon = daemon("paths", backend).await;
     let token = daemon.config.tokens.hs_token.clone();
-    let (status, answer) = daemon.appservice(Method::GET, "/_matrix/app/v1/nothing-here", Some(&token), None).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED")));
-    let (status, answer) = daemon.appservice(Method::GET, "/_matrix/app/v1/transactions/1", Some(&token), None).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("M_UNRECOGNIZED")));
-    let (status, answer) = daemon.appservice(Method::POST, "/_matrix/app/v1/ping", Some(&token), Some("{}".into())).await;
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            "/_matrix/app/v1/nothing-here",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED"))
+    );
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            "/_matrix/app/v1/transactions/1",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("M_UNRECOGNIZED"))
+    );
+    let (status, answer) = daemon
+        .appservice(
+            Method::POST,
+            "/_matrix/app/v1/ping",
+            Some(&token),
+            Some("{}".into()),
+        )
+        .await;
     assert_eq!((status, answer), (StatusCode::OK, json!({})));
-    let (status, answer) = daemon.appservice(Method::GET, "/_matrix/app/v1/thirdparty/location", Some(&token), None).await;
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            "/_matrix/app/v1/thirdparty/location",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!((status, answer), (StatusCode::OK, json!([])));
-    let (status, answer) = daemon.appservice(Method::GET, "/_matrix/app/v1/thirdparty/protocol/irc", Some(&token), None).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")));
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            "/_matrix/app/v1/thirdparty/protocol/irc",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    );
 }
 
 async fn user_and_alias_queries_outside_our_namespace_are_not_found(backend: Backend) {
     let daemon = daemon("queries", backend).await;
     let token = daemon.config.tokens.hs_token.clone();
-    for user in ["@alice:test.openmeet.invalid", "@openmeet-bot-tenanta:evil.org", "@openmeet-bot-unknown:test.openmeet.invalid"] {
-        let path = format!("/_matrix/app/v1/users/{}", support::matrix_client::encode(user));
-        let (status, answer) = daemon.appservice(Method::GET, &path, Some(&token), None).await;
-        assert_eq!((status, answer["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")), "{user}");
+    for user in [
+        "@alice:test.openmeet.invalid",
+        "@openmeet-bot-tenanta:evil.org",
+        "@openmeet-bot-unknown:test.openmeet.invalid",
+    ] {
+        let path = format!(
+            "/_matrix/app/v1/users/{}",
+            support::matrix_client::encode(user)
+        );
+        let (status, answer) = daemon
+            .appservice(Method::GET, &path, Some(&token), None)
+            .await;
+        assert_eq!(
+            (status, answer["errcode"].as_str()),
+            (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")),
+            "{user}"
+        );
     }
     let alias = support::matrix_client::encode("#event-party-tenantA:test.openmeet.invalid");
-    let (status, answer) = daemon.appservice(Method::GET, &format!("/_matrix/app/v1/rooms/{alias}"), Some(&token), None).await;
-    assert_eq!((status, answer["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")));
-    assert_eq!(daemon.metric("openmeet_as_user_queries_total", "not_ours").await, 3.0);
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            &format!("/_matrix/app/v1/rooms/{alias}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    );
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_user_queries_total", "not_ours")
+            .await,
+        3.0
+    );
 }

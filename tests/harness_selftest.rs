@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! Proves the end-to-end test harness works: a real Synapse from the cached
 //! venv, a Matrix user talking to it, and a fresh PostgreSQL database (embedded,
 //! or on `$TEST_POSTGRES_URL`).

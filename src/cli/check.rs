@@ -59,11 +59,27 @@ pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
 async fn checks(app: Arc<App>) -> ExitCode {
     let config = app.config.clone();
     let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.connection().and_then(|mut c| migrations::pending(&mut c))).await {
-        Ok(Ok(pending)) if pending.is_empty() => println!("ok   database {} is reachable and migrated", config.database.url.describe()),
-        Ok(Ok(pending)) => println!("ok   database {} is reachable; {} migration(s) pending (`serve` applies them, or run `migrate`)", config.database.url.describe(), pending.len()),
+    match tokio::task::spawn_blocking(move || {
+        store
+            .connection()
+            .and_then(|mut c| migrations::pending(&mut c))
+    })
+    .await
+    {
+        Ok(Ok(pending)) if pending.is_empty() => println!(
+            "ok   database {} is reachable and migrated",
+            config.database.url.describe()
+        ),
+        Ok(Ok(pending)) => println!(
+            "ok   database {} is reachable; {} migration(s) pending (`serve` applies them, or run `migrate`)",
+            config.database.url.describe(),
+            pending.len()
+        ),
         Ok(Err(error)) => {
-            eprintln!("FAIL database {}: {error}: check database.url and that the database server is running.", config.database.url.describe());
+            eprintln!(
+                "FAIL database {}: {error}: check database.url and that the database server is running.",
+                config.database.url.describe()
+            );
             return ExitCode::from(11);
         }
         Err(error) => {
@@ -75,7 +91,9 @@ async fn checks(app: Arc<App>) -> ExitCode {
     let responder = match tokio::net::TcpListener::bind(config.listen.appservice).await {
         Ok(listener) => {
             let router = crate::api::appservice::router(app.clone());
-            Some(tokio::spawn(async move { axum::serve(listener, router).await }))
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
         }
         Err(_) => None,
     };
@@ -95,10 +113,18 @@ async fn checks(app: Arc<App>) -> ExitCode {
 async fn run_steps(app: &App) -> Result<(), preflight::Failure> {
     let (client, config) = (&app.homeserver, &app.config);
     let versions = preflight::versions(client, config).await?;
-    println!("ok   homeserver {} answers (spec versions {})", config.homeserver.url, versions.join(", "));
+    println!(
+        "ok   homeserver {} answers (spec versions {})",
+        config.homeserver.url,
+        versions.join(", ")
+    );
     let sender = preflight::sender(client, config).await?;
     println!("ok   the as_token is accepted as {sender}, and the sender is registered");
     let ping = preflight::ping(client, config).await?;
-    println!("ok   appservice ping: Synapse reached {} in {} ms", config.appservice.url, ping.as_millis());
+    println!(
+        "ok   appservice ping: Synapse reached {} in {} ms",
+        config.appservice.url,
+        ping.as_millis()
+    );
     Ok(())
 }

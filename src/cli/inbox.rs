@@ -31,7 +31,10 @@ pub fn run(config: Config, command: InboxCommand) -> anyhow::Result<()> {
     match command {
         InboxCommand::Status => {
             let (pending, oldest) = inbox::pending_summary(&mut conn)?;
-            println!("{}", serde_json::json!({"pending": pending, "oldest_received_at_ms": oldest}));
+            println!(
+                "{}",
+                serde_json::json!({"pending": pending, "oldest_received_at_ms": oldest})
+            );
         }
         InboxCommand::Events { limit } => {
             for event in inbox::recent_events(&mut conn, limit)? {

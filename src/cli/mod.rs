@@ -104,7 +104,10 @@ pub fn main() -> ExitCode {
         })),
         Command::Serve(args) => finish(load(&args.config, log_format).and_then(|config| {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(crate::server::serve(App::new(config, Arc::new(SystemClock))))
+            runtime.block_on(crate::server::serve(App::new(
+                config,
+                Arc::new(SystemClock),
+            )))
         })),
         Command::Inbox { config, command } => {
             finish(load(&config.config, log_format).and_then(|config| inbox::run(config, command)))
@@ -116,7 +119,10 @@ pub fn main() -> ExitCode {
 fn load(path: &Path, log_format: Option<LogFormat>) -> anyhow::Result<Config> {
     let config = Config::load(path);
     let (level, format) = match &config {
-        Ok(config) => (config.logging.level.as_str(), log_format.unwrap_or(config.logging.format)),
+        Ok(config) => (
+            config.logging.level.as_str(),
+            log_format.unwrap_or(config.logging.format),
+        ),
         Err(_) => ("info", log_format.unwrap_or(LogFormat::Human)),
     };
     logging::init(level, format);

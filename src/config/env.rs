@@ -12,11 +12,16 @@ pub fn apply_overrides(
     vars: impl IntoIterator<Item = (String, String)>,
     problems: &mut Vec<String>,
 ) {
-    let mut vars: Vec<_> = vars.into_iter().filter(|(name, _)| name.starts_with(PREFIX)).collect();
+    let mut vars: Vec<_> = vars
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(PREFIX))
+        .collect();
     vars.sort();
     for (name, value) in vars {
-        let path: Vec<String> =
-            name[PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+        let path: Vec<String> = name[PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
         if path.iter().any(String::is_empty) {
             problems.push(format!(
                 "environment variable {name} has an empty key segment: write it as OPENMEET_AS__SECTION__KEY."
@@ -45,12 +50,18 @@ fn set(root: &mut Value, path: &[String], value: String) -> Result<(), String> {
                 slot
             }
             Value::Sequence(items) => {
-                let index: usize = key
-                    .parse()
-                    .map_err(|_| format!("{} is a list: index it with a number", path[..depth].join(".")))?;
+                let index: usize = key.parse().map_err(|_| {
+                    format!(
+                        "{} is a list: index it with a number",
+                        path[..depth].join(".")
+                    )
+                })?;
                 let len = items.len();
                 items.get_mut(index).ok_or_else(|| {
-                    format!("{} has {len} entries, so index {index} does not exist", path[..depth].join("."))
+                    format!(
+                        "{} has {len} entries, so index {index} does not exist",
+                        path[..depth].join(".")
+                    )
                 })?
             }
             _ => {
@@ -96,10 +107,16 @@ mod tests {
     fn numeric_segment_indexes_a_list() {
         let (root, problems) = apply(
             "tenants: [{id: a}]\n",
-            &[("OPENMEET_AS__TENANTS__0__API_TOKEN", "t"), ("OPENMEET_AS__TENANTS__3__ID", "x")],
+            &[
+                ("OPENMEET_AS__TENANTS__0__API_TOKEN", "t"),
+                ("OPENMEET_AS__TENANTS__3__ID", "x"),
+            ],
         );
         assert_eq!(root["tenants"][0]["api_token"], Value::from("t"));
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("index 3 does not exist"), "{problems:?}");
+        assert!(
+            problems[0].contains("index 3 does not exist"),
+            "{problems:?}"
+        );
     }
 }

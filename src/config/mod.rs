@@ -14,18 +14,24 @@ use std::time::Duration;
 use reqwest::Url;
 use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 
-pub use self::secret::Secret;
 use self::file::FileConfig;
+pub use self::secret::Secret;
 use crate::registration::Namespaces;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("the config file {path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -141,8 +147,10 @@ pub enum LogFormat {
 impl Config {
     /// Reads, overrides from the process environment, and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_yaml(path, &text, std::env::vars())
     }
 
@@ -152,18 +160,29 @@ impl Config {
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse { path: path.to_owned(), message };
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
         let mut root: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|error| parse_error(error.to_string()))?;
         let mut problems = Vec::new();
         env::apply_overrides(&mut root, vars, &mut problems);
         if !problems.is_empty() {
-            return Err(ConfigError::Invalid { path: path.to_owned(), problems });
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            });
         }
         let file: FileConfig = serde_yaml::from_value(root).map_err(|error| {
-            parse_error(format!("{error} (check the key's spelling against config.sample.yaml)"))
+            parse_error(format!(
+                "{error} (check the key's spelling against config.sample.yaml)"
+            ))
         })?;
-        Self::validate(file).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })
+        Self::validate(file).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
     }
 
     /// Turns the file's optional values into a complete config, or lists everything wrong.
@@ -195,8 +214,12 @@ impl Config {
             .filter(|localpart| localpart_ok(p, "appservice.sender_localpart", localpart));
         let bot_prefix = required(p, "appservice.bot_prefix", section.bot_prefix)
             .filter(|prefix| localpart_ok(p, "appservice.bot_prefix", prefix));
-        let as_token =
-            secret::resolve("appservice.as_token", section.as_token.as_deref(), section.as_token_file.as_deref(), p);
+        let as_token = secret::resolve(
+            "appservice.as_token",
+            section.as_token.as_deref(),
+            section.as_token_file.as_deref(),
+            p,
+        );
         let hs_tokens = secret::resolve_lines(
             "appservice.hs_token",
             section.hs_token.map(file::OneOrMany::into_vec),
@@ -254,16 +277,28 @@ impl Config {
                 p,
             );
             if let (Some(id), Some(name), Some(api_token)) = (tenant_id, name, api_token) {
-                if tenants.iter().any(|t: &Tenant| t.id.eq_ignore_ascii_case(&id)) {
+                if tenants
+                    .iter()
+                    .any(|t: &Tenant| t.id.eq_ignore_ascii_case(&id))
+                {
                     p.push(format!("{at}.id {id:?} is listed twice (ids differing only in case share one bot user): remove one."));
                 }
-                tenants.push(Tenant { id, name, api_token });
+                tenants.push(Tenant {
+                    id,
+                    name,
+                    api_token,
+                });
             }
         }
 
         let admin_token = match (&file.admin_token, &file.admin_token_file) {
             (None, None) => None,
-            _ => secret::resolve("admin_token", file.admin_token.as_deref(), file.admin_token_file.as_deref(), p),
+            _ => secret::resolve(
+                "admin_token",
+                file.admin_token.as_deref(),
+                file.admin_token_file.as_deref(),
+                p,
+            ),
         };
 
         let level = file.logging.level.unwrap_or_else(|| "info".to_owned());
@@ -274,7 +309,9 @@ impl Config {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                p.push(format!("logging.format {other:?} is unknown: use human or json."));
+                p.push(format!(
+                    "logging.format {other:?} is unknown: use human or json."
+                ));
                 LogFormat::Human
             }
         };
@@ -295,17 +332,38 @@ impl Config {
         }
         for (i, (first, a)) in tokens.iter().enumerate() {
             if let Some((second, _)) = tokens[i + 1..].iter().find(|(_, b)| a == b) {
-                p.push(format!("{first} and {second} hold the same token: give each its own random token."));
+                p.push(format!(
+                    "{first} and {second} hold the same token: give each its own random token."
+                ));
             }
         }
 
         let (
-            Some(url), Some(server_name), Some(id), Some(sender_localpart), Some(bot_prefix),
-            Some(as_token), Some(hs_tokens), Some(appservice_url), Some(appservice), Some(platform),
-            Some(metrics), Some(database_url),
+            Some(url),
+            Some(server_name),
+            Some(id),
+            Some(sender_localpart),
+            Some(bot_prefix),
+            Some(as_token),
+            Some(hs_tokens),
+            Some(appservice_url),
+            Some(appservice),
+            Some(platform),
+            Some(metrics),
+            Some(database_url),
         ) = (
-            homeserver_url, server_name, id, sender_localpart, bot_prefix, as_token, hs_tokens,
-            appservice_url, listen_appservice, listen_platform, listen_metrics, database_url,
+            homeserver_url,
+            server_name,
+            id,
+            sender_localpart,
+            bot_prefix,
+            as_token,
+            hs_tokens,
+            appservice_url,
+            listen_appservice,
+            listen_platform,
+            listen_metrics,
+            database_url,
         )
         else {
             return Err(problems);
@@ -315,38 +373,67 @@ impl Config {
         }
         let namespaces = Namespaces::new(&sender_localpart, &bot_prefix, &server_name);
         let config = Self {
-            homeserver: Homeserver { url, server_name, timeout },
-            appservice: Appservice { id, sender_localpart, bot_prefix, as_token, hs_tokens, url: appservice_url },
-            listen: Listen { appservice, platform, metrics },
+            homeserver: Homeserver {
+                url,
+                server_name,
+                timeout,
+            },
+            appservice: Appservice {
+                id,
+                sender_localpart,
+                bot_prefix,
+                as_token,
+                hs_tokens,
+                url: appservice_url,
+            },
+            listen: Listen {
+                appservice,
+                platform,
+                metrics,
+            },
             database: Database {
                 url: database_url,
                 migrate_on_start: file.database.migrate_on_start.unwrap_or(true),
                 max_connections,
-                acquire_timeout: Duration::from_millis(file.database.acquire_timeout_ms.unwrap_or(5_000)),
+                acquire_timeout: Duration::from_millis(
+                    file.database.acquire_timeout_ms.unwrap_or(5_000),
+                ),
             },
             tenants,
             admin_token,
             logging: Logging { level, format },
             namespaces,
         };
-        config.namespaces.check(&config).map_err(|problem| vec![problem])?;
+        config
+            .namespaces
+            .check(&config)
+            .map_err(|problem| vec![problem])?;
         Ok(config)
     }
 
     /// The appservice's own user, `@{sender_localpart}:{server_name}`.
     pub fn sender_user_id(&self) -> OwnedUserId {
-        user_id(&self.appservice.sender_localpart, &self.homeserver.server_name)
+        user_id(
+            &self.appservice.sender_localpart,
+            &self.homeserver.server_name,
+        )
     }
 
     /// The tenant's bot, `@{bot_prefix}{lowercase tenant}:{server_name}`.
     pub fn bot_user_id(&self, tenant: &Tenant) -> OwnedUserId {
-        let localpart = format!("{}{}", self.appservice.bot_prefix, tenant.id.to_ascii_lowercase());
+        let localpart = format!(
+            "{}{}",
+            self.appservice.bot_prefix,
+            tenant.id.to_ascii_lowercase()
+        );
         user_id(&localpart, &self.homeserver.server_name)
     }
 
     /// The tenant whose bot `user_id` is, if it is one of ours.
     pub fn tenant_of_bot(&self, user_id: &UserId) -> Option<&Tenant> {
-        self.tenants.iter().find(|tenant| self.bot_user_id(tenant) == user_id)
+        self.tenants
+            .iter()
+            .find(|tenant| self.bot_user_id(tenant) == user_id)
     }
 
     /// Whether `user_id` is the sender or the bot of a configured tenant.
@@ -364,7 +451,9 @@ fn required(problems: &mut Vec<String>, key: &str, value: Option<String>) -> Opt
     match value {
         Some(value) if !value.trim().is_empty() => Some(value.trim().to_owned()),
         _ => {
-            problems.push(format!("{key} is missing: see config.sample.yaml for an example."));
+            problems.push(format!(
+                "{key} is missing: see config.sample.yaml for an example."
+            ));
             None
         }
     }
@@ -374,32 +463,44 @@ fn http_url(problems: &mut Vec<String>, key: &str, value: &str) -> Option<Url> {
     match Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-                problems.push(format!("{key} must not carry credentials or a query: give tokens in their own keys."));
+                problems.push(format!(
+                    "{key} must not carry credentials or a query: give tokens in their own keys."
+                ));
                 return None;
             }
             Some(url)
         }
         _ => {
-            problems.push(format!("{key} {value:?} is not an http(s) URL: write it like http://127.0.0.1:8008."));
+            problems.push(format!(
+                "{key} {value:?} is not an http(s) URL: write it like http://127.0.0.1:8008."
+            ));
             None
         }
     }
 }
 
 fn localpart_ok(problems: &mut Vec<String>, key: &str, localpart: &str) -> bool {
-    let ok = localpart.chars().all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/'));
+    let ok = localpart
+        .chars()
+        .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/'));
     if !ok {
         problems.push(format!("{key} {localpart:?} may only hold lowercase letters, digits and . _ = - /: it forms Matrix user ids."));
     }
     ok
 }
 
-fn listen_address(problems: &mut Vec<String>, key: &str, value: Option<String>) -> Option<SocketAddr> {
+fn listen_address(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: Option<String>,
+) -> Option<SocketAddr> {
     let value = required(problems, key, value)?;
     match value.parse() {
         Ok(address) => Some(address),
         Err(_) => {
-            problems.push(format!("{key} {value:?} is not an address: write it as IP:PORT, e.g. 0.0.0.0:8009."));
+            problems.push(format!(
+                "{key} {value:?} is not an address: write it as IP:PORT, e.g. 0.0.0.0:8009."
+            ));
             None
         }
     }

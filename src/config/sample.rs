@@ -24,7 +24,9 @@ impl SampleTokens {
 
 pub fn render(tokens: Option<&SampleTokens>) -> String {
     let token = |pick: fn(&SampleTokens) -> &String| {
-        tokens.map(|t| pick(t).clone()).unwrap_or_else(|| "\"\"".to_owned())
+        tokens
+            .map(|t| pick(t).clone())
+            .unwrap_or_else(|| "\"\"".to_owned())
     };
     TEMPLATE
         .replace("{as_token}", &token(|t| &t.as_token))

@@ -52,7 +52,9 @@ pub fn resolve_lines(
 ) -> Option<Vec<Secret>> {
     let values = match (inline, file) {
         (Some(_), Some(_)) => {
-            problems.push(format!("{name} and {name}_file are both set: keep only one of them."));
+            problems.push(format!(
+                "{name} and {name}_file are both set: keep only one of them."
+            ));
             return None;
         }
         (None, None) => {
@@ -122,7 +124,11 @@ mod tests {
     fn secret_file_may_hold_several_tokens_one_per_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hs_token");
-        std::fs::write(&path, "# current first\naaaaaaaaaaaaaaaaaaaa\n\nbbbbbbbbbbbbbbbbbbbb\n").unwrap();
+        std::fs::write(
+            &path,
+            "# current first\naaaaaaaaaaaaaaaaaaaa\n\nbbbbbbbbbbbbbbbbbbbb\n",
+        )
+        .unwrap();
         let mut problems = Vec::new();
         let tokens = resolve_lines("hs_token", None, Some(&path), &mut problems).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
@@ -133,7 +139,12 @@ mod tests {
     #[test]
     fn inline_and_file_together_is_a_problem() {
         let mut problems = Vec::new();
-        resolve("as_token", Some("x"), Some(Path::new("/nope")), &mut problems);
+        resolve(
+            "as_token",
+            Some("x"),
+            Some(Path::new("/nope")),
+            &mut problems,
+        );
         assert!(problems[0].contains("both set"), "{problems:?}");
     }
 

@@ -19,7 +19,10 @@ fn problems(result: Result<Config, ConfigError>) -> Vec<String> {
 fn generated_config_loads() {
     let config = load(&render(Some(&SampleTokens::random())), &[]).unwrap();
     assert_eq!(config.sender_user_id(), "@openmeet-bot:matrix.openmeet.net");
-    assert_eq!(config.bot_user_id(&config.tenants[0]), "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net");
+    assert_eq!(
+        config.bot_user_id(&config.tenants[0]),
+        "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net"
+    );
     assert!(config.database.migrate_on_start);
     assert!(matches!(config.database.url, DatabaseUrl::Sqlite(_)));
 }
@@ -37,8 +40,16 @@ fn checked_in_sample_is_current() {
 #[test]
 fn sample_with_blank_tokens_names_every_missing_token() {
     let problems = problems(load(&render(None), &[]));
-    for key in ["appservice.as_token", "appservice.hs_token", "tenants[0].api_token", "admin_token"] {
-        assert!(problems.iter().any(|p| p.contains(key)), "no problem names {key}: {problems:?}");
+    for key in [
+        "appservice.as_token",
+        "appservice.hs_token",
+        "tenants[0].api_token",
+        "admin_token",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(key)),
+            "no problem names {key}: {problems:?}"
+        );
     }
 }
 
@@ -48,14 +59,24 @@ fn all_problems_are_reported_at_once() {
         "homeserver: {url: 'ftp://x', server_name: 'not a name'}\nlisten: {appservice: nowhere}\n",
         &[],
     ));
-    for key in ["homeserver.url", "homeserver.server_name", "appservice.id", "listen.appservice", "listen.platform"] {
-        assert!(problems.iter().any(|p| p.starts_with(key)), "no problem starts with {key}: {problems:?}");
+    for key in [
+        "homeserver.url",
+        "homeserver.server_name",
+        "appservice.id",
+        "listen.appservice",
+        "listen.platform",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(key)),
+            "no problem starts with {key}: {problems:?}"
+        );
     }
 }
 
 #[test]
 fn unknown_keys_are_rejected_with_the_key_named() {
-    let yaml = render(Some(&SampleTokens::random())).replace("  timeout_seconds: 30", "  timeout_secs: 30");
+    let yaml = render(Some(&SampleTokens::random()))
+        .replace("  timeout_seconds: 30", "  timeout_secs: 30");
     let error = load(&yaml, &[]).unwrap_err().to_string();
     assert!(error.contains("timeout_secs"), "{error}");
 }
@@ -78,9 +99,12 @@ fn environment_overrides_file_values_including_typed_ones() {
 
 #[test]
 fn unknown_environment_key_is_an_error() {
-    let error = load(&render(Some(&SampleTokens::random())), &[("OPENMEET_AS__HOMESERVER__NOPE", "1")])
-        .unwrap_err()
-        .to_string();
+    let error = load(
+        &render(Some(&SampleTokens::random())),
+        &[("OPENMEET_AS__HOMESERVER__NOPE", "1")],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("nope"), "{error}");
 }
 
@@ -91,8 +115,19 @@ fn hs_token_may_be_a_list_and_the_first_is_current() {
         "  hs_token: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n  # was: ",
     );
     let config = load(&yaml, &[]).unwrap();
-    let tokens: Vec<_> = config.appservice.hs_tokens.iter().map(Secret::expose).collect();
-    assert_eq!(tokens, ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]);
+    let tokens: Vec<_> = config
+        .appservice
+        .hs_tokens
+        .iter()
+        .map(Secret::expose)
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        ]
+    );
 }
 
 #[test]
@@ -100,7 +135,10 @@ fn reused_tokens_are_refused() {
     let tokens = SampleTokens::random();
     let yaml = render(Some(&tokens)).replace(&tokens.hs_token, &tokens.as_token);
     let problems = problems(load(&yaml, &[]));
-    assert!(problems.iter().any(|p| p.contains("hold the same token")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("hold the same token")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -110,8 +148,14 @@ fn tenant_ids_with_a_dash_or_duplicated_by_case_are_refused() {
         "tenants:\n  - {id: a-b, name: A, api_token: cccccccccccccccccccccccccccccccc}\n  - {id: LSDFAOPKLJDFS, name: B, api_token: dddddddddddddddddddddddddddddddd}\n",
     );
     let problems = problems(load(&yaml, &[]));
-    assert!(problems.iter().any(|p| p.contains("\"a-b\"")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("listed twice")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("\"a-b\"")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("listed twice")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -119,6 +163,9 @@ fn problems_never_contain_a_token() {
     let tokens = SampleTokens::random();
     let yaml = render(Some(&tokens)).replace("server_name: matrix.openmeet.net", "server_name: ''");
     let error = load(&yaml, &[]).unwrap_err().to_string();
-    assert!(!error.contains(&tokens.as_token) && !error.contains(&tokens.hs_token), "{error}");
+    assert!(
+        !error.contains(&tokens.as_token) && !error.contains(&tokens.hs_token),
+        "{error}"
+    );
     assert!(error.contains("homeserver.server_name"), "{error}");
 }

@@ -75,7 +75,9 @@ pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
         "m.room.member" => Observed::Membership,
         "m.room.power_levels" => Observed::PowerLevels,
         "m.room.tombstone" => Observed::Tombstone,
-        "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => Observed::Message,
+        "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => {
+            Observed::Message
+        }
         _ => Observed::Other,
     }
 }
@@ -110,12 +112,17 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     let now = unix_ms(app.clock.now());
     let processed = app
         .store
-        .run(move |conn| inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).outcome()))
+        .run(move |conn| {
+            inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).outcome())
+        })
         .await?;
     for (event, outcome) in &processed {
         let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
         tracing::debug!(event_type = %event.event_type, outcome, "processed");
-        app.metrics.events_processed.with_label_values(&[Metrics::event_type_label(&event.event_type)]).inc();
+        app.metrics
+            .events_processed
+            .with_label_values(&[Metrics::event_type_label(&event.event_type)])
+            .inc();
     }
     Ok(processed.len())
 }
@@ -123,7 +130,9 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
 async fn refresh_depth(app: &Arc<App>) {
     if let Ok((pending, oldest)) = app.store.run(inbox::pending_summary).await {
         app.metrics.inbox_depth.set(pending);
-        let age = oldest.map_or(0.0, |oldest| (unix_ms(app.clock.now()) - oldest).max(0) as f64 / 1000.0);
+        let age = oldest.map_or(0.0, |oldest| {
+            (unix_ms(app.clock.now()) - oldest).max(0) as f64 / 1000.0
+        });
         app.metrics.inbox_oldest_age_seconds.set(age);
     }
 }
@@ -134,10 +143,20 @@ mod tests {
     use crate::config::sample::{SampleTokens, render};
 
     fn config() -> Config {
-        Config::from_yaml(std::path::Path::new("t.yaml"), &render(Some(&SampleTokens::random())), []).unwrap()
+        Config::from_yaml(
+            std::path::Path::new("t.yaml"),
+            &render(Some(&SampleTokens::random())),
+            [],
+        )
+        .unwrap()
     }
 
-    fn event(event_type: &str, sender: &str, state_key: Option<&str>, content: &str) -> PendingEvent {
+    fn event(
+        event_type: &str,
+        sender: &str,
+        state_key: Option<&str>,
+        content: &str,
+    ) -> PendingEvent {
         PendingEvent {
             id: 1,
             event_id: "$e".into(),
@@ -152,29 +171,62 @@ mod tests {
     #[test]
     fn a_bot_invited_by_a_human_is_its_own_membership() {
         let bot = "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net";
-        let e = event("m.room.member", "@alice:matrix.openmeet.net", Some(bot), r#"{"membership":"invite"}"#);
-        assert_eq!(classify(&config(), &e), Observed::OwnMembership("invite".into()));
+        let e = event(
+            "m.room.member",
+            "@alice:matrix.openmeet.net",
+            Some(bot),
+            r#"{"membership":"invite"}"#,
+        );
+        assert_eq!(
+            classify(&config(), &e),
+            Observed::OwnMembership("invite".into())
+        );
     }
 
     #[test]
     fn our_own_events_are_echoes() {
-        let e = event("m.room.power_levels", "@openmeet-bot:matrix.openmeet.net", Some(""), "{}");
+        let e = event(
+            "m.room.power_levels",
+            "@openmeet-bot:matrix.openmeet.net",
+            Some(""),
+            "{}",
+        );
         assert_eq!(classify(&config(), &e), Observed::OwnEcho);
     }
 
     #[test]
     fn a_bot_of_an_unconfigured_tenant_is_not_ours() {
         let stranger = "@openmeet-bot-unknown:matrix.openmeet.net";
-        let e = event("m.room.member", "@alice:matrix.openmeet.net", Some(stranger), r#"{"membership":"invite"}"#);
+        let e = event(
+            "m.room.member",
+            "@alice:matrix.openmeet.net",
+            Some(stranger),
+            r#"{"membership":"invite"}"#,
+        );
         assert_eq!(classify(&config(), &e), Observed::Membership);
     }
 
     #[test]
     fn human_events_are_classified_by_type() {
         let alice = "@alice:matrix.openmeet.net";
-        assert_eq!(classify(&config(), &event("m.room.message", alice, None, "{}")), Observed::Message);
-        assert_eq!(classify(&config(), &event("m.room.power_levels", alice, Some(""), "{}")), Observed::PowerLevels);
-        assert_eq!(classify(&config(), &event("m.room.tombstone", alice, Some(""), "{}")), Observed::Tombstone);
-        assert_eq!(classify(&config(), &event("com.example", alice, None, "{}")), Observed::Other);
+        assert_eq!(
+            classify(&config(), &event("m.room.message", alice, None, "{}")),
+            Observed::Message
+        );
+        assert_eq!(
+            classify(
+                &config(),
+                &event("m.room.power_levels", alice, Some(""), "{}")
+            ),
+            Observed::PowerLevels
+        );
+        assert_eq!(
+            classify(&config(), &event("m.room.tombstone", alice, Some(""), "{}")),
+            Observed::Tombstone
+        );
+        assert_eq!(
+            classify(&config(), &event("com.example", alice, None, "{}")),
+            Observed::Other
+        );
     }
 }

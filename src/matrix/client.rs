@@ -4,13 +4,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ruma::UserId;
 use ruma::api::auth_scheme::{AuthScheme, SendAccessToken};
 use ruma::api::path_builder::{PathBuilder, SinglePath, VersionHistory};
 use ruma::api::{
-    AppserviceUserIdentity, IncomingResponseExt, MatrixVersion, OutgoingRequest, OutgoingRequestAppserviceExt,
-    OutgoingRequestExt, SupportedVersions,
+    AppserviceUserIdentity, IncomingResponseExt, MatrixVersion, OutgoingRequest,
+    OutgoingRequestAppserviceExt, OutgoingRequestExt, SupportedVersions,
 };
-use ruma::UserId;
 
 use super::Error;
 use crate::config::{Homeserver, Secret};
@@ -66,7 +66,11 @@ impl Client {
 
     /// Sends `request` with the as_token, as `acting_as` when given (identity assertion), else as
     /// the appservice's sender.
-    pub async fn send<R>(&self, request: R, acting_as: Option<&UserId>) -> Result<R::IncomingResponse, Error>
+    pub async fn send<R>(
+        &self,
+        request: R,
+        acting_as: Option<&UserId>,
+    ) -> Result<R::IncomingResponse, Error>
     where
         R: OutgoingRequest,
         R::PathBuilder: PathInput,
@@ -75,8 +79,13 @@ impl Client {
         let endpoint = endpoint_name::<R>();
         let started = Instant::now();
         let result = self.send_inner(request, acting_as).await;
-        let errcode = result.as_ref().map_or_else(|error| error.errcode().to_owned(), |_| "ok".to_owned());
-        self.metrics.homeserver_requests.with_label_values(&[endpoint, &errcode]).inc();
+        let errcode = result
+            .as_ref()
+            .map_or_else(|error| error.errcode().to_owned(), |_| "ok".to_owned());
+        self.metrics
+            .homeserver_requests
+            .with_label_values(&[endpoint, &errcode])
+            .inc();
         self.metrics
             .homeserver_request_seconds
             .with_label_values(&[endpoint])
@@ -87,7 +96,11 @@ impl Client {
         result
     }
 
-    async fn send_inner<R>(&self, request: R, acting_as: Option<&UserId>) -> Result<R::IncomingResponse, Error>
+    async fn send_inner<R>(
+        &self,
+        request: R,
+        acting_as: Option<&UserId>,
+    ) -> Result<R::IncomingResponse, Error>
     where
         R: OutgoingRequest,
         R::PathBuilder: PathInput,
@@ -105,11 +118,19 @@ impl Client {
             None => request.try_into_http_request(&self.base_url, token, input),
         }
         .map_err(|error| Error::Request(error.to_string()))?;
-        let request = reqwest::Request::try_from(http_request).map_err(|error| Error::Request(error.to_string()))?;
-        let response = self.http.execute(request).await.map_err(|error| self.transport_error(error))?;
+        let request = reqwest::Request::try_from(http_request)
+            .map_err(|error| Error::Request(error.to_string()))?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|error| self.transport_error(error))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|error| self.transport_error(error))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_error(error))?;
         if !status.is_success() {
             let retry_after = headers
                 .get(http::header::RETRY_AFTER)
@@ -122,8 +143,11 @@ impl Client {
         if let Some(map) = builder.headers_mut() {
             *map = headers;
         }
-        let response = builder.body(body.as_ref()).map_err(|error| Error::InvalidResponse(error.to_string()))?;
-        R::IncomingResponse::try_from_http_response(response).map_err(|error| Error::InvalidResponse(error.to_string()))
+        let response = builder
+            .body(body.as_ref())
+            .map_err(|error| Error::InvalidResponse(error.to_string()))?;
+        R::IncomingResponse::try_from_http_response(response)
+            .map_err(|error| Error::InvalidResponse(error.to_string()))
     }
 
     fn transport_error(&self, error: reqwest::Error) -> Error {
@@ -146,7 +170,9 @@ fn endpoint_name<R>() -> &'static str {
 }
 
 fn is_version(segment: &str) -> bool {
-    segment.len() > 1 && segment.starts_with('v') && segment[1..].chars().all(|c| c.is_ascii_digit())
+    segment.len() > 1
+        && segment.starts_with('v')
+        && segment[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -155,8 +181,14 @@ mod tests {
 
     #[test]
     fn endpoint_names_are_the_operation() {
-        assert_eq!(endpoint_name::<ruma::api::client::account::register::v3::Request>(), "register");
-        assert_eq!(endpoint_name::<ruma::api::client::appservice::request_ping::v1::Request>(), "request_ping");
+        assert_eq!(
+            endpoint_name::<ruma::api::client::account::register::v3::Request>(),
+            "register"
+        );
+        assert_eq!(
+            endpoint_name::<ruma::api::client::appservice::request_ping::v1::Request>(),
+            "request_ping"
+        );
         assert_eq!(
             endpoint_name::<ruma::api::client::discovery::get_supported_versions::Request>(),
             "get_supported_versions"

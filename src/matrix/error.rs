@@ -50,15 +50,28 @@ struct ErrorBody {
 impl Error {
     /// Builds the error for a non-success answer from its status, `Retry-After` header and body.
     pub fn from_response(status: u16, retry_after_header: Option<Duration>, body: &[u8]) -> Self {
-        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value =
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         let parsed: Option<ErrorBody> = serde_json::from_value(json.clone()).ok();
-        let errcode = parsed.as_ref().and_then(|b| b.errcode.clone()).unwrap_or_else(|| format!("HTTP_{status}"));
-        let message = parsed.as_ref().and_then(|b| b.error.clone()).unwrap_or_else(|| {
-            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
-        });
-        let retry_after =
-            parsed.and_then(|b| b.retry_after_ms).map(Duration::from_millis).or(retry_after_header);
-        Self::Matrix { status, errcode, message, retry_after, body: json }
+        let errcode = parsed
+            .as_ref()
+            .and_then(|b| b.errcode.clone())
+            .unwrap_or_else(|| format!("HTTP_{status}"));
+        let message = parsed
+            .as_ref()
+            .and_then(|b| b.error.clone())
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+        let retry_after = parsed
+            .and_then(|b| b.retry_after_ms)
+            .map(Duration::from_millis)
+            .or(retry_after_header);
+        Self::Matrix {
+            status,
+            errcode,
+            message,
+            retry_after,
+            body: json,
+        }
     }
 
     pub fn errcode(&self) -> &str {
@@ -74,8 +87,15 @@ impl Error {
     pub fn retry_kind(&self) -> RetryKind {
         match self {
             Self::Unreachable(_) | Self::Timeout(_) => RetryKind::Transient,
-            Self::Matrix { errcode, retry_after, status, .. } => match errcode.as_str() {
-                "M_LIMIT_EXCEEDED" => RetryKind::RateLimited(retry_after.unwrap_or(Duration::from_secs(1))),
+            Self::Matrix {
+                errcode,
+                retry_after,
+                status,
+                ..
+            } => match errcode.as_str() {
+                "M_LIMIT_EXCEEDED" => {
+                    RetryKind::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)))
+                }
                 "M_UNKNOWN_TOKEN" | "M_MISSING_TOKEN" => RetryKind::CredentialRejected,
                 _ if *status >= 500 || *status == 429 => RetryKind::Transient,
                 _ => RetryKind::Permanent,
@@ -95,21 +115,40 @@ mod tests {
 
     #[test]
     fn rate_limit_waits_retry_after_ms() {
-        let e = error(429, r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#);
-        assert_eq!(e.retry_kind(), RetryKind::RateLimited(Duration::from_millis(1500)));
+        let e = error(
+            429,
+            r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#,
+        );
+        assert_eq!(
+            e.retry_kind(),
+            RetryKind::RateLimited(Duration::from_millis(1500))
+        );
         assert_eq!(e.errcode(), "M_LIMIT_EXCEEDED");
     }
 
     #[test]
     fn rate_limit_falls_back_to_the_retry_after_header() {
-        let e = Error::from_response(429, Some(Duration::from_secs(3)), br#"{"errcode":"M_LIMIT_EXCEEDED"}"#);
-        assert_eq!(e.retry_kind(), RetryKind::RateLimited(Duration::from_secs(3)));
+        let e = Error::from_response(
+            429,
+            Some(Duration::from_secs(3)),
+            br#"{"errcode":"M_LIMIT_EXCEEDED"}"#,
+        );
+        assert_eq!(
+            e.retry_kind(),
+            RetryKind::RateLimited(Duration::from_secs(3))
+        );
     }
 
     #[test]
     fn unknown_token_is_the_daemons_credential_problem() {
-        assert_eq!(error(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#).retry_kind(), RetryKind::CredentialRejected);
-        assert_eq!(error(401, r#"{"errcode":"M_MISSING_TOKEN","error":"x"}"#).retry_kind(), RetryKind::CredentialRejected);
+        assert_eq!(
+            error(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#).retry_kind(),
+            RetryKind::CredentialRejected
+        );
+        assert_eq!(
+            error(401, r#"{"errcode":"M_MISSING_TOKEN","error":"x"}"#).retry_kind(),
+            RetryKind::CredentialRejected
+        );
     }
 
     #[test]
@@ -117,12 +156,21 @@ mod tests {
         let e = error(502, "<html>Bad Gateway</html>");
         assert_eq!(e.retry_kind(), RetryKind::Transient);
         assert_eq!(e.errcode(), "HTTP_502");
-        assert_eq!(Error::Unreachable("refused".into()).retry_kind(), RetryKind::Transient);
+        assert_eq!(
+            Error::Unreachable("refused".into()).retry_kind(),
+            RetryKind::Transient
+        );
     }
 
     #[test]
     fn forbidden_and_bad_input_are_permanent() {
-        assert_eq!(error(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).retry_kind(), RetryKind::Permanent);
-        assert_eq!(error(400, r#"{"errcode":"M_BAD_JSON","error":"x"}"#).retry_kind(), RetryKind::Permanent);
+        assert_eq!(
+            error(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#).retry_kind(),
+            RetryKind::Permanent
+        );
+        assert_eq!(
+            error(400, r#"{"errcode":"M_BAD_JSON","error":"x"}"#).retry_kind(),
+            RetryKind::Permanent
+        );
     }
 }

@@ -45,32 +45,56 @@ pub async fn run(client: &Client, config: &Config) -> Result<Report, Failure> {
     let versions = versions(client, config).await?;
     let sender = sender(client, config).await?;
     let ping = ping(client, config).await?;
-    Ok(Report { versions, sender, ping })
+    Ok(Report {
+        versions,
+        sender,
+        ping,
+    })
 }
 
 pub async fn versions(client: &Client, config: &Config) -> Result<Vec<String>, Failure> {
-    let response = client.send(get_supported_versions::Request::new(), None).await.map_err(|error| Failure {
-        step: Step::Versions,
-        message: format!(
-            "the homeserver at {} did not answer /_matrix/client/versions ({error}): check homeserver.url and that Synapse is running.",
-            config.homeserver.url
-        ),
+    let response = client.send(get_supported_versions::Request::new(), None).await.map_err(|error| {
+        if error.retry_kind() == RetryKind::CredentialRejected {
+            return token_rejected(&error);
+        }
+        Failure {
+            step: Step::Versions,
+            message: format!(
+                "the homeserver at {} did not answer /_matrix/client/versions ({error}): check homeserver.url and that Synapse is running.",
+                config.homeserver.url
+            ),
+        }
     })?;
     Ok(response.versions)
+}
+
+/// The as_token is not accepted: Synapse runs with another registration than this config's.
+fn token_rejected(error: &Error) -> Failure {
+    Failure {
+        step: Step::Token,
+        message: format!(
+            "the homeserver does not accept this config's as_token ({}): the registration Synapse loaded differs from this config — run `openmeet-appservice registration -c <config>`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse.",
+            error.errcode()
+        ),
+    }
 }
 
 /// `whoami` as the sender (no identity assertion), then makes sure the sender is registered.
 pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Failure> {
     let expected = config.sender_user_id();
-    let token_failure = |error: Error| Failure {
-        step: if error.retry_kind() == RetryKind::CredentialRejected { Step::Token } else { Step::Versions },
-        message: if error.retry_kind() == RetryKind::CredentialRejected {
-            format!("the homeserver does not accept this config's as_token ({}): the registration Synapse loaded differs from this config — run `openmeet-appservice registration -c <config>`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse.", error.errcode())
-        } else {
-            format!("whoami as the appservice failed ({error}): check that Synapse is healthy.")
+    let token_failure = |error: Error| match error.retry_kind() {
+        RetryKind::CredentialRejected => token_rejected(&error),
+        _ => Failure {
+            step: Step::Versions,
+            message: format!(
+                "whoami as the appservice failed ({error}): check that Synapse is healthy."
+            ),
         },
     };
-    let answered = client.send(whoami::v3::Request::new(), None).await.map_err(token_failure)?;
+    let answered = client
+        .send(whoami::v3::Request::new(), None)
+        .await
+        .map_err(token_failure)?;
     if answered.user_id != expected {
         return Err(Failure {
             step: Step::Sender,
@@ -90,7 +114,10 @@ pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Fai
 /// Asks Synapse to ping our appservice listener and returns the round trip Synapse measured.
 pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure> {
     let mut request = request_ping::v1::Request::new(config.appservice.id.clone());
-    request.transaction_id = Some(OwnedTransactionId::from(format!("preflight-{}", &random_token()[..16])));
+    request.transaction_id = Some(OwnedTransactionId::from(format!(
+        "preflight-{}",
+        &random_token()[..16]
+    )));
     let error = match client.send(request, None).await {
         Ok(response) => return Ok(response.duration),
         Err(error) => error,
@@ -117,10 +144,7 @@ pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure>
             Step::Ping,
             format!("Synapse refused the ping for appservice id {:?}: appservice.id differs from the registration Synapse loaded — regenerate it and restart Synapse.", config.appservice.id),
         ),
-        _ if error.retry_kind() == RetryKind::CredentialRejected => (
-            Step::Token,
-            "the homeserver does not accept this config's as_token: the registration Synapse loaded differs from this config.".to_owned(),
-        ),
+        _ if error.retry_kind() == RetryKind::CredentialRejected => return Err(token_rejected(&error)),
         _ => (Step::Ping, format!("the appservice ping failed ({error}): check Synapse's log for the appservice {:?}.", config.appservice.id)),
     };
     Err(Failure { step, message })

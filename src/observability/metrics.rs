@@ -2,8 +2,8 @@
 //! `openmeet_as_`; labels by tenant at most — never by user, room or event id.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 250 µs to 10 s: transaction acks are expected in milliseconds.
@@ -53,7 +53,9 @@ impl Metrics {
         macro_rules! register {
             ($metric:expr) => {{
                 let metric = $metric.expect("metric definitions are valid");
-                registry.register(Box::new(metric.clone())).expect("metric names are unique");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("metric names are unique");
                 metric
             }};
         }
@@ -62,7 +64,8 @@ impl Metrics {
             IntCounterVec::new(Opts::new(format!("openmeet_as_{name}"), help), labels)
         };
         let latency = |name: &str, help: &str| {
-            HistogramOpts::new(format!("openmeet_as_{name}"), help).buckets(LATENCY_BUCKETS.to_vec())
+            HistogramOpts::new(format!("openmeet_as_{name}"), help)
+                .buckets(LATENCY_BUCKETS.to_vec())
         };
         Self {
             transactions_received: register!(counter(
@@ -98,7 +101,10 @@ impl Metrics {
                 "Inbox events processed, by event type (other types counted as `other`).",
                 &["type"]
             )),
-            inbox_depth: register!(IntGauge::new("openmeet_as_inbox_depth", "Events waiting in the inbox.")),
+            inbox_depth: register!(IntGauge::new(
+                "openmeet_as_inbox_depth",
+                "Events waiting in the inbox."
+            )),
             inbox_oldest_age_seconds: register!(Gauge::new(
                 "openmeet_as_inbox_oldest_age_seconds",
                 "Age of the oldest event waiting in the inbox (0 when empty)."
@@ -119,7 +125,10 @@ impl Metrics {
                 &["endpoint", "errcode"]
             )),
             homeserver_request_seconds: register!(HistogramVec::new(
-                latency("homeserver_request_seconds", "Latency of calls to the homeserver, by endpoint."),
+                latency(
+                    "homeserver_request_seconds",
+                    "Latency of calls to the homeserver, by endpoint."
+                ),
                 &["endpoint"]
             )),
             last_successful_ping_seconds: register!(Gauge::new(
@@ -127,7 +136,10 @@ impl Metrics {
                 "Unix time of the last appservice ping round trip that succeeded."
             )),
             ready: register!(IntGaugeVec::new(
-                Opts::new("openmeet_as_ready", "1 when the readiness check passes, by check (database, as_token, ping)."),
+                Opts::new(
+                    "openmeet_as_ready",
+                    "1 when the readiness check passes, by check (database, as_token, ping)."
+                ),
                 &["check"]
             )),
             registry,
@@ -145,7 +157,11 @@ impl Metrics {
 
     /// The `type` label for an event type.
     pub fn event_type_label(event_type: &str) -> &str {
-        COUNTED_EVENT_TYPES.iter().find(|t| **t == event_type).copied().unwrap_or("other")
+        COUNTED_EVENT_TYPES
+            .iter()
+            .find(|t| **t == event_type)
+            .copied()
+            .unwrap_or("other")
     }
 }
 
@@ -162,7 +178,10 @@ mod tests {
     #[test]
     fn every_metric_has_the_prefix_and_help() {
         let metrics = Metrics::new();
-        metrics.events_processed.with_label_values(&["m.room.message"]).inc();
+        metrics
+            .events_processed
+            .with_label_values(&["m.room.message"])
+            .inc();
         metrics.ready.with_label_values(&["database"]).set(1);
         let text = metrics.render();
         for line in text.lines().filter(|l| l.starts_with("# HELP")) {

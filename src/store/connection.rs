@@ -60,7 +60,9 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose()).map(DbConnection::Postgres),
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url.expose()).map(DbConnection::Postgres)
+            }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|error| {
@@ -71,10 +73,15 @@ impl r2d2::ManageConnection for Manager {
                     })?;
                 }
                 let path = path.to_str().ok_or_else(|| {
-                    ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
+                    ConnectionError::InvalidConnectionUrl(
+                        "the SQLite path is not valid UTF-8".into(),
+                    )
                 })?;
                 let mut conn = SqliteConnection::establish(path)?;
-                let pragmas = format!("PRAGMA busy_timeout = {};\n{SQLITE_PRAGMAS}", self.busy_timeout.as_millis());
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = {};\n{SQLITE_PRAGMAS}",
+                    self.busy_timeout.as_millis()
+                );
                 diesel::connection::SimpleConnection::batch_execute(&mut conn, &pragmas)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))

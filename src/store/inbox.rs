@@ -14,7 +14,7 @@ use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
 /// Key of the PostgreSQL advisory lock held by the one process working the inbox at a time.
-const PROCESSOR_LOCK: i64 = 0x6f6d_6173_696e_62; // "omasinb"
+const PROCESSOR_LOCK: i64 = 0x006f_6d61_7369_6e62; // "omasinb"
 
 /// A transaction as parsed from Synapse's push, ready to be stored.
 #[derive(Debug)]
@@ -64,7 +64,10 @@ pub struct Recorded {
 }
 
 /// Stores `txn` in one write transaction (see the module's guarantees).
-pub fn record_transaction(conn: &mut DbConnection, txn: &IncomingTransaction) -> Result<Recorded, StoreError> {
+pub fn record_transaction(
+    conn: &mut DbConnection,
+    txn: &IncomingTransaction,
+) -> Result<Recorded, StoreError> {
     let txn_number = txn.txn_id.parse::<i64>().ok();
     let recorded = write_transaction!(conn, c => {
         let highest: Option<i64> = as_transactions::table
@@ -205,7 +208,10 @@ pub struct QuarantinedEntry {
 }
 
 /// The most recent `limit` quarantined entries, newest first.
-pub fn recent_quarantine(conn: &mut DbConnection, limit: i64) -> Result<Vec<QuarantinedEntry>, StoreError> {
+pub fn recent_quarantine(
+    conn: &mut DbConnection,
+    limit: i64,
+) -> Result<Vec<QuarantinedEntry>, StoreError> {
     let entries = on_backend!(conn, c => quarantine::table
         .order(quarantine::id.desc())
         .limit(limit)

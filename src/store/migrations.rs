@@ -9,20 +9,22 @@ const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Key of the PostgreSQL advisory lock that lets one replica migrate while the others wait.
-const MIGRATION_LOCK: i64 = 0x6f6d_6173_6d69_67; // "omasmig"
+const MIGRATION_LOCK: i64 = 0x006f_6d61_736d_6967; // "omasmig"
 
 /// Applies pending migrations and returns the names of those applied.
 pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     let applied = match conn {
         DbConnection::Postgres(c) => {
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
-            let result = c.run_pending_migrations(POSTGRES).map(|v| v.iter().map(ToString::to_string).collect());
+            let result = c
+                .run_pending_migrations(POSTGRES)
+                .map(|v| v.iter().map(ToString::to_string).collect());
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
             result
         }
-        DbConnection::Sqlite(c) => {
-            c.run_pending_migrations(SQLITE).map(|v| v.iter().map(ToString::to_string).collect())
-        }
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE)
+            .map(|v| v.iter().map(ToString::to_string).collect()),
     };
     applied.map_err(|error| StoreError::Migration(error.to_string()))
 }
@@ -30,8 +32,12 @@ pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
 /// Names of the migrations not yet applied.
 pub fn pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     let pending = match conn {
-        DbConnection::Postgres(c) => c.pending_migrations(POSTGRES).map(|list| list.iter().map(|m| m.name().to_string()).collect()),
-        DbConnection::Sqlite(c) => c.pending_migrations(SQLITE).map(|list| list.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Postgres(c) => c
+            .pending_migrations(POSTGRES)
+            .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE)
+            .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
     };
     pending.map_err(|error| StoreError::Migration(error.to_string()))
 }
@@ -42,7 +48,9 @@ mod tests {
     use std::path::Path;
 
     fn names(backend: &str) -> BTreeSet<String> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
         std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap())
@@ -55,22 +63,31 @@ mod tests {
     fn migrations_of_both_backends_stay_in_step() {
         let (postgres, sqlite) = (names("postgres"), names("sqlite"));
         assert!(!postgres.is_empty());
-        assert_eq!(postgres, sqlite, "migrations/postgres and migrations/sqlite must hold the same names");
+        assert_eq!(
+            postgres, sqlite,
+            "migrations/postgres and migrations/sqlite must hold the same names"
+        );
     }
 
     #[test]
     fn every_postgres_table_and_column_is_commented() {
         for name in names("postgres") {
             let sql = std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres").join(&name).join("up.sql"),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("migrations/postgres")
+                    .join(&name)
+                    .join("up.sql"),
             )
             .unwrap();
             for table in sql.split("CREATE TABLE ").skip(1) {
                 let table_name = table.split_whitespace().next().unwrap();
-                assert!(sql.contains(&format!("COMMENT ON TABLE {table_name} ")), "{name}: {table_name} has no comment");
+                assert!(
+                    sql.contains(&format!("COMMENT ON TABLE {table_name} ")),
+                    "{name}: {table_name} has no comment"
+                );
                 let body = &table[..table.find(");").unwrap()];
                 for line in body.lines().skip(1) {
-                    let column = line.trim().split_whitespace().next().unwrap_or("");
+                    let column = line.split_whitespace().next().unwrap_or("");
                     if column.is_empty() || column == "CONSTRAINT" || column == "id" {
                         continue;
                     }

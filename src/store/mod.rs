@@ -67,7 +67,9 @@ impl Store {
 
     /// A connection for synchronous work (CLI commands, and inside [`Store::run`]).
     pub fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|error| StoreError::Unavailable(error.to_string()))
+        self.pool
+            .get()
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
     }
 
     /// Runs `work` with a connection on the blocking pool.
@@ -110,5 +112,7 @@ impl r2d2::HandleError<diesel::ConnectionError> for LogErrors {
 
 /// Milliseconds since the Unix epoch, the time unit of every table.
 pub fn unix_ms(time: std::time::SystemTime) -> i64 {
-    time.duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+    time.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
 }

@@ -28,7 +28,11 @@ impl Tokens {
             getrandom::fill(&mut bytes).expect("random bytes");
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
-        Self { as_token: format!("as{}", nonce()), hs_token: format!("hs{}", nonce()), tenant_token: format!("tt{}", nonce()) }
+        Self {
+            as_token: format!("as{}", nonce()),
+            hs_token: format!("hs{}", nonce()),
+            tenant_token: format!("tt{}", nonce()),
+        }
     }
 }
 
@@ -46,6 +50,8 @@ pub struct DaemonConfig {
     /// (id, name) of each tenant; every tenant gets `tokens.tenant_token` with its id appended.
     pub tenants: Vec<(String, String)>,
     pub extra_yaml: String,
+    /// `logging.level`; "debug" unless a test (or the benchmark) wants less.
+    pub log_level: String,
 }
 
 impl DaemonConfig {
@@ -54,8 +60,8 @@ impl DaemonConfig {
     pub fn new(name: &str, database_url: Option<String>) -> Self {
         let _ = name;
         let dir = super::python::scratch_dir("daemon");
-        let database_url =
-            database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("appservice.db").display()));
+        let database_url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.join("appservice.db").display()));
         Self {
             homeserver_url: format!("http://127.0.0.1:{}", free_port()),
             server_name: "test.openmeet.invalid".into(),
@@ -66,6 +72,7 @@ impl DaemonConfig {
             tokens: Tokens::fresh(),
             tenants: vec![("tenantA".into(), "Tenant A".into())],
             extra_yaml: String::new(),
+            log_level: "debug".into(),
             dir,
         }
     }
@@ -78,7 +85,12 @@ impl DaemonConfig {
         let tenants: String = self
             .tenants
             .iter()
-            .map(|(id, name)| format!("  - {{id: {id}, name: {name:?}, api_token: {}}}\n", self.tenant_token(id)))
+            .map(|(id, name)| {
+                format!(
+                    "  - {{id: {id}, name: {name:?}, api_token: {}}}\n",
+                    self.tenant_token(id)
+                )
+            })
             .collect();
         format!(
             "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: 10\n\
@@ -87,7 +99,7 @@ impl DaemonConfig {
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
              database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
              tenants:\n{tenants}\
-             logging:\n  level: debug\n{extra}",
+             logging:\n  level: {log_level}\n{extra}",
             hs = self.homeserver_url,
             server = self.server_name,
             as_token = self.tokens.as_token,
@@ -96,6 +108,7 @@ impl DaemonConfig {
             pp = self.platform_port,
             mp = self.metrics_port,
             db = self.database_url,
+            log_level = self.log_level,
             extra = self.extra_yaml,
         )
     }
@@ -115,7 +128,10 @@ impl DaemonConfig {
         let output = command.output().expect("run openmeet-appservice");
         use std::os::unix::process::ExitStatusExt;
         (
-            output.status.code().unwrap_or_else(|| -output.status.signal().unwrap_or(1000)),
+            output
+                .status
+                .code()
+                .unwrap_or_else(|| -output.status.signal().unwrap_or(1000)),
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
@@ -141,16 +157,28 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(config: DaemonConfig) -> Self {
-        let mut daemon = Self { log_path: config.dir.join("daemon.log"), config, child: None, starts: 0 };
+        let mut daemon = Self {
+            log_path: config.dir.join("daemon.log"),
+            config,
+            child: None,
+            starts: 0,
+        };
         daemon.restart().await;
         daemon
     }
 
     /// Starts the process (again) on the same config and database; waits until it answers.
     pub async fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the daemon before starting it again");
+        assert!(
+            self.child.is_none(),
+            "stop the daemon before starting it again"
+        );
         let config_path = self.config.write();
-        let log = File::options().create(true).append(true).open(&self.log_path).expect("open the daemon log");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open the daemon log");
         let child = Command::new(BIN)
             .arg("serve")
             .arg("-c")
@@ -164,31 +192,53 @@ impl Daemon {
         self.starts += 1;
         let url = format!("http://127.0.0.1:{}/health/live", self.config.metrics_port);
         for _ in 0..400 {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("the daemon exited at start ({status}):\n{}", self.logs());
             }
-            if http_client().get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http_client()
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the daemon did not answer /health/live within 10 s:\n{}", self.logs());
+        panic!(
+            "the daemon did not answer /health/live within 10 s:\n{}",
+            self.logs()
+        );
     }
 
     /// SIGTERM, and waits for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             for _ in 0..200 {
                 if let Ok(Some(status)) = child.try_wait() {
-                    assert!(status.success(), "the daemon did not exit cleanly on SIGTERM ({status}):\n{}", self.logs());
+                    assert!(
+                        status.success(),
+                        "the daemon did not exit cleanly on SIGTERM ({status}):\n{}",
+                        self.logs()
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the daemon did not stop within 5 s of SIGTERM:\n{}", self.logs());
+            panic!(
+                "the daemon did not stop within 5 s of SIGTERM:\n{}",
+                self.logs()
+            );
         }
     }
 
@@ -198,6 +248,11 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The process id while the daemon runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn logs(&self) -> String {
@@ -213,26 +268,46 @@ impl Daemon {
     }
 
     /// A request to the appservice listener with `token` as Bearer (none when `None`).
-    pub async fn appservice(&self, method: Method, path: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
-        let mut request = http_client().request(method, format!("{}{path}", self.base(self.config.appservice_port)));
+    pub async fn appservice(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut request = http_client().request(
+            method,
+            format!("{}{path}", self.base(self.config.appservice_port)),
+        );
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
-        let response = request.send().await.expect("the appservice listener answers");
+        let response = request
+            .send()
+            .await
+            .expect("the appservice listener answers");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
         (status, json)
     }
 
     /// Pushes a transaction as Synapse does.
     pub async fn push(&self, txn_id: &str, body: impl Into<String>) -> (StatusCode, Value) {
         let token = self.config.tokens.hs_token.clone();
-        self.appservice(Method::PUT, &format!("/_matrix/app/v1/transactions/{txn_id}"), Some(&token), Some(body.into()))
-            .await
+        self.appservice(
+            Method::PUT,
+            &format!("/_matrix/app/v1/transactions/{txn_id}"),
+            Some(&token),
+            Some(body.into()),
+        )
+        .await
     }
 
     /// The value of one sample of `/metrics` (summed over label sets matching `labels`).
@@ -266,14 +341,20 @@ impl Daemon {
     fn json_lines(&self, args: &[&str]) -> Vec<Value> {
         let (code, stdout, stderr) = self.config.cli(args);
         assert_eq!(code, 0, "{args:?} failed: {stderr}");
-        stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+        stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             std::thread::sleep(Duration::from_millis(100));
             let _ = child.kill();
             let _ = child.wait();

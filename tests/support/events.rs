@@ -14,7 +14,13 @@ pub fn message(event_id: &str, room_id: &str, sender: &str, body: &str) -> Value
     })
 }
 
-pub fn member(event_id: &str, room_id: &str, sender: &str, target: &str, membership: &str) -> Value {
+pub fn member(
+    event_id: &str,
+    room_id: &str,
+    sender: &str,
+    target: &str,
+    membership: &str,
+) -> Value {
     json!({
         "type": "m.room.member",
         "event_id": event_id,

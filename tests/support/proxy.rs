@@ -16,7 +16,11 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free port and forwards every connection to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
-        let mut proxy = Self { port: super::python::free_port(), upstream, tasks: None };
+        let mut proxy = Self {
+            port: super::python::free_port(),
+            upstream,
+            tasks: None,
+        };
         proxy.restore().await;
         proxy
     }
@@ -31,7 +35,9 @@ impl Proxy {
     /// Listens again on the same port.
     pub async fn restore(&mut self) {
         self.cut();
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind the proxy port");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the proxy port");
         let upstream = self.upstream;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
@@ -60,6 +66,12 @@ pub fn through_proxy(url: &str, port: u16) -> String {
 pub fn address_of(url: &str) -> SocketAddr {
     let parsed = reqwest::Url::parse(url).expect("a PostgreSQL URL");
     let host = parsed.host_str().unwrap_or("127.0.0.1");
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
-    format!("{host}:{}", parsed.port().unwrap_or(5432)).parse().expect("an IP address in the PostgreSQL URL")
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{}", parsed.port().unwrap_or(5432))
+        .parse()
+        .expect("an IP address in the PostgreSQL URL")
 }

@@ -14,7 +14,11 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::config::Secret;
 
-pub async fn require_hs_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn require_hs_token(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -46,7 +50,10 @@ mod tests {
 
     #[test]
     fn every_listed_token_is_accepted_and_nothing_else() {
-        let tokens = [Secret::new("current-token-0123456789"), Secret::new("previous-token-0123456789")];
+        let tokens = [
+            Secret::new("current-token-0123456789"),
+            Secret::new("previous-token-0123456789"),
+        ];
         assert!(accepts(&tokens, "current-token-0123456789"));
         assert!(accepts(&tokens, "previous-token-0123456789"));
         assert!(!accepts(&tokens, "current-token-012345678"));

@@ -44,7 +44,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, errcode) = self.status_and_errcode();
-        (status, Json(json!({"errcode": errcode, "error": self.to_string()}))).into_response()
+        (
+            status,
+            Json(json!({"errcode": errcode, "error": self.to_string()})),
+        )
+            .into_response()
     }
 }
 
@@ -70,7 +74,11 @@ mod tests {
         ];
         for (error, status, errcode) in cases {
             let (actual_status, actual_errcode) = error.status_and_errcode();
-            assert_eq!((actual_status.as_u16(), actual_errcode), (status, errcode), "{error:?}");
+            assert_eq!(
+                (actual_status.as_u16(), actual_errcode),
+                (status, errcode),
+                "{error:?}"
+            );
         }
     }
 }

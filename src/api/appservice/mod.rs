@@ -29,17 +29,38 @@ pub fn router(app: Arc<App>) -> Router {
             "/_matrix/app/v1/transactions/{txn_id}",
             put(push_events::handler).layer(DefaultBodyLimit::max(push_events::BODY_LIMIT)),
         )
-        .route("/_matrix/app/v1/users/{user_id}", get(query_user_id::handler))
-        .route("/_matrix/app/v1/rooms/{room_alias}", get(query_room_alias::handler))
+        .route(
+            "/_matrix/app/v1/users/{user_id}",
+            get(query_user_id::handler),
+        )
+        .route(
+            "/_matrix/app/v1/rooms/{room_alias}",
+            get(query_room_alias::handler),
+        )
         .route("/_matrix/app/v1/ping", post(ping::handler))
-        .route("/_matrix/app/v1/thirdparty/protocol/{protocol}", get(thirdparty::protocol))
+        .route(
+            "/_matrix/app/v1/thirdparty/protocol/{protocol}",
+            get(thirdparty::protocol),
+        )
         .route("/_matrix/app/v1/thirdparty/user", get(thirdparty::lookup))
-        .route("/_matrix/app/v1/thirdparty/user/{protocol}", get(thirdparty::lookup))
-        .route("/_matrix/app/v1/thirdparty/location", get(thirdparty::lookup))
-        .route("/_matrix/app/v1/thirdparty/location/{protocol}", get(thirdparty::lookup))
+        .route(
+            "/_matrix/app/v1/thirdparty/user/{protocol}",
+            get(thirdparty::lookup),
+        )
+        .route(
+            "/_matrix/app/v1/thirdparty/location",
+            get(thirdparty::lookup),
+        )
+        .route(
+            "/_matrix/app/v1/thirdparty/location/{protocol}",
+            get(thirdparty::lookup),
+        )
         .fallback(|| async { ApiError::UnrecognizedPath.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::WrongMethod.into_response() })
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::require_hs_token))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_hs_token,
+        ))
         .with_state(app)
 }

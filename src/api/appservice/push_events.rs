@@ -64,14 +64,19 @@ pub async fn handler(
                 if txn.unreadable {
                     metrics.transactions_quarantined.inc();
                 } else {
-                    metrics.events_quarantined.inc_by(txn.quarantined.len() as u64);
+                    metrics
+                        .events_quarantined
+                        .inc_by(txn.quarantined.len() as u64);
                 }
                 for entry in &txn.quarantined {
                     tracing::warn!(event_id = entry.event_id.as_deref(), reason = %entry.reason, "quarantined");
                 }
                 if let Some(highest) = recorded.reset_from {
                     metrics.transaction_id_resets.inc();
-                    tracing::warn!(highest_seen = highest, "txnId fell below the highest seen: Synapse's transaction counter restarted (was its database reset?); new events are still processed, event ids deduplicate");
+                    tracing::warn!(
+                        highest_seen = highest,
+                        "txnId fell below the highest seen: Synapse's transaction counter restarted (was its database reset?); new events are still processed, event ids deduplicate"
+                    );
                 }
                 if recorded.new_events > 0 {
                     app.inbox_wakeup.notify_one();
@@ -84,7 +89,9 @@ pub async fn handler(
             ApiError::DatabaseUnavailable.into_response()
         }
     };
-    app.metrics.transaction_ack_seconds.observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .transaction_ack_seconds
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -160,14 +167,25 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
             }
         }
     }
-    let fingerprint = fingerprint.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    IncomingTransaction { txn_id, fingerprint, received_at, unreadable, events, quarantined }
+    let fingerprint = fingerprint
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    IncomingTransaction {
+        txn_id,
+        fingerprint,
+        received_at,
+        unreadable,
+        events,
+        quarantined,
+    }
 }
 
 /// Reads one event: its envelope must be valid, and ruma must understand it as a room event.
 fn read_event(json: &str) -> Result<Envelope, String> {
-    let envelope: Envelope =
-        serde_json::from_str(json).map_err(|error| format!("the event lacks a valid envelope ({error})"))?;
+    let envelope: Envelope = serde_json::from_str(json)
+        .map_err(|error| format!("the event lacks a valid envelope ({error})"))?;
     serde_json::from_str::<AnyTimelineEvent>(json)
         .map_err(|error| format!("the {} event is malformed ({error})", envelope.event_type))?;
     Ok(envelope)
@@ -206,17 +224,27 @@ mod tests {
     fn bad_events_are_quarantined_one_by_one() {
         let no_room = r#"{"type":"m.room.message","event_id":"$x","sender":"@a:b.c","origin_server_ts":1,"content":{}}"#;
         let bad_member = r#"{"type":"m.room.member","event_id":"$y","room_id":"!r:b.c","sender":"@a:b.c","origin_server_ts":1,"state_key":"javascript:alert(1)","content":{"membership":"join"}}"#;
-        let body = format!(r#"{{"events":[{no_room},{},{bad_member}]}}"#, message("$ok"));
+        let body = format!(
+            r#"{{"events":[{no_room},{},{bad_member}]}}"#,
+            message("$ok")
+        );
         let txn = parse("1".into(), body.as_bytes(), 0);
         assert_eq!(txn.events.len(), 1);
-        let quarantined: Vec<_> = txn.quarantined.iter().map(|q| q.event_id.as_deref()).collect();
+        let quarantined: Vec<_> = txn
+            .quarantined
+            .iter()
+            .map(|q| q.event_id.as_deref())
+            .collect();
         assert_eq!(quarantined, [Some("$x"), Some("$y")]);
     }
 
     #[test]
     fn fingerprint_depends_on_event_ids_not_on_volatile_fields() {
         let first = format!(r#"{{"events":[{}]}}"#, message("$a"));
-        let retried = first.replace(r#""origin_server_ts":1"#, r#""origin_server_ts":1,"unsigned":{"age":99}"#);
+        let retried = first.replace(
+            r#""origin_server_ts":1"#,
+            r#""origin_server_ts":1,"unsigned":{"age":99}"#,
+        );
         let other = format!(r#"{{"events":[{}]}}"#, message("$b"));
         let fp = |body: &str| parse("1".into(), body.as_bytes(), 0).fingerprint;
         assert_eq!(fp(&first), fp(&retried));

@@ -14,7 +14,11 @@ use crate::app::App;
 
 #[tracing::instrument(name = "as.query_alias", skip_all, fields(alias = %alias))]
 pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> Response {
-    let label = if app.config.namespaces.is_our_alias(&alias) { "undeclared" } else { "not_ours" };
+    let label = if app.config.namespaces.is_our_alias(&alias) {
+        "undeclared"
+    } else {
+        "not_ours"
+    };
     app.metrics.alias_queries.with_label_values(&[label]).inc();
     ApiError::NotFound("no room is declared for this alias").into_response()
 }

@@ -36,6 +36,10 @@ impl PlatformError {
 impl IntoResponse for PlatformError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        (status, Json(json!({"error": self.to_string(), "code": code}))).into_response()
+        (
+            status,
+            Json(json!({"error": self.to_string(), "code": code})),
+        )
+            .into_response()
     }
 }

@@ -13,8 +13,15 @@ use super::error::PlatformError;
 use crate::app::App;
 use crate::store::inbox;
 
-pub async fn handler(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Value>, PlatformError> {
-    let admin_token = app.config.admin_token.as_ref().ok_or(PlatformError::StatusDisabled)?;
+pub async fn handler(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, PlatformError> {
+    let admin_token = app
+        .config
+        .admin_token
+        .as_ref()
+        .ok_or(PlatformError::StatusDisabled)?;
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

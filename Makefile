@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`. Each does its own set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help setup demo test lint bench sample
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## install missing system packages (libpq-dev, pkg-config, python3-venv, ...)
+	@bash scripts/setup.sh
+
+demo: setup ## a local Synapse and the daemon on SQLite: registration, check, a bot invited, transactions arriving
+	$(CARGO) build
+	@python="$$(bash tests/support/testenv.sh | tail -n 1)" && "$$python" scripts/demo.py
+
+test: setup ## every test: unit, HTTP on SQLite and PostgreSQL, end-to-end against a real Synapse
+	$(CARGO) test
+
+lint: ## formatting and clippy, as CI runs them
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: setup ## transaction acknowledgement benchmark (release build), report in target/bench/
+	$(CARGO) bench --bench transactions
+
+sample: ## regenerate config.sample.yaml and registration/example.yaml
+	$(CARGO) run -q -- generate-config --blank-tokens > config.sample.yaml
+	mkdir -p target && sed -E 's/^( *)(as|hs|api|admin)_token: ""/\1\2_token: YOUR-\2-TOKEN-FROM-CONFIG/' config.sample.yaml > target/example-config.yaml
+	$(CARGO) run -q -- registration -c target/example-config.yaml > registration/example.yaml
