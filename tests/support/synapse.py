@@ -30,6 +30,8 @@ import urllib.request
 
 import yaml  # PyYAML, a dependency of Synapse
 
+from _watchdog import kill_with_parent, watch_stdin
+
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 10
 
@@ -193,30 +195,6 @@ def write_config(args, db_dir):
     return path
 
 
-def watch_stdin(stop):
-    """Set `stop` once stdin reaches EOF: the process holding its other end is gone."""
-
-    def run():
-        # os.read, not sys.stdin: a buffered read would hold a lock that makes
-        # the interpreter abort at exit while this daemon thread is blocked.
-        while os.read(0, 4096):
-            pass
-        stop.set()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
-def kill_with_parent():
-    """In the child: get SIGTERM if synapse.py dies without cleaning up (Linux only)."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass
-
-
 def start_synapse(config_path, workdir):
     stderr = open(os.path.join(workdir, "synapse.stderr.log"), "wb")
     return subprocess.Popen(
@@ -225,7 +203,7 @@ def start_synapse(config_path, workdir):
         stdin=subprocess.DEVNULL,
         stdout=stderr,
         stderr=stderr,
-        preexec_fn=kill_with_parent,
+        preexec_fn=lambda: kill_with_parent(signal.SIGTERM),
     )
 
 
