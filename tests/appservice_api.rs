@@ -63,6 +63,15 @@ on_both_backends!(
 const ROOM: &str = "!room:test.openmeet.invalid";
 const ALICE: &str = "@alice:test.openmeet.invalid";
 
+/// Asserts an error answer's status and `errcode`.
+fn assert_error((status, answer): (StatusCode, Value), expected: StatusCode, errcode: &str) {
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (expected, Some(errcode)),
+        "{answer}"
+    );
+}
+
 /// Event ids in the inbox, with how often each appears.
 fn stored_ids(daemon: &Daemon) -> Vec<String> {
     let mut ids: Vec<String> = daemon
@@ -164,17 +173,10 @@ async fn retried_events_under_a_new_txn_id_are_processed_once(backend: Backend) 
         message("$b", ROOM, ALICE, "b"),
         message("$c", ROOM, ALICE, "c"),
     );
-    assert_eq!(
-        daemon
-            .push("1", transaction(&[a.clone(), b.clone()]))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        daemon.push("2", transaction(&[b, a, c])).await.0,
-        StatusCode::OK
-    );
+    daemon
+        .push_ok("1", transaction(&[a.clone(), b.clone()]))
+        .await;
+    daemon.push_ok("2", transaction(&[b, a, c])).await;
     assert_eq!(
         daemon
             .metric("openmeet_as_transactions_duplicate_total", "")
@@ -191,34 +193,22 @@ async fn retried_events_under_a_new_txn_id_are_processed_once(backend: Backend) 
 
 async fn lower_txn_id_after_a_reset_is_still_processed(backend: Backend) {
     let daemon = daemon("reset", backend).await;
-    assert_eq!(
-        daemon
-            .push(
-                "500",
-                transaction(&[message("$old", ROOM, ALICE, "before")])
-            )
-            .await
-            .0,
-        StatusCode::OK
-    );
+    daemon
+        .push_ok(
+            "500",
+            transaction(&[message("$old", ROOM, ALICE, "before")]),
+        )
+        .await;
     // Synapse's database was reset: its counter starts again, and even reuses a txnId we know.
-    assert_eq!(
-        daemon
-            .push("1", transaction(&[message("$new1", ROOM, ALICE, "after")]))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        daemon
-            .push(
-                "500",
-                transaction(&[message("$new2", ROOM, ALICE, "later")])
-            )
-            .await
-            .0,
-        StatusCode::OK
-    );
+    daemon
+        .push_ok("1", transaction(&[message("$new1", ROOM, ALICE, "after")]))
+        .await;
+    daemon
+        .push_ok(
+            "500",
+            transaction(&[message("$new2", ROOM, ALICE, "later")]),
+        )
+        .await;
     assert_eq!(
         daemon
             .metric("openmeet_as_transaction_id_resets_total", "")
@@ -285,10 +275,7 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
     wait_processed(&daemon, 1.0).await;
     assert_eq!(stored_ids(&daemon), ["$good"]);
     // A retry of the quarantining transaction is a duplicate, not a second quarantine entry.
-    assert_eq!(
-        daemon.push("1", r#"{"events": "nope"}"#).await.0,
-        StatusCode::OK
-    );
+    daemon.push_ok("1", r#"{"events": "nope"}"#).await;
     assert_eq!(daemon.quarantine().len(), 4);
 }
 
@@ -322,13 +309,9 @@ async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterw
                 Some(support::proxy::through_proxy(&real, proxy.port)),
             ))
             .await;
-            assert_eq!(
-                daemon
-                    .push("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
-                    .await
-                    .0,
-                StatusCode::OK
-            );
+            daemon
+                .push_ok("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
+                .await;
             proxy.cut();
             let (status, answer) = daemon.push("2", body.clone()).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
@@ -338,13 +321,9 @@ async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterw
         }
         Backend::Sqlite => {
             let daemon = daemon("outage", backend).await;
-            assert_eq!(
-                daemon
-                    .push("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
-                    .await
-                    .0,
-                StatusCode::OK
-            );
+            daemon
+                .push_ok("1", transaction(&[message("$before", ROOM, ALICE, "x")]))
+                .await;
             // Another process holds SQLite's write lock past the daemon's busy timeout.
             let path = daemon
                 .config
@@ -386,7 +365,7 @@ async fn outage_is_over(daemon: &Daemon, body: &str) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(daemon.push("2", body.to_owned()).await.0, StatusCode::OK);
+    daemon.push_ok("2", body.to_owned()).await;
     assert_eq!(
         daemon
             .metric("openmeet_as_transactions_duplicate_total", "")
@@ -401,30 +380,30 @@ async fn wrong_or_missing_token_is_refused_and_never_logged(backend: Backend) {
     let daemon = daemon("auth", backend).await;
     let path = "/_matrix/app/v1/transactions/1";
     let body = Some(transaction(&[message("$x", ROOM, ALICE, "x")]));
-    let (status, answer) = daemon
-        .appservice(Method::PUT, path, None, body.clone())
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED"))
+    assert_error(
+        daemon
+            .appservice(Method::PUT, path, None, body.clone())
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
     );
 
     let wrong = "wrong-token-that-must-not-be-logged-0123456789";
-    let (status, answer) = daemon
-        .appservice(Method::PUT, path, Some(wrong), body.clone())
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::FORBIDDEN, Some("M_FORBIDDEN"))
+    assert_error(
+        daemon
+            .appservice(Method::PUT, path, Some(wrong), body.clone())
+            .await,
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
     );
 
     // The token in the query string alone is not enough.
     let hs_token = daemon.config.tokens.hs_token.clone();
     let query = format!("{path}?access_token={hs_token}");
-    let (status, answer) = daemon.appservice(Method::PUT, &query, None, body).await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("M_UNAUTHORIZED"))
+    assert_error(
+        daemon.appservice(Method::PUT, &query, None, body).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
     );
     assert!(
         daemon.inbox_events().is_empty(),
@@ -449,29 +428,29 @@ async fn wrong_or_missing_token_is_refused_and_never_logged(backend: Backend) {
 async fn unknown_paths_and_methods_are_unrecognized(backend: Backend) {
     let daemon = daemon("paths", backend).await;
     let token = daemon.config.tokens.hs_token.clone();
-    let (status, answer) = daemon
-        .appservice(
-            Method::GET,
-            "/_matrix/app/v1/nothing-here",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED"))
+    assert_error(
+        daemon
+            .appservice(
+                Method::GET,
+                "/_matrix/app/v1/nothing-here",
+                Some(&token),
+                None,
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "M_UNRECOGNIZED",
     );
-    let (status, answer) = daemon
-        .appservice(
-            Method::GET,
-            "/_matrix/app/v1/transactions/1",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("M_UNRECOGNIZED"))
+    assert_error(
+        daemon
+            .appservice(
+                Method::GET,
+                "/_matrix/app/v1/transactions/1",
+                Some(&token),
+                None,
+            )
+            .await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "M_UNRECOGNIZED",
     );
     let (status, answer) = daemon
         .appservice(
@@ -491,17 +470,17 @@ async fn unknown_paths_and_methods_are_unrecognized(backend: Backend) {
         )
         .await;
     assert_eq!((status, answer), (StatusCode::OK, json!([])));
-    let (status, answer) = daemon
-        .appservice(
-            Method::GET,
-            "/_matrix/app/v1/thirdparty/protocol/irc",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    assert_error(
+        daemon
+            .appservice(
+                Method::GET,
+                "/_matrix/app/v1/thirdparty/protocol/irc",
+                Some(&token),
+                None,
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
     );
 }
 
@@ -517,27 +496,26 @@ async fn user_and_alias_queries_outside_our_namespace_are_not_found(backend: Bac
             "/_matrix/app/v1/users/{}",
             support::matrix_client::encode(user)
         );
-        let (status, answer) = daemon
-            .appservice(Method::GET, &path, Some(&token), None)
-            .await;
-        assert_eq!(
-            (status, answer["errcode"].as_str()),
-            (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")),
-            "{user}"
+        assert_error(
+            daemon
+                .appservice(Method::GET, &path, Some(&token), None)
+                .await,
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
         );
     }
     let alias = support::matrix_client::encode("#event-party-tenantA:test.openmeet.invalid");
-    let (status, answer) = daemon
-        .appservice(
-            Method::GET,
-            &format!("/_matrix/app/v1/rooms/{alias}"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, answer["errcode"].as_str()),
-        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    assert_error(
+        daemon
+            .appservice(
+                Method::GET,
+                &format!("/_matrix/app/v1/rooms/{alias}"),
+                Some(&token),
+                None,
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
     );
     assert_eq!(
         daemon

@@ -310,6 +310,16 @@ impl Daemon {
         .await
     }
 
+    /// Pushes a transaction and asserts it was acknowledged with `{}`.
+    pub async fn push_ok(&self, txn_id: &str, body: impl Into<String>) {
+        let (status, answer) = self.push(txn_id, body).await;
+        assert_eq!(
+            (status, &answer),
+            (StatusCode::OK, &serde_json::json!({})),
+            "txn {txn_id}"
+        );
+    }
+
     /// The value of one sample of `/metrics` (summed over label sets matching `labels`).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
         let text = http_client()
