@@ -5,6 +5,8 @@
 //! `Debug` and `Display` are redacted, and requests to the homeserver carry the token in a header
 //! that is never logged.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
