@@ -154,8 +154,16 @@ impl Client {
         if error.is_timeout() {
             Error::Timeout(self.timeout)
         } else {
-            // Without the URL: it is safe (the token travels in a header) but noisy.
-            Error::Unreachable(error.without_url().to_string())
+            // Without the URL: it is safe (the token travels in a header) but noisy. With the
+            // causes: "error sending request" alone does not say that the connection was refused.
+            let error = error.without_url();
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message = format!("{message}: {cause}");
+                source = cause.source();
+            }
+            Error::Unreachable(message)
         }
     }
 }
