@@ -16,7 +16,7 @@ demo: setup ## a local Synapse and the daemon on SQLite: registration, check, a 
 	@python="$$(bash tests/support/testenv.sh | tail -n 1)" && "$$python" scripts/demo.py
 
 test: setup ## every test: unit, HTTP on SQLite and PostgreSQL, end-to-end against a real Synapse
-	$(CARGO) test
+	$(CARGO) test --lib --bins --tests
 
 lint: ## formatting and clippy, as CI runs them
 	$(CARGO) fmt --check
