@@ -7,7 +7,7 @@
 //! the classification here is what they will dispatch on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ruma::UserId;
 use serde::Deserialize;
@@ -23,6 +23,8 @@ use crate::store::unix_ms;
 const BATCH: i64 = 200;
 /// How often the processor looks for work without being woken (events stored by another replica).
 const POLL: Duration = Duration::from_secs(1);
+/// How often housekeeping runs while the processor is busy (it always runs when it goes idle).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What an event means to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,7 @@ pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
 
 /// Works the inbox until `shutdown` turns true.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_housekeeping = Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
@@ -95,7 +98,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 0
             }
         };
-        refresh_depth(&app).await;
+        if worked == 0 || last_housekeeping.elapsed() >= HOUSEKEEPING {
+            housekeeping(&app).await;
+            last_housekeeping = Instant::now();
+        }
         if worked == 0 {
             tokio::select! {
                 _ = app.inbox_wakeup.notified() => {}
@@ -112,7 +118,7 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     let now = unix_ms(app.clock.now());
     let processed = app
         .store
-        .run(move |conn| {
+        .write(move |conn| {
             inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).outcome())
         })
         .await?;
@@ -127,7 +133,11 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     Ok(processed.len())
 }
 
-async fn refresh_depth(app: &Arc<App>) {
+/// Between batches, not on the request path: the depth gauges, and SQLite's WAL checkpoint.
+async fn housekeeping(app: &Arc<App>) {
+    if let Err(error) = app.store.checkpoint().await {
+        tracing::warn!(%error, "could not checkpoint the SQLite write-ahead log");
+    }
     if let Ok((pending, oldest)) = app.store.run(inbox::pending_summary).await {
         app.metrics.inbox_depth.set(pending);
         let age = oldest.map_or(0.0, |oldest| {

@@ -38,8 +38,10 @@ macro_rules! write_transaction {
 }
 
 /// SQLite settings per connection, after `busy_timeout` (set first, so these wait for a lock too).
+/// Automatic WAL checkpoints are off: `Store::checkpoint` runs them off the request path.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+PRAGMA wal_autocheckpoint = 0;
 PRAGMA foreign_keys = ON;";
 
 pub struct Manager {

@@ -13,6 +13,10 @@ use super::schema::{as_transactions, inbox_events, quarantine};
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
+/// Rows per multi-row INSERT on PostgreSQL: 8 columns × 1,000 stays far below its limit of 65,535
+/// parameters per statement.
+const ROWS_PER_INSERT: usize = 1_000;
+
 /// Key of the PostgreSQL advisory lock held by the one process working the inbox at a time.
 const PROCESSOR_LOCK: i64 = 0x006f_6d61_7369_6e62; // "omasinb"
 
@@ -58,8 +62,8 @@ pub struct Recorded {
     pub duplicate: bool,
     /// Events not seen before under any txnId.
     pub new_events: usize,
-    /// Set when the txnId is lower than the highest seen: Synapse's counter restarted (its
-    /// database was reset). Holds the highest txnId seen before.
+    /// Set when the txnId is far below (under half) the highest seen: Synapse's counter restarted
+    /// (its database was reset). Holds the highest txnId seen before.
     pub reset_from: Option<i64>,
 }
 
@@ -86,23 +90,65 @@ pub fn record_transaction(
         if inserted == 0 {
             return Ok(Recorded { duplicate: true, ..Recorded::default() });
         }
-        let mut new_events = 0;
-        for event in &txn.events {
-            new_events += diesel::insert_into(inbox_events::table)
-                .values(event)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        for entry in &txn.quarantined {
-            diesel::insert_into(quarantine::table).values(entry).execute(c)?;
-        }
+        let new_events = c.insert_events(&txn.events)?;
+        c.insert_quarantined(&txn.quarantined)?;
+        // Synapse counts up from 1 after its database is reset; a txnId merely below the highest
+        // (e.g. concurrent pushes committing out of order) is not a reset.
         let reset_from = match (txn_number, highest) {
-            (Some(number), Some(highest)) if number < highest => Some(highest),
+            (Some(number), Some(highest)) if number.saturating_mul(2) < highest => Some(highest),
             _ => None,
         };
         Ok::<_, diesel::result::Error>(Recorded { duplicate: false, new_events, reset_from })
     })?;
     Ok(recorded)
+}
+
+/// Inserting many rows, each backend its own way.
+trait InsertRows {
+    /// Inserts the events not stored yet; returns how many were new.
+    fn insert_events(&mut self, events: &[NewEvent]) -> QueryResult<usize>;
+    fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()>;
+}
+
+/// PostgreSQL: one multi-row statement per chunk (a round trip per event dominated the ack).
+impl InsertRows for PgConnection {
+    fn insert_events(&mut self, events: &[NewEvent]) -> QueryResult<usize> {
+        events.chunks(ROWS_PER_INSERT).try_fold(0, |new, chunk| {
+            let inserted = diesel::insert_into(inbox_events::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(self)?;
+            Ok(new + inserted)
+        })
+    }
+
+    fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()> {
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(quarantine::table).values(chunk).execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// SQLite: a statement per row (in-process, cached, a few microseconds each; diesel cannot
+/// write a multi-row upsert for SQLite).
+impl InsertRows for SqliteConnection {
+    fn insert_events(&mut self, events: &[NewEvent]) -> QueryResult<usize> {
+        events.iter().try_fold(0, |new, event| {
+            let inserted = diesel::insert_into(inbox_events::table)
+                .values(event)
+                .on_conflict_do_nothing()
+                .execute(self)?;
+            Ok(new + inserted)
+        })
+    }
+
+    fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()> {
+        for entry in entries {
+            diesel::insert_into(quarantine::table).values(entry).execute(self)?;
+        }
+        Ok(())
+    }
 }
 
 /// A stored event waiting for the processor.
@@ -150,13 +196,17 @@ pub fn process_pending(
             .limit(limit)
             .select(PendingEvent::as_select())
             .load(c)?;
-        let mut processed = Vec::with_capacity(pending.len());
-        for event in pending {
-            let outcome = handle(&event);
-            diesel::update(inbox_events::table.find(event.id))
-                .set((inbox_events::processed_at.eq(now_ms), inbox_events::outcome.eq(&outcome)))
+        let processed: Vec<(PendingEvent, String)> =
+            pending.into_iter().map(|event| { let outcome = handle(&event); (event, outcome) }).collect();
+        // One UPDATE per distinct outcome (there are few), not one per event.
+        let mut by_outcome: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for (event, outcome) in &processed {
+            by_outcome.entry(outcome.as_str()).or_default().push(event.id);
+        }
+        for (outcome, ids) in by_outcome {
+            diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(ids)))
+                .set((inbox_events::processed_at.eq(now_ms), inbox_events::outcome.eq(outcome)))
                 .execute(c)?;
-            processed.push((event, outcome));
         }
         Ok::<_, diesel::result::Error>(processed)
     })?;

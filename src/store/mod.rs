@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod migrations;
 pub mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::r2d2::{self, Pool};
@@ -41,6 +42,9 @@ pub enum Backend {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
+    /// SQLite allows one writer: queueing writers here wakes the next at once, where SQLite's busy
+    /// handler would have them sleep and poll. `None` on PostgreSQL.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -56,9 +60,13 @@ impl Store {
             // libpq is still connecting there, which crashes the process.
             .min_idle(Some(0))
             .connection_timeout(database.acquire_timeout)
+            // A broken connection fails its query and is then dropped (`has_broken`); a `SELECT 1`
+            // before every use would cost a round trip on every request.
+            .test_on_check_out(false)
             .error_handler(Box::new(LogErrors))
             .build_unchecked(Manager::new(database.url.clone(), database.acquire_timeout));
-        Self { pool, backend }
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Self { pool, backend, writer }
     }
 
     pub fn backend(&self) -> Backend {
@@ -82,6 +90,34 @@ impl Store {
         tokio::task::spawn_blocking(move || work(&mut *store.connection()?))
             .await
             .map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Like [`Store::run`], for work that writes: on SQLite, writers take turns in this process.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _turn = match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        };
+        self.run(work).await
+    }
+
+    /// SQLite only: moves the write-ahead log into the database file. Automatic checkpoints are
+    /// off (they would run inside whichever request commits, and fsync there); the inbox processor
+    /// calls this after its batches instead.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        self.run(|conn| {
+            use diesel::connection::SimpleConnection;
+            on_backend!(conn, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies pending migrations; returns the names applied.

@@ -47,7 +47,7 @@ pub async fn handler(
     let received_at = unix_ms(app.clock.now());
     let stored = app
         .store
-        .run(move |conn| {
+        .write(move |conn| {
             let txn = parse(txn_id, &body, received_at);
             let recorded = inbox::record_transaction(conn, &txn)?;
             Ok((txn, recorded))
