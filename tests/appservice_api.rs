@@ -242,10 +242,34 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
     no_room.as_object_mut().unwrap().remove("room_id");
     let script_key = member("$script", ROOM, ALICE, "javascript:alert(1)", "join");
     let good = message("$good", ROOM, ALICE, "fine");
+    // A valid envelope around content ruma cannot read: acknowledged, stored, then quarantined
+    // by the processor.
+    let mut bad_content = message("$badcontent", ROOM, ALICE, "x");
+    bad_content["content"]["msgtype"] = json!(5);
     let (status, answer) = daemon
-        .push("3", transaction(&[no_room, good, script_key]))
+        .push("3", transaction(&[no_room, good, script_key, bad_content]))
         .await;
     assert_eq!((status, answer), (StatusCode::OK, json!({})));
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_transactions_quarantined_total", "")
+            .await,
+        2.0
+    );
+    wait_processed(&daemon, 2.0).await;
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_events_quarantined_total", "")
+            .await,
+        3.0
+    );
+    assert_eq!(stored_ids(&daemon), ["$badcontent", "$good"]);
+    let outcomes: Vec<Value> = daemon
+        .inbox_events()
+        .iter()
+        .map(|e| e["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, [json!("quarantined"), json!("message")]);
 
     let quarantined = daemon.quarantine();
     let ids: Vec<Option<&str>> = quarantined
@@ -253,30 +277,25 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
         .rev()
         .map(|q| q["event_id"].as_str())
         .collect();
-    assert_eq!(ids, [None, None, Some("$noroom"), Some("$script")]);
+    assert_eq!(
+        ids,
+        [
+            None,
+            None,
+            Some("$noroom"),
+            Some("$script"),
+            Some("$badcontent")
+        ]
+    );
     assert_eq!(quarantined.last().unwrap()["body"], r#"{"events": "nope"}"#);
     assert!(
         quarantined
             .iter()
             .all(|q| !q["reason"].as_str().unwrap().is_empty())
     );
-    assert_eq!(
-        daemon
-            .metric("openmeet_as_transactions_quarantined_total", "")
-            .await,
-        2.0
-    );
-    assert_eq!(
-        daemon
-            .metric("openmeet_as_events_quarantined_total", "")
-            .await,
-        2.0
-    );
-    wait_processed(&daemon, 1.0).await;
-    assert_eq!(stored_ids(&daemon), ["$good"]);
     // A retry of the quarantining transaction is a duplicate, not a second quarantine entry.
     daemon.push_ok("1", r#"{"events": "nope"}"#).await;
-    assert_eq!(daemon.quarantine().len(), 4);
+    assert_eq!(daemon.quarantine().len(), 5);
 }
 
 async fn oversized_body_is_refused_and_the_daemon_keeps_serving(backend: Backend) {

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ruma::UserId;
+use ruma::events::AnyTimelineEvent;
 use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::observability::metrics::Metrics;
-use crate::store::inbox::{self, PendingEvent};
+use crate::store::inbox::{self, Handled, PendingEvent};
 use crate::store::unix_ms;
 
 /// Events per database transaction.
@@ -29,6 +30,8 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// What an event means to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
+    /// Not a room event ruma understands (its envelope was fine): quarantined, with the reason.
+    Malformed(String),
     /// Sent by one of our own users: an echo, no reason to act.
     OwnEcho,
     /// A membership change of one of our own users (e.g. a bot invited, kicked or banned).
@@ -44,6 +47,7 @@ impl Observed {
     /// The outcome stored with the event.
     pub fn outcome(&self) -> String {
         match self {
+            Self::Malformed(_) => "quarantined".into(),
             Self::OwnEcho => "own_echo".into(),
             Self::OwnMembership(membership) => format!("own_membership:{membership}"),
             Self::PowerLevels => "power_levels".into(),
@@ -51,6 +55,19 @@ impl Observed {
             Self::Membership => "membership".into(),
             Self::Message => "message".into(),
             Self::Other => "other".into(),
+        }
+    }
+
+    /// What the store records for the event.
+    pub fn handled(self) -> Handled {
+        let outcome = self.outcome();
+        let quarantine = match self {
+            Self::Malformed(reason) => Some(reason),
+            _ => None,
+        };
+        Handled {
+            outcome,
+            quarantine,
         }
     }
 }
@@ -66,6 +83,12 @@ struct Membership {
 }
 
 pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
+    if let Err(error) = serde_json::from_str::<AnyTimelineEvent>(&event.event_json) {
+        return Observed::Malformed(format!(
+            "the {} event is malformed ({error})",
+            event.event_type
+        ));
+    }
     let is_ours = |user: &str| UserId::parse(user).is_ok_and(|user| config.is_own_user(&user));
     match event.event_type.as_str() {
         "m.room.member" if event.state_key.as_deref().is_some_and(is_ours) => {
@@ -118,13 +141,21 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     let now = unix_ms(app.clock.now());
     let processed = app
         .store
-        .write(move |conn| {
-            inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).outcome())
+        .write_in_background(move |conn| {
+            inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).handled())
         })
         .await?;
-    for (event, outcome) in &processed {
+    for (event, handled) in &processed {
         let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
-        tracing::debug!(event_type = %event.event_type, outcome, "processed");
+        match &handled.quarantine {
+            Some(reason) => {
+                app.metrics.events_quarantined.inc();
+                tracing::warn!(%reason, "quarantined");
+            }
+            None => {
+                tracing::debug!(event_type = %event.event_type, outcome = %handled.outcome, "processed")
+            }
+        }
         app.metrics
             .events_processed
             .with_label_values(&[Metrics::event_type_label(&event.event_type)])
@@ -169,12 +200,26 @@ mod tests {
     ) -> PendingEvent {
         PendingEvent {
             id: 1,
+            txn_id: "1".into(),
             event_id: "$e".into(),
             room_id: "!r:matrix.openmeet.net".into(),
             event_type: event_type.into(),
             sender: sender.into(),
             state_key: state_key.map(Into::into),
-            event_json: format!(r#"{{"content":{content}}}"#),
+            event_json: {
+                let mut json = serde_json::json!({
+                    "type": event_type,
+                    "event_id": "$e",
+                    "room_id": "!r:matrix.openmeet.net",
+                    "sender": sender,
+                    "origin_server_ts": 1,
+                    "content": serde_json::from_str::<serde_json::Value>(content).unwrap(),
+                });
+                if let Some(state_key) = state_key {
+                    json["state_key"] = state_key.into();
+                }
+                json.to_string()
+            },
         }
     }
 
@@ -220,7 +265,15 @@ mod tests {
     fn human_events_are_classified_by_type() {
         let alice = "@alice:matrix.openmeet.net";
         assert_eq!(
-            classify(&config(), &event("m.room.message", alice, None, "{}")),
+            classify(
+                &config(),
+                &event(
+                    "m.room.message",
+                    alice,
+                    None,
+                    r#"{"msgtype":"m.text","body":"hi"}"#
+                )
+            ),
             Observed::Message
         );
         assert_eq!(
@@ -231,12 +284,36 @@ mod tests {
             Observed::PowerLevels
         );
         assert_eq!(
-            classify(&config(), &event("m.room.tombstone", alice, Some(""), "{}")),
+            classify(
+                &config(),
+                &event(
+                    "m.room.tombstone",
+                    alice,
+                    Some(""),
+                    r#"{"body":"moved","replacement_room":"!new:matrix.openmeet.net"}"#
+                )
+            ),
             Observed::Tombstone
         );
         assert_eq!(
             classify(&config(), &event("com.example", alice, None, "{}")),
             Observed::Other
+        );
+    }
+
+    #[test]
+    fn content_ruma_cannot_read_is_quarantined_by_the_processor() {
+        let alice = "@alice:matrix.openmeet.net";
+        let observed = classify(
+            &config(),
+            &event("m.room.message", alice, None, r#"{"msgtype":5,"body":"x"}"#),
+        );
+        let handled = observed.handled();
+        assert_eq!(handled.outcome, "quarantined");
+        assert!(
+            handled
+                .quarantine
+                .is_some_and(|reason| reason.contains("m.room.message"))
         );
     }
 }

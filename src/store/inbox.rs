@@ -124,7 +124,9 @@ impl InsertRows for PgConnection {
 
     fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()> {
         for chunk in entries.chunks(ROWS_PER_INSERT) {
-            diesel::insert_into(quarantine::table).values(chunk).execute(self)?;
+            diesel::insert_into(quarantine::table)
+                .values(chunk)
+                .execute(self)?;
         }
         Ok(())
     }
@@ -145,7 +147,9 @@ impl InsertRows for SqliteConnection {
 
     fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()> {
         for entry in entries {
-            diesel::insert_into(quarantine::table).values(entry).execute(self)?;
+            diesel::insert_into(quarantine::table)
+                .values(entry)
+                .execute(self)?;
         }
         Ok(())
     }
@@ -156,6 +160,7 @@ impl InsertRows for SqliteConnection {
 #[diesel(table_name = inbox_events)]
 pub struct PendingEvent {
     pub id: i64,
+    pub txn_id: String,
     pub event_id: String,
     pub room_id: String,
     pub event_type: String,
@@ -170,16 +175,25 @@ struct Locked {
     locked: bool,
 }
 
+/// What the processor made of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// Stored as the event's outcome.
+    pub outcome: String,
+    /// Set when the event cannot be understood: it is also quarantined, with this reason.
+    pub quarantine: Option<String>,
+}
+
 /// Hands up to `limit` pending events, oldest first, to `handle`, and marks each processed with
-/// the outcome `handle` returns, all in one write transaction: a crash leaves them pending.
-/// Returns the events with their outcomes; empty when there is nothing to do or another process
-/// holds the inbox.
+/// what `handle` returns (quarantining where it says so), all in one write transaction: a crash
+/// leaves them pending. Returns the events with their outcomes; empty when there is nothing to do
+/// or another process holds the inbox.
 pub fn process_pending(
     conn: &mut DbConnection,
     limit: i64,
     now_ms: i64,
-    mut handle: impl FnMut(&PendingEvent) -> String,
-) -> Result<Vec<(PendingEvent, String)>, StoreError> {
+    mut handle: impl FnMut(&PendingEvent) -> Handled,
+) -> Result<Vec<(PendingEvent, Handled)>, StoreError> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let processed = write_transaction!(conn, c => {
         if postgres {
@@ -196,12 +210,25 @@ pub fn process_pending(
             .limit(limit)
             .select(PendingEvent::as_select())
             .load(c)?;
-        let processed: Vec<(PendingEvent, String)> =
-            pending.into_iter().map(|event| { let outcome = handle(&event); (event, outcome) }).collect();
+        let processed: Vec<(PendingEvent, Handled)> =
+            pending.into_iter().map(|event| { let handled = handle(&event); (event, handled) }).collect();
+        let quarantined: Vec<NewQuarantine> = processed
+            .iter()
+            .filter_map(|(event, handled)| {
+                Some(NewQuarantine {
+                    txn_id: event.txn_id.clone(),
+                    event_id: Some(event.event_id.clone()),
+                    reason: handled.quarantine.clone()?,
+                    body: event.event_json.clone(),
+                    received_at: now_ms,
+                })
+            })
+            .collect();
+        c.insert_quarantined(&quarantined)?;
         // One UPDATE per distinct outcome (there are few), not one per event.
         let mut by_outcome: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
-        for (event, outcome) in &processed {
-            by_outcome.entry(outcome.as_str()).or_default().push(event.id);
+        for (event, handled) in &processed {
+            by_outcome.entry(handled.outcome.as_str()).or_default().push(event.id);
         }
         for (outcome, ids) in by_outcome {
             diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(ids)))

@@ -7,6 +7,7 @@ mod connection;
 pub mod inbox;
 pub mod migrations;
 pub mod schema;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use diesel::r2d2::{self, Pool};
 
 pub use self::connection::DbConnection;
 use self::connection::Manager;
+use self::writer::Writer;
 use crate::config::{self, DatabaseUrl};
 use crate::on_backend;
 
@@ -42,9 +44,8 @@ pub enum Backend {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
-    /// SQLite allows one writer: queueing writers here wakes the next at once, where SQLite's busy
-    /// handler would have them sleep and poll. `None` on PostgreSQL.
-    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite's one writer, shared in this process (see `writer.rs`). `None` on PostgreSQL.
+    writer: Option<Arc<Writer>>,
 }
 
 impl Store {
@@ -65,8 +66,12 @@ impl Store {
             .test_on_check_out(false)
             .error_handler(Box::new(LogErrors))
             .build_unchecked(Manager::new(database.url.clone(), database.acquire_timeout));
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Self { pool, backend, writer }
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(Writer::default()));
+        Self {
+            pool,
+            backend,
+            writer,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -92,14 +97,27 @@ impl Store {
             .map_err(|_| StoreError::Cancelled)?
     }
 
-    /// Like [`Store::run`], for work that writes: on SQLite, writers take turns in this process.
+    /// Like [`Store::run`], for writes someone waits for (a transaction's acknowledgement).
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let _turn = match &self.writer {
-            Some(writer) => Some(writer.lock().await),
+            Some(writer) => Some(writer.urgent().await),
+            None => None,
+        };
+        self.run(work).await
+    }
+
+    /// Like [`Store::write`], for background writes: on SQLite they wait while urgent ones queue.
+    pub async fn write_in_background<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _turn = match &self.writer {
+            Some(writer) => Some(writer.background().await),
             None => None,
         };
         self.run(work).await
