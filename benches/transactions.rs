@@ -70,6 +70,7 @@ fn main() {
     base.server_name = SERVER_NAME.into();
     base.log_level = "info".into();
     let synapse = Synapse::start(SERVER_NAME, &[base.registration()]);
+    base.appservice_port_registered = true;
     base.homeserver_url = synapse.url.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

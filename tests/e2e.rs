@@ -36,6 +36,7 @@ fn environment() -> &'static Environment {
             ("ciTenantB".into(), "CI Tenant B".into()),
         ];
         let registration = config.registration();
+        config.appservice_port_registered = true;
         let synapse = Synapse::start(SERVER_NAME, &[registration]);
         config.homeserver_url = synapse.url.clone();
         Environment { synapse, config }

@@ -141,9 +141,7 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     let now = unix_ms(app.clock.now());
     let processed = app
         .store
-        .write_in_background(move |conn| {
-            inbox::process_pending(conn, BATCH, now, |event| classify(&config, event).handled())
-        })
+        .process_inbox(BATCH, now, move |event| classify(&config, event).handled())
         .await?;
     for (event, handled) in &processed {
         let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
 use super::schema::{as_transactions, inbox_events, quarantine};
-use super::{DbConnection, StoreError};
+use super::{Backend, DbConnection, Store, StoreError};
 use crate::{on_backend, write_transaction};
 
 /// Rows per multi-row INSERT on PostgreSQL: 8 columns × 1,000 stays far below its limit of 65,535
@@ -184,61 +184,131 @@ pub struct Handled {
     pub quarantine: Option<String>,
 }
 
-/// Hands up to `limit` pending events, oldest first, to `handle`, and marks each processed with
-/// what `handle` returns (quarantining where it says so), all in one write transaction: a crash
-/// leaves them pending. Returns the events with their outcomes; empty when there is nothing to do
-/// or another process holds the inbox.
-pub fn process_pending(
-    conn: &mut DbConnection,
-    limit: i64,
-    now_ms: i64,
-    mut handle: impl FnMut(&PendingEvent) -> Handled,
-) -> Result<Vec<(PendingEvent, Handled)>, StoreError> {
-    let postgres = matches!(conn, DbConnection::Postgres(_));
-    let processed = write_transaction!(conn, c => {
-        if postgres {
-            let lock: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                .bind::<BigInt, _>(PROCESSOR_LOCK)
-                .get_result(c)?;
-            if !lock.locked {
-                return Ok(Vec::new());
+impl Store {
+    /// Hands up to `limit` pending events, oldest first, to `handle`, and marks each processed
+    /// with what it returns (quarantining where it says so). A crash leaves them pending. Returns
+    /// the events with their outcomes; empty when there is nothing to do or another process holds
+    /// the inbox.
+    ///
+    /// PostgreSQL: one transaction under an advisory lock, so replicas sharing the inbox take
+    /// turns and every room stays in order. SQLite (one process, this processor the only reader
+    /// of pending events): the events are read and handled first and the marks written after, so
+    /// a waiting acknowledgement never waits for the handling.
+    pub async fn process_inbox<H>(
+        &self,
+        limit: i64,
+        now_ms: i64,
+        mut handle: H,
+    ) -> Result<Vec<(PendingEvent, Handled)>, StoreError>
+    where
+        H: FnMut(&PendingEvent) -> Handled + Send + 'static,
+    {
+        if self.backend() == Backend::Postgres {
+            return self
+                .write_in_background(move |conn| {
+                    let DbConnection::Postgres(c) = conn else {
+                        unreachable!("the backend is PostgreSQL")
+                    };
+                    let processed = c.transaction(|c| {
+                        let lock: Locked =
+                            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                                .bind::<BigInt, _>(PROCESSOR_LOCK)
+                                .get_result(c)?;
+                        if !lock.locked {
+                            return Ok(Vec::new());
+                        }
+                        let processed = handle_all(c.load_pending(limit)?, &mut handle);
+                        c.mark_processed(&processed, now_ms)?;
+                        Ok::<_, diesel::result::Error>(processed)
+                    })?;
+                    Ok(processed)
+                })
+                .await;
+        }
+        let pending = self
+            .run(move |conn| Ok(on_backend!(conn, c => c.load_pending(limit))?))
+            .await?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let processed = tokio::task::spawn_blocking(move || handle_all(pending, &mut handle))
+            .await
+            .map_err(|_| StoreError::Cancelled)?;
+        self.write_in_background(move |conn| {
+            write_transaction!(conn, c => c.mark_processed(&processed, now_ms))?;
+            Ok(processed)
+        })
+        .await
+    }
+}
+
+fn handle_all(
+    pending: Vec<PendingEvent>,
+    handle: &mut impl FnMut(&PendingEvent) -> Handled,
+) -> Vec<(PendingEvent, Handled)> {
+    pending
+        .into_iter()
+        .map(|event| {
+            let handled = handle(&event);
+            (event, handled)
+        })
+        .collect()
+}
+
+/// The processor's queries, the same for both backends.
+trait InboxQueries: InsertRows {
+    fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>>;
+    /// Marks the events processed and quarantines those handled as unreadable.
+    fn mark_processed(
+        &mut self,
+        processed: &[(PendingEvent, Handled)],
+        now_ms: i64,
+    ) -> QueryResult<()>;
+}
+
+macro_rules! inbox_queries {
+    ($($connection:ty),*) => {$(
+        impl InboxQueries for $connection {
+            fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>> {
+                inbox_events::table
+                    .filter(inbox_events::processed_at.is_null())
+                    .order(inbox_events::id)
+                    .limit(limit)
+                    .select(PendingEvent::as_select())
+                    .load(self)
+            }
+
+            fn mark_processed(&mut self, processed: &[(PendingEvent, Handled)], now_ms: i64) -> QueryResult<()> {
+                let quarantined: Vec<NewQuarantine> = processed
+                    .iter()
+                    .filter_map(|(event, handled)| {
+                        Some(NewQuarantine {
+                            txn_id: event.txn_id.clone(),
+                            event_id: Some(event.event_id.clone()),
+                            reason: handled.quarantine.clone()?,
+                            body: event.event_json.clone(),
+                            received_at: now_ms,
+                        })
+                    })
+                    .collect();
+                self.insert_quarantined(&quarantined)?;
+                // One UPDATE per distinct outcome (there are few), not one per event.
+                let mut by_outcome: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+                for (event, handled) in processed {
+                    by_outcome.entry(handled.outcome.as_str()).or_default().push(event.id);
+                }
+                for (outcome, ids) in by_outcome {
+                    diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(ids)))
+                        .set((inbox_events::processed_at.eq(now_ms), inbox_events::outcome.eq(outcome)))
+                        .execute(self)?;
+                }
+                Ok(())
             }
         }
-        let pending: Vec<PendingEvent> = inbox_events::table
-            .filter(inbox_events::processed_at.is_null())
-            .order(inbox_events::id)
-            .limit(limit)
-            .select(PendingEvent::as_select())
-            .load(c)?;
-        let processed: Vec<(PendingEvent, Handled)> =
-            pending.into_iter().map(|event| { let handled = handle(&event); (event, handled) }).collect();
-        let quarantined: Vec<NewQuarantine> = processed
-            .iter()
-            .filter_map(|(event, handled)| {
-                Some(NewQuarantine {
-                    txn_id: event.txn_id.clone(),
-                    event_id: Some(event.event_id.clone()),
-                    reason: handled.quarantine.clone()?,
-                    body: event.event_json.clone(),
-                    received_at: now_ms,
-                })
-            })
-            .collect();
-        c.insert_quarantined(&quarantined)?;
-        // One UPDATE per distinct outcome (there are few), not one per event.
-        let mut by_outcome: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
-        for (event, handled) in &processed {
-            by_outcome.entry(handled.outcome.as_str()).or_default().push(event.id);
-        }
-        for (outcome, ids) in by_outcome {
-            diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(ids)))
-                .set((inbox_events::processed_at.eq(now_ms), inbox_events::outcome.eq(outcome)))
-                .execute(c)?;
-        }
-        Ok::<_, diesel::result::Error>(processed)
-    })?;
-    Ok(processed)
+    )*};
 }
+
+inbox_queries!(PgConnection, SqliteConnection);
 
 /// How many events wait for the processor, and the receive time of the oldest (unix ms).
 pub fn pending_summary(conn: &mut DbConnection) -> Result<(i64, Option<i64>), StoreError> {

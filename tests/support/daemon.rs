@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     /// (id, name) of each tenant; every tenant gets `tokens.tenant_token` with its id appended.
     pub tenants: Vec<(String, String)>,
     pub extra_yaml: String,
+    /// The appservice port is in a registration Synapse loaded, so it must never change.
+    pub appservice_port_registered: bool,
     /// `logging.level`; "debug" unless a test (or the benchmark) wants less.
     pub log_level: String,
 }
@@ -73,6 +75,7 @@ impl DaemonConfig {
             tenants: vec![("tenantA".into(), "Tenant A".into())],
             extra_yaml: String::new(),
             log_level: "debug".into(),
+            appservice_port_registered: false,
             dir,
         }
     }
@@ -163,12 +166,41 @@ impl Daemon {
             child: None,
             starts: 0,
         };
-        daemon.restart().await;
-        daemon
+        // A port picked by `free_port` may be taken by someone else before the daemon binds it:
+        // then pick new ones (only here: a restart must keep its ports).
+        for _ in 0..3 {
+            match daemon.try_start().await {
+                Ok(()) => return daemon,
+                Err(logs) if logs.contains("for listen.platform:") => {
+                    daemon.config.platform_port = free_port();
+                }
+                Err(logs) if logs.contains("for listen.metrics:") => {
+                    daemon.config.metrics_port = free_port();
+                }
+                Err(logs)
+                    if logs.contains("for listen.appservice:")
+                        && !daemon.config.appservice_port_registered =>
+                {
+                    daemon.config.appservice_port = free_port();
+                }
+                Err(logs) => panic!("the daemon exited at start:\n{logs}"),
+            }
+        }
+        panic!(
+            "the daemon found no free ports in 3 attempts:\n{}",
+            daemon.logs()
+        );
     }
 
     /// Starts the process (again) on the same config and database; waits until it answers.
     pub async fn restart(&mut self) {
+        if let Err(logs) = self.try_start().await {
+            panic!("the daemon exited at start:\n{logs}");
+        }
+    }
+
+    /// Starts the process; `Err` with its logs when it exits before answering.
+    async fn try_start(&mut self) -> Result<(), String> {
         assert!(
             self.child.is_none(),
             "stop the daemon before starting it again"
@@ -197,7 +229,8 @@ impl Daemon {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("the daemon exited at start ({status}):\n{}", self.logs());
+                self.child = None;
+                return Err(format!("({status})\n{}", self.logs()));
             }
             if http_client()
                 .get(&url)
@@ -205,7 +238,7 @@ impl Daemon {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

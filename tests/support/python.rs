@@ -86,14 +86,28 @@ fn ensure_venv() -> Result<PathBuf, String> {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, and never handed out before in this
+/// process (the operating system may offer a just-released port again). Something else can still
+/// take it before it is bound: `Daemon::start` retries with new ports when that happens.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| {
-            panic!("could not bind a free port on 127.0.0.1 ({e}); is the loopback interface up?")
-        })
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not bind a free port on 127.0.0.1 ({e}); is the loopback interface up?"
+                )
+            });
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A new scratch directory `<cache>/<kind>-<pid>-<n>` for one server; also
