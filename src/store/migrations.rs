@@ -88,7 +88,9 @@ mod tests {
                 let body = &table[..table.find(");").unwrap()];
                 for line in body.lines().skip(1) {
                     let column = line.split_whitespace().next().unwrap_or("");
-                    if column.is_empty() || column == "CONSTRAINT" || column == "id" {
+                    if column.is_empty()
+                        || ["CONSTRAINT", "PRIMARY", "UNIQUE", "FOREIGN", "id"].contains(&column)
+                    {
                         continue;
                     }
                     assert!(

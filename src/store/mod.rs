@@ -5,7 +5,9 @@
 
 mod connection;
 pub mod inbox;
+pub mod jobs;
 pub mod migrations;
+pub mod rooms;
 pub mod schema;
 mod writer;
 

@@ -37,3 +37,65 @@ diesel::table! {
         received_at -> BigInt,
     }
 }
+
+diesel::table! {
+    rooms (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        kind -> Text,
+        slug -> Text,
+        name -> Text,
+        topic -> Nullable<Text>,
+        visibility -> Text,
+        room_id -> Nullable<Text>,
+        room_version -> Nullable<Text>,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    room_slugs (tenant_id, kind, slug) {
+        tenant_id -> Text,
+        kind -> Text,
+        slug -> Text,
+        room_key -> BigInt,
+    }
+}
+
+diesel::table! {
+    room_members (room_key, user_id) {
+        room_key -> BigInt,
+        user_id -> Text,
+        role -> Nullable<Text>,
+        applied_level -> Nullable<Integer>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        room_key -> Nullable<BigInt>,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        run_after -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        result -> Nullable<Text>,
+        txn_prefix -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(room_slugs -> rooms (room_key));
+diesel::joinable!(room_members -> rooms (room_key));
+diesel::joinable!(jobs -> rooms (room_key));
+diesel::allow_tables_to_appear_in_same_query!(rooms, room_slugs, room_members, jobs);

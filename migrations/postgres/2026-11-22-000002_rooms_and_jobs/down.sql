@@ -1,0 +1,4 @@
+DROP TABLE jobs;
+DROP TABLE room_members;
+DROP TABLE room_slugs;
+DROP TABLE rooms;

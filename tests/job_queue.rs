@@ -1,0 +1,351 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! The job queue's guarantees (`src/store/jobs.rs`), on real SQLite and real PostgreSQL.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openmeet_appservice::config::{Database, DatabaseUrl};
+use openmeet_appservice::store::Store;
+use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, NewJob, Outcome};
+use openmeet_appservice::store::rooms::{self, Declaration};
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store on a fresh database; a PostgreSQL database is dropped again when the test ends.
+struct TestStore {
+    store: Store,
+    url: String,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if self.url.starts_with("postgres") {
+            let url = self.url.clone();
+            let _ = std::panic::catch_unwind(|| support::postgres::drop_database(&url));
+        }
+    }
+}
+
+fn store(name: &str, backend: Backend) -> TestStore {
+    let url = match backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}/queue.db",
+            support::python::scratch_dir("queue").display()
+        ),
+        Backend::Postgres => support::postgres::fresh_database(name),
+    };
+    let store = Store::new(&Database {
+        url: DatabaseUrl::parse(&url).unwrap(),
+        migrate_on_start: true,
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(10),
+    });
+    store.migrate().unwrap();
+    TestStore { store, url }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::Backend::Postgres);
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    jobs_of_one_room_run_one_at_a_time_in_order,
+    a_job_waiting_for_its_retry_still_holds_its_room,
+    a_lapsed_lease_is_taken_again_and_the_old_worker_cannot_finish,
+    one_tenant_cannot_take_more_than_its_bound,
+    a_paused_job_spends_no_attempt_and_keeps_its_txn_prefix,
+    a_worker_reclaims_its_own_jobs_at_start,
+    operators_can_retry_and_cancel,
+    concurrent_workers_run_every_job_once_and_keep_rooms_in_order,
+);
+
+fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
+    let declaration = Declaration {
+        tenant_id: tenant.into(),
+        kind: "event".into(),
+        slug: slug.into(),
+        name: format!("{slug} Chat"),
+        topic: None,
+        visibility: "private".into(),
+    };
+    rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
+        .unwrap()
+        .0
+        .id
+}
+
+fn enqueue(store: &Store, tenant: &str, room_key: i64, step: u32) -> Job {
+    let job = NewJob {
+        tenant_id: tenant.into(),
+        room_key: Some(room_key),
+        kind: "test".into(),
+        payload: json!({"step": step}),
+    };
+    jobs::enqueue(&mut store.connection().unwrap(), &job, 0).unwrap()
+}
+
+fn claim(store: &Store, owner: &str, now: i64, total: usize) -> Vec<i64> {
+    let limits = ClaimLimits {
+        total,
+        tenant_room: &|_| usize::MAX,
+    };
+    jobs::claim(
+        &mut store.connection().unwrap(),
+        owner,
+        now,
+        now + 60_000,
+        &limits,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|job| job.id)
+    .collect()
+}
+
+fn finish(store: &Store, id: i64, owner: &str, outcome: Outcome, now: i64) -> bool {
+    jobs::finish(&mut store.connection().unwrap(), id, owner, &outcome, now).unwrap()
+}
+
+fn succeeded() -> Outcome {
+    Outcome::Succeeded { result: json!({}) }
+}
+
+fn get(store: &Store, id: i64) -> Job {
+    jobs::get(&mut store.connection().unwrap(), id)
+        .unwrap()
+        .unwrap()
+}
+
+fn jobs_of_one_room_run_one_at_a_time_in_order(backend: Backend) {
+    let store = store("queue_order", backend);
+    let (a, b) = (room(&store, "t", "a"), room(&store, "t", "b"));
+    let a1 = enqueue(&store, "t", a, 1).id;
+    let a2 = enqueue(&store, "t", a, 2).id;
+    let b1 = enqueue(&store, "t", b, 1).id;
+    assert_eq!(claim(&store, "w", 1, 10), [a1, b1]);
+    assert_eq!(
+        claim(&store, "w", 2, 10),
+        Vec::<i64>::new(),
+        "a2 ran before a1 finished"
+    );
+    assert!(finish(&store, a1, "w", succeeded(), 3));
+    assert_eq!(claim(&store, "w", 4, 10), [a2]);
+    assert_eq!(get(&store, a1).status, "succeeded");
+}
+
+fn a_job_waiting_for_its_retry_still_holds_its_room(backend: Backend) {
+    let store = store("queue_retry", backend);
+    let a = room(&store, "t", "a");
+    let a1 = enqueue(&store, "t", a, 1).id;
+    enqueue(&store, "t", a, 2);
+    assert_eq!(claim(&store, "w", 1, 10), [a1]);
+    assert!(finish(
+        &store,
+        a1,
+        "w",
+        Outcome::Retry {
+            run_after: 1_000,
+            error: "busy".into()
+        },
+        2
+    ));
+    assert_eq!(claim(&store, "w", 500, 10), Vec::<i64>::new());
+    assert_eq!(claim(&store, "w", 1_000, 10), [a1]);
+    let job = get(&store, a1);
+    assert_eq!((job.attempts, job.last_error.as_deref()), (2, Some("busy")));
+}
+
+fn a_lapsed_lease_is_taken_again_and_the_old_worker_cannot_finish(backend: Backend) {
+    let store = store("queue_lease", backend);
+    let a1 = enqueue(&store, "t", room(&store, "t", "a"), 1).id;
+    let limits = ClaimLimits {
+        total: 1,
+        tenant_room: &|_| 1,
+    };
+    let claimed =
+        jobs::claim(&mut store.connection().unwrap(), "crashed", 0, 100, &limits).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        claim(&store, "other", 50, 1),
+        Vec::<i64>::new(),
+        "taken while its lease held"
+    );
+    assert_eq!(claim(&store, "other", 101, 1), [a1]);
+    assert!(
+        !finish(&store, a1, "crashed", succeeded(), 102),
+        "a worker without the lease finished the job"
+    );
+    assert!(finish(&store, a1, "other", succeeded(), 103));
+    assert_eq!(get(&store, a1).attempts, 2);
+}
+
+fn one_tenant_cannot_take_more_than_its_bound(backend: Backend) {
+    let store = store("queue_bound", backend);
+    for i in 0..5 {
+        enqueue(&store, "busy", room(&store, "busy", &format!("r{i}")), 1);
+    }
+    let quiet = enqueue(&store, "quiet", room(&store, "quiet", "r"), 1).id;
+    let limits = ClaimLimits {
+        total: 10,
+        tenant_room: &|tenant| if tenant == "busy" { 2 } else { 10 },
+    };
+    let claimed = jobs::claim(&mut store.connection().unwrap(), "w", 1, 60_000, &limits).unwrap();
+    let busy = claimed.iter().filter(|job| job.tenant_id == "busy").count();
+    assert_eq!(busy, 2);
+    assert!(
+        claimed.iter().any(|job| job.id == quiet),
+        "the quiet tenant starved"
+    );
+}
+
+fn a_paused_job_spends_no_attempt_and_keeps_its_txn_prefix(backend: Backend) {
+    let store = store("queue_pause", backend);
+    let job = enqueue(&store, "t", room(&store, "t", "a"), 1);
+    assert_eq!(claim(&store, "w", 1, 1), [job.id]);
+    assert!(finish(
+        &store,
+        job.id,
+        "w",
+        Outcome::Pause {
+            run_after: 10,
+            error: "token".into()
+        },
+        2
+    ));
+    let paused = get(&store, job.id);
+    assert_eq!((paused.status.as_str(), paused.attempts), ("queued", 0));
+    assert_eq!(claim(&store, "w", 10, 1), [job.id]);
+    assert_eq!(get(&store, job.id).txn_prefix, job.txn_prefix);
+}
+
+fn a_worker_reclaims_its_own_jobs_at_start(backend: Backend) {
+    let store = store("queue_reclaim", backend);
+    let mine = enqueue(&store, "t", room(&store, "t", "a"), 1).id;
+    assert_eq!(claim(&store, "me", 1, 1), [mine]);
+    assert_eq!(
+        jobs::reclaim_own(&mut store.connection().unwrap(), "someone-else", 2).unwrap(),
+        0
+    );
+    assert_eq!(
+        jobs::reclaim_own(&mut store.connection().unwrap(), "me", 2).unwrap(),
+        1
+    );
+    assert_eq!(claim(&store, "me", 3, 1), [mine]);
+}
+
+fn operators_can_retry_and_cancel(backend: Backend) {
+    let store = store("queue_operator", backend);
+    let (a, b) = (room(&store, "t", "a"), room(&store, "t", "b"));
+    let dead = enqueue(&store, "t", a, 1).id;
+    let queued = enqueue(&store, "t", b, 1).id;
+    assert_eq!(claim(&store, "w", 1, 1), [dead]);
+    assert!(finish(
+        &store,
+        dead,
+        "w",
+        Outcome::Dead {
+            error: "gave up".into()
+        },
+        2
+    ));
+    let mut conn = store.connection().unwrap();
+    assert!(jobs::cancel(&mut conn, queued, 3).unwrap());
+    assert!(
+        !jobs::cancel(&mut conn, dead, 3).unwrap(),
+        "only queued jobs can be cancelled"
+    );
+    assert!(jobs::retry(&mut conn, dead, 4).unwrap());
+    drop(conn);
+    assert_eq!(claim(&store, "w", 5, 10), [dead]);
+    assert_eq!(get(&store, dead).attempts, 1);
+}
+
+/// Several workers (threads with their own connections) share the queue: every job runs exactly
+/// once, and within a room the jobs finish in id order.
+fn concurrent_workers_run_every_job_once_and_keep_rooms_in_order(backend: Backend) {
+    let store = store("queue_concurrent", backend);
+    let mut expected: HashMap<i64, Vec<i64>> = HashMap::new();
+    let rooms: Vec<i64> = (0..20)
+        .map(|i| room(&store, &format!("t{}", i % 4), &format!("r{i}")))
+        .collect();
+    for step in 0..5 {
+        for (i, room_key) in rooms.iter().enumerate() {
+            let job = enqueue(&store, &format!("t{}", i % 4), *room_key, step);
+            expected.entry(*room_key).or_default().push(job.id);
+        }
+    }
+    let done: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (store, done) = (store.store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let owner = format!("worker{w}");
+                let mut idle = 0;
+                while idle < 20 {
+                    let limits = ClaimLimits {
+                        total: 3,
+                        tenant_room: &|_| usize::MAX,
+                    };
+                    let claimed =
+                        jobs::claim(&mut store.connection().unwrap(), &owner, 1, 60_000, &limits)
+                            .unwrap();
+                    if claimed.is_empty() {
+                        idle += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    idle = 0;
+                    for job in claimed {
+                        done.lock().unwrap().push((job.room_key.unwrap(), job.id));
+                        assert!(
+                            jobs::finish(
+                                &mut store.connection().unwrap(),
+                                job.id,
+                                &owner,
+                                &succeeded(),
+                                2
+                            )
+                            .unwrap()
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let done = done.lock().unwrap();
+    assert_eq!(done.len(), 100, "every job runs exactly once");
+    let mut by_room: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (room_key, id) in done.iter() {
+        by_room.entry(*room_key).or_default().push(*id);
+    }
+    assert_eq!(by_room, expected, "a room's jobs ran out of order");
+}
