@@ -23,6 +23,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Woken when a transaction stored new events, so the inbox processor starts at once.
     pub inbox_wakeup: Notify,
+    /// Woken when a job was queued or finished, so the worker claims at once.
+    pub jobs_wakeup: Notify,
     /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
     registered: Mutex<HashSet<OwnedUserId>>,
 }
@@ -44,8 +46,30 @@ impl App {
             health: Health::default(),
             clock,
             inbox_wakeup: Notify::new(),
+            jobs_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".
+    pub async fn ensure_bot(&self, tenant: &crate::config::Tenant) -> Result<(), matrix::Error> {
+        let bot = self.config.bot_user_id(tenant);
+        let known = self
+            .registered
+            .lock()
+            .expect("lock is never poisoned")
+            .contains(&bot);
+        if !known {
+            self.homeserver.ensure_registered(bot.localpart()).await?;
+            self.homeserver
+                .set_display_name(&bot, &format!("OpenMeet ({})", tenant.name))
+                .await?;
+            self.registered
+                .lock()
+                .expect("lock is never poisoned")
+                .insert(bot);
+        }
+        Ok(())
     }
 
     /// Makes sure one of our users (the sender or a tenant bot) exists on the homeserver.

@@ -10,5 +10,6 @@ pub mod jobs;
 pub mod matrix;
 pub mod observability;
 pub mod registration;
+pub mod rooms;
 pub mod server;
 pub mod store;

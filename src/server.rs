@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::matrix::preflight;
+use crate::observability::health::TokenState;
 use crate::{api, jobs, observability};
 
 /// How often a healthy daemon repeats the preflight (whoami and ping).
@@ -64,6 +65,7 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         });
     }
     let processor = tokio::spawn(jobs::inbox::run(app.clone(), shutdown_rx.clone()));
+    let worker = tokio::spawn(jobs::worker::run(app.clone(), shutdown_rx.clone()));
     let preflight = tokio::spawn(preflight_loop(app.clone(), shutdown_rx));
 
     shutdown_signal().await;
@@ -74,6 +76,7 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     }
     preflight.abort();
     let _ = processor.await;
+    let _ = worker.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -91,7 +94,7 @@ async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let wait = match preflight::run(&app.homeserver, &app.config).await {
             Ok(report) => {
-                app.health.set_token_accepted(true);
+                app.health.set_token(TokenState::Accepted);
                 app.health.set_ping_ok(true);
                 let now = app
                     .clock
@@ -106,9 +109,16 @@ async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 RECHECK
             }
             Err(failure) => {
-                let token_bad = failure.step == preflight::Step::Token;
-                app.health
-                    .set_token_accepted(!token_bad && app.health.token_accepted());
+                match failure.step {
+                    preflight::Step::Token => {
+                        app.health.set_token(TokenState::Rejected);
+                    }
+                    // The homeserver did not answer: what it thinks of the token is unknown.
+                    preflight::Step::Versions => {}
+                    _ => {
+                        app.health.set_token(TokenState::Accepted);
+                    }
+                }
                 app.health.set_ping_ok(false);
                 tracing::warn!(step = ?failure.step, retry_in_ms = backoff.as_millis() as u64, "preflight failed: {}", failure.message);
                 let wait = backoff;
@@ -118,6 +128,7 @@ async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = app.health.recheck.notified() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }

@@ -22,6 +22,22 @@ pub struct FileConfig {
     pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub logging: LoggingSection,
+    #[serde(default)]
+    pub jobs: JobsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSection {
+    pub worker_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub max_parallel: Option<usize>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub per_tenant: Option<usize>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub max_attempts: Option<i32>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +47,7 @@ pub struct HomeserverSection {
     pub server_name: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub timeout_seconds: Option<u64>,
+    pub room_version: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

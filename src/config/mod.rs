@@ -44,6 +44,7 @@ pub struct Config {
     /// Guards `GET /v1/status` on the platform listener; without it that route is off.
     pub admin_token: Option<Secret>,
     pub logging: Logging,
+    pub jobs: Jobs,
     /// The anchored matchers of our registration's namespaces, derived from the values above.
     pub namespaces: Namespaces,
 }
@@ -56,6 +57,24 @@ pub struct Homeserver {
     pub server_name: OwnedServerName,
     /// Upper bound for one call to the homeserver.
     pub timeout: Duration,
+    /// The room version new rooms get; `None`: the homeserver's default.
+    pub room_version: Option<String>,
+}
+
+/// The job workers of this process.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    /// Names this process's leases; stable across restarts so that a restarted process reclaims
+    /// its own jobs at once. Default: `{hostname}:{appservice port}`.
+    pub worker_id: String,
+    /// Jobs this process runs at once.
+    pub max_parallel: usize,
+    /// Jobs one tenant may run at once in this process, so one tenant cannot starve the others.
+    pub per_tenant: usize,
+    /// Attempts before a job that keeps failing transiently is `dead`.
+    pub max_attempts: i32,
+    /// How long a claim holds without renewal; a crashed worker's jobs are taken again after it.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +220,27 @@ impl Config {
                 }
             });
         let timeout = Duration::from_secs(file.homeserver.timeout_seconds.unwrap_or(30));
+        let room_version = file.homeserver.room_version.filter(|version| {
+            let ok = !version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+            if !ok {
+                p.push(format!("homeserver.room_version {version:?} is not a room version: use e.g. \"10\", \"11\" or \"12\", or leave it out for the homeserver's default."));
+            }
+            ok
+        });
+        let jobs_section = file.jobs;
+        let max_parallel = jobs_section.max_parallel.unwrap_or(16);
+        let per_tenant = jobs_section.per_tenant.unwrap_or(4);
+        let max_attempts = jobs_section.max_attempts.unwrap_or(10);
+        let lease_seconds = jobs_section.lease_seconds.unwrap_or(60);
+        if max_parallel == 0 || per_tenant == 0 || max_attempts < 1 {
+            p.push(
+                "jobs.max_parallel, jobs.per_tenant and jobs.max_attempts must be at least 1."
+                    .into(),
+            );
+        }
+        if !(5..=60).contains(&lease_seconds) {
+            p.push("jobs.lease_seconds must be between 5 and 60: a lapsed lease hands a crashed worker's jobs to another.".into());
+        }
 
         let section = file.appservice;
         let id = required(p, "appservice.id", section.id).filter(|id| {
@@ -377,6 +417,7 @@ impl Config {
                 url,
                 server_name,
                 timeout,
+                room_version,
             },
             appservice: Appservice {
                 id,
@@ -402,6 +443,15 @@ impl Config {
             tenants,
             admin_token,
             logging: Logging { level, format },
+            jobs: Jobs {
+                worker_id: jobs_section
+                    .worker_id
+                    .unwrap_or_else(|| default_worker_id(appservice.port())),
+                max_parallel,
+                per_tenant,
+                max_attempts,
+                lease: Duration::from_secs(lease_seconds),
+            },
             namespaces,
         };
         config
@@ -445,6 +495,17 @@ impl Config {
 fn user_id(localpart: &str, server_name: &ServerName) -> OwnedUserId {
     UserId::parse(format!("@{localpart}:{server_name}"))
         .expect("localparts and server names are validated at load")
+}
+
+/// `{hostname}:{port}`: stable across restarts, distinct for daemons sharing one machine.
+fn default_worker_id(port: u16) -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{hostname}:{port}")
 }
 
 fn required(problems: &mut Vec<String>, key: &str, value: Option<String>) -> Option<String> {

@@ -49,6 +49,8 @@ homeserver:
   server_name: matrix.openmeet.net
   # Upper bound for one call to the homeserver, in seconds.
   timeout_seconds: 30
+  # The room version of new rooms ("10", "11", "12", ...); leave it out for the homeserver's default.
+  # room_version: "12"
 
 appservice:
   # The registration's id; Synapse names the appservice by it (and the ping URL carries it).
@@ -94,6 +96,18 @@ tenants:
 
 # Guards GET /v1/status on the platform listener; leave it out to turn that route off.
 admin_token: {admin_token}
+
+jobs:
+  # Names this process's job leases; keep it stable across restarts (a restarted process then
+  # takes its unfinished jobs back at once). Default: {hostname}:{appservice port}.
+  # worker_id: openmeet-appservice-0
+  # Jobs this process runs at once, and per tenant (so one tenant cannot starve the others).
+  max_parallel: 16
+  per_tenant: 4
+  # Attempts before a job that keeps failing (network, 5xx) is dead.
+  max_attempts: 10
+  # Seconds a claim holds without renewal; a crashed worker's jobs are taken again after it.
+  lease_seconds: 60
 
 logging:
   # A tracing filter: info, debug, or e.g. openmeet_appservice=debug,info.

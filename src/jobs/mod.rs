@@ -1,4 +1,23 @@
 //! The durable core between inbound and outbound traffic. For now: the inbox processor, which
 //! works through the events Synapse delivered, room by room in arrival order.
 
+pub mod ensure_room;
+mod error;
 pub mod inbox;
+pub mod worker;
+
+use std::sync::Arc;
+
+pub use self::error::JobError;
+use crate::app::App;
+use crate::store::jobs::Job;
+
+/// Runs one attempt of `job` by its kind.
+pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, JobError> {
+    match job.kind.as_str() {
+        ensure_room::KIND => ensure_room::run(app, job).await,
+        other => Err(JobError::Permanent(format!(
+            "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
+        ))),
+    }
+}

@@ -7,6 +7,8 @@ mod client;
 mod error;
 pub mod preflight;
 mod register;
+mod rooms;
 
 pub use self::client::Client;
 pub use self::error::{Error, RetryKind};
+pub use self::rooms::RoomState;

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub homeserver_requests: IntCounterVec,
     pub homeserver_request_seconds: HistogramVec,
     pub last_successful_ping_seconds: Gauge,
+    pub jobs: IntCounterVec,
+    pub job_seconds: HistogramVec,
+    pub jobs_queued: IntGauge,
+    pub jobs_oldest_queued_age_seconds: Gauge,
+    pub rate_limit_waits: IntCounter,
     pub ready: IntGaugeVec,
 }
 
@@ -134,6 +139,27 @@ impl Metrics {
             last_successful_ping_seconds: register!(Gauge::new(
                 "openmeet_as_last_successful_ping_timestamp_seconds",
                 "Unix time of the last appservice ping round trip that succeeded."
+            )),
+            jobs: register!(counter_vec(
+                "jobs_total",
+                "Job attempts by kind and outcome (succeeded, retry, paused, failed, dead).",
+                &["kind", "outcome"]
+            )),
+            job_seconds: register!(HistogramVec::new(
+                latency("job_seconds", "Duration of one job attempt, by kind."),
+                &["kind"]
+            )),
+            jobs_queued: register!(IntGauge::new(
+                "openmeet_as_jobs_queued",
+                "Jobs waiting to run."
+            )),
+            jobs_oldest_queued_age_seconds: register!(Gauge::new(
+                "openmeet_as_jobs_oldest_queued_age_seconds",
+                "Age of the oldest queued job (0 when none)."
+            )),
+            rate_limit_waits: register!(counter(
+                "rate_limit_waits_total",
+                "Times a job waited for the homeserver's rate limit (M_LIMIT_EXCEEDED)."
             )),
             ready: register!(IntGaugeVec::new(
                 Opts::new(

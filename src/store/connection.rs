@@ -26,15 +26,70 @@ macro_rules! on_backend {
 }
 
 /// Runs `$body` in a write transaction: `BEGIN` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite (so the
-/// write lock is taken up front and concurrent writers wait on `busy_timeout` instead of failing).
+/// write lock is taken up front and concurrent writers wait on `busy_timeout` instead of failing);
+/// inside another transaction ([`DbConnection::write`]) it is a savepoint.
 #[macro_export]
 macro_rules! write_transaction {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
             $crate::store::DbConnection::Postgres($c) => $c.transaction(|$c| $body),
-            $crate::store::DbConnection::Sqlite($c) => $c.immediate_transaction(|$c| $body),
+            $crate::store::DbConnection::Sqlite($c) => $crate::store::sqlite_write($c, |$c| $body),
         }
     };
+}
+
+/// SQLite's write transaction: `BEGIN IMMEDIATE` when outermost, a savepoint when nested.
+pub fn sqlite_write<T, E>(
+    conn: &mut SqliteConnection,
+    work: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_none();
+    if outermost {
+        conn.immediate_transaction(work)
+    } else {
+        conn.transaction(work)
+    }
+}
+
+impl DbConnection {
+    /// Runs `work` in a write transaction that store functions (which open their own) nest into
+    /// as savepoints, so several of them commit or roll back together. The outermost one is
+    /// `BEGIN` on PostgreSQL and `BEGIN IMMEDIATE` on SQLite.
+    pub fn write<T, E>(&mut self, work: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        match self {
+            Self::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+            Self::Sqlite(c) => {
+                let outermost = AnsiTransactionManager::transaction_manager_status_mut(c)
+                    .transaction_depth()?
+                    .is_none();
+                if outermost {
+                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+                } else {
+                    AnsiTransactionManager::begin_transaction(c)?;
+                }
+            }
+        }
+        match work(self) {
+            Ok(value) => {
+                on_backend!(self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = on_backend!(self, c => AnsiTransactionManager::rollback_transaction(c));
+                Err(error)
+            }
+        }
+    }
 }
 
 /// SQLite settings per connection, after `busy_timeout` (set first, so these wait for a lock too).

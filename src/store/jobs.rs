@@ -304,6 +304,17 @@ pub fn cancel(conn: &mut DbConnection, id: i64, now_ms: i64) -> Result<bool, Sto
     Ok(updated == 1)
 }
 
+/// The newest job of a room.
+pub fn latest_for_room(conn: &mut DbConnection, room_key: i64) -> Result<Option<Job>, StoreError> {
+    let job = on_backend!(conn, c => jobs::table
+        .filter(jobs::room_key.eq(room_key))
+        .order(jobs::id.desc())
+        .select(Job::as_select())
+        .first(c)
+        .optional())?;
+    Ok(job)
+}
+
 /// Queued jobs and the creation time of the oldest (unix ms), for the depth gauges.
 pub fn queue_summary(conn: &mut DbConnection) -> Result<(i64, Option<i64>), StoreError> {
     let summary = on_backend!(conn, c => jobs::table

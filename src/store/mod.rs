@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use diesel::r2d2::{self, Pool};
 
-pub use self::connection::DbConnection;
 use self::connection::Manager;
+pub use self::connection::{DbConnection, sqlite_write};
 use self::writer::Writer;
 use crate::config::{self, DatabaseUrl};
 use crate::on_backend;

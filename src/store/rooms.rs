@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{room_slugs, rooms};
+use super::schema::{room_members, room_slugs, rooms};
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
@@ -131,4 +131,125 @@ pub fn find(
 pub fn get(conn: &mut DbConnection, key: i64) -> Result<Option<Room>, StoreError> {
     let room = on_backend!(conn, c => rooms::table.find(key).select(Room::as_select()).first(c).optional())?;
     Ok(room)
+}
+
+/// A declared member, and the power-level entry the daemon owns for them.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = room_members)]
+pub struct Member {
+    pub room_key: i64,
+    pub user_id: String,
+    /// `None`: removed, still to be kicked.
+    pub role: Option<String>,
+    pub applied_level: Option<i32>,
+    pub updated_at: i64,
+}
+
+pub fn members(conn: &mut DbConnection, room_key: i64) -> Result<Vec<Member>, StoreError> {
+    let members = on_backend!(conn, c => room_members::table
+        .filter(room_members::room_key.eq(room_key))
+        .order(room_members::user_id)
+        .select(Member::as_select())
+        .load(c))?;
+    Ok(members)
+}
+
+/// Declares exactly these `(user_id, role)` members: new ones are added, changed roles updated,
+/// and members not listed are marked removed (role `None`). Returns whether anything changed.
+pub fn declare_members(
+    conn: &mut DbConnection,
+    room_key: i64,
+    declared: &[(String, String)],
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = write_transaction!(conn, c => {
+        let current: Vec<Member> = room_members::table
+            .filter(room_members::room_key.eq(room_key))
+            .select(Member::as_select())
+            .load(c)?;
+        let mut changed = false;
+        for (user_id, role) in declared {
+            match current.iter().find(|m| &m.user_id == user_id) {
+                Some(member) if member.role.as_deref() == Some(role.as_str()) => {}
+                Some(_) => {
+                    diesel::update(room_members::table.find((room_key, user_id)))
+                        .set((room_members::role.eq(role), room_members::updated_at.eq(now_ms)))
+                        .execute(c)?;
+                    changed = true;
+                }
+                None => {
+                    diesel::insert_into(room_members::table)
+                        .values((
+                            room_members::room_key.eq(room_key),
+                            room_members::user_id.eq(user_id),
+                            room_members::role.eq(role),
+                            room_members::updated_at.eq(now_ms),
+                        ))
+                        .execute(c)?;
+                    changed = true;
+                }
+            }
+        }
+        for member in current.iter().filter(|m| m.role.is_some() && !declared.iter().any(|(u, _)| u == &m.user_id)) {
+            diesel::update(room_members::table.find((room_key, &member.user_id)))
+                .set((room_members::role.eq(None::<String>), room_members::updated_at.eq(now_ms)))
+                .execute(c)?;
+            changed = true;
+        }
+        Ok::<_, diesel::result::Error>(changed)
+    })?;
+    Ok(changed)
+}
+
+/// Records what the daemon wrote into `m.room.power_levels` for these users (`None`: it removed
+/// their entry), and forgets removed members that are gone from the room.
+pub fn record_applied_levels(
+    conn: &mut DbConnection,
+    room_key: i64,
+    applied: &[(String, Option<i32>)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    write_transaction!(conn, c => {
+        for (user_id, level) in applied {
+            diesel::update(room_members::table.find((room_key, user_id)))
+                .set((room_members::applied_level.eq(level), room_members::updated_at.eq(now_ms)))
+                .execute(c)?;
+        }
+        diesel::delete(
+            room_members::table
+                .filter(room_members::room_key.eq(room_key))
+                .filter(room_members::role.is_null())
+                .filter(room_members::applied_level.is_null()),
+        )
+        .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+/// Stores the Matrix room once created (or adopted after a crash between creating and storing).
+pub fn set_created(
+    conn: &mut DbConnection,
+    room_key: i64,
+    room_id: &str,
+    room_version: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
+        .set((rooms::room_id.eq(room_id), rooms::room_version.eq(room_version), rooms::updated_at.eq(now_ms)))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn set_status(
+    conn: &mut DbConnection,
+    room_key: i64,
+    status: &str,
+    last_error: Option<&str>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
+        .set((rooms::status.eq(status), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
+        .execute(c))?;
+    Ok(())
 }

@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     /// (id, name) of each tenant; every tenant gets `tokens.tenant_token` with its id appended.
     pub tenants: Vec<(String, String)>,
     pub extra_yaml: String,
+    /// `homeserver.room_version`; `None`: the homeserver's default.
+    pub room_version: Option<String>,
     /// The appservice port is in a registration Synapse loaded, so it must never change.
     pub appservice_port_registered: bool,
     /// `logging.level`; "debug" unless a test (or the benchmark) wants less.
@@ -76,6 +78,7 @@ impl DaemonConfig {
             extra_yaml: String::new(),
             log_level: "debug".into(),
             appservice_port_registered: false,
+            room_version: None,
             dir,
         }
     }
@@ -96,7 +99,7 @@ impl DaemonConfig {
             })
             .collect();
         format!(
-            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: 10\n\
+            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: 10\n{room_version}\
              appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
              as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
@@ -104,6 +107,11 @@ impl DaemonConfig {
              tenants:\n{tenants}\
              logging:\n  level: {log_level}\n{extra}",
             hs = self.homeserver_url,
+            room_version = self
+                .room_version
+                .as_ref()
+                .map(|version| format!("  room_version: {version:?}\n"))
+                .unwrap_or_default(),
             server = self.server_name,
             as_token = self.tokens.as_token,
             hs_token = self.tokens.hs_token,
@@ -329,6 +337,54 @@ impl Daemon {
         let json = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
         (status, json)
+    }
+
+    /// A request to the platform listener with `token` as Bearer (none when `None`).
+    pub async fn platform(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = http_client().request(
+            method,
+            format!("{}{path}", self.base(self.config.platform_port)),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("the platform listener answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
+        (status, json)
+    }
+
+    /// Waits until job `id` has ended (any status but queued and running) and returns it.
+    pub async fn wait_for_job(&self, id: i64, token: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, job) = self
+                .platform(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if job["status"] != "queued" && job["status"] != "running" {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} did not end within 60 s: {job}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Pushes a transaction as Synapse does.

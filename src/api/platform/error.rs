@@ -1,22 +1,39 @@
-//! The one place where a platform API failure becomes a status and a machine code.
+//! The one place where a platform API failure becomes a status and a machine code:
+//! `{"error": "<sentence>", "code": "<machine code>"}`.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::rooms::FieldError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     #[error("an Authorization: Bearer token is required")]
     MissingToken,
-    #[error("this token does not grant access here")]
-    Forbidden,
+    #[error(
+        "this token is not a tenant's api_token: check tenants[].api_token in the daemon's config"
+    )]
+    UnknownToken,
+    #[error("this token belongs to another tenant: use the token of tenant {0}")]
+    OtherTenant(String),
+    #[error("no tenant {0} is configured: add it to tenants in the daemon's config")]
+    UnknownTenant(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("no such resource: see the platform API in the README")]
-    NotFound,
+    UnknownPath,
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
+    #[error("this route needs the admin_token")]
+    AdminOnly,
     #[error("the status route is off: set admin_token in the config to turn it on")]
     StatusDisabled,
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("the body is not valid for this call: {0}")]
+    BadBody(String),
     #[error("the database is unavailable; try again")]
     DatabaseUnavailable,
 }
@@ -25,11 +42,30 @@ impl PlatformError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound | Self::StatusDisabled => (StatusCode::NOT_FOUND, "not_found"),
+            Self::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown_token"),
+            Self::OtherTenant(_) | Self::AdminOnly => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::UnknownTenant(_) => (StatusCode::NOT_FOUND, "unknown_tenant"),
+            Self::NotFound(_) | Self::UnknownPath | Self::StatusDisabled => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+            Self::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
         }
+    }
+}
+
+impl From<FieldError> for PlatformError {
+    fn from(error: FieldError) -> Self {
+        Self::Invalid(error)
+    }
+}
+
+impl From<crate::store::StoreError> for PlatformError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "platform API: database error");
+        Self::DatabaseUnavailable
     }
 }
 

@@ -1,25 +1,40 @@
 //! OpenMeet core → us: the internal platform API on `listen.platform`. Errors are JSON
 //! `{"error": "<sentence>", "code": "<machine code>"}`.
 //!
-//! Rooms, members and jobs arrive with the rooms work; for now it serves `GET /v1/status` for
-//! operators (behind `admin_token`) and answers everything else with a JSON 404.
+//! Tenant-scoped calls (a tenant's `api_token` reaches only that tenant) declare rooms and read
+//! jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
+mod auth;
 mod error;
+mod get_room;
+mod job;
+mod put_room;
+mod room_path;
 mod status;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
 use self::error::PlatformError;
 use crate::app::App;
 
+/// Requests larger than this are refused (413).
+const BODY_LIMIT: usize = 1024 * 1024;
+
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/status", get(status::handler))
-        .fallback(|| async { PlatformError::NotFound.into_response() })
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
+            get(get_room::handler).put(put_room::handler),
+        )
+        .route("/v1/jobs/{id}", get(job::get))
+        .fallback(|| async { PlatformError::UnknownPath.into_response() })
         .method_not_allowed_fallback(|| async { PlatformError::MethodNotAllowed.into_response() })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(app)
 }

@@ -29,7 +29,7 @@ pub async fn handler(
         .ok_or(PlatformError::MissingToken)?;
     let same_length = presented.len() == admin_token.expose().len();
     if !(same_length && bool::from(presented.as_bytes().ct_eq(admin_token.expose().as_bytes()))) {
-        return Err(PlatformError::Forbidden);
+        return Err(PlatformError::AdminOnly);
     }
     let (pending, oldest) = app
         .store

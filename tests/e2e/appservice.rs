@@ -1,105 +1,15 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-//! End-to-end against a real Synapse (PyPI `matrix-synapse`, pinned in `support/testenv.sh`):
-//! one Synapse per test process, loaded with the registration our own `registration` command
-//! printed. Tests take turns on the registered appservice port, each with its own daemon and
-//! database, and keep apart through their own users and rooms.
+//! The appservice core against the real Synapse: preflight, ping, user queries, transactions.
 
-mod support;
-
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, MutexGuard};
 
-use support::daemon::{Daemon, DaemonConfig};
-use support::eventually;
-use support::matrix_client::{encode, register_user, request};
-use support::synapse::Synapse;
-
-const SERVER_NAME: &str = "openmeet.test";
-
-struct Environment {
-    synapse: Synapse,
-    /// The config whose registration Synapse loaded; every test daemon starts from a copy.
-    config: DaemonConfig,
-}
-
-fn environment() -> &'static Environment {
-    static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
-    ENVIRONMENT.get_or_init(|| {
-        let mut config = DaemonConfig::new("e2e", None);
-        config.server_name = SERVER_NAME.into();
-        config.tenants = vec![
-            ("tenantA".into(), "Tenant A".into()),
-            ("ciTenantB".into(), "CI Tenant B".into()),
-        ];
-        let registration = config.registration();
-        config.appservice_port_registered = true;
-        let synapse = Synapse::start(SERVER_NAME, &[registration]);
-        config.homeserver_url = synapse.url.clone();
-        Environment { synapse, config }
-    })
-}
-
-/// Only one daemon at a time can own the registered appservice port. (tokio's mutex works across
-/// the tests' separate runtimes, and a failed test releases it without poisoning.)
-async fn port_turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::const_new(());
-    TURN.lock().await
-}
-
-/// A copy of the registered config on a fresh SQLite database in a fresh directory.
-fn fresh_config() -> DaemonConfig {
-    let env = environment();
-    let fresh = DaemonConfig::new("e2e", None);
-    DaemonConfig {
-        dir: fresh.dir,
-        database_url: fresh.database_url,
-        ..env.config.clone()
-    }
-}
-
-/// Starts a daemon and waits until it is ready: its preflight, ping included, passed.
-async fn ready_daemon() -> Daemon {
-    let daemon = Daemon::start(fresh_config()).await;
-    let url = format!(
-        "http://127.0.0.1:{}/health/ready",
-        daemon.config.metrics_port
-    );
-    eventually(
-        "the daemon to be ready",
-        Duration::from_secs(30),
-        || async {
-            let response = support::matrix_client::http_client()
-                .get(&url)
-                .send()
-                .await
-                .ok()?;
-            (response.status() == StatusCode::OK).then_some(())
-        },
-    )
-    .await;
-    daemon
-}
-
-fn bot_id(tenant: &str) -> String {
-    format!("@openmeet-bot-{}:{SERVER_NAME}", tenant.to_lowercase())
-}
-
-fn assert_no_token(text: &str, config: &DaemonConfig) {
-    for token in [
-        &config.tokens.as_token,
-        &config.tokens.hs_token,
-        &config.tenant_token("tenantA"),
-    ] {
-        assert!(
-            !text.contains(token.as_str()),
-            "a token appears in the output"
-        );
-    }
-}
+use crate::environment::{
+    SERVER_NAME, assert_no_token, bot_id, environment, fresh_config, port_turn, ready_daemon,
+};
+use crate::support::eventually;
+use crate::support::matrix_client::{encode, register_user, request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_passes_with_and_without_a_running_daemon() {

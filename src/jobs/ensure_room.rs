@@ -1,0 +1,236 @@
+//! `ensure_room`: makes Synapse match a declared room. Creates it once (adopting it when an earlier
+//! attempt created it but crashed before storing its id), invites the declared members, applies
+//! their power levels by read-modify-write, and kicks members removed from the declaration. Each
+//! step looks before it acts, so a re-run changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ruma::{OwnedUserId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::JobError;
+use crate::app::App;
+use crate::config::Tenant;
+use crate::matrix::{self, RoomState};
+use crate::rooms::{self, DeclaredRoom, RoleLevels, RoomKind, Visibility};
+use crate::store::jobs::{Job, NewJob};
+use crate::store::rooms::{self as room_store, Member, Room};
+use crate::store::unix_ms;
+
+pub const KIND: &str = "ensure_room";
+
+/// The reason given when a member the platform removed is kicked.
+const REMOVED: &str = "Removed from the room";
+
+pub fn new_job(room: &Room) -> NewJob {
+    NewJob {
+        tenant_id: room.tenant_id.clone(),
+        room_key: Some(room.id),
+        kind: KIND.to_owned(),
+        payload: json!({}),
+    }
+}
+
+pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
+    let room_key = job
+        .room_key
+        .ok_or_else(|| JobError::Permanent("the job names no room".into()))?;
+    let (room, members) = app
+        .store
+        .run(move |c| {
+            let room = room_store::get(c, room_key)?;
+            Ok(room.map(|room| (room, room_store::members(c, room_key))))
+        })
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("room {room_key} is no longer declared")))?;
+    let members = members?;
+    if room.status == room_store::DELETED {
+        return Ok(json!({"skipped": "the room was deleted"}));
+    }
+    let result = ensure(app, &room, &members).await;
+    let now = unix_ms(app.clock.now());
+    let (status, error) = match &result {
+        Ok(_) => (room_store::READY, None),
+        Err(error) if error.retry_kind() == matrix::RetryKind::Permanent => {
+            (room_store::FAILED, Some(error.sentence()))
+        }
+        Err(_) => return result,
+    };
+    app.store
+        .write(move |c| room_store::set_status(c, room_key, status, error.as_deref(), now))
+        .await?;
+    result
+}
+
+async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value, JobError> {
+    let config = &app.config;
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.id == room.tenant_id)
+        .ok_or_else(|| {
+            JobError::Permanent(format!(
+                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
+                room.tenant_id
+            ))
+        })?;
+    let bot = config.bot_user_id(tenant);
+    app.ensure_bot(tenant).await?;
+    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let levels = RoleLevels::default();
+    let desired: BTreeMap<OwnedUserId, i64> = members
+        .iter()
+        .filter_map(|m| {
+            Some((
+                UserId::parse(&m.user_id).ok()?,
+                levels.level(kind, m.role.as_deref()?).ok()?,
+            ))
+        })
+        .collect();
+    let alias = rooms::alias(kind, &room.slug, &tenant.id, &config.homeserver.server_name)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+
+    let (room_id, version) = match (&room.room_id, &room.room_version) {
+        (Some(room_id), Some(version)) => (
+            RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?,
+            version.clone(),
+        ),
+        _ => create(app, room, tenant, &bot, kind, &desired, &alias).await?,
+    };
+
+    let state = app.homeserver.room_state(&bot, &room_id).await?;
+    let memberships = state.memberships();
+    for user in desired.keys() {
+        match memberships.get(user).map(String::as_str) {
+            Some("join" | "invite") => {}
+            Some("ban") => {
+                tracing::warn!(%user, "a declared member is banned from the room; not inviting")
+            }
+            _ => app.homeserver.invite(&bot, &room_id, user).await?,
+        }
+    }
+    let removed: Vec<&Member> = members.iter().filter(|m| m.role.is_none()).collect();
+    for member in &removed {
+        let Ok(user) = UserId::parse(&member.user_id) else {
+            continue;
+        };
+        if matches!(
+            memberships.get(&user).map(String::as_str),
+            Some("join" | "invite")
+        ) {
+            app.homeserver.kick(&bot, &room_id, &user, REMOVED).await?;
+        }
+    }
+    let applied =
+        apply_power_levels(app, &bot, &room_id, &version, &state, &desired, members).await?;
+    let now = unix_ms(app.clock.now());
+    let room_key = room.id;
+    app.store
+        .write(move |c| room_store::record_applied_levels(c, room_key, &applied, now))
+        .await?;
+    Ok(json!({"room_id": room_id, "alias": alias, "room_version": version}))
+}
+
+/// Creates the room, or adopts it when the alias already points to one (an earlier attempt
+/// created it and stopped before storing its id). Stores the id before anything else happens.
+async fn create(
+    app: &Arc<App>,
+    room: &Room,
+    tenant: &Tenant,
+    bot: &UserId,
+    kind: RoomKind,
+    desired: &BTreeMap<OwnedUserId, i64>,
+    alias: &ruma::RoomAliasId,
+) -> Result<(ruma::OwnedRoomId, String), JobError> {
+    let version = match &app.config.homeserver.room_version {
+        Some(version) => version.clone(),
+        None => app.homeserver.default_room_version(bot).await?,
+    };
+    let declared = DeclaredRoom {
+        kind,
+        slug: room.slug.clone(),
+        tenant: tenant.id.clone(),
+        name: room.name.clone(),
+        topic: room.topic.clone(),
+        visibility: if room.visibility == "public" {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
+    };
+    let body = rooms::create_room_body(&declared, bot, &version, desired);
+    let room_id = match app.homeserver.create_room(bot, body).await {
+        Ok(room_id) => room_id,
+        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_ROOM_IN_USE" => {
+            match app.homeserver.resolve_alias(bot, alias.to_owned()).await? {
+                Some(room_id) => {
+                    tracing::info!(%room_id, "the alias already names a room: adopting it");
+                    room_id
+                }
+                None => {
+                    return Err(JobError::Permanent(format!(
+                        "the alias {alias} is taken but does not resolve: remove it from Synapse, then retry the job"
+                    )));
+                }
+            }
+        }
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(%room_id, %version, "created the room");
+    let (room_key, id, stored_version, now) = (
+        room.id,
+        room_id.to_string(),
+        version.clone(),
+        unix_ms(app.clock.now()),
+    );
+    app.store
+        .write(move |c| room_store::set_created(c, room_key, &id, &stored_version, now))
+        .await?;
+    Ok((room_id, version))
+}
+
+/// Reads `m.room.power_levels`, sets the declared levels, drops the entries of removed members the
+/// daemon owned, leaves everyone else's alone, and writes it back when anything changed. Returns
+/// what the daemon now owns per member.
+async fn apply_power_levels(
+    app: &Arc<App>,
+    bot: &UserId,
+    room_id: &RoomId,
+    version: &str,
+    state: &RoomState,
+    desired: &BTreeMap<OwnedUserId, i64>,
+    members: &[Member],
+) -> Result<Vec<(String, Option<i32>)>, JobError> {
+    let current = state
+        .content("m.room.power_levels", "")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let creators = match state.create() {
+        Some((sender, content)) => rooms::privileged_creators(version, &sender, content),
+        None => BTreeSet::new(),
+    };
+    let owned: BTreeSet<OwnedUserId> = members
+        .iter()
+        .filter(|m| m.applied_level.is_some())
+        .filter_map(|m| UserId::parse(&m.user_id).ok())
+        .collect();
+    let reconciled = rooms::reconcile(&current, desired, &owned, bot, &creators);
+    if let Some(content) = &reconciled.content {
+        app.homeserver
+            .set_state(bot, room_id, "m.room.power_levels", "", content)
+            .await?;
+    }
+    for user in &reconciled.out_of_reach {
+        tracing::warn!(%user, "cannot change this member's power level: it is at or above the bot's own");
+    }
+    Ok(members
+        .iter()
+        .map(|m| {
+            let level = UserId::parse(&m.user_id)
+                .ok()
+                .and_then(|user| desired.get(&user).copied());
+            (m.user_id.clone(), level.map(|level| level as i32))
+        })
+        .collect())
+}

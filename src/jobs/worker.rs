@@ -1,0 +1,282 @@
+//! The job worker: claims runnable jobs within this process's bounds, runs each under a renewed
+//! lease, and records how the attempt ended — retry with backoff and jitter, wait out a rate
+//! limit, pause while the homeserver refuses our token, fail with a fix sentence, or `dead` once
+//! attempts are spent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::error::JobError;
+use crate::app::App;
+use crate::matrix::RetryKind;
+use crate::observability::health::TokenState;
+use crate::store::jobs::{self, ClaimLimits, Job, Outcome};
+use crate::store::unix_ms;
+
+/// How often the worker looks for work without being woken (jobs queued by another replica,
+/// retries coming due).
+const POLL: Duration = Duration::from_millis(500);
+/// First retry delay; doubles per attempt up to `MAX_BACKOFF`, with ±50 % jitter.
+const BASE_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// When a job finds our token refused, it is looked at again after this (the worker also waits
+/// for the token to be accepted before it claims anything).
+const TOKEN_PAUSE: Duration = Duration::from_secs(5);
+/// How long shutdown lets attempts in flight finish; the rest keep their lease and are taken
+/// back at the next start.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let settings = app.config.jobs.clone();
+    let owner = settings.worker_id.clone();
+    let now = unix_ms(app.clock.now());
+    match app
+        .store
+        .write_in_background(move |c| jobs::reclaim_own(c, &owner, now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(
+            count,
+            "took back the jobs this worker held before it stopped"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not take back this worker's earlier jobs; their leases will lapse")
+        }
+    }
+    let mut running = JoinSet::new();
+    let mut tenants: HashMap<tokio::task::Id, String> = HashMap::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let capacity = settings.max_parallel.saturating_sub(running.len());
+        let mut claimed_any = false;
+        if capacity > 0 && app.health.token() != TokenState::Rejected {
+            match claim(&app, capacity, &tenants).await {
+                Ok(claimed) => {
+                    for job in claimed {
+                        claimed_any = true;
+                        let tenant = job.tenant_id.clone();
+                        let handle = running.spawn(attempt(app.clone(), job));
+                        tenants.insert(handle.id(), tenant);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not claim jobs; retrying"),
+            }
+        }
+        if claimed_any {
+            continue;
+        }
+        tokio::select! {
+            Some(done) = running.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(error) => {
+                        tracing::error!(%error, "a job attempt panicked; its lease will lapse and it runs again");
+                        error.id()
+                    }
+                };
+                tenants.remove(&id);
+            }
+            _ = app.jobs_wakeup.notified() => {}
+            _ = app.health.token_restored.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = running.len(),
+            "stopping with jobs in flight; they are taken back at the next start"
+        );
+        running.abort_all();
+    }
+}
+
+async fn claim(
+    app: &Arc<App>,
+    capacity: usize,
+    running: &HashMap<tokio::task::Id, String>,
+) -> Result<Vec<Job>, crate::store::StoreError> {
+    let settings = &app.config.jobs;
+    let mut busy: HashMap<String, usize> = HashMap::new();
+    for tenant in running.values() {
+        *busy.entry(tenant.clone()).or_default() += 1;
+    }
+    let per_tenant = settings.per_tenant;
+    let owner = settings.worker_id.clone();
+    let now = unix_ms(app.clock.now());
+    let lease_until = now + settings.lease.as_millis() as i64;
+    app.store
+        .write_in_background(move |c| {
+            let room =
+                |tenant: &str| per_tenant.saturating_sub(busy.get(tenant).copied().unwrap_or(0));
+            jobs::claim(
+                c,
+                &owner,
+                now,
+                lease_until,
+                &ClaimLimits {
+                    total: capacity,
+                    tenant_room: &room,
+                },
+            )
+        })
+        .await
+}
+
+/// One attempt at `job`, in a span carrying its kind, id, tenant and room.
+async fn attempt(app: Arc<App>, job: Job) {
+    let span = tracing::info_span!("job", kind = %job.kind, job_id = job.id, tenant = %job.tenant_id, room_key = job.room_key);
+    async move {
+        let started = Instant::now();
+        let renewal = tokio::spawn(renew_lease(app.clone(), job.id));
+        let result = super::execute(&app, &job).await;
+        renewal.abort();
+        let now = unix_ms(app.clock.now());
+        let (label, outcome) = outcome(&app, &job, result, now);
+        app.metrics.jobs.with_label_values(&[&job.kind, label]).inc();
+        app.metrics.job_seconds.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
+        let owner = app.config.jobs.worker_id.clone();
+        let id = job.id;
+        match app.store.write_in_background(move |c| jobs::finish(c, id, &owner, &outcome, now)).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the lease lapsed before the attempt ended; another worker took the job"),
+            Err(error) => tracing::warn!(%error, "could not record how the attempt ended; the lease will lapse and it runs again"),
+        }
+        app.jobs_wakeup.notify_one();
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Keeps the lease while the attempt runs.
+async fn renew_lease(app: Arc<App>, id: i64) {
+    let lease = app.config.jobs.lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let owner = app.config.jobs.worker_id.clone();
+        let until = unix_ms(app.clock.now()) + lease.as_millis() as i64;
+        if let Err(error) = app
+            .store
+            .write_in_background(move |c| jobs::renew(c, &owner, &[id], until))
+            .await
+        {
+            tracing::warn!(%error, "could not renew a job's lease");
+        }
+    }
+}
+
+/// How the attempt ends, and its metric label.
+fn outcome(
+    app: &App,
+    job: &Job,
+    result: Result<serde_json::Value, JobError>,
+    now: i64,
+) -> (&'static str, Outcome) {
+    let error = match result {
+        Ok(result) => {
+            tracing::info!("job succeeded");
+            return ("succeeded", Outcome::Succeeded { result });
+        }
+        Err(error) => error,
+    };
+    let sentence = error.sentence();
+    match error.retry_kind() {
+        RetryKind::RateLimited(wait) => {
+            app.metrics.rate_limit_waits.inc();
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "rate limited by the homeserver; waiting"
+            );
+            (
+                "rate_limited",
+                Outcome::Pause {
+                    run_after: now + wait.as_millis() as i64,
+                    error: sentence,
+                },
+            )
+        }
+        RetryKind::CredentialRejected => {
+            if app.health.set_token(TokenState::Rejected) != TokenState::Rejected {
+                tracing::error!(
+                    "the homeserver refuses our as_token ({sentence}): jobs pause until it is accepted again. Synapse has not loaded this registration, or the tokens differ: regenerate it with `openmeet-appservice registration`, update app_service_config_files and restart Synapse."
+                );
+                app.health.recheck.notify_one();
+            }
+            (
+                "paused",
+                Outcome::Pause {
+                    run_after: now + TOKEN_PAUSE.as_millis() as i64,
+                    error: sentence,
+                },
+            )
+        }
+        RetryKind::Transient if job.attempts >= app.config.jobs.max_attempts => {
+            tracing::warn!(attempts = job.attempts, %sentence, "job is dead: out of attempts");
+            (
+                "dead",
+                Outcome::Dead {
+                    error: format!("gave up after {} attempts: {sentence}", job.attempts),
+                },
+            )
+        }
+        RetryKind::Transient => {
+            let delay = backoff(job.attempts);
+            tracing::info!(retry_in_ms = delay.as_millis() as u64, %sentence, "job will be retried");
+            (
+                "retry",
+                Outcome::Retry {
+                    run_after: now + delay.as_millis() as i64,
+                    error: sentence,
+                },
+            )
+        }
+        RetryKind::Permanent => {
+            tracing::warn!(%sentence, "job failed");
+            ("failed", Outcome::Failed { error: sentence })
+        }
+    }
+}
+
+/// Capped exponential backoff with ±50 % jitter, so retries of many jobs spread out.
+pub fn backoff(attempts: i32) -> Duration {
+    let exponent = attempts.clamp(1, 20) as u32 - 1;
+    let base = BASE_BACKOFF
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(MAX_BACKOFF);
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    base.mul_f64(0.5 + f64::from(byte[0]) / 255.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for attempts in 1..=30 {
+            let delay = backoff(attempts);
+            let base = BASE_BACKOFF
+                .saturating_mul(2u32.saturating_pow((attempts.min(20) - 1) as u32))
+                .min(MAX_BACKOFF);
+            assert!(
+                delay >= base.mul_f64(0.5) && delay <= base.mul_f64(1.5),
+                "attempt {attempts}: {delay:?}"
+            );
+        }
+        assert!(backoff(1) <= Duration::from_millis(1500));
+        assert!(backoff(30) <= MAX_BACKOFF.mul_f64(1.5));
+    }
+}

@@ -1,0 +1,193 @@
+//! Room operations as a tenant's bot, each through ruma's typed request with identity assertion.
+//!
+//! Spec: <https://spec.matrix.org/v1.19/client-server-api/#rooms>
+
+use std::collections::BTreeMap;
+
+use ruma::api::client::alias::get_alias;
+use ruma::api::client::discovery::get_capabilities;
+use ruma::api::client::membership::{invite_user, kick_user};
+use ruma::api::client::room::Visibility;
+use ruma::api::client::room::create_room::{self, RoomPowerLevelsContentOverride};
+use ruma::api::client::state::{get_state_events, send_state_event};
+use ruma::events::{AnyInitialStateEvent, AnyStateEventContent, StateEventType};
+use ruma::serde::Raw;
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Client, Error};
+
+/// The createRoom body as `rooms::create_room_body` writes it.
+#[derive(Deserialize)]
+struct CreateBody {
+    name: Option<String>,
+    topic: Option<String>,
+    room_alias_name: Option<String>,
+    preset: Option<create_room::v3::RoomPreset>,
+    #[serde(default)]
+    visibility: Visibility,
+    room_version: Option<RoomVersionId>,
+    #[serde(default)]
+    initial_state: Vec<Raw<AnyInitialStateEvent>>,
+    power_level_content_override: Option<Raw<RoomPowerLevelsContentOverride>>,
+}
+
+#[derive(Deserialize)]
+struct MemberEvent {
+    state_key: OwnedUserId,
+    content: MemberContent,
+}
+
+#[derive(Deserialize)]
+struct MemberContent {
+    membership: String,
+}
+
+/// A room's state events, with the reads the daemon needs.
+pub struct RoomState {
+    pub events: Vec<Value>,
+}
+
+impl RoomState {
+    fn event(&self, event_type: &str, state_key: &str) -> Option<&Value> {
+        self.events
+            .iter()
+            .find(|e| e["type"] == event_type && e["state_key"] == state_key)
+    }
+
+    /// A state event's content.
+    pub fn content(&self, event_type: &str, state_key: &str) -> Option<&Value> {
+        self.event(event_type, state_key)
+            .map(|event| &event["content"])
+    }
+
+    /// Who created the room, and the create event's content.
+    pub fn create(&self) -> Option<(OwnedUserId, &Value)> {
+        let event = self.event("m.room.create", "")?;
+        let sender = OwnedUserId::try_from(event["sender"].as_str()?).ok()?;
+        Some((sender, &event["content"]))
+    }
+
+    /// Every user's membership (`join`, `invite`, `leave`, `ban`, …).
+    pub fn memberships(&self) -> BTreeMap<OwnedUserId, String> {
+        self.events
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .filter_map(|e| serde_json::from_value::<MemberEvent>(e.clone()).ok())
+            .map(|event| (event.state_key, event.content.membership))
+            .collect()
+    }
+}
+
+impl Client {
+    /// `POST /createRoom` as `bot`; returns the new room's id.
+    pub async fn create_room(&self, bot: &UserId, body: Value) -> Result<OwnedRoomId, Error> {
+        let body: CreateBody = serde_json::from_value(body)
+            .map_err(|error| Error::Request(format!("createRoom body: {error}")))?;
+        let mut request = create_room::v3::Request::new();
+        request.name = body.name;
+        request.topic = body.topic;
+        request.room_alias_name = body.room_alias_name;
+        request.preset = body.preset;
+        request.visibility = body.visibility;
+        request.room_version = body.room_version;
+        request.initial_state = body.initial_state;
+        request.power_level_content_override = body.power_level_content_override;
+        Ok(self.send(request, Some(bot)).await?.room_id)
+    }
+
+    /// The room an alias points to, if any.
+    pub async fn resolve_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<Option<OwnedRoomId>, Error> {
+        match self
+            .send(get_alias::v3::Request::new(alias), Some(bot))
+            .await
+        {
+            Ok(response) => Ok(Some(response.room_id)),
+            Err(Error::Matrix { errcode, .. }) if errcode == "M_NOT_FOUND" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The homeserver's default room version for new rooms.
+    pub async fn default_room_version(&self, bot: &UserId) -> Result<String, Error> {
+        let response = self
+            .send(get_capabilities::v3::Request::new(), Some(bot))
+            .await?;
+        Ok(response.capabilities.room_versions.default.to_string())
+    }
+
+    /// The room's current state, as whole events.
+    pub async fn room_state(&self, bot: &UserId, room_id: &RoomId) -> Result<RoomState, Error> {
+        let response = self
+            .send(
+                get_state_events::v3::Request::new(room_id.to_owned()),
+                Some(bot),
+            )
+            .await?;
+        let events = response
+            .room_state
+            .iter()
+            .filter_map(|raw| serde_json::from_str::<Value>(raw.json().get()).ok())
+            .collect();
+        Ok(RoomState { events })
+    }
+
+    /// Sets a state event's content.
+    pub async fn set_state(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<(), Error> {
+        let content: Raw<AnyStateEventContent> = Raw::from_json(
+            serde_json::value::to_raw_value(content)
+                .map_err(|error| Error::Request(error.to_string()))?,
+        );
+        let request = send_state_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+            content,
+        );
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    pub async fn invite(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<(), Error> {
+        let recipient = invite_user::v3::InvitationRecipient::UserId(
+            invite_user::v3::InviteUserId::new(user_id.to_owned()),
+        );
+        self.send(
+            invite_user::v3::Request::new(room_id.to_owned(), recipient),
+            Some(bot),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Kicks a member or revokes an invite.
+    pub async fn kick(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let mut request = kick_user::v3::Request::new(room_id.to_owned(), user_id.to_owned());
+        request.reason = Some(reason.to_owned());
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+}

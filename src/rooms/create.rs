@@ -1,0 +1,162 @@
+//! The body of `POST /_matrix/client/v3/createRoom` for a declared room.
+//!
+//! <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom>
+
+use std::collections::BTreeMap;
+
+use ruma::{OwnedUserId, UserId};
+use serde_json::{Value, json};
+
+use super::{
+    alias::alias_localpart, kind::RoomKind, power_levels::initial_override,
+    room_version::creators_have_unlimited_power, validate::Visibility,
+};
+
+/// A room as the platform declared it (already validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredRoom {
+    pub kind: RoomKind,
+    pub slug: String,
+    pub tenant: String,
+    pub name: String,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+}
+
+/// The createRoom body, as JSON.
+///
+/// `room_version` is always sent, so the bot's listing in the power levels (required before v12,
+/// refused from v12) matches the version the room gets; resolve the homeserver's default
+/// (`GET /capabilities`, `m.room_versions.default`) when none is configured.
+///
+/// Public rooms are published in the room directory (Synapse may still decline, per its
+/// `room_list_publication_rules`, without failing the creation); private rooms are not. There
+/// is no `invite` list: members are invited one by one afterwards, so a failed invite cannot
+/// fail the creation, and an empty topic is left out.
+pub fn create_room_body(
+    declared: &DeclaredRoom,
+    bot: &UserId,
+    room_version: &str,
+    levels: &BTreeMap<OwnedUserId, i64>,
+) -> Value {
+    let (preset, join_rule) = match declared.visibility {
+        Visibility::Public => ("public_chat", "public"),
+        Visibility::Private => ("private_chat", "invite"),
+    };
+    let mut body = json!({
+        "name": declared.name,
+        "room_alias_name": alias_localpart(declared.kind, &declared.slug, &declared.tenant),
+        "preset": preset,
+        "visibility": declared.visibility.as_str(),
+        "room_version": room_version,
+        "initial_state": [
+            state("m.room.history_visibility", json!({"history_visibility": "shared"})),
+            state("m.room.guest_access", json!({"guest_access": "forbidden"})),
+            state("m.room.join_rules", json!({"join_rule": join_rule})),
+        ],
+        "power_level_content_override":
+            initial_override(levels, bot, creators_have_unlimited_power(room_version)),
+    });
+    if let Some(topic) = declared.topic.as_deref().filter(|topic| !topic.is_empty()) {
+        body["topic"] = json!(topic);
+    }
+    body
+}
+
+fn state(event_type: &str, content: Value) -> Value {
+    json!({"type": event_type, "state_key": "", "content": content})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOT: &str = "@openmeet-bot-citenantb:server.test";
+
+    fn declared(visibility: Visibility, topic: Option<&str>) -> DeclaredRoom {
+        DeclaredRoom {
+            kind: RoomKind::Event,
+            slug: "summer-party".to_owned(),
+            tenant: "ciTenantB".to_owned(),
+            name: "Summer Party Chat".to_owned(),
+            topic: topic.map(str::to_owned),
+            visibility,
+        }
+    }
+
+    fn bot() -> OwnedUserId {
+        UserId::parse(BOT).unwrap()
+    }
+
+    fn host() -> BTreeMap<OwnedUserId, i64> {
+        [(UserId::parse("@host:server.test").unwrap(), 100)].into()
+    }
+
+    #[test]
+    fn public_room_body_in_a_v12_room() {
+        let room = declared(Visibility::Public, Some("Chat room for Summer Party"));
+        assert_eq!(
+            create_room_body(&room, &bot(), "12", &host()),
+            json!({
+                "name": "Summer Party Chat",
+                "topic": "Chat room for Summer Party",
+                "room_alias_name": "event-summer-party-ciTenantB",
+                "preset": "public_chat",
+                "visibility": "public",
+                "room_version": "12",
+                "initial_state": [
+                    {"type": "m.room.history_visibility", "state_key": "",
+                     "content": {"history_visibility": "shared"}},
+                    {"type": "m.room.guest_access", "state_key": "",
+                     "content": {"guest_access": "forbidden"}},
+                    {"type": "m.room.join_rules", "state_key": "",
+                     "content": {"join_rule": "public"}},
+                ],
+                "power_level_content_override": {
+                    "users": {"@host:server.test": 100},
+                    "redact": 50, "kick": 50, "ban": 50, "state_default": 50, "invite": 50
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn private_room_is_invite_only_and_stays_out_of_the_directory() {
+        let body = create_room_body(&declared(Visibility::Private, None), &bot(), "12", &host());
+        assert_eq!(body["preset"], "private_chat");
+        assert_eq!(body["visibility"], "private");
+        assert_eq!(body["initial_state"][2]["content"]["join_rule"], "invite");
+    }
+
+    #[test]
+    fn v11_room_lists_the_bot_at_100() {
+        let body = create_room_body(&declared(Visibility::Public, None), &bot(), "11", &host());
+        assert_eq!(
+            body["power_level_content_override"]["users"],
+            json!({BOT: 100, "@host:server.test": 100})
+        );
+        assert_eq!(body["room_version"], "11");
+    }
+
+    #[test]
+    fn missing_or_empty_topic_is_left_out() {
+        for topic in [None, Some("")] {
+            let body =
+                create_room_body(&declared(Visibility::Public, topic), &bot(), "12", &host());
+            assert!(body.get("topic").is_none());
+        }
+    }
+
+    #[test]
+    fn members_are_not_invited_by_create_room() {
+        let body = create_room_body(&declared(Visibility::Public, None), &bot(), "12", &host());
+        assert!(body.get("invite").is_none());
+        assert!(
+            !body["initial_state"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|event| event["type"] == "m.room.encryption")
+        );
+    }
+}

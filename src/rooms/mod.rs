@@ -1,0 +1,17 @@
+//! The room domain, pure: kinds, aliases, roles and power levels, input checks, createRoom bodies.
+
+pub mod alias;
+pub mod create;
+pub mod kind;
+pub mod power_levels;
+pub mod roles;
+pub mod room_version;
+pub mod validate;
+
+pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};
+pub use create::{DeclaredRoom, create_room_body};
+pub use kind::RoomKind;
+pub use power_levels::{Reconciled, initial_override, reconcile};
+pub use roles::RoleLevels;
+pub use room_version::{creators_have_unlimited_power, privileged_creators};
+pub use validate::{FieldError, Visibility};

@@ -1,0 +1,264 @@
+//! Unit tests of `power_levels`: the createRoom override and reconcile's rules.
+
+use super::*;
+
+const BOT: &str = "@openmeet-bot-lsdf:server.test";
+
+fn user(id: &str) -> OwnedUserId {
+    UserId::parse(id).unwrap()
+}
+
+fn bot() -> OwnedUserId {
+    user(BOT)
+}
+
+fn levels(pairs: &[(&str, i64)]) -> BTreeMap<OwnedUserId, i64> {
+    pairs.iter().map(|(id, level)| (user(id), *level)).collect()
+}
+
+fn users(ids: &[&str]) -> BTreeSet<OwnedUserId> {
+    ids.iter().map(|id| user(id)).collect()
+}
+
+/// What Synapse writes for a v11 room created by the bot, plus a few users.
+fn v11_room(extra_users: Value) -> Value {
+    let mut users = json!({ BOT: 100 });
+    users
+        .as_object_mut()
+        .unwrap()
+        .extend(extra_users.as_object().unwrap().clone());
+    json!({
+        "users": users,
+        "users_default": 0,
+        "events": {"m.room.name": 50, "m.room.power_levels": 100, "m.room.tombstone": 100},
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": 50,
+        "historical": 100,
+        "notifications": {"room": 50}
+    })
+}
+
+fn no_creators() -> BTreeSet<OwnedUserId> {
+    BTreeSet::new()
+}
+
+#[test]
+fn initial_override_lists_the_bot_at_100_before_v12() {
+    let desired = levels(&[("@host:server.test", 100), ("@mod:server.test", 50)]);
+    assert_eq!(
+        initial_override(&desired, &bot(), false),
+        json!({
+            "users": {BOT: 100, "@host:server.test": 100, "@mod:server.test": 50},
+            "redact": 50, "kick": 50, "ban": 50, "state_default": 50, "invite": 50
+        })
+    );
+}
+
+#[test]
+fn initial_override_leaves_out_a_creating_bot_in_v12() {
+    let desired = levels(&[("@host:server.test", 100), (BOT, 100)]);
+    let content = initial_override(&desired, &bot(), true);
+    assert_eq!(content["users"], json!({"@host:server.test": 100}));
+}
+
+#[test]
+fn initial_override_leaves_out_users_at_the_default_level() {
+    let desired = levels(&[("@guest:server.test", 0), ("@speaker:server.test", 25)]);
+    let content = initial_override(&desired, &bot(), true);
+    assert_eq!(content["users"], json!({"@speaker:server.test": 25}));
+}
+
+#[test]
+fn reconcile_promotes_and_demotes_desired_users() {
+    let current = v11_room(json!({"@a:server.test": 0, "@b:server.test": 50}));
+    let desired = levels(&[("@a:server.test", 50), ("@b:server.test", 25)]);
+    let owned = users(&["@a:server.test", "@b:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
+    let content = result.content.unwrap();
+    assert_eq!(
+        content["users"],
+        json!({BOT: 100, "@a:server.test": 50, "@b:server.test": 25})
+    );
+    assert!(result.out_of_reach.is_empty());
+}
+
+#[test]
+fn reconcile_drops_the_entry_of_an_owned_user_no_longer_desired() {
+    let current = v11_room(json!({"@gone:server.test": 50}));
+    let owned = users(&["@gone:server.test"]);
+    let result = reconcile(&current, &BTreeMap::new(), &owned, &bot(), &no_creators());
+    assert_eq!(result.content.unwrap()["users"], json!({ BOT: 100 }));
+}
+
+#[test]
+fn reconcile_never_touches_users_it_never_managed() {
+    let current = v11_room(json!({"@admin:server.test": 75, "@muted:server.test": -1}));
+    let desired = levels(&[("@a:server.test", 50)]);
+    let owned = users(&["@a:server.test"]);
+    let content = reconcile(&current, &desired, &owned, &bot(), &no_creators())
+        .content
+        .unwrap();
+    assert_eq!(content["users"]["@admin:server.test"], json!(75));
+    assert_eq!(content["users"]["@muted:server.test"], json!(-1));
+}
+
+#[test]
+fn reconcile_keeps_every_other_field_as_it_was() {
+    let mut current = v11_room(json!({}));
+    current["kick"] = json!(75);
+    current["com.example.custom"] = json!({"x": 1});
+    let desired = levels(&[("@a:server.test", 50)]);
+    let owned = users(&["@a:server.test"]);
+    let content = reconcile(&current, &desired, &owned, &bot(), &no_creators())
+        .content
+        .unwrap();
+    let mut expected = current.clone();
+    expected["users"]["@a:server.test"] = json!(50);
+    assert_eq!(content, expected);
+}
+
+#[test]
+fn reconcile_changes_nothing_when_the_room_already_matches() {
+    let current = v11_room(json!({"@a:server.test": 50}));
+    let desired = levels(&[("@a:server.test", 50), ("@p:server.test", 0)]);
+    let owned = users(&["@a:server.test", "@p:server.test", "@old:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
+    assert_eq!(result.content, None);
+    assert!(result.out_of_reach.is_empty());
+}
+
+#[test]
+fn reconcile_drops_an_entry_lowered_to_users_default() {
+    let current = v11_room(json!({"@a:server.test": 50}));
+    let desired = levels(&[("@a:server.test", 0)]);
+    let owned = users(&["@a:server.test"]);
+    let content = reconcile(&current, &desired, &owned, &bot(), &no_creators())
+        .content
+        .unwrap();
+    assert_eq!(content["users"], json!({ BOT: 100 }));
+}
+
+#[test]
+fn reconcile_pins_missing_moderation_levels_at_50_and_keeps_present_ones() {
+    let current = json!({"users": {BOT: 100}, "kick": 75});
+    let content = reconcile(
+        &current,
+        &BTreeMap::new(),
+        &BTreeSet::new(),
+        &bot(),
+        &no_creators(),
+    )
+    .content
+    .unwrap();
+    assert_eq!(
+        content,
+        json!({
+            "users": {BOT: 100},
+            "kick": 75, "redact": 50, "ban": 50, "state_default": 50, "invite": 50
+        })
+    );
+}
+
+#[test]
+fn reconcile_never_lists_a_creating_bot_in_v12() {
+    let current = json!({"users": {"@a:server.test": 50}, "redact": 50, "kick": 50,
+        "ban": 50, "state_default": 50, "invite": 50});
+    let desired = levels(&[("@a:server.test", 50), (BOT, 100)]);
+    let owned = users(&["@a:server.test"]);
+    let creators = users(&[BOT]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &creators);
+    assert_eq!(result.content, None);
+
+    let listed = json!({"users": {BOT: 100}});
+    let content = reconcile(&listed, &BTreeMap::new(), &owned, &bot(), &creators)
+        .content
+        .unwrap();
+    assert_eq!(content["users"], json!({}));
+}
+
+#[test]
+fn reconcile_never_lists_other_creators_even_when_desired() {
+    let current = json!({"users": {}, "redact": 50, "kick": 50,
+        "ban": 50, "state_default": 50, "invite": 50});
+    let desired = levels(&[("@upgrader:server.test", 100)]);
+    let owned = users(&["@upgrader:server.test"]);
+    let creators = users(&[BOT, "@upgrader:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &creators);
+    assert_eq!(result.content, None);
+}
+
+#[test]
+fn reconcile_lists_a_bot_that_is_not_a_creator_of_a_v12_room() {
+    let current = v11_room(json!({}));
+    let creators = users(&["@upgrader:server.test"]);
+    let result = reconcile(
+        &current,
+        &BTreeMap::new(),
+        &BTreeSet::new(),
+        &bot(),
+        &creators,
+    );
+    assert_eq!(result.content, None);
+}
+
+#[test]
+fn reconcile_reports_a_v11_host_demotion_it_cannot_make_and_applies_the_rest() {
+    let current = v11_room(json!({"@host:server.test": 100, "@a:server.test": 0}));
+    let desired = levels(&[("@host:server.test", 50), ("@a:server.test", 25)]);
+    let owned = users(&["@host:server.test", "@a:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
+    assert_eq!(result.out_of_reach, vec![user("@host:server.test")]);
+    let content = result.content.unwrap();
+    assert_eq!(content["users"]["@host:server.test"], json!(100));
+    assert_eq!(content["users"]["@a:server.test"], json!(25));
+}
+
+#[test]
+fn reconcile_reports_a_level_above_the_bots_own() {
+    let current = v11_room(json!({}));
+    let desired = levels(&[("@a:server.test", 150)]);
+    let owned = users(&["@a:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
+    assert_eq!(result.out_of_reach, vec![user("@a:server.test")]);
+    assert_eq!(result.content, None);
+}
+
+#[test]
+fn reconcile_reports_a_demoted_bot_that_cannot_raise_itself() {
+    let current = v11_room(json!({ BOT: 50 }));
+    let result = reconcile(
+        &current,
+        &BTreeMap::new(),
+        &BTreeSet::new(),
+        &bot(),
+        &no_creators(),
+    );
+    assert_eq!(result.out_of_reach, vec![bot()]);
+}
+
+#[test]
+fn a_v12_creator_bot_may_demote_anyone() {
+    let current = json!({"users": {"@host:server.test": 100}, "redact": 50, "kick": 50,
+        "ban": 50, "state_default": 50, "invite": 50});
+    let desired = levels(&[("@host:server.test", 50)]);
+    let owned = users(&["@host:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &users(&[BOT]));
+    assert!(result.out_of_reach.is_empty());
+    assert_eq!(
+        result.content.unwrap()["users"],
+        json!({"@host:server.test": 50})
+    );
+}
+
+#[test]
+fn string_levels_of_old_rooms_count_as_their_number() {
+    let current = v11_room(json!({"@a:server.test": "50"}));
+    let desired = levels(&[("@a:server.test", 50)]);
+    let owned = users(&["@a:server.test"]);
+    let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
+    assert_eq!(result.content, None);
+}

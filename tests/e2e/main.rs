@@ -1,0 +1,12 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! End-to-end against a real Synapse (PyPI `matrix-synapse`, pinned in `support/testenv.sh`):
+//! one Synapse per test process, loaded with the registration our own `registration` command
+//! printed. Tests take turns on the registered appservice port, each with its own daemon and
+//! database, and keep apart through their own tenants, users and rooms.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod appservice;
+mod environment;
+mod rooms;

@@ -1,0 +1,388 @@
+//! Rooms declared through the platform API, made real by the tenants' bots in the real Synapse.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::environment::{
+    SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with,
+};
+use crate::support::daemon::Daemon;
+use crate::support::matrix_client::{TestUser, encode, register_user};
+
+fn user(localpart: &str) -> String {
+    format!("@{localpart}:{SERVER_NAME}")
+}
+
+/// `PUT` a room as `tenant` and wait for its job; returns the job.
+async fn declare(daemon: &Daemon, tenant: &str, kind: &str, slug: &str, body: Value) -> Value {
+    let token = daemon.config.tenant_token(tenant);
+    let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
+    let (status, answer) = daemon
+        .platform(Method::PUT, &path, Some(&token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = daemon
+        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
+    job
+}
+
+/// A state event's content as `viewer` sees it.
+async fn state(viewer: &TestUser, room_id: &str, event_type: &str) -> Value {
+    let hs = environment().synapse.url.as_str();
+    viewer
+        .state_event(hs, room_id, event_type, "")
+        .await
+        .unwrap_or_else(|| panic!("no {event_type} in {room_id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_event_room_exists_with_the_declared_settings_and_members() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let alice = register_user(hs, "rooms-host").await;
+    register_user(hs, "rooms-moderator").await;
+    register_user(hs, "rooms-participant").await;
+    let body = json!({
+        "name": "Summer Party Chat",
+        "topic": "Chat room for Summer Party",
+        "visibility": "private",
+        "members": [
+            {"user_id": user("rooms-host"), "role": "host"},
+            {"user_id": user("rooms-moderator"), "role": "moderator"},
+            {"user_id": user("rooms-participant"), "role": "participant"},
+        ],
+    });
+    let job = declare(&daemon, "tenantA", "event", "summer-party", body.clone()).await;
+    let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
+    let alias = format!("#event-summer-party-tenantA:{SERVER_NAME}");
+    assert_eq!(job["result"]["alias"], alias);
+
+    // The alias resolves to the room, and the host, invited, can join it.
+    let (status, resolved) = alice
+        .request(
+            hs,
+            Method::GET,
+            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, resolved["room_id"].as_str()),
+        (StatusCode::OK, Some(room_id.as_str()))
+    );
+    alice.join(hs, &room_id).await;
+
+    let bot = bot_id("tenantA");
+    assert_eq!(
+        state(&alice, &room_id, "m.room.name").await["name"],
+        "Summer Party Chat"
+    );
+    assert_eq!(
+        state(&alice, &room_id, "m.room.topic").await["topic"],
+        "Chat room for Summer Party"
+    );
+    assert_eq!(
+        state(&alice, &room_id, "m.room.join_rules").await["join_rule"],
+        "invite"
+    );
+    assert_eq!(
+        state(&alice, &room_id, "m.room.history_visibility").await["history_visibility"],
+        "shared"
+    );
+    assert_eq!(
+        state(&alice, &room_id, "m.room.guest_access").await["guest_access"],
+        "forbidden"
+    );
+    let create = alice
+        .room_state(hs, &room_id)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "m.room.create")
+        .unwrap();
+    assert_eq!(
+        create["sender"],
+        bot.as_str(),
+        "the room was not created by the tenant's bot"
+    );
+    assert_eq!(
+        create["content"]["room_version"], "12",
+        "Synapse 1.163 creates v12 rooms by default"
+    );
+
+    let levels = state(&alice, &room_id, "m.room.power_levels").await;
+    assert_eq!(levels["users"][user("rooms-host")], 100);
+    assert_eq!(levels["users"][user("rooms-moderator")], 50);
+    assert!(
+        levels["users"].get(user("rooms-participant")).is_none(),
+        "participants keep the default level: {levels}"
+    );
+    assert!(
+        levels["users"].get(&bot).is_none(),
+        "a v12 creator must not be listed: {levels}"
+    );
+    for action in ["redact", "kick", "ban", "state_default"] {
+        assert_eq!(levels[action], 50, "{action}: {levels}");
+    }
+    let members: Vec<(String, String)> = alice.members(hs, &room_id).await;
+    let membership = |who: &str| {
+        members
+            .iter()
+            .find(|(u, _)| u == who)
+            .map(|(_, m)| m.clone())
+    };
+    assert_eq!(
+        membership(&user("rooms-moderator")).as_deref(),
+        Some("invite")
+    );
+    assert_eq!(
+        membership(&user("rooms-participant")).as_deref(),
+        Some("invite")
+    );
+    assert_eq!(membership(&bot).as_deref(), Some("join"));
+
+    // The platform's view: ready, with the applied levels.
+    let token = daemon.config.tenant_token("tenantA");
+    let (status, room) = daemon
+        .platform(
+            Method::GET,
+            "/v1/tenants/tenantA/rooms/event/summer-party",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (room["status"].as_str(), room["room_id"].as_str()),
+        (Some("ready"), Some(room_id.as_str()))
+    );
+    let host = room["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == user("rooms-host").as_str())
+        .unwrap();
+    assert_eq!(
+        (host["role"].as_str(), host["power_level"].as_i64()),
+        (Some("host"), Some(100))
+    );
+
+    // The same declaration again changes nothing: same job, same room.
+    let (status, again) = daemon
+        .platform(
+            Method::PUT,
+            "/v1/tenants/tenantA/rooms/event/summer-party",
+            Some(&token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        again["job"]["id"], job["id"],
+        "a repeated PUT queued a second job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_10_rooms_list_the_bot_at_100_and_map_group_roles() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let mut config = fresh_config();
+    config.room_version = Some("10".into());
+    let daemon = ready_daemon_with(config).await;
+    let owner = register_user(hs, "v10-owner").await;
+    register_user(hs, "v10-admin").await;
+    let body = json!({
+        "name": "Hikers Chat",
+        "visibility": "public",
+        "members": [
+            {"user_id": user("v10-owner"), "role": "owner"},
+            {"user_id": user("v10-admin"), "role": "admin"},
+        ],
+    });
+    let job = declare(&daemon, "ciTenantB", "group", "hikers", body).await;
+    let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        job["result"]["alias"],
+        format!("#group-hikers-ciTenantB:{SERVER_NAME}")
+    );
+    owner.join(hs, &room_id).await;
+    let create = owner
+        .room_state(hs, &room_id)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "m.room.create")
+        .unwrap();
+    assert_eq!(create["content"]["room_version"], "10");
+    assert_eq!(
+        create["sender"],
+        bot_id("ciTenantB").as_str(),
+        "tenant B's room was not created by its own bot"
+    );
+    let levels = state(&owner, &room_id, "m.room.power_levels").await;
+    assert_eq!(levels["users"][bot_id("ciTenantB")], 100, "{levels}");
+    assert_eq!(levels["users"][user("v10-owner")], 100);
+    assert_eq!(levels["users"][user("v10-admin")], 75);
+    assert_eq!(
+        state(&owner, &room_id, "m.room.join_rules").await["join_rule"],
+        "public"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_reaches_only_its_own_tenant_and_bad_input_names_the_field() {
+    let _turn = port_turn().await;
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let (a, b) = (
+        daemon.config.tenant_token("tenantA"),
+        daemon.config.tenant_token("ciTenantB"),
+    );
+    let room = json!({"name": "Secret Chat", "visibility": "private"});
+    let path = "/v1/tenants/tenantA/rooms/event/secret";
+    let (status, answer) = daemon
+        .platform(Method::PUT, path, Some(&a), Some(room.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job_id = answer["job"]["id"].as_i64().unwrap();
+
+    /// A request that must be refused, and how.
+    struct Refused<'a> {
+        method: Method,
+        path: String,
+        token: Option<&'a str>,
+        body: Option<Value>,
+        status: StatusCode,
+        code: &'a str,
+    }
+    let refused = |method, path: &str, token: Option<&'static str>, body, status, code| Refused {
+        method,
+        path: path.to_owned(),
+        token,
+        body,
+        status,
+        code,
+    };
+    let job_path = format!("/v1/jobs/{job_id}");
+    let (a_token, b_token): (&'static str, &'static str) = (a.clone().leak(), b.clone().leak());
+    let cases = [
+        refused(
+            Method::GET,
+            path,
+            Some(b_token),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        refused(
+            Method::PUT,
+            path,
+            Some(b_token),
+            Some(room.clone()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        refused(
+            Method::GET,
+            &job_path,
+            Some(b_token),
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        refused(
+            Method::GET,
+            path,
+            None,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+        ),
+        refused(
+            Method::GET,
+            path,
+            Some("not-a-token-of-anyone"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unknown_token",
+        ),
+        refused(
+            Method::GET,
+            "/v1/tenants/nosuch/rooms/event/secret",
+            Some(a_token),
+            None,
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+        ),
+        refused(
+            Method::GET,
+            "/v1/tenants/tenantA/rooms/event/never-declared",
+            Some(a_token),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for Refused {
+        method,
+        path,
+        token,
+        body,
+        status,
+        code,
+    } in cases
+    {
+        let (got, answer) = daemon.platform(method.clone(), &path, token, body).await;
+        assert_eq!(
+            (got, answer["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            !answer["error"].as_str().unwrap().contains(&a),
+            "a token was echoed"
+        );
+    }
+
+    let invalid: Vec<(&str, Value, &str)> = vec![
+        ("/v1/tenants/tenantA/rooms/meeting/x", room.clone(), "kind"),
+        (
+            "/v1/tenants/tenantA/rooms/event/bad%20slug",
+            room.clone(),
+            "slug",
+        ),
+        (path, json!({"visibility": "private"}), "name"),
+        (
+            path,
+            json!({"name": "x", "visibility": "secret"}),
+            "visibility",
+        ),
+        (
+            path,
+            json!({"name": "x", "visibility": "private", "members": [{"user_id": "@bob:elsewhere.org", "role": "host"}]}),
+            "user_id",
+        ),
+        (
+            "/v1/tenants/tenantA/rooms/group/g",
+            json!({"name": "x", "visibility": "private", "members": [{"user_id": user("bob"), "role": "guest"}]}),
+            "role",
+        ),
+        (
+            path,
+            json!({"name": "x", "visibility": "private", "members": [{"user_id": user("bob"), "role": "emperor"}]}),
+            "role",
+        ),
+    ];
+    for (path, body, field) in invalid {
+        let (status, answer) = daemon
+            .platform(Method::PUT, path, Some(&a), Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{path} {body}: the error does not name {field}: {answer}"
+        );
+    }
+    let _ = daemon.wait_for_job(job_id, &a).await;
+}
