@@ -106,7 +106,10 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let token = SendAccessToken::Appservice(self.as_token.expose());
+        // Always: with identity assertion every request must carry the token, also on endpoints
+        // where it is optional (`/register`, `/directory/room/{alias}`), where `Appservice` would
+        // leave it out.
+        let token = SendAccessToken::Always(self.as_token.expose());
         let input = <R::PathBuilder as PathInput>::input(&self.versions);
         let http_request: http::Request<Vec<u8>> = match acting_as {
             Some(user_id) => request.try_into_http_request_with_identity(

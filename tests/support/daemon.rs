@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     /// (id, name) of each tenant; every tenant gets `tokens.tenant_token` with its id appended.
     pub tenants: Vec<(String, String)>,
     pub extra_yaml: String,
+    /// `homeserver.timeout_seconds`.
+    pub homeserver_timeout_seconds: u64,
     /// `homeserver.room_version`; `None`: the homeserver's default.
     pub room_version: Option<String>,
     /// The appservice port is in a registration Synapse loaded, so it must never change.
@@ -79,6 +81,7 @@ impl DaemonConfig {
             log_level: "debug".into(),
             appservice_port_registered: false,
             room_version: None,
+            homeserver_timeout_seconds: 10,
             dir,
         }
     }
@@ -99,7 +102,7 @@ impl DaemonConfig {
             })
             .collect();
         format!(
-            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: 10\n{room_version}\
+            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n{room_version}\
              appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
              as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
@@ -107,6 +110,7 @@ impl DaemonConfig {
              tenants:\n{tenants}\
              logging:\n  level: {log_level}\n{extra}",
             hs = self.homeserver_url,
+            timeout = self.homeserver_timeout_seconds,
             room_version = self
                 .room_version
                 .as_ref()

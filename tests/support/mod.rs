@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod events;
+pub mod fake_homeserver;
 pub mod matrix_client;
 pub mod postgres;
 pub mod proxy;
