@@ -119,7 +119,8 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             memberships.get(&user).map(String::as_str),
             Some("join" | "invite")
         ) {
-            app.homeserver.kick(&bot, &room_id, &user, REMOVED).await?;
+            let reason = member.reason.as_deref().unwrap_or(REMOVED);
+            app.homeserver.kick(&bot, &room_id, &user, reason).await?;
         }
     }
     let applied =

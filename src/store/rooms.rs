@@ -142,6 +142,8 @@ pub struct Member {
     /// `None`: removed, still to be kicked.
     pub role: Option<String>,
     pub applied_level: Option<i32>,
+    /// The platform's reason for a removal.
+    pub reason: Option<String>,
     pub updated_at: i64,
 }
 
@@ -197,6 +199,84 @@ pub fn declare_members(
             changed = true;
         }
         Ok::<_, diesel::result::Error>(changed)
+    })?;
+    Ok(changed)
+}
+
+/// Declares one member with `role`; returns whether anything changed.
+pub fn set_member(
+    conn: &mut DbConnection,
+    room_key: i64,
+    user_id: &str,
+    role: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = write_transaction!(conn, c => {
+        let current: Option<Option<String>> = room_members::table
+            .find((room_key, user_id))
+            .select(room_members::role)
+            .first(c)
+            .optional()?;
+        match current {
+            Some(Some(existing)) if existing == role => Ok(false),
+            Some(_) => {
+                diesel::update(room_members::table.find((room_key, user_id)))
+                    .set((room_members::role.eq(role), room_members::reason.eq(None::<String>), room_members::updated_at.eq(now_ms)))
+                    .execute(c)?;
+                Ok(true)
+            }
+            None => {
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_key.eq(room_key),
+                        room_members::user_id.eq(user_id),
+                        room_members::role.eq(role),
+                        room_members::updated_at.eq(now_ms),
+                    ))
+                    .execute(c)?;
+                Ok::<_, diesel::result::Error>(true)
+            }
+        }
+    })?;
+    Ok(changed)
+}
+
+/// Marks a member removed (to be kicked, with `reason`); returns whether anything changed. A
+/// user the platform never declared is recorded too, so that an invite or membership made by
+/// hand is revoked as the platform asked.
+pub fn remove_member(
+    conn: &mut DbConnection,
+    room_key: i64,
+    user_id: &str,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = write_transaction!(conn, c => {
+        let current: Option<Option<String>> = room_members::table
+            .find((room_key, user_id))
+            .select(room_members::role)
+            .first(c)
+            .optional()?;
+        match current {
+            Some(None) => Ok(false),
+            Some(Some(_)) => {
+                diesel::update(room_members::table.find((room_key, user_id)))
+                    .set((room_members::role.eq(None::<String>), room_members::reason.eq(reason), room_members::updated_at.eq(now_ms)))
+                    .execute(c)?;
+                Ok(true)
+            }
+            None => {
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_key.eq(room_key),
+                        room_members::user_id.eq(user_id),
+                        room_members::reason.eq(reason),
+                        room_members::updated_at.eq(now_ms),
+                    ))
+                    .execute(c)?;
+                Ok::<_, diesel::result::Error>(true)
+            }
+        }
     })?;
     Ok(changed)
 }

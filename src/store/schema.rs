@@ -71,6 +71,7 @@ diesel::table! {
         user_id -> Text,
         role -> Nullable<Text>,
         applied_level -> Nullable<Integer>,
+        reason -> Nullable<Text>,
         updated_at -> BigInt,
     }
 }

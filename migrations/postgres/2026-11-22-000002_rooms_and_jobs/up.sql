@@ -48,6 +48,7 @@ CREATE TABLE room_members (
     user_id TEXT NOT NULL,
     role TEXT,
     applied_level INTEGER,
+    reason TEXT,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (room_key, user_id)
 );
@@ -56,6 +57,7 @@ COMMENT ON COLUMN room_members.room_key IS 'The room (rooms.id).';
 COMMENT ON COLUMN room_members.user_id IS 'The member''s Matrix user id.';
 COMMENT ON COLUMN room_members.role IS 'The declared role; NULL when the member was removed and is still to be kicked.';
 COMMENT ON COLUMN room_members.applied_level IS 'The power level the daemon last wrote for this user; NULL while it owns no entry.';
+COMMENT ON COLUMN room_members.reason IS 'The reason the platform gave for a removal, used when kicking; NULL for the default.';
 COMMENT ON COLUMN room_members.updated_at IS 'Unix ms of the last change.';
 
 CREATE TABLE jobs (

@@ -34,6 +34,7 @@ CREATE TABLE room_members (
     user_id TEXT NOT NULL,
     role TEXT,                         -- NULL: removed, still to be kicked
     applied_level INTEGER,             -- what the daemon last wrote; NULL: owns no entry
+    reason TEXT,                       -- the platform's reason for a removal, used when kicking
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (room_key, user_id)
 );

@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod get_room;
 mod job;
+mod member;
 mod put_room;
 mod room_path;
 mod status;
@@ -31,6 +32,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
             get(get_room::handler).put(put_room::handler),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
+            axum::routing::put(member::put).delete(member::delete),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
