@@ -1,7 +1,7 @@
 //! What every listener and worker of one daemon shares: config, database, homeserver client,
 //! metrics, health, clock. Inbound handlers reach the homeserver only through the methods here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use ruma::{OwnedUserId, UserId};
@@ -25,6 +25,8 @@ pub struct App {
     pub inbox_wakeup: Notify,
     /// Woken when a job was queued or finished, so the worker claims at once.
     pub jobs_wakeup: Notify,
+    /// One creation at a time per room (the worker and alias queries share these).
+    room_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
     registered: Mutex<HashSet<OwnedUserId>>,
 }
@@ -48,7 +50,15 @@ impl App {
             inbox_wakeup: Notify::new(),
             jobs_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
+            room_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The lock that serialises creating room `key` in this process.
+    pub fn room_lock(&self, key: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.room_locks.lock().expect("lock is never poisoned");
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(key).or_default().clone()
     }
 
     /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".

@@ -65,7 +65,10 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         });
     }
     let processor = tokio::spawn(jobs::inbox::run(app.clone(), shutdown_rx.clone()));
-    let worker = tokio::spawn(jobs::worker::run(app.clone(), shutdown_rx.clone()));
+    let worker = config
+        .jobs
+        .enabled
+        .then(|| tokio::spawn(jobs::worker::run(app.clone(), shutdown_rx.clone())));
     let preflight = tokio::spawn(preflight_loop(app.clone(), shutdown_rx));
 
     shutdown_signal().await;
@@ -76,7 +79,9 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     }
     preflight.abort();
     let _ = processor.await;
-    let _ = worker.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobsSection {
+    #[serde(default, deserialize_with = "lenient")]
+    pub enabled: Option<bool>,
     pub worker_id: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub max_parallel: Option<usize>,

@@ -64,6 +64,9 @@ pub struct Homeserver {
 /// The job workers of this process.
 #[derive(Debug, Clone)]
 pub struct Jobs {
+    /// Whether this process runs jobs; `false`: it serves the APIs and queues jobs that another
+    /// replica runs.
+    pub enabled: bool,
     /// Names this process's leases; stable across restarts so that a restarted process reclaims
     /// its own jobs at once. Default: `{hostname}:{appservice port}`.
     pub worker_id: String,
@@ -444,6 +447,7 @@ impl Config {
             admin_token,
             logging: Logging { level, format },
             jobs: Jobs {
+                enabled: jobs_section.enabled.unwrap_or(true),
                 worker_id: jobs_section
                     .worker_id
                     .unwrap_or_else(|| default_worker_id(appservice.port())),

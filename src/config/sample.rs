@@ -98,6 +98,8 @@ tenants:
 admin_token: {admin_token}
 
 jobs:
+  # false: this process serves the APIs and queues jobs, but runs none (another replica does).
+  enabled: true
   # Names this process's job leases; keep it stable across restarts (a restarted process then
   # takes its unfinished jobs back at once). Default: {hostname}:{appservice port}.
   # worker_id: openmeet-appservice-0

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ruma::{OwnedUserId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::JobError;
@@ -36,15 +36,9 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_key = job
         .room_key
         .ok_or_else(|| JobError::Permanent("the job names no room".into()))?;
-    let (room, members) = app
-        .store
-        .run(move |c| {
-            let room = room_store::get(c, room_key)?;
-            Ok(room.map(|room| (room, room_store::members(c, room_key))))
-        })
+    let (room, members) = load(app, room_key)
         .await?
         .ok_or_else(|| JobError::Permanent(format!("room {room_key} is no longer declared")))?;
-    let members = members?;
     if room.status == room_store::DELETED {
         return Ok(json!({"skipped": "the room was deleted"}));
     }
@@ -63,7 +57,16 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     result
 }
 
-async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value, JobError> {
+/// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels.
+struct Plan<'a> {
+    tenant: &'a Tenant,
+    bot: OwnedUserId,
+    kind: RoomKind,
+    desired: BTreeMap<OwnedUserId, i64>,
+    alias: OwnedRoomAliasId,
+}
+
+fn plan<'a>(app: &'a App, room: &Room, members: &[Member]) -> Result<Plan<'a>, JobError> {
     let config = &app.config;
     let tenant = config
         .tenants
@@ -75,11 +78,9 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
                 room.tenant_id
             ))
         })?;
-    let bot = config.bot_user_id(tenant);
-    app.ensure_bot(tenant).await?;
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
     let levels = RoleLevels::default();
-    let desired: BTreeMap<OwnedUserId, i64> = members
+    let desired = members
         .iter()
         .filter_map(|m| {
             Some((
@@ -90,15 +91,65 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         .collect();
     let alias = rooms::alias(kind, &room.slug, &tenant.id, &config.homeserver.server_name)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
+    Ok(Plan {
+        tenant,
+        bot: config.bot_user_id(tenant),
+        kind,
+        desired,
+        alias,
+    })
+}
 
-    let (room_id, version) = match (&room.room_id, &room.room_version) {
-        (Some(room_id), Some(version)) => (
-            RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?,
-            version.clone(),
-        ),
-        _ => create(app, room, tenant, &bot, kind, &desired, &alias).await?,
+/// Makes sure declared room `room_key` exists in Synapse and returns its id and version; `None`
+/// when it is no longer declared. One creation at a time per room in this process (alias queries
+/// and jobs share the lock); across processes a lost race finds the alias taken and adopts.
+pub async fn ensure_created(
+    app: &Arc<App>,
+    room_key: i64,
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
+    let lock = app.room_lock(room_key);
+    let _creating = lock.lock().await;
+    let Some((room, members)) = load(app, room_key).await? else {
+        return Ok(None);
     };
+    if room.status == room_store::DELETED {
+        return Ok(None);
+    }
+    if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
+        let room_id = RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?;
+        return Ok(Some((room_id, version.clone())));
+    }
+    let plan = plan(app, &room, &members)?;
+    app.ensure_bot(plan.tenant).await?;
+    create(app, &room, &plan).await.map(Some)
+}
 
+async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<(Room, Vec<Member>)>, JobError> {
+    let loaded = app
+        .store
+        .run(move |c| {
+            let Some(room) = room_store::get(c, room_key)? else {
+                return Ok(None);
+            };
+            let members = room_store::members(c, room_key)?;
+            Ok(Some((room, members)))
+        })
+        .await?;
+    Ok(loaded)
+}
+
+async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value, JobError> {
+    let Plan {
+        tenant,
+        bot,
+        desired,
+        alias,
+        ..
+    } = plan(app, room, members)?;
+    app.ensure_bot(tenant).await?;
+    let Some((room_id, version)) = ensure_created(app, room.id).await? else {
+        return Ok(json!({"skipped": "the room is no longer declared"}));
+    };
     let state = app.homeserver.room_state(&bot, &room_id).await?;
     let memberships = state.memberships();
     for user in desired.keys() {
@@ -138,20 +189,17 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
 async fn create(
     app: &Arc<App>,
     room: &Room,
-    tenant: &Tenant,
-    bot: &UserId,
-    kind: RoomKind,
-    desired: &BTreeMap<OwnedUserId, i64>,
-    alias: &ruma::RoomAliasId,
-) -> Result<(ruma::OwnedRoomId, String), JobError> {
+    plan: &Plan<'_>,
+) -> Result<(OwnedRoomId, String), JobError> {
+    let (bot, alias) = (&plan.bot, &plan.alias);
     let version = match &app.config.homeserver.room_version {
         Some(version) => version.clone(),
         None => app.homeserver.default_room_version(bot).await?,
     };
     let declared = DeclaredRoom {
-        kind,
+        kind: plan.kind,
         slug: room.slug.clone(),
-        tenant: tenant.id.clone(),
+        tenant: plan.tenant.id.clone(),
         name: room.name.clone(),
         topic: room.topic.clone(),
         visibility: if room.visibility == "public" {
@@ -160,11 +208,11 @@ async fn create(
             Visibility::Private
         },
     };
-    let body = rooms::create_room_body(&declared, bot, &version, desired);
+    let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
     let room_id = match app.homeserver.create_room(bot, body).await {
         Ok(room_id) => room_id,
         Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_ROOM_IN_USE" => {
-            match app.homeserver.resolve_alias(bot, alias.to_owned()).await? {
+            match app.homeserver.resolve_alias(bot, alias.clone()).await? {
                 Some(room_id) => {
                     tracing::info!(%room_id, "the alias already names a room: adopting it");
                     room_id

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ruma::api::client::alias::get_alias;
+use ruma::api::client::alias::{create_alias, get_alias};
 use ruma::api::client::discovery::get_capabilities;
 use ruma::api::client::membership::{invite_user, kick_user};
 use ruma::api::client::room::Visibility;
@@ -109,6 +109,26 @@ impl Client {
         {
             Ok(response) => Ok(Some(response.room_id)),
             Err(Error::Matrix { errcode, .. }) if errcode == "M_NOT_FOUND" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Points `alias` at `room_id`; an alias that already exists counts as done.
+    pub async fn ensure_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+        room_id: &RoomId,
+    ) -> Result<(), Error> {
+        match self
+            .send(
+                create_alias::v3::Request::new(alias, room_id.to_owned()),
+                Some(bot),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Matrix { status: 409, .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }

@@ -506,3 +506,73 @@ async fn members_are_invited_promoted_demoted_and_removed() {
         .collect();
     assert_eq!(listed, [user("members-host")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_the_alias_of_a_declared_room_creates_it_once() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    // No job worker in this daemon: only the alias query can create the room.
+    let mut config = fresh_config();
+    config.extra_yaml = "jobs:\n  enabled: false\n".into();
+    let daemon = ready_daemon_with(config).await;
+    let token = daemon.config.tenant_token("tenantA");
+    let body = json!({"name": "JIT Chat", "visibility": "public"});
+    let (status, _) = daemon
+        .platform(
+            Method::PUT,
+            "/v1/tenants/tenantA/rooms/event/jit-party",
+            Some(&token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let alias = format!("#event-jit-party-tenantA:{SERVER_NAME}");
+    let visitor = register_user(hs, "jit-visitor").await;
+
+    // Five lookups at once: one room.
+    let lookups: Vec<_> = (0..5)
+        .map(|_| {
+            let (visitor, hs, path) = (
+                visitor.clone(),
+                hs.to_owned(),
+                format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
+            );
+            tokio::spawn(async move { visitor.request(&hs, Method::GET, &path, None).await })
+        })
+        .collect();
+    let mut rooms = Vec::new();
+    for lookup in lookups {
+        let (status, answer) = lookup.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        rooms.push(answer["room_id"].as_str().unwrap().to_owned());
+    }
+    rooms.dedup();
+    assert_eq!(
+        rooms.len(),
+        1,
+        "concurrent lookups made several rooms: {rooms:?}"
+    );
+
+    let joined = visitor.join(hs, &alias).await;
+    assert_eq!(joined, rooms[0]);
+    let (_, room) = daemon
+        .platform(
+            Method::GET,
+            "/v1/tenants/tenantA/rooms/event/jit-party",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(room["room_id"], rooms[0].as_str());
+
+    // An alias nobody declared is not found.
+    let undeclared = format!(
+        "/_matrix/client/v3/directory/room/{}",
+        encode(&format!("#event-never-declared-tenantA:{SERVER_NAME}"))
+    );
+    let (status, answer) = visitor.request(hs, Method::GET, &undeclared, None).await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    );
+}

@@ -81,6 +81,7 @@ fn expect_ok(what: &str, (status, body): (StatusCode, Value)) -> Value {
 
 /// A user and its access token (also usable with an appservice's as_token).
 /// Methods take the homeserver's base URL `hs` first, e.g. `synapse.url`.
+#[derive(Clone)]
 pub struct TestUser {
     pub user_id: String,
     pub access_token: String,
