@@ -5,10 +5,10 @@ Run with the test venv's python (see tests/support/testenv.sh); `make demo` does
   2. prints the registration with `registration` and starts a throwaway Synapse that loads it,
   3. starts `openmeet-appservice serve` and waits until /health/ready says ready,
   4. runs `check`,
-  5. has a user create a room and invite the tenant's bot: Synapse asks the daemon about the bot,
-     the daemon registers it, and the invite arrives in a transaction,
-  6. joins the bot (as the appservice does) and sends a message, which arrives too,
-  7. shows what the daemon stored and a few metrics, then stops everything.
+  5. declares an event room for the tenant with three members (host, moderator, participant)
+     through the platform API, and waits for its job,
+  6. prints what Synapse reports back: room id, alias, creator, members, power levels,
+  7. sends a message that reaches the daemon in a transaction, shows a few metrics, and stops.
 """
 
 import json
@@ -151,25 +151,51 @@ def main():
         if checked.returncode != 0:
             sys.exit(f"demo: check failed with exit code {checked.returncode}")
 
-        step("5. a user invites the tenant's bot")
-        alice, alice_token = register_user(hs, "demo-alice")
-        bot = f"@openmeet-bot-{TENANT.lower()}:{SERVER_NAME}"
-        status, room = call(hs, "POST", "/_matrix/client/v3/createRoom", alice_token, {"name": "Demo chat"})
-        room_id = room["room_id"]
-        status, answer = call(hs, "POST", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/invite", alice_token, {"user_id": bot})
-        print(f"{alice} created {room_id} and invited {bot}: HTTP {status}")
-        profile_path = f"/_matrix/client/v3/profile/{urllib.parse.quote(bot)}"
-        profile = wait_for("the bot to exist", lambda: (lambda r: r[1] if r[0] == 200 else None)(call(hs, "GET", profile_path, alice_token)))
-        print(f"Synapse asked the daemon about the bot, and the daemon registered it: profile {profile}")
+        step("5. the platform declares an event room with three members (platform API)")
+        api = f"http://127.0.0.1:{ports['platform']}"
+        tenant_token = next(line.split(": ")[1] for line in config_text.splitlines() if line.strip().startswith("api_token:"))
+        people = {role: register_user(hs, f"demo-{role}") for role in ("host", "moderator", "participant")}
+        declaration = {
+            "name": "Summer Party Chat",
+            "topic": "Chat room for Summer Party",
+            "visibility": "private",
+            "members": [{"user_id": user_id, "role": role} for role, (user_id, _) in people.items()],
+        }
+        print(f"PUT /v1/tenants/{TENANT}/rooms/event/summer-party")
+        status, answer = call(api, "PUT", f"/v1/tenants/{TENANT}/rooms/event/summer-party", tenant_token, declaration)
+        print(f"  -> HTTP {status} {answer}")
+        job_id = answer["job"]["id"]
+        job = wait_for("the job", lambda: (lambda j: j if j["status"] not in ("queued", "running") else None)(
+            call(api, "GET", f"/v1/jobs/{job_id}", tenant_token)[1]))
+        print(f"  job {job_id}: {job['status']}")
+        if job["status"] != "succeeded":
+            sys.exit(f"demo: the job did not succeed: {job}")
+        room_id, alias = job["result"]["room_id"], job["result"]["alias"]
 
-        step("6. the bot joins (as the appservice) and the user says hello")
-        query = f"?user_id={urllib.parse.quote(bot)}"
-        status, _ = call(hs, "POST", f"/_matrix/client/v3/join/{urllib.parse.quote(room_id)}{query}", as_token, {})
-        print(f"bot joined: HTTP {status}")
-        status, sent = call(hs, "PUT", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/send/m.room.message/demo1", alice_token, {"msgtype": "m.text", "body": "hello, bot"})
+        step("6. what Synapse reports back")
+        host_id, host_token = people["host"]
+        quoted = urllib.parse.quote(room_id)
+        call(hs, "POST", f"/_matrix/client/v3/join/{quoted}", host_token, {})
+        status, resolved = call(hs, "GET", f"/_matrix/client/v3/directory/room/{urllib.parse.quote(alias)}", host_token)
+        print(f"room id:  {room_id}")
+        print(f"alias:    {alias} -> {resolved.get('room_id')}")
+        status, state = call(hs, "GET", f"/_matrix/client/v3/rooms/{quoted}/state", host_token)
+        by_type = {(e["type"], e.get("state_key")): e for e in state}
+        print(f"name:     {by_type[('m.room.name', '')]['content']['name']}")
+        print(f"creator:  {by_type[('m.room.create', '')]['sender']} (room version {by_type[('m.room.create', '')]['content'].get('room_version')})")
+        print("members:")
+        for (event_type, key), event in sorted(by_type.items(), key=lambda item: str(item[0])):
+            if event_type == "m.room.member":
+                print(f"  {key:<42} {event['content']['membership']}")
+        levels = by_type[("m.room.power_levels", "")]["content"]
+        print("power levels:")
+        for user_id, level in sorted(levels.get("users", {}).items(), key=lambda item: -item[1]):
+            print(f"  {user_id:<42} {level}")
+        print(f"  everyone else                              {levels.get('users_default', 0)}")
+
+        step("7. a message in the room reaches the daemon in a transaction (inbox events)")
+        status, sent = call(hs, "PUT", f"/_matrix/client/v3/rooms/{quoted}/send/m.room.message/demo1", host_token, {"msgtype": "m.text", "body": "hello, everyone"})
         message_id = sent["event_id"]
-
-        step("7. what the daemon stored from Synapse's transactions (inbox events)")
         def delivered():
             events = [json.loads(l) for l in cli(config, "inbox", "events").stdout.splitlines()]
             mine = [e for e in events if e["room_id"] == room_id]
@@ -180,7 +206,7 @@ def main():
         text = urllib.request.urlopen(metrics + "/metrics").read().decode()
         for line in text.splitlines():
             if line.startswith(("openmeet_as_transactions_received_total", "openmeet_as_events_received_total",
-                                "openmeet_as_user_queries_total", "openmeet_as_events_processed_total")):
+                                "openmeet_as_jobs_total", "openmeet_as_events_processed_total")):
                 print("  " + line)
         print(f"\ndone: logs in {WORK} (daemon.log, synapse/homeserver.log)")
     finally:
