@@ -203,51 +203,14 @@ pub fn declare_members(
     Ok(changed)
 }
 
-/// Declares one member with `role`; returns whether anything changed.
+/// Declares one member with `role`, or — with `None` — marks them removed, to be kicked with
+/// `reason`. Returns whether anything changed. A removed user the platform never declared is
+/// recorded too, so an invite or membership made by hand is revoked as the platform asked.
 pub fn set_member(
     conn: &mut DbConnection,
     room_key: i64,
     user_id: &str,
-    role: &str,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
-    let changed = write_transaction!(conn, c => {
-        let current: Option<Option<String>> = room_members::table
-            .find((room_key, user_id))
-            .select(room_members::role)
-            .first(c)
-            .optional()?;
-        match current {
-            Some(Some(existing)) if existing == role => Ok(false),
-            Some(_) => {
-                diesel::update(room_members::table.find((room_key, user_id)))
-                    .set((room_members::role.eq(role), room_members::reason.eq(None::<String>), room_members::updated_at.eq(now_ms)))
-                    .execute(c)?;
-                Ok(true)
-            }
-            None => {
-                diesel::insert_into(room_members::table)
-                    .values((
-                        room_members::room_key.eq(room_key),
-                        room_members::user_id.eq(user_id),
-                        room_members::role.eq(role),
-                        room_members::updated_at.eq(now_ms),
-                    ))
-                    .execute(c)?;
-                Ok::<_, diesel::result::Error>(true)
-            }
-        }
-    })?;
-    Ok(changed)
-}
-
-/// Marks a member removed (to be kicked, with `reason`); returns whether anything changed. A
-/// user the platform never declared is recorded too, so that an invite or membership made by
-/// hand is revoked as the platform asked.
-pub fn remove_member(
-    conn: &mut DbConnection,
-    room_key: i64,
-    user_id: &str,
+    role: Option<&str>,
     reason: Option<&str>,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -258,10 +221,10 @@ pub fn remove_member(
             .first(c)
             .optional()?;
         match current {
-            Some(None) => Ok(false),
-            Some(Some(_)) => {
+            Some(existing) if existing.as_deref() == role => Ok(false),
+            Some(_) => {
                 diesel::update(room_members::table.find((room_key, user_id)))
-                    .set((room_members::role.eq(None::<String>), room_members::reason.eq(reason), room_members::updated_at.eq(now_ms)))
+                    .set((room_members::role.eq(role), room_members::reason.eq(reason), room_members::updated_at.eq(now_ms)))
                     .execute(c)?;
                 Ok(true)
             }
@@ -270,6 +233,7 @@ pub fn remove_member(
                     .values((
                         room_members::room_key.eq(room_key),
                         room_members::user_id.eq(user_id),
+                        room_members::role.eq(role),
                         room_members::reason.eq(reason),
                         room_members::updated_at.eq(now_ms),
                     ))

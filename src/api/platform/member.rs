@@ -48,7 +48,7 @@ pub async fn put(
     let room = room_path::parse(&app.config, &headers, (tenant, kind, slug))?;
     let body: PutBody =
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?;
-    let member = declared_members(
+    let (user_id, role) = declared_members(
         &app,
         room.kind,
         &[MemberBody {
@@ -57,30 +57,7 @@ pub async fn put(
         }],
     )?
     .remove(0);
-    let key = (
-        room.tenant.id.clone(),
-        room.kind.as_str(),
-        room.slug.clone(),
-    );
-    let alias = room.alias.to_string();
-    let now = unix_ms(app.clock.now());
-    let queued = app
-        .store
-        .write(move |conn| {
-            conn.write(|conn| {
-                let Some(room) = find(conn, &key)? else {
-                    return Ok(Err(not_declared(&alias)));
-                };
-                let changed = room_store::set_member(conn, room.id, &member.0, &member.1, now)?;
-                Ok(Ok(queue(conn, &room, changed, now)?))
-            })
-        })
-        .await??;
-    app.jobs_wakeup.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"job": job::representation(&queued)})),
-    ))
+    change(&app, &room, user_id, Some(role), None).await
 }
 
 #[tracing::instrument(name = "platform.delete_member", skip_all, fields(tenant = %path.0, slug = %path.2))]
@@ -99,6 +76,17 @@ pub async fn delete(
     };
     let user_id =
         validate::member_user_id(&user_id, &app.config.homeserver.server_name)?.to_string();
+    change(&app, &room, user_id, None, body.reason).await
+}
+
+/// Stores the member's new role (`None`: removed) and queues the room's job, in one transaction.
+async fn change(
+    app: &Arc<App>,
+    room: &room_path::RoomPath<'_>,
+    user_id: String,
+    role: Option<String>,
+    reason: Option<String>,
+) -> Result<(StatusCode, Json<Value>), PlatformError> {
     let key = (
         room.tenant.id.clone(),
         room.kind.as_str(),
@@ -113,11 +101,12 @@ pub async fn delete(
                 let Some(room) = find(conn, &key)? else {
                     return Ok(Err(not_declared(&alias)));
                 };
-                let changed = room_store::remove_member(
+                let changed = room_store::set_member(
                     conn,
                     room.id,
                     &user_id,
-                    body.reason.as_deref(),
+                    role.as_deref(),
+                    reason.as_deref(),
                     now,
                 )?;
                 Ok(Ok(queue(conn, &room, changed, now)?))
