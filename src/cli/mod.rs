@@ -2,6 +2,8 @@
 
 mod check;
 mod inbox;
+mod jobs;
+mod rooms;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +68,20 @@ enum Command {
     /// Preflight: config, database, homeserver, as_token, sender, and an appservice ping round trip.
     #[command(after_help = check::EXIT_CODES_HELP)]
     Check(ConfigArg),
+    /// Operator tools over the job table.
+    Jobs {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
+    /// Operator tools over declared rooms.
+    Rooms {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: rooms::RoomsCommand,
+    },
     /// Inspect the inbox of events Synapse delivered.
     Inbox {
         #[command(flatten)]
@@ -109,6 +125,12 @@ pub fn main() -> ExitCode {
                 Arc::new(SystemClock),
             )))
         })),
+        Command::Jobs { config, command } => {
+            finish(load(&config.config, log_format).and_then(|config| jobs::run(config, command)))
+        }
+        Command::Rooms { config, command } => {
+            finish(load(&config.config, log_format).and_then(|config| rooms::run(config, command)))
+        }
         Command::Inbox { config, command } => {
             finish(load(&config.config, log_format).and_then(|config| inbox::run(config, command)))
         }

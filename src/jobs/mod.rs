@@ -4,6 +4,7 @@
 pub mod ensure_room;
 mod error;
 pub mod inbox;
+pub mod teardown_room;
 pub mod worker;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::store::jobs::Job;
 pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, JobError> {
     match job.kind.as_str() {
         ensure_room::KIND => ensure_room::run(app, job).await,
+        teardown_room::KIND => teardown_room::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

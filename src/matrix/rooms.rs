@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use ruma::api::client::alias::{create_alias, get_alias};
+use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
+use ruma::api::client::directory::set_room_visibility;
 use ruma::api::client::discovery::get_capabilities;
-use ruma::api::client::membership::{invite_user, kick_user};
+use ruma::api::client::membership::{forget_room, invite_user, kick_user, leave_room};
 use ruma::api::client::room::Visibility;
 use ruma::api::client::room::create_room::{self, RoomPowerLevelsContentOverride};
 use ruma::api::client::state::{get_state_events, send_state_event};
@@ -129,6 +130,59 @@ impl Client {
         {
             Ok(_) => Ok(()),
             Err(Error::Matrix { status: 409, .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes `alias`; an alias that is already gone counts as done.
+    pub async fn ensure_alias_removed(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<(), Error> {
+        match self
+            .send(delete_alias::v3::Request::new(alias), Some(bot))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Matrix { errcode, .. }) if errcode == "M_NOT_FOUND" => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Takes the room out of the public room directory.
+    pub async fn unpublish(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error> {
+        let request =
+            set_room_visibility::v3::Request::new(room_id.to_owned(), Visibility::Private);
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    /// `bot` leaves the room and forgets it; a bot already out counts as done.
+    pub async fn ensure_left_and_forgotten(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+    ) -> Result<(), Error> {
+        match self
+            .send(leave_room::v3::Request::new(room_id.to_owned()), Some(bot))
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::Matrix { errcode, .. })
+                if errcode == "M_FORBIDDEN" || errcode == "M_NOT_FOUND" => {}
+            Err(error) => return Err(error),
+        }
+        match self
+            .send(forget_room::v3::Request::new(room_id.to_owned()), Some(bot))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(Error::Matrix { errcode, .. })
+                if errcode == "M_NOT_FOUND" || errcode == "M_UNKNOWN" =>
+            {
+                Ok(())
+            }
             Err(error) => Err(error),
         }
     }

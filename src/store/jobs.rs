@@ -268,16 +268,20 @@ pub fn get(conn: &mut DbConnection, id: i64) -> Result<Option<Job>, StoreError> 
     Ok(job)
 }
 
-/// Jobs newest first, optionally only those with `status`.
+/// Jobs newest first, optionally only those with `status` and of `kind`.
 pub fn list(
     conn: &mut DbConnection,
     status: Option<&str>,
+    kind: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
     let list = on_backend!(conn, c => {
         let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
         if let Some(status) = status {
             query = query.filter(jobs::status.eq(status.to_owned()));
+        }
+        if let Some(kind) = kind {
+            query = query.filter(jobs::kind.eq(kind.to_owned()));
         }
         query.load(c)
     })?;

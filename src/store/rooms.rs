@@ -285,6 +285,35 @@ pub fn set_created(
     Ok(())
 }
 
+/// Declared rooms, newest first, optionally of one tenant and one status.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Room>, StoreError> {
+    let rooms = on_backend!(conn, c => {
+        let mut query = rooms::table.select(Room::as_select()).order(rooms::id.desc()).limit(limit).into_boxed();
+        if let Some(tenant_id) = tenant_id {
+            query = query.filter(rooms::tenant_id.eq(tenant_id.to_owned()));
+        }
+        if let Some(status) = status {
+            query = query.filter(rooms::status.eq(status.to_owned()));
+        }
+        query.load(c)
+    })?;
+    Ok(rooms)
+}
+
+/// Every slug the room has had, the current one included.
+pub fn slugs(conn: &mut DbConnection, room_key: i64) -> Result<Vec<String>, StoreError> {
+    let slugs = on_backend!(conn, c => room_slugs::table
+        .filter(room_slugs::room_key.eq(room_key))
+        .select(room_slugs::slug)
+        .load(c))?;
+    Ok(slugs)
+}
+
 pub fn set_status(
     conn: &mut DbConnection,
     room_key: i64,

@@ -77,6 +77,35 @@ impl Synapse {
     }
 
     /// Path of Synapse's log (INFO level).
+    /// Current memberships in `room_id` straight from Synapse's own database
+    /// (`local_current_membership`): what is true even when no user can see the room any more.
+    pub fn current_memberships(&self, room_id: &str) -> Vec<(String, String)> {
+        use diesel::sql_types::Text;
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            user_id: String,
+            #[diesel(sql_type = Text)]
+            membership: String,
+        }
+        let config = std::fs::read_to_string(self.workdir.join("homeserver.yaml"))
+            .expect("read homeserver.yaml");
+        let config: serde_yaml::Value =
+            serde_yaml::from_str(&config).expect("parse homeserver.yaml");
+        let path = config["database"]["args"]["database"]
+            .as_str()
+            .expect("Synapse's SQLite path");
+        let mut conn = SqliteConnection::establish(path).expect("open Synapse's database");
+        diesel::sql_query("SELECT user_id, membership FROM local_current_membership WHERE room_id = ? ORDER BY user_id")
+            .bind::<Text, _>(room_id)
+            .load::<Row>(&mut conn)
+            .expect("read memberships")
+            .into_iter()
+            .map(|row| (row.user_id, row.membership))
+            .collect()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.workdir.join("homeserver.log")
     }

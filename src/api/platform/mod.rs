@@ -5,6 +5,7 @@
 //! jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
+mod delete_room;
 mod error;
 mod get_room;
 mod job;
@@ -31,7 +32,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/status", get(status::handler))
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
-            get(get_room::handler).put(put_room::handler),
+            get(get_room::handler)
+                .put(put_room::handler)
+                .delete(delete_room::handler),
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",

@@ -1,0 +1,123 @@
+//! `teardown_room`: takes a deleted room down in Synapse, step by step and resumable after a crash
+//! at any step: remove its aliases and directory entry first (an alias left on a room nobody can
+//! join would resolve forever), set the join rule to invite, kick every member and pending invitee
+//! except the bot ("Room being deleted"), then the bot leaves and forgets. History stays.
+
+use std::sync::Arc;
+
+use ruma::{OwnedRoomAliasId, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::JobError;
+use crate::app::App;
+use crate::matrix;
+use crate::store::jobs::{Job, NewJob};
+use crate::store::rooms::Room;
+
+pub const KIND: &str = "teardown_room";
+const REASON: &str = "Room being deleted";
+
+/// What to take down, captured when the platform deleted the room (a later declaration of the
+/// same slug may already describe a new room).
+#[derive(Deserialize)]
+struct Payload {
+    room_id: Option<String>,
+    aliases: Vec<OwnedRoomAliasId>,
+}
+
+pub fn new_job(room: &Room, aliases: &[OwnedRoomAliasId]) -> NewJob {
+    NewJob {
+        tenant_id: room.tenant_id.clone(),
+        room_key: Some(room.id),
+        kind: KIND.to_owned(),
+        payload: json!({"room_id": room.room_id, "aliases": aliases}),
+    }
+}
+
+pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
+    let payload: Payload = serde_json::from_str(&job.payload).map_err(|error| {
+        JobError::Permanent(format!("the job's payload is not readable ({error})"))
+    })?;
+    let tenant = app
+        .config
+        .tenants
+        .iter()
+        .find(|t| t.id == job.tenant_id)
+        .ok_or_else(|| {
+            JobError::Permanent(format!(
+                "tenant {} is no longer configured: add it back, or cancel the job",
+                job.tenant_id
+            ))
+        })?;
+    let bot = app.config.bot_user_id(tenant);
+    app.ensure_bot(tenant).await?;
+    for alias in payload.aliases {
+        app.homeserver.ensure_alias_removed(&bot, alias).await?;
+    }
+    let Some(room_id) = payload.room_id else {
+        return Ok(json!({"room_id": null, "note": "the room was never created in Synapse"}));
+    };
+    let room_id =
+        RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
+    let (kicked, out_of_reach) = match app.homeserver.room_state(&bot, &room_id).await {
+        Ok(state) => clear(app, &bot, &room_id, &state).await?,
+        // The bot is out already: an earlier attempt got as far as leaving.
+        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => (0, Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    app.homeserver
+        .ensure_left_and_forgotten(&bot, &room_id)
+        .await?;
+    Ok(json!({"room_id": room_id, "kicked": kicked, "could_not_kick": out_of_reach}))
+}
+
+/// Unpublishes, closes and empties the room; returns how many were kicked and who could not be.
+async fn clear(
+    app: &Arc<App>,
+    bot: &UserId,
+    room_id: &RoomId,
+    state: &matrix::RoomState,
+) -> Result<(usize, Vec<String>), JobError> {
+    let homeserver = &app.homeserver;
+    homeserver.unpublish(bot, room_id).await?;
+    if state
+        .content("m.room.canonical_alias", "")
+        .is_some_and(|content| content.as_object().is_some_and(|c| !c.is_empty()))
+    {
+        homeserver
+            .set_state(bot, room_id, "m.room.canonical_alias", "", &json!({}))
+            .await?;
+    }
+    if state
+        .content("m.room.join_rules", "")
+        .and_then(|c| c["join_rule"].as_str())
+        != Some("invite")
+    {
+        homeserver
+            .set_state(
+                bot,
+                room_id,
+                "m.room.join_rules",
+                "",
+                &json!({"join_rule": "invite"}),
+            )
+            .await?;
+    }
+    let (mut kicked, mut out_of_reach) = (0, Vec::new());
+    for (user, membership) in state.memberships() {
+        if user == bot || !matches!(membership.as_str(), "join" | "invite" | "knock") {
+            continue;
+        }
+        match homeserver.kick(bot, room_id, &user, REASON).await {
+            Ok(()) => kicked += 1,
+            // Before room version 12 a member at the bot's own level cannot be kicked by it.
+            Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => {
+                tracing::warn!(%user, "cannot kick this member: their power level equals the bot's");
+                out_of_reach.push(user.to_string());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok((kicked, out_of_reach))
+}
