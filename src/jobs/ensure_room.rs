@@ -151,6 +151,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
     let state = app.homeserver.room_state(&bot, &room_id).await?;
+    ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
     let memberships = state.memberships();
     for user in desired.keys() {
         match memberships.get(user).map(String::as_str) {
@@ -182,6 +183,43 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         .write(move |c| room_store::record_applied_levels(c, room_key, &applied, now))
         .await?;
     Ok(json!({"room_id": room_id, "alias": alias, "room_version": version}))
+}
+
+/// After a rename: the current slug's alias exists and is canonical, earlier ones are alternatives.
+async fn ensure_aliases(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    room_id: &RoomId,
+    alias: &OwnedRoomAliasId,
+    state: &RoomState,
+) -> Result<(), JobError> {
+    let room_key = room.id;
+    let slugs = app
+        .store
+        .run(move |c| room_store::slugs(c, room_key))
+        .await?;
+    if slugs.len() < 2 {
+        return Ok(()); // createRoom made the one alias canonical.
+    }
+    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let server = &app.config.homeserver.server_name;
+    let alternatives: Vec<String> = slugs
+        .iter()
+        .filter(|slug| **slug != room.slug)
+        .filter_map(|slug| rooms::alias(kind, slug, &room.tenant_id, server).ok())
+        .map(|alias| alias.to_string())
+        .collect();
+    app.homeserver
+        .ensure_alias(bot, alias.clone(), room_id)
+        .await?;
+    let desired = json!({"alias": alias, "alt_aliases": alternatives});
+    if state.content("m.room.canonical_alias", "") != Some(&desired) {
+        app.homeserver
+            .set_state(bot, room_id, "m.room.canonical_alias", "", &desired)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Creates the room, or adopts it when the alias already points to one (an earlier attempt

@@ -305,6 +305,54 @@ pub fn list(
     Ok(rooms)
 }
 
+/// What a rename did.
+#[derive(Debug)]
+pub enum Renamed {
+    /// The room's current slug is now the new one (or already was).
+    Done(Room, bool),
+    /// Another room has, or had, that slug.
+    Taken,
+}
+
+/// Makes `new_slug` the room's current slug, keeping the earlier ones. Returns whether it changed.
+pub fn rename(
+    conn: &mut DbConnection,
+    room: &Room,
+    new_slug: &str,
+    now_ms: i64,
+) -> Result<Renamed, StoreError> {
+    let renamed = write_transaction!(conn, c => {
+        let owner: Option<i64> = room_slugs::table
+            .filter(room_slugs::tenant_id.eq(&room.tenant_id))
+            .filter(room_slugs::kind.eq(&room.kind))
+            .filter(room_slugs::slug.eq(new_slug))
+            .select(room_slugs::room_key)
+            .first(c)
+            .optional()?;
+        match owner {
+            Some(key) if key != room.id => return Ok(Renamed::Taken),
+            Some(_) if room.slug == new_slug => return Ok(Renamed::Done(room.clone(), false)),
+            Some(_) => {}
+            None => {
+                diesel::insert_into(room_slugs::table)
+                    .values((
+                        room_slugs::tenant_id.eq(&room.tenant_id),
+                        room_slugs::kind.eq(&room.kind),
+                        room_slugs::slug.eq(new_slug),
+                        room_slugs::room_key.eq(room.id),
+                    ))
+                    .execute(c)?;
+            }
+        }
+        let updated = diesel::update(rooms::table.find(room.id))
+            .set((rooms::slug.eq(new_slug), rooms::updated_at.eq(now_ms)))
+            .returning(Room::as_returning())
+            .get_result(c)?;
+        Ok::<_, diesel::result::Error>(Renamed::Done(updated, true))
+    })?;
+    Ok(renamed)
+}
+
 /// Every slug the room has had, the current one included.
 pub fn slugs(conn: &mut DbConnection, room_key: i64) -> Result<Vec<String>, StoreError> {
     let slugs = on_backend!(conn, c => room_slugs::table

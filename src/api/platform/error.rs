@@ -32,6 +32,8 @@ pub enum PlatformError {
     StatusDisabled,
     #[error("{0}")]
     Invalid(FieldError),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the body is not valid for this call: {0}")]
     BadBody(String),
     #[error("the database is unavailable; try again")]
@@ -51,6 +53,7 @@ impl PlatformError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
             Self::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
         }
     }

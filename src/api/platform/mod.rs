@@ -11,6 +11,7 @@ mod get_room;
 mod job;
 mod member;
 mod put_room;
+mod rename;
 mod room_path;
 mod status;
 
@@ -39,6 +40,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
             axum::routing::put(member::put).delete(member::delete),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/rename",
+            axum::routing::post(rename::handler),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
