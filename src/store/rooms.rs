@@ -309,7 +309,7 @@ pub fn list(
 #[derive(Debug)]
 pub enum Renamed {
     /// The room's current slug is now the new one (or already was).
-    Done(Room, bool),
+    Done(Box<Room>, bool),
     /// Another room has, or had, that slug.
     Taken,
 }
@@ -331,7 +331,7 @@ pub fn rename(
             .optional()?;
         match owner {
             Some(key) if key != room.id => return Ok(Renamed::Taken),
-            Some(_) if room.slug == new_slug => return Ok(Renamed::Done(room.clone(), false)),
+            Some(_) if room.slug == new_slug => return Ok(Renamed::Done(Box::new(room.clone()), false)),
             Some(_) => {}
             None => {
                 diesel::insert_into(room_slugs::table)
@@ -348,7 +348,7 @@ pub fn rename(
             .set((rooms::slug.eq(new_slug), rooms::updated_at.eq(now_ms)))
             .returning(Room::as_returning())
             .get_result(c)?;
-        Ok::<_, diesel::result::Error>(Renamed::Done(updated, true))
+        Ok::<_, diesel::result::Error>(Renamed::Done(Box::new(updated), true))
     })?;
     Ok(renamed)
 }
