@@ -218,6 +218,8 @@ impl Daemon {
             "stop the daemon before starting it again"
         );
         let config_path = self.config.write();
+        // Only this attempt's lines tell why it failed: the log is appended to across restarts.
+        let offset = std::fs::metadata(&self.log_path).map_or(0, |m| m.len() as usize);
         let log = File::options()
             .create(true)
             .append(true)
@@ -242,7 +244,11 @@ impl Daemon {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                return Err(format!("({status})\n{}", self.logs()));
+                let logs = self.logs();
+                return Err(format!(
+                    "({status})\n{}",
+                    logs.get(offset..).unwrap_or(&logs)
+                ));
             }
             if http_client()
                 .get(&url)
