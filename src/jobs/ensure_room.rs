@@ -150,6 +150,9 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
     let Some((room_id, version)) = ensure_created(app, room.id).await? else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
+    if room.status == room_store::LOST {
+        rejoin(app, &bot, &room_id).await?;
+    }
     let state = app.homeserver.room_state(&bot, &room_id).await?;
     ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
     let memberships = state.memberships();
@@ -183,6 +186,19 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         .write(move |c| room_store::record_applied_levels(c, room_key, &applied, now))
         .await?;
     Ok(json!({"room_id": room_id, "alias": alias, "room_version": version}))
+}
+
+/// A lost room: the bot was removed. It joins again if it may (a public room, or invited back).
+async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<(), JobError> {
+    match app.homeserver.join(bot, room_id).await {
+        Ok(()) => Ok(()),
+        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => {
+            Err(JobError::Permanent(format!(
+                "the bot {bot} was removed from the room and cannot join again: invite it back (it needs power level 100), or DELETE and PUT the room to replace it"
+            )))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// After a rename: the current slug's alias exists and is canonical, earlier ones are alternatives.

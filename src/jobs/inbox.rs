@@ -141,7 +141,15 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
     let now = unix_ms(app.clock.now());
     let processed = app
         .store
-        .process_inbox(BATCH, now, move |event| classify(&config, event).handled())
+        .process_inbox(
+            BATCH,
+            now,
+            {
+                let config = config.clone();
+                move |event| classify(&config, event).handled()
+            },
+            super::repairs::follow_up(config, now),
+        )
         .await?;
     for (event, handled) in &processed {
         let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();

@@ -1,9 +1,11 @@
 //! The durable core between inbound and outbound traffic. For now: the inbox processor, which
 //! works through the events Synapse delivered, room by room in arrival order.
 
+pub mod decline_invite;
 pub mod ensure_room;
 mod error;
 pub mod inbox;
+mod repairs;
 pub mod teardown_room;
 pub mod worker;
 
@@ -18,6 +20,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
     match job.kind.as_str() {
         ensure_room::KIND => ensure_room::run(app, job).await,
         teardown_room::KIND => teardown_room::run(app, job).await,
+        decline_invite::KIND => decline_invite::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

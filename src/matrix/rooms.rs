@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
 use ruma::api::client::directory::set_room_visibility;
 use ruma::api::client::discovery::get_capabilities;
-use ruma::api::client::membership::{forget_room, invite_user, kick_user, leave_room};
+use ruma::api::client::membership::{
+    forget_room, invite_user, join_room_by_id, kick_user, leave_room,
+};
 use ruma::api::client::room::Visibility;
 use ruma::api::client::room::create_room::{self, RoomPowerLevelsContentOverride};
 use ruma::api::client::state::{get_state_events, send_state_event};
@@ -231,6 +233,15 @@ impl Client {
             content,
         );
         self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    pub async fn join(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error> {
+        self.send(
+            join_room_by_id::v3::Request::new(room_id.to_owned()),
+            Some(bot),
+        )
+        .await?;
         Ok(())
     }
 

@@ -185,43 +185,48 @@ pub struct Handled {
 }
 
 impl Store {
-    /// Hands up to `limit` pending events, oldest first, to `handle`, and marks each processed
-    /// with what it returns (quarantining where it says so). A crash leaves them pending. Returns
-    /// the events with their outcomes; empty when there is nothing to do or another process holds
-    /// the inbox.
+    /// Hands up to `limit` pending events, oldest first, to `handle`, marks each processed with
+    /// what it returns (quarantining where it says so), and runs `follow_up` on the batch in the
+    /// same transaction (the jobs the events call for are queued with their marks, or neither
+    /// is). A crash leaves the batch pending. Returns the events with their outcomes; empty when
+    /// there is nothing to do or another process holds the inbox.
     ///
     /// PostgreSQL: one transaction under an advisory lock, so replicas sharing the inbox take
     /// turns and every room stays in order. SQLite (one process, this processor the only reader
     /// of pending events): the events are read and handled first and the marks written after, so
     /// a waiting acknowledgement never waits for the handling.
-    pub async fn process_inbox<H>(
+    pub async fn process_inbox<H, F>(
         &self,
         limit: i64,
         now_ms: i64,
         mut handle: H,
+        follow_up: F,
     ) -> Result<Vec<(PendingEvent, Handled)>, StoreError>
     where
         H: FnMut(&PendingEvent) -> Handled + Send + 'static,
+        F: FnOnce(&mut DbConnection, &[(PendingEvent, Handled)]) -> Result<(), StoreError>
+            + Send
+            + 'static,
     {
         if self.backend() == Backend::Postgres {
             return self
                 .write_in_background(move |conn| {
-                    let DbConnection::Postgres(c) = conn else {
-                        unreachable!("the backend is PostgreSQL")
-                    };
-                    let processed = c.transaction(|c| {
-                        let lock: Locked =
-                            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                                .bind::<BigInt, _>(PROCESSOR_LOCK)
-                                .get_result(c)?;
-                        if !lock.locked {
-                            return Ok(Vec::new());
+                    conn.write(|conn| {
+                        if let DbConnection::Postgres(c) = &mut *conn {
+                            let lock: Locked =
+                                diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+                                    .bind::<BigInt, _>(PROCESSOR_LOCK)
+                                    .get_result(c)?;
+                            if !lock.locked {
+                                return Ok(Vec::new());
+                            }
                         }
-                        let processed = handle_all(c.load_pending(limit)?, &mut handle);
-                        c.mark_processed(&processed, now_ms)?;
-                        Ok::<_, diesel::result::Error>(processed)
-                    })?;
-                    Ok(processed)
+                        let pending = on_backend!(&mut *conn, c => c.load_pending(limit))?;
+                        let processed = handle_all(pending, &mut handle);
+                        on_backend!(&mut *conn, c => c.mark_processed(&processed, now_ms))?;
+                        follow_up(conn, &processed)?;
+                        Ok(processed)
+                    })
                 })
                 .await;
         }
@@ -235,8 +240,11 @@ impl Store {
             .await
             .map_err(|_| StoreError::Cancelled)?;
         self.write_in_background(move |conn| {
-            write_transaction!(conn, c => c.mark_processed(&processed, now_ms))?;
-            Ok(processed)
+            conn.write(|conn| {
+                on_backend!(&mut *conn, c => c.mark_processed(&processed, now_ms))?;
+                follow_up(conn, &processed)?;
+                Ok(processed)
+            })
         })
         .await
     }

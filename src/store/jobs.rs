@@ -308,6 +308,17 @@ pub fn cancel(conn: &mut DbConnection, id: i64, now_ms: i64) -> Result<bool, Sto
     Ok(updated == 1)
 }
 
+/// Whether a job of `kind` waits for `room_key` (queued, not yet running).
+pub fn has_queued(conn: &mut DbConnection, room_key: i64, kind: &str) -> Result<bool, StoreError> {
+    let count: i64 = on_backend!(conn, c => jobs::table
+        .filter(jobs::room_key.eq(room_key))
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::status.eq(QUEUED))
+        .count()
+        .get_result(c))?;
+    Ok(count > 0)
+}
+
 /// The newest job of a room.
 pub fn latest_for_room(conn: &mut DbConnection, room_key: i64) -> Result<Option<Job>, StoreError> {
     let job = on_backend!(conn, c => jobs::table

@@ -128,6 +128,17 @@ pub fn find(
     Ok(room)
 }
 
+/// The room with this Matrix room id, if we manage (or managed) it.
+pub fn find_by_room_id(conn: &mut DbConnection, room_id: &str) -> Result<Option<Room>, StoreError> {
+    let room = on_backend!(conn, c => rooms::table
+        .filter(rooms::room_id.eq(room_id))
+        .order(rooms::id.desc())
+        .select(Room::as_select())
+        .first(c)
+        .optional())?;
+    Ok(room)
+}
+
 pub fn get(conn: &mut DbConnection, key: i64) -> Result<Option<Room>, StoreError> {
     let room = on_backend!(conn, c => rooms::table.find(key).select(Room::as_select()).first(c).optional())?;
     Ok(room)

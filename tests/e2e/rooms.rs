@@ -858,3 +858,75 @@ async fn two_daemons_share_one_postgres_queue_and_run_every_job_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_level_changed_by_someone_else_is_put_back() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let host = register_user(hs, "repair-host").await;
+    register_user(hs, "repair-moderator").await;
+    let body = json!({"name": "Repair Chat", "visibility": "private", "members": [
+        {"user_id": user("repair-host"), "role": "host"},
+        {"user_id": user("repair-moderator"), "role": "moderator"},
+    ]});
+    let job = declare(&daemon, "tenantA", "event", "repair", body).await;
+    let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
+    host.join(hs, &room_id).await;
+
+    // The host, who may, lowers the moderator to 0 by hand.
+    let mut levels = state(&host, &room_id, "m.room.power_levels").await;
+    levels["users"][user("repair-moderator")] = json!(0);
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels/",
+        encode(&room_id)
+    );
+    let (status, answer) = host.request(hs, Method::PUT, &path, Some(levels)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    crate::support::eventually(
+        "the declared level to be put back",
+        std::time::Duration::from_secs(30),
+        || async {
+            let levels = state(&host, &room_id, "m.room.power_levels").await;
+            (levels["users"][user("repair-moderator")] == 50).then_some(())
+        },
+    )
+    .await;
+    let levels = state(&host, &room_id, "m.room.power_levels").await;
+    assert_eq!(
+        levels["users"][user("repair-host")],
+        100,
+        "the reconcile touched another entry: {levels}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_invited_to_a_strangers_room_declines() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let stranger = register_user(hs, "stranger").await;
+    let room_id = stranger
+        .create_room(hs, json!({"name": "Not OpenMeet's"}))
+        .await;
+    let bot = bot_id("tenantA");
+    stranger.invite(hs, &room_id, &bot).await;
+    crate::support::eventually(
+        "the bot to decline",
+        std::time::Duration::from_secs(30),
+        || async {
+            let members = stranger.members(hs, &room_id).await;
+            members
+                .iter()
+                .any(|(u, m)| *u == bot && m == "leave")
+                .then_some(())
+        },
+    )
+    .await;
+    let (code, jobs, stderr) = daemon
+        .config
+        .cli(&["jobs", "list", "--kind", "decline_invite"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(jobs.lines().count(), 1, "{jobs}");
+}

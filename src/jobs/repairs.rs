@@ -1,0 +1,85 @@
+//! What delivered events call for, queued in the same transaction that marks them processed:
+//! someone else changed `m.room.power_levels` in a managed room → reconcile it; a tenant's bot was
+//! kicked, banned or left a managed room → the room is `lost`, reconcile it; a bot was invited into
+//! a room we do not manage → it declines. Events in rooms we do not manage cause nothing else.
+
+use std::sync::Arc;
+
+use ruma::UserId;
+
+use super::{decline_invite, ensure_room};
+use crate::config::Config;
+use crate::store::inbox::{Handled, PendingEvent};
+use crate::store::rooms::{self, DELETED, LOST, Room};
+use crate::store::{DbConnection, StoreError, jobs};
+
+/// The follow-up for a batch (see `Store::process_inbox`).
+pub fn follow_up(
+    config: Arc<Config>,
+    now_ms: i64,
+) -> impl FnOnce(&mut DbConnection, &[(PendingEvent, Handled)]) -> Result<(), StoreError> + Send + 'static
+{
+    move |conn, processed| {
+        for (event, handled) in processed {
+            match handled.outcome.as_str() {
+                "own_membership:invite" => decline_if_unmanaged(conn, &config, event, now_ms)?,
+                "own_membership:leave" | "own_membership:ban" => {
+                    if let Some(room) = managed(conn, &event.room_id)? {
+                        tracing::warn!(room_id = %event.room_id, by = %event.sender, "a tenant bot was removed from a managed room: it is lost");
+                        let reason =
+                            format!("the bot was removed from the room by {}", event.sender);
+                        rooms::set_status(conn, room.id, LOST, Some(&reason), now_ms)?;
+                        reconcile(conn, &room, now_ms)?;
+                    }
+                }
+                "power_levels" => {
+                    if let Some(room) = managed(conn, &event.room_id)? {
+                        tracing::info!(room_id = %event.room_id, by = %event.sender, "power levels changed by someone else: reconciling");
+                        reconcile(conn, &room, now_ms)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn managed(conn: &mut DbConnection, room_id: &str) -> Result<Option<Room>, StoreError> {
+    Ok(rooms::find_by_room_id(conn, room_id)?.filter(|room| room.status != DELETED))
+}
+
+/// Queues the room's `ensure_room` unless one is already waiting.
+fn reconcile(conn: &mut DbConnection, room: &Room, now_ms: i64) -> Result<(), StoreError> {
+    if !jobs::has_queued(conn, room.id, ensure_room::KIND)? {
+        jobs::enqueue(conn, &ensure_room::new_job(room), now_ms)?;
+    }
+    Ok(())
+}
+
+fn decline_if_unmanaged(
+    conn: &mut DbConnection,
+    config: &Config,
+    event: &PendingEvent,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let Some(bot) = event
+        .state_key
+        .as_deref()
+        .and_then(|key| UserId::parse(key).ok())
+    else {
+        return Ok(());
+    };
+    let Some(tenant) = config.tenant_of_bot(&bot) else {
+        return Ok(());
+    };
+    if rooms::find_by_room_id(conn, &event.room_id)?.is_none() {
+        tracing::info!(room_id = %event.room_id, by = %event.sender, "a bot was invited into a room we do not manage: declining");
+        jobs::enqueue(
+            conn,
+            &decline_invite::new_job(&tenant.id, &event.room_id),
+            now_ms,
+        )?;
+    }
+    Ok(())
+}
