@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub logging: LoggingSection,
     #[serde(default)]
     pub jobs: JobsSection,
+    /// Role → power level, merged over the defaults.
+    pub roles: Option<crate::rooms::RoleLevels>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -45,6 +45,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub logging: Logging,
     pub jobs: Jobs,
+    /// The power level each declared role gets, per room kind.
+    pub roles: crate::rooms::RoleLevels,
     /// The anchored matchers of our registration's namespaces, derived from the values above.
     pub namespaces: Namespaces,
 }
@@ -231,6 +233,10 @@ impl Config {
             ok
         });
         let jobs_section = file.jobs;
+        let roles = file.roles.unwrap_or_default();
+        for problem in roles.validate() {
+            p.push(format!("roles.{problem}"));
+        }
         let max_parallel = jobs_section.max_parallel.unwrap_or(16);
         let per_tenant = jobs_section.per_tenant.unwrap_or(4);
         let max_attempts = jobs_section.max_attempts.unwrap_or(10);
@@ -456,6 +462,7 @@ impl Config {
                 max_attempts,
                 lease: Duration::from_secs(lease_seconds),
             },
+            roles,
             namespaces,
         };
         config

@@ -111,6 +111,12 @@ jobs:
   # Seconds a claim holds without renewal; a crashed worker's jobs are taken again after it.
   lease_seconds: 60
 
+# The power level each role gets, merged over these defaults (list only what you change). The tenant
+# bot is at 100; a group `guest` is not a member.
+roles:
+  event: {host: 100, moderator: 50, speaker: 25, participant: 0, guest: 0}
+  group: {owner: 100, admin: 75, moderator: 50, member: 0}
+
 logging:
   # A tracing filter: info, debug, or e.g. openmeet_appservice=debug,info.
   level: info

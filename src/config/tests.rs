@@ -169,3 +169,34 @@ fn problems_never_contain_a_token() {
     );
     assert!(error.contains("homeserver.server_name"), "{error}");
 }
+
+#[test]
+fn roles_merge_over_the_defaults_and_are_checked() {
+    let yaml = render(Some(&SampleTokens::random()));
+    let start = yaml.find("roles:").unwrap();
+    let end = yaml[start..].find("\n\n").unwrap() + start;
+    let custom = format!(
+        "{}roles:\n  event: {{speaker: 10}}{}",
+        &yaml[..start],
+        &yaml[end..]
+    );
+    let config = load(&custom, &[]).unwrap();
+    let kind = crate::rooms::RoomKind::Event;
+    assert_eq!(config.roles.level(kind, "speaker").unwrap(), 10);
+    assert_eq!(
+        config.roles.level(kind, "host").unwrap(),
+        100,
+        "unlisted roles keep their default"
+    );
+
+    let too_high = format!(
+        "{}roles:\n  group: {{owner: 150}}{}",
+        &yaml[..start],
+        &yaml[end..]
+    );
+    let problems = problems(load(&too_high, &[]));
+    assert!(
+        problems.iter().any(|p| p.starts_with("roles.")),
+        "{problems:?}"
+    );
+}

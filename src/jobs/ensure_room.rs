@@ -13,7 +13,7 @@ use super::JobError;
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
-use crate::rooms::{self, DeclaredRoom, RoleLevels, RoomKind, Visibility};
+use crate::rooms::{self, DeclaredRoom, RoomKind, Visibility};
 use crate::store::jobs::{Job, NewJob};
 use crate::store::rooms::{self as room_store, Member, Room};
 use crate::store::unix_ms;
@@ -79,7 +79,7 @@ fn plan<'a>(app: &'a App, room: &Room, members: &[Member]) -> Result<Plan<'a>, J
             ))
         })?;
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let levels = RoleLevels::default();
+    let levels = &app.config.roles;
     let desired = members
         .iter()
         .filter_map(|m| {

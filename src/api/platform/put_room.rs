@@ -16,7 +16,7 @@ use super::error::PlatformError;
 use super::{job, room_path};
 use crate::app::App;
 use crate::jobs::ensure_room;
-use crate::rooms::{self, RoleLevels, validate};
+use crate::rooms::{self, validate};
 use crate::store::jobs;
 use crate::store::rooms::{self as room_store, Declaration};
 use crate::store::unix_ms;
@@ -96,7 +96,7 @@ pub fn declared_members(
     kind: rooms::RoomKind,
     members: &[MemberBody],
 ) -> Result<Vec<(String, String)>, PlatformError> {
-    let levels = RoleLevels::default();
+    let levels = &app.config.roles;
     let mut declared: Vec<(String, String)> = Vec::with_capacity(members.len());
     for member in members {
         let user_id =
