@@ -34,6 +34,8 @@ pub enum PlatformError {
     Invalid(FieldError),
     #[error("{0}")]
     Conflict(String),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("the body is not valid for this call: {0}")]
     BadBody(String),
     #[error("the database is unavailable; try again")]
@@ -54,6 +56,7 @@ impl PlatformError {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
             Self::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
         }
     }

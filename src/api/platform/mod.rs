@@ -28,6 +28,14 @@ use crate::app::App;
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 1024 * 1024;
 
+/// axum answers an oversized body itself, in plain text; the platform gets JSON like every error.
+async fn json_too_large(response: axum::response::Response) -> axum::response::Response {
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return PlatformError::TooLarge(BODY_LIMIT).into_response();
+    }
+    response
+}
+
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/status", get(status::handler))
@@ -49,5 +57,6 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
         .method_not_allowed_fallback(|| async { PlatformError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_too_large))
         .with_state(app)
 }

@@ -1,0 +1,120 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! The platform API of the real daemon over HTTP, without a homeserver (jobs queue but do not run):
+//! the answers that do not depend on Synapse. With Synapse: `tests/e2e/rooms.rs`.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use support::daemon::{Daemon, DaemonConfig};
+
+async fn daemon() -> Daemon {
+    let mut config = DaemonConfig::new("platform", None);
+    config.extra_yaml =
+        "jobs:\n  enabled: false\nadmin_token: admin-token-for-the-status-route\n".into();
+    Daemon::start(config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json_with_a_code_even_an_oversized_body() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let huge = json!({"name": "x".repeat(2 * 1024 * 1024), "visibility": "private"});
+    let (status, answer) = daemon
+        .platform(
+            Method::PUT,
+            "/v1/tenants/tenantA/rooms/event/big",
+            Some(&token),
+            Some(huge),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+        "{answer}"
+    );
+    let (status, answer) = daemon
+        .platform(Method::GET, "/v1/nothing", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, answer) = daemon
+        .platform(
+            Method::PUT,
+            "/v1/tenants/tenantA/rooms/event/x",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_body")),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_is_stored_with_its_job_and_the_same_call_queues_nothing_new() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let body = json!({"name": "Queued Chat", "visibility": "public", "members": [{"user_id": "@ann:test.openmeet.invalid", "role": "speaker"}]});
+    let path = "/v1/tenants/tenantA/rooms/event/queued";
+    let (status, first) = daemon
+        .platform(Method::PUT, path, Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(
+        (
+            first["job"]["kind"].as_str(),
+            first["job"]["status"].as_str()
+        ),
+        (Some("ensure_room"), Some("queued"))
+    );
+    let (_, second) = daemon
+        .platform(Method::PUT, path, Some(&token), Some(body))
+        .await;
+    assert_eq!(second["job"]["id"], first["job"]["id"]);
+    let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+    assert_eq!(room["status"], "pending");
+    assert_eq!(room["alias"], "#event-queued-tenantA:test.openmeet.invalid");
+    assert_eq!(room["members"][0]["role"], "speaker");
+    assert!(
+        room["members"][0]["power_level"].is_null(),
+        "nothing was applied yet"
+    );
+
+    let (status, status_body) = daemon
+        .platform(
+            Method::GET,
+            "/v1/status",
+            Some("admin-token-for-the-status-route"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{status_body}");
+    let (status, _) = daemon
+        .platform(Method::GET, "/v1/status", Some(&token), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a tenant token reached the operators' route"
+    );
+
+    // The operator's tools see the same.
+    let (code, stdout, stderr) = daemon
+        .config
+        .cli(&["rooms", "reconcile", "tenantA/event/queued"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"job\""), "{stdout}");
+    let (code, _, stderr) = daemon
+        .config
+        .cli(&["rooms", "reconcile", "tenantA/event/nowhere"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("rooms list"), "no hint in: {stderr}");
+    let (code, stdout, _) = daemon.config.cli(&["jobs", "list", "--status", "queued"]);
+    assert_eq!((code, stdout.lines().count()), (0, 2));
+}
