@@ -28,24 +28,10 @@ pub fn new_job(tenant_id: &str, room_id: &str) -> NewJob {
 }
 
 pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
-    let payload: Payload = serde_json::from_str(&job.payload).map_err(|error| {
-        JobError::Permanent(format!("the job's payload is not readable ({error})"))
-    })?;
-    let tenant = app
-        .config
-        .tenants
-        .iter()
-        .find(|t| t.id == job.tenant_id)
-        .ok_or_else(|| {
-            JobError::Permanent(format!(
-                "tenant {} is no longer configured: cancel the job",
-                job.tenant_id
-            ))
-        })?;
+    let payload: Payload = super::payload(job)?;
     let room_id =
         RoomId::parse(&payload.room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
-    let bot = app.config.bot_user_id(tenant);
-    app.ensure_bot(tenant).await?;
+    let bot = super::tenant_bot(app, job).await?;
     app.homeserver
         .ensure_left_and_forgotten(&bot, &room_id)
         .await?;

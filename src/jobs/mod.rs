@@ -15,6 +15,32 @@ pub use self::error::JobError;
 use crate::app::App;
 use crate::store::jobs::Job;
 
+/// The job's payload as `T`.
+fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, JobError> {
+    serde_json::from_str(&job.payload).map_err(|error| {
+        JobError::Permanent(format!(
+            "the job's payload is not readable ({error}): cancel the job"
+        ))
+    })
+}
+
+/// The bot of the job's tenant, registered and named.
+async fn tenant_bot(app: &Arc<App>, job: &Job) -> Result<ruma::OwnedUserId, JobError> {
+    let tenant = app
+        .config
+        .tenants
+        .iter()
+        .find(|t| t.id == job.tenant_id)
+        .ok_or_else(|| {
+            JobError::Permanent(format!(
+                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
+                job.tenant_id
+            ))
+        })?;
+    app.ensure_bot(tenant).await?;
+    Ok(app.config.bot_user_id(tenant))
+}
+
 /// Runs one attempt of `job` by its kind.
 pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, JobError> {
     match job.kind.as_str() {

@@ -36,22 +36,8 @@ pub fn new_job(room: &Room, aliases: &[OwnedRoomAliasId]) -> NewJob {
 }
 
 pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
-    let payload: Payload = serde_json::from_str(&job.payload).map_err(|error| {
-        JobError::Permanent(format!("the job's payload is not readable ({error})"))
-    })?;
-    let tenant = app
-        .config
-        .tenants
-        .iter()
-        .find(|t| t.id == job.tenant_id)
-        .ok_or_else(|| {
-            JobError::Permanent(format!(
-                "tenant {} is no longer configured: add it back, or cancel the job",
-                job.tenant_id
-            ))
-        })?;
-    let bot = app.config.bot_user_id(tenant);
-    app.ensure_bot(tenant).await?;
+    let payload: Payload = super::payload(job)?;
+    let bot = super::tenant_bot(app, job).await?;
     for alias in payload.aliases {
         app.homeserver.ensure_alias_removed(&bot, alias).await?;
     }
