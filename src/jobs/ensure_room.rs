@@ -147,11 +147,11 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         ..
     } = plan(app, room, members)?;
     app.ensure_bot(tenant).await?;
-    let Some((room_id, version)) = ensure_created(app, room.id).await? else {
+    let Some((mut room_id, mut version)) = ensure_created(app, room.id).await? else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
-    if room.status == room_store::LOST {
-        rejoin(app, &bot, &room_id).await?;
+    if room.status == room_store::LOST && !rejoin(app, &bot, &room_id).await? {
+        (room_id, version) = replace(app, room, &bot, &room_id).await?;
     }
     let state = app.homeserver.room_state(&bot, &room_id).await?;
     ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
@@ -189,16 +189,48 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
 }
 
 /// A lost room: the bot was removed. It joins again if it may (a public room, or invited back).
-async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<(), JobError> {
+/// Returns false when it may not (a private room it was not invited back to).
+async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
     match app.homeserver.join(bot, room_id).await {
-        Ok(()) => Ok(()),
-        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => {
-            Err(JobError::Permanent(format!(
-                "the bot {bot} was removed from the room and cannot join again: invite it back (it needs power level 100), or DELETE and PUT the room to replace it"
-            )))
-        }
+        Ok(()) => Ok(true),
+        // 403: not allowed in; 404: no joined member left on the server to join through.
+        Err(matrix::Error::Matrix { status: 403 | 404, .. }) => Ok(false),
         Err(error) => Err(error.into()),
     }
+}
+
+/// A lost room the bot cannot join again is replaced: its aliases (the bot created them, so it may
+/// remove them) move to a new room, created like the first. The old room keeps its history.
+async fn replace(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    lost: &RoomId,
+) -> Result<(OwnedRoomId, String), JobError> {
+    tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
+    let room_key = room.id;
+    let slugs = app
+        .store
+        .run(move |c| room_store::slugs(c, room_key))
+        .await?;
+    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    for slug in &slugs {
+        if let Ok(alias) = rooms::alias(
+            kind,
+            slug,
+            &room.tenant_id,
+            &app.config.homeserver.server_name,
+        ) {
+            app.homeserver.ensure_alias_removed(bot, alias).await?;
+        }
+    }
+    let now = unix_ms(app.clock.now());
+    app.store
+        .write(move |c| room_store::clear_created(c, room_key, now))
+        .await?;
+    ensure_created(app, room_key).await?.ok_or_else(|| {
+        JobError::Permanent("the room was deleted while it was being replaced".into())
+    })
 }
 
 /// After a rename: the current slug's alias exists and is canonical, earlier ones are alternatives.

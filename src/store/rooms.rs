@@ -373,6 +373,24 @@ pub fn slugs(conn: &mut DbConnection, room_key: i64) -> Result<Vec<String>, Stor
     Ok(slugs)
 }
 
+/// Forgets the Matrix room (it is being replaced) and the levels applied there.
+pub fn clear_created(
+    conn: &mut DbConnection,
+    room_key: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    write_transaction!(conn, c => {
+        diesel::update(rooms::table.find(room_key))
+            .set((rooms::room_id.eq(None::<String>), rooms::room_version.eq(None::<String>), rooms::updated_at.eq(now_ms)))
+            .execute(c)?;
+        diesel::update(room_members::table.filter(room_members::room_key.eq(room_key)))
+            .set(room_members::applied_level.eq(None::<i32>))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
 pub fn set_status(
     conn: &mut DbConnection,
     room_key: i64,

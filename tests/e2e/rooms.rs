@@ -930,3 +930,62 @@ async fn a_bot_invited_to_a_strangers_room_declines() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(jobs.lines().count(), 1, "{jobs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_room_the_bot_lost_is_replaced_under_the_same_alias() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let token = daemon.config.tenant_token("tenantA");
+    let host = register_user(hs, "lost-host").await;
+    let body = json!({"name": "Lost Chat", "visibility": "private", "members": [{"user_id": user("lost-host"), "role": "host"}]});
+    let job = declare(&daemon, "tenantA", "event", "lost", body).await;
+    let old_room = job["result"]["room_id"].as_str().unwrap().to_owned();
+
+    // The bot is taken out of the private room (here: it is made to leave, through the as_token).
+    let bot = bot_id("tenantA");
+    let leave = format!(
+        "/_matrix/client/v3/rooms/{}/leave?user_id={}",
+        encode(&old_room),
+        encode(&bot)
+    );
+    let (status, answer) = crate::support::matrix_client::request(
+        hs,
+        Some(&daemon.config.tokens.as_token),
+        Method::POST,
+        &leave,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let path = "/v1/tenants/tenantA/rooms/event/lost";
+    let room = crate::support::eventually(
+        "the room to be replaced",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+            (room["status"] == "ready" && room["room_id"] != old_room.as_str()).then_some(room)
+        },
+    )
+    .await;
+    let new_room = room["room_id"].as_str().unwrap();
+    let alias = format!("#event-lost-tenantA:{SERVER_NAME}");
+    let (status, resolved) = host
+        .request(
+            hs,
+            Method::GET,
+            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, resolved["room_id"].as_str()),
+        (StatusCode::OK, Some(new_room))
+    );
+    let in_new = environment().synapse.current_memberships(new_room);
+    assert!(
+        in_new.contains(&(user("lost-host"), "invite".to_owned())),
+        "the host was not invited to the replacement: {in_new:?}"
+    );
+}
