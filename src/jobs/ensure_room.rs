@@ -194,7 +194,9 @@ async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, 
     match app.homeserver.join(bot, room_id).await {
         Ok(()) => Ok(true),
         // 403: not allowed in; 404: no joined member left on the server to join through.
-        Err(matrix::Error::Matrix { status: 403 | 404, .. }) => Ok(false),
+        Err(matrix::Error::Matrix {
+            status: 403 | 404, ..
+        }) => Ok(false),
         Err(error) => Err(error.into()),
     }
 }

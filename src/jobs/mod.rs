@@ -4,6 +4,7 @@
 pub mod decline_invite;
 pub mod ensure_room;
 mod error;
+pub mod follow_upgrade;
 pub mod inbox;
 mod repairs;
 pub mod teardown_room;
@@ -47,6 +48,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         ensure_room::KIND => ensure_room::run(app, job).await,
         teardown_room::KIND => teardown_room::run(app, job).await,
         decline_invite::KIND => decline_invite::run(app, job).await,
+        follow_upgrade::KIND => follow_upgrade::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

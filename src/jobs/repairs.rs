@@ -1,13 +1,13 @@
 //! What delivered events call for, queued in the same transaction that marks them processed:
 //! someone else changed `m.room.power_levels` in a managed room → reconcile it; a tenant's bot was
 //! kicked, banned or left a managed room → the room is `lost`, reconcile it; a bot was invited into
-//! a room we do not manage → it declines. Events in rooms we do not manage cause nothing else.
+//! a room we do not manage → it declines; a managed room was upgraded → the bot follows it. Events in rooms we do not manage cause nothing else.
 
 use std::sync::Arc;
 
 use ruma::UserId;
 
-use super::{decline_invite, ensure_room};
+use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::rooms::{self, DELETED, LOST, Room};
@@ -30,6 +30,17 @@ pub fn follow_up(
                             format!("the bot was removed from the room by {}", event.sender);
                         rooms::set_status(conn, room.id, LOST, Some(&reason), now_ms)?;
                         reconcile(conn, &room, now_ms)?;
+                    }
+                }
+                "tombstone" => {
+                    let replacement = serde_json::from_str::<serde_json::Value>(&event.event_json)
+                        .ok()
+                        .and_then(|e| e["content"]["replacement_room"].as_str().map(str::to_owned));
+                    if let (Some(room), Some(replacement)) =
+                        (managed(conn, &event.room_id)?, replacement)
+                    {
+                        tracing::info!(room_id = %event.room_id, %replacement, "a managed room was upgraded: following");
+                        jobs::enqueue(conn, &follow_upgrade::new_job(&room, &replacement), now_ms)?;
                     }
                 }
                 "power_levels" => {

@@ -373,6 +373,18 @@ pub fn slugs(conn: &mut DbConnection, room_key: i64) -> Result<Vec<String>, Stor
     Ok(slugs)
 }
 
+/// Forgets the power levels applied in the previous room (the room changed under the declaration).
+pub fn forget_applied_levels(
+    conn: &mut DbConnection,
+    room_key: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    on_backend!(conn, c => diesel::update(room_members::table.filter(room_members::room_key.eq(room_key)))
+        .set((room_members::applied_level.eq(None::<i32>), room_members::updated_at.eq(now_ms)))
+        .execute(c))?;
+    Ok(())
+}
+
 /// Forgets the Matrix room (it is being replaced) and the levels applied there.
 pub fn clear_created(
     conn: &mut DbConnection,

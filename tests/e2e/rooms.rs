@@ -989,3 +989,57 @@ async fn a_private_room_the_bot_lost_is_replaced_under_the_same_alias() {
         "the host was not invited to the replacement: {in_new:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_follows_a_room_upgrade() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let mut config = fresh_config();
+    config.room_version = Some("10".into());
+    let daemon = ready_daemon_with(config).await;
+    let token = daemon.config.tenant_token("tenantA");
+    let host = register_user(hs, "upgrade-host").await;
+    register_user(hs, "upgrade-moderator").await;
+    let body = json!({"name": "Upgraded Chat", "visibility": "public", "members": [
+        {"user_id": user("upgrade-host"), "role": "host"},
+        {"user_id": user("upgrade-moderator"), "role": "moderator"},
+    ]});
+    let job = declare(&daemon, "tenantA", "event", "upgraded", body).await;
+    let old_room = job["result"]["room_id"].as_str().unwrap().to_owned();
+    host.join(hs, &old_room).await;
+
+    let upgrade = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(&old_room));
+    let (status, answer) = host
+        .request(
+            hs,
+            Method::POST,
+            &upgrade,
+            Some(json!({"new_version": "10"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let new_room = answer["replacement_room"].as_str().unwrap().to_owned();
+
+    let path = "/v1/tenants/tenantA/rooms/event/upgraded";
+    crate::support::eventually(
+        "the declaration to follow the upgrade",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+            (room["room_id"] == new_room.as_str() && room["status"] == "ready").then_some(())
+        },
+    )
+    .await;
+    let members = environment().synapse.current_memberships(&new_room);
+    assert!(
+        members.contains(&(bot_id("tenantA"), "join".to_owned())),
+        "{members:?}"
+    );
+    assert!(
+        members.contains(&(user("upgrade-moderator"), "invite".to_owned())),
+        "{members:?}"
+    );
+    host.join(hs, &new_room).await;
+    let levels = state(&host, &new_room, "m.room.power_levels").await;
+    assert_eq!(levels["users"][user("upgrade-moderator")], 50, "{levels}");
+}
