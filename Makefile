@@ -22,8 +22,8 @@ lint: ## formatting and clippy, as CI runs them
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-bench: setup ## transaction acknowledgement benchmark (release build), report in target/bench/
-	$(CARGO) bench --bench transactions
+bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
+	$(CARGO) bench --bench transactions && $(CARGO) bench --bench rooms
 
 sample: ## regenerate config.sample.yaml and registration/example.yaml
 	$(CARGO) run -q -- generate-config --blank-tokens > config.sample.yaml
