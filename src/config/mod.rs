@@ -2,6 +2,8 @@
 //! `OPENMEET_AS__SECTION__KEY` variables, with secrets inline or in `*_file`s, and validated as a
 //! whole so that every problem is reported at once.
 
+mod checks;
+mod database_url;
 mod env;
 mod file;
 pub mod sample;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use reqwest::Url;
 use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 
+use self::checks::{default_worker_id, http_url, listen_address, localpart_ok, required};
+pub use self::database_url::DatabaseUrl;
 use self::file::FileConfig;
 pub use self::secret::Secret;
 use crate::registration::Namespaces;
@@ -108,43 +112,6 @@ pub struct Database {
     pub max_connections: u32,
     /// How long a request waits for a database connection before it is answered as an outage.
     pub acquire_timeout: Duration,
-}
-
-/// Which backend the URL's scheme names; a PostgreSQL URL may carry a password, so it is a secret.
-#[derive(Debug, Clone)]
-pub enum DatabaseUrl {
-    Sqlite(PathBuf),
-    Postgres(Secret),
-}
-
-impl DatabaseUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err("database.url sqlite:// needs a file path, e.g. sqlite://./data/openmeet-appservice.db.".into());
-            }
-            Ok(Self::Sqlite(PathBuf::from(path)))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(Secret::new(url)))
-        } else {
-            Err("database.url must start with sqlite:// (one machine) or postgres:// (production, several replicas).".into())
-        }
-    }
-
-    /// A description safe for logs: the backend and, for PostgreSQL, host and database only.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite file {}", path.display()),
-            Self::Postgres(url) => match Url::parse(url.expose()) {
-                Ok(parsed) => format!(
-                    "postgres at {}{}",
-                    parsed.host_str().unwrap_or("localhost"),
-                    parsed.path()
-                ),
-                Err(_) => "postgres".to_owned(),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -506,76 +473,6 @@ impl Config {
 fn user_id(localpart: &str, server_name: &ServerName) -> OwnedUserId {
     UserId::parse(format!("@{localpart}:{server_name}"))
         .expect("localparts and server names are validated at load")
-}
-
-/// `{hostname}:{port}`: stable across restarts, distinct for daemons sharing one machine.
-fn default_worker_id(port: u16) -> String {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{hostname}:{port}")
-}
-
-fn required(problems: &mut Vec<String>, key: &str, value: Option<String>) -> Option<String> {
-    match value {
-        Some(value) if !value.trim().is_empty() => Some(value.trim().to_owned()),
-        _ => {
-            problems.push(format!(
-                "{key} is missing: see config.sample.yaml for an example."
-            ));
-            None
-        }
-    }
-}
-
-fn http_url(problems: &mut Vec<String>, key: &str, value: &str) -> Option<Url> {
-    match Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-                problems.push(format!(
-                    "{key} must not carry credentials or a query: give tokens in their own keys."
-                ));
-                return None;
-            }
-            Some(url)
-        }
-        _ => {
-            problems.push(format!(
-                "{key} {value:?} is not an http(s) URL: write it like http://127.0.0.1:8008."
-            ));
-            None
-        }
-    }
-}
-
-fn localpart_ok(problems: &mut Vec<String>, key: &str, localpart: &str) -> bool {
-    let ok = localpart
-        .chars()
-        .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/'));
-    if !ok {
-        problems.push(format!("{key} {localpart:?} may only hold lowercase letters, digits and . _ = - /: it forms Matrix user ids."));
-    }
-    ok
-}
-
-fn listen_address(
-    problems: &mut Vec<String>,
-    key: &str,
-    value: Option<String>,
-) -> Option<SocketAddr> {
-    let value = required(problems, key, value)?;
-    match value.parse() {
-        Ok(address) => Some(address),
-        Err(_) => {
-            problems.push(format!(
-                "{key} {value:?} is not an address: write it as IP:PORT, e.g. 0.0.0.0:8009."
-            ));
-            None
-        }
-    }
 }
 
 #[cfg(test)]
