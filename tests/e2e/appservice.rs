@@ -84,7 +84,10 @@ async fn invited_bot_is_registered_and_its_room_events_arrive_once() {
     let bot = bot_id("ciTenantB");
 
     let alice = register_user(hs, "alice-invites").await;
-    let room = alice.create_room(hs, json!({"name": "E2E invite"})).await;
+    // A room the platform does not manage: the bot will decline the invite, then join by itself.
+    let room = alice
+        .create_room(hs, json!({"name": "E2E invite", "preset": "public_chat"}))
+        .await;
     alice.invite(hs, &room, &bot).await;
 
     // Synapse asked whether the bot exists; the daemon registered it before answering.
@@ -113,7 +116,18 @@ async fn invited_bot_is_registered_and_its_room_events_arrive_once() {
         "the bot does not exist on Synapse: {profile}"
     );
 
-    // The bot joins (as the appservice would); a human's message then reaches us.
+    // The invite to a room the platform does not manage is declined...
+    eventually("the bot to decline", Duration::from_secs(20), || async {
+        let members = alice.members(hs, &room).await;
+        members
+            .iter()
+            .any(|(u, m)| *u == bot && m == "leave")
+            .then_some(())
+    })
+    .await;
+
+    // ...and once the bot is in the room (here it joins the public room by itself, through the
+    // as_token), a human's message reaches us.
     let join = format!(
         "/_matrix/client/v3/join/{}?user_id={}",
         encode(&room),
