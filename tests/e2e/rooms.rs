@@ -928,7 +928,13 @@ async fn a_bot_invited_to_a_strangers_room_declines() {
         .config
         .cli(&["jobs", "list", "--kind", "decline_invite"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(jobs.lines().count(), 1, "{jobs}");
+    // Only this room's: Synapse may also hand this daemon events an earlier test left undelivered.
+    let declines = jobs
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|job| job["payload"].as_str().unwrap().contains(room_id.as_str()))
+        .count();
+    assert_eq!(declines, 1, "{jobs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
