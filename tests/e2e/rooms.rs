@@ -832,8 +832,18 @@ async fn two_daemons_share_one_postgres_queue_and_run_every_job_once() {
             "{job}"
         );
     }
-    let ran_first = first.metric("openmeet_as_jobs_total", "succeeded").await;
-    let ran_second = second.metric("openmeet_as_jobs_total", "succeeded").await;
+    let ran_first = first
+        .metric(
+            "openmeet_as_jobs_total",
+            r#"kind="ensure_room",outcome="succeeded""#,
+        )
+        .await;
+    let ran_second = second
+        .metric(
+            "openmeet_as_jobs_total",
+            r#"kind="ensure_room",outcome="succeeded""#,
+        )
+        .await;
     assert_eq!(
         ran_first + ran_second,
         queued.len() as f64,
