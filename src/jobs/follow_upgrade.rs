@@ -62,8 +62,12 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let (id, now) = (replacement.to_string(), unix_ms(app.clock.now()));
     app.store
         .write(move |c| {
-            room_store::set_created(c, room_key, &id, &version, now)?;
-            room_store::forget_applied_levels(c, room_key, now)
+            c.write(|c| {
+                room_store::set_created(c, room_key, &id, &version, now)?;
+                // Not ready again until members and levels are applied in the new room.
+                room_store::set_status(c, room_key, room_store::PENDING, None, now)?;
+                room_store::forget_applied_levels(c, room_key, now)
+            })
         })
         .await?;
     tracing::info!(%replacement, "followed the room upgrade");
