@@ -29,8 +29,9 @@
 //! invite of a user costs more: cold caches), then once per run. The direct client runs three
 //! times, taking turns with the daemon's runs (before SQLite, after SQLite, after PostgreSQL),
 //! always while a daemon is up and idle, so that Synapse pushes the new rooms' events to an
-//! appservice in every run alike and its growing database weighs on both sides alike; the limit is
-//! the mean of the three.
+//! appservice in every run alike. Synapse slows down as its database grows, so each daemon run is
+//! judged against the mean of the direct runs just before and after it (the mean of all three is
+//! shown too).
 //!
 //! The table goes to stdout and to `target/bench/rooms.md`.
 //!
@@ -40,8 +41,10 @@
 //! TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rooms
 //! ```
 //!
-//! `OPENMEET_BENCH_ROOMS=N` declares N rooms per run instead of [`ROOMS`] (a quick try-out).
-//! Without `TEST_POSTGRES_URL` PostgreSQL is an embedded throwaway cluster. Under `cargo test` (no
+//! `OPENMEET_BENCH_ROOMS=N` declares N rooms per run instead of [`ROOMS`] (a quick try-out). The
+//! daemon connects to PostgreSQL as the URL says: libpq's default `sslmode=prefer` means TLS when
+//! the server offers it, also over loopback (the report says which); append `?sslmode=disable` to
+//! `TEST_POSTGRES_URL` to measure without. Without `TEST_POSTGRES_URL` PostgreSQL is an embedded throwaway cluster. Under `cargo test` (no
 //! `--bench` argument) the binary does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly by design
 
@@ -121,6 +124,7 @@ fn main() {
     // Created up front: `fresh_database` blocks.
     let postgres_rooms = support::postgres::fresh_database("bench_rooms");
     let postgres_enqueue = support::postgres::fresh_database("bench_rooms_enqueue");
+    let postgres_info = postgres_server(&postgres_enqueue);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,10 +162,31 @@ fn main() {
         );
         // The direct runs take turns with the daemon's, while a daemon (idle) takes Synapse's
         // pushes as in the daemon's own runs.
-        directs
-            .push(direct_run(&direct, "before SQLite", "da", &members, rooms, synapse_pid).await);
+        directs.push(
+            direct_run(
+                &direct,
+                "before SQLite",
+                "da",
+                &sqlite,
+                &members,
+                rooms,
+                synapse_pid,
+            )
+            .await,
+        );
         declared.push(declared_run(Backend::Sqlite, &sqlite, &members, rooms, synapse_pid).await);
-        directs.push(direct_run(&direct, "after SQLite", "db", &members, rooms, synapse_pid).await);
+        directs.push(
+            direct_run(
+                &direct,
+                "after SQLite",
+                "db",
+                &sqlite,
+                &members,
+                rooms,
+                synapse_pid,
+            )
+            .await,
+        );
         wait_inbox_processed(&sqlite).await;
         stop(sqlite);
         let postgres = start_daemon(run_config(&base, "pg", Some(postgres_rooms), true)).await;
@@ -172,6 +197,7 @@ fn main() {
                 &direct,
                 "after PostgreSQL",
                 "dc",
+                &postgres,
                 &members,
                 rooms,
                 synapse_pid,
@@ -191,6 +217,7 @@ fn main() {
         }
         Report {
             rooms,
+            postgres: postgres_info,
             declared,
             directs,
             enqueue,
@@ -227,6 +254,8 @@ impl Backend {
 
 struct Report {
     rooms: usize,
+    /// The PostgreSQL server's version and whether the connections use TLS.
+    postgres: (String, bool),
     declared: Vec<DeclaredReport>,
     directs: Vec<DirectReport>,
     enqueue: Vec<EnqueueReport>,
@@ -284,6 +313,28 @@ fn room_members(members: &[String], room: usize, per_room: usize) -> Vec<(String
             )
         })
         .collect()
+}
+
+/// The server's version, and whether a connection to `url` (as the daemon makes it) uses TLS:
+/// libpq's default `sslmode=prefer` does whenever the server offers it, also over loopback.
+fn postgres_server(url: &str) -> (String, bool) {
+    use diesel::sql_types::{Bool, Text};
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        version: String,
+        #[diesel(sql_type = Bool)]
+        tls: bool,
+    }
+    let mut conn = PgConnection::establish(url).expect("connect to the benchmark's database");
+    let row: Row = diesel::sql_query(
+        "SELECT current_setting('server_version') AS version, \
+         coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS tls",
+    )
+    .get_result(&mut conn)
+    .expect("read the server's version and TLS state");
+    (row.version, row.tls)
 }
 
 /// A copy of the registered config on a fresh database, with this run's four tenants; with
@@ -414,6 +465,8 @@ struct DeclaredReport {
     endpoints: BTreeMap<String, EndpointStats>,
     /// Jobs in the table after the run, by kind (repairs would show here).
     jobs_by_kind: BTreeMap<String, usize>,
+    /// What Synapse pushed to the daemon for the run.
+    pushed: Pushed,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -461,6 +514,7 @@ async fn declared_run(
     let base = format!("http://127.0.0.1:{}", daemon.config.platform_port);
     let metrics_before = metrics_text(&client, daemon).await;
 
+    let pushed_before = pushed(daemon).await;
     let before = UsageSnapshot::take(Some(pid), synapse_pid);
     let started = Instant::now();
     let mut puts = JoinSet::new();
@@ -615,7 +669,9 @@ async fn declared_run(
     unsuccessful_attempts.remove("succeeded");
 
     wait_inbox_processed(daemon).await;
+    let pushed_after = pushed(daemon).await;
     DeclaredReport {
+        pushed: pushed_after.since(&pushed_before),
         backend,
         rooms,
         enqueued,
@@ -712,24 +768,73 @@ fn by_label(text: &str, name: &str, key: &str) -> HashMap<String, f64> {
 // The same Matrix calls, made directly
 
 /// One measured run of the direct client, on its own tenants `{prefix}0` ….
+/// `daemon` is up and idle: Synapse pushes the rooms' events to it.
 async fn direct_run(
     direct: &Direct,
     label: &'static str,
     prefix: &str,
+    daemon: &Daemon,
     members: &[String],
     rooms: usize,
     synapse_pid: u32,
 ) -> DirectReport {
     eprintln!("== direct client ({label}): {rooms} rooms");
+    let pushed_before = pushed(daemon).await;
     let report = direct
         .run(&tenants(prefix), members, rooms, MEMBERS, synapse_pid)
         .await;
+    wait_inbox_processed(daemon).await;
+    let pushed_after = pushed(daemon).await;
     eprintln!(
         "direct: {rooms} rooms in {:.1} s ({:.2} rooms/s)",
         report.wall.as_secs_f64(),
         rooms as f64 / report.wall.as_secs_f64()
     );
-    DirectReport { label, ..report }
+    DirectReport {
+        label,
+        pushed: pushed_after.since(&pushed_before),
+        ..report
+    }
+}
+
+/// What Synapse has pushed to `daemon` so far.
+async fn pushed(daemon: &Daemon) -> Pushed {
+    Pushed {
+        transactions: daemon
+            .metric("openmeet_as_transactions_received_total", "")
+            .await,
+        events: daemon.metric("openmeet_as_events_received_total", "").await,
+        ack_seconds: daemon
+            .metric("openmeet_as_transaction_ack_seconds_sum", "")
+            .await,
+    }
+}
+
+/// Appservice transactions Synapse pushed, their events, and the daemon's time to acknowledge.
+#[derive(Clone, Copy, Default)]
+struct Pushed {
+    transactions: f64,
+    events: f64,
+    ack_seconds: f64,
+}
+
+impl Pushed {
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            transactions: self.transactions - before.transactions,
+            events: self.events - before.events,
+            ack_seconds: self.ack_seconds - before.ack_seconds,
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{} ({}), ack {:.1} ms",
+            self.transactions,
+            self.events,
+            self.ack_seconds * 1000.0 / self.transactions.max(1.0)
+        )
+    }
 }
 
 /// A minimal appservice client: the as_token, identity assertion with `?user_id=`.
@@ -744,6 +849,8 @@ struct Direct {
 struct DirectReport {
     label: &'static str,
     rooms: usize,
+    /// What Synapse pushed to the appservice for the run.
+    pushed: Pushed,
     wall: Duration,
     mean_in_flight: f64,
     usage: Usage,
@@ -859,6 +966,7 @@ impl Direct {
         let busy = *busy.lock().expect("busy lock");
         DirectReport {
             label: "",
+            pushed: Pushed::default(),
             rooms,
             wall,
             mean_in_flight: busy.as_secs_f64() / wall.as_secs_f64(),
@@ -1231,6 +1339,8 @@ struct Usage {
     postgres_cpu_seconds: f64,
     own_cpu_seconds: f64,
     machine_busy_percent: f64,
+    /// CPU seconds of every other process: the machine's busy time less the above.
+    other_cpu_seconds: f64,
 }
 
 impl UsageSnapshot {
@@ -1248,13 +1358,21 @@ impl UsageSnapshot {
     fn since(&self, before: &Self) -> Usage {
         let busy = self.machine.0.saturating_sub(before.machine.0) as f64;
         let total = self.machine.1.saturating_sub(before.machine.1).max(1) as f64;
-        Usage {
+        let mut usage = Usage {
             daemon_cpu_seconds: self.daemon - before.daemon,
             synapse_cpu_seconds: self.synapse - before.synapse,
             postgres_cpu_seconds: self.postgres - before.postgres,
             own_cpu_seconds: self.own - before.own,
             machine_busy_percent: busy * 100.0 / total,
-        }
+            other_cpu_seconds: 0.0,
+        };
+        usage.other_cpu_seconds = (busy / CLOCK_TICKS
+            - usage.daemon_cpu_seconds
+            - usage.synapse_cpu_seconds
+            - usage.postgres_cpu_seconds
+            - usage.own_cpu_seconds)
+            .max(0.0);
+        usage
     }
 }
 
@@ -1351,10 +1469,17 @@ fn render(report: &Report) -> String {
          declared with one `PUT` each, all at once. Jobs: max_parallel {MAX_PARALLEL}, per_tenant \
          {PER_TENANT}; homeserver timeout {HOMESERVER_TIMEOUT_SECONDS} s. The direct client makes \
          the same Matrix calls as the tenant bots with {MAX_PARALLEL} rooms in flight, at most \
-         {PER_TENANT} per tenant. Whole benchmark: {:.0} s.\n",
+         {PER_TENANT} per tenant. PostgreSQL {} on the same machine, connections {}. Whole \
+         benchmark: {:.0} s.\n",
         std::thread::available_parallelism().map_or(0, usize::from),
         MEMBERS - 2,
         rooms * MEMBERS,
+        report.postgres.0,
+        if report.postgres.1 {
+            "over TLS (libpq's default sslmode=prefer; `?sslmode=disable` in TEST_POSTGRES_URL turns it off)"
+        } else {
+            "without TLS"
+        },
         report.total.as_secs_f64()
     );
 
@@ -1364,20 +1489,32 @@ fn render(report: &Report) -> String {
         "rooms",
         "wall s",
         "rooms/s",
-        "% of direct",
+        "% of direct: neighbours; all",
         "all PUTs answered ms",
         "job p50 / max s",
         "mean in flight",
         "retries",
         "daemon CPU ms/job",
-        "Synapse CPU s/room",
+        "Synapse CPU s (per room)",
         "Synapse CPU % of a core",
         "machine busy %",
+        "Synapse pushed: txns (events), mean ack",
         "peak RSS MiB",
     ])];
-    for run in &report.declared {
+    for (k, run) in report.declared.iter().enumerate() {
         let rate = run.rooms as f64 / run.wall.as_secs_f64();
-        let percent = rate * 100.0 / direct_rate;
+        // The direct runs just before and after this one (they alternate).
+        let neighbours: Vec<f64> = report.directs[k.min(report.directs.len())..]
+            .iter()
+            .take(2)
+            .map(|direct| rate_of(direct.rooms, direct.wall))
+            .collect();
+        let limit = if neighbours.is_empty() {
+            direct_rate
+        } else {
+            neighbours.iter().sum::<f64>() / neighbours.len() as f64
+        };
+        let percent = rate * 100.0 / limit;
         let wall = run.wall.as_secs_f64();
         let retries = if run.unsuccessful_attempts.is_empty() {
             run.extra_attempts.to_string()
@@ -1395,12 +1532,13 @@ fn render(report: &Report) -> String {
             &format!("{wall:.1}"),
             &format!("{rate:.2}"),
             &format!(
-                "{percent:.0} % ({})",
+                "{percent:.0} % of {limit:.2} ({}); {:.0} % of {direct_rate:.2}",
                 if percent >= TARGET_PERCENT {
                     "met"
                 } else {
                     "MISSED"
-                }
+                },
+                rate * 100.0 / direct_rate
             ),
             &format!("{:.0}", ms(run.enqueued)),
             &format!(
@@ -1414,9 +1552,14 @@ fn render(report: &Report) -> String {
                 "{:.1}",
                 run.usage.daemon_cpu_seconds * 1000.0 / run.rooms as f64
             ),
-            &format!("{:.2}", run.usage.synapse_cpu_seconds / run.rooms as f64),
+            &format!(
+                "{:.1} ({:.3})",
+                run.usage.synapse_cpu_seconds,
+                run.usage.synapse_cpu_seconds / run.rooms as f64
+            ),
             &format!("{:.0}", run.usage.synapse_cpu_seconds * 100.0 / wall),
             &format!("{:.0}", run.usage.machine_busy_percent),
+            &run.pushed.cell(),
             &format!("{:.1}", mib(run.peak_rss_kib)),
         ]));
     }
@@ -1428,7 +1571,7 @@ fn render(report: &Report) -> String {
             &direct.rooms.to_string(),
             &format!("{wall:.1}"),
             &format!("{rate:.2}"),
-            &format!("{:.0} %", rate * 100.0 / direct_rate),
+            &format!("{:.0} % of all", rate * 100.0 / direct_rate),
             "",
             "",
             &format!("{:.1}", direct.mean_in_flight),
@@ -1438,11 +1581,13 @@ fn render(report: &Report) -> String {
                 direct.usage.own_cpu_seconds * 1000.0 / direct.rooms as f64
             ),
             &format!(
-                "{:.2}",
+                "{:.1} ({:.3})",
+                direct.usage.synapse_cpu_seconds,
                 direct.usage.synapse_cpu_seconds / direct.rooms as f64
             ),
             &format!("{:.0}", direct.usage.synapse_cpu_seconds * 100.0 / wall),
             &format!("{:.0}", direct.usage.machine_busy_percent),
+            &direct.pushed.cell(),
             "",
         ]));
     }
@@ -1454,11 +1599,55 @@ fn render(report: &Report) -> String {
          (direct: Σ room time) ÷ wall; retries: attempts beyond the first; CPU: utime + stime \
          from /proc over the wall time (daemon CPU includes answering the `PUT`s and Synapse's \
          transaction pushes); machine busy: all cores, from /proc/stat. Target: the daemon at ≥ \
-         {TARGET_PERCENT} % of the direct client's rooms/s, the mean of its {} runs ({direct_rate:.2} \
-         rooms/s), which take turns with the daemon's so that Synapse's growing database weighs \
-         on both alike.\n",
+         {TARGET_PERCENT} % of the direct client's rooms/s. The direct client runs {} times, taking \
+         turns with the daemon; Synapse slows down as its database grows, so each daemon run is \
+         compared with the mean of the direct runs just before and after it (neighbours), and with \
+         the mean of all ({direct_rate:.2} rooms/s). Synapse pushed: the appservice transactions \
+         (and events) Synapse sent for the run's rooms, and the daemon's mean time to acknowledge \
+         one.\n",
         report.directs.len()
     );
+
+    let mut disturbed: Vec<String> = Vec::new();
+    let mut check = |run: String, usage: &Usage, wall: Duration| {
+        let share = usage.other_cpu_seconds / wall.as_secs_f64();
+        if share > 0.1 {
+            disturbed.push(format!("{run} ({:.0} % of a core)", share * 100.0));
+        }
+    };
+    for run in &report.declared {
+        check(
+            format!("daemon, {}", run.backend.name()),
+            &run.usage,
+            run.wall,
+        );
+    }
+    for run in &report.directs {
+        check(
+            format!("direct client, {}", run.label),
+            &run.usage,
+            run.wall,
+        );
+    }
+    for run in &report.enqueue {
+        check(
+            format!(
+                "enqueue, {} with {} members",
+                run.backend.name(),
+                run.members
+            ),
+            &run.usage,
+            run.wall,
+        );
+    }
+    if !disturbed.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Other processes used the CPU during** {}: those numbers are disturbed; run the \
+             benchmark on an otherwise idle machine.\n",
+            disturbed.join(", ")
+        );
+    }
 
     let _ = writeln!(out, "## Matrix calls per run\n");
     let mut header = vec!["endpoint".to_owned()];
