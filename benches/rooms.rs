@@ -51,6 +51,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod common;
+use common::{
+    CLOCK_TICKS, cpu_seconds, mib, ms, percentile, proc_status_kib, row, table, try_cpu_seconds,
+};
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,8 +92,6 @@ const ENQUEUE_WARMUP: Duration = Duration::from_secs(1);
 /// Targets: the daemon's throughput against the direct client's, and PostgreSQL's enqueue rate.
 const TARGET_PERCENT: f64 = 90.0;
 const TARGET_ENQUEUE_PER_SECOND: f64 = 2_000.0;
-/// Linux's USER_HZ: the unit of utime and stime in /proc/<pid>/stat.
-const CLOCK_TICKS: f64 = 100.0;
 /// The calls of one room's `ensure_room`, as the daemon's metrics name them.
 const ENDPOINTS: [&str; 7] = [
     "register",
@@ -1391,20 +1394,6 @@ fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    try_cpu_seconds(pid).unwrap_or_else(|| panic!("no CPU times in /proc/{pid}/stat"))
-}
-
-/// utime + stime of a process, in seconds; `None` when it is gone.
-fn try_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) start at field 3.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / CLOCK_TICKS)
-}
-
 /// (busy, total) jiffies summed over all CPUs (the `cpu` line of /proc/stat; idle and iowait
 /// are not busy).
 fn machine_jiffies() -> (u64, u64) {
@@ -1419,33 +1408,6 @@ fn machine_jiffies() -> (u64, u64) {
     let total: u64 = values.iter().sum();
     let idle = values[3] + values.get(4).copied().unwrap_or(0);
     (total - idle, total)
-}
-
-/// A `kB` line of /proc/<pid>/status, e.g. VmHWM.
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1783,31 +1745,5 @@ fn render(report: &Report) -> String {
         ENQUEUE_RUN.as_secs(),
         ENQUEUE_WARMUP.as_secs()
     );
-    out
-}
-
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|cell| (*cell).to_owned()).collect()
-}
-
-/// A markdown table with padded columns, readable as plain text too.
-fn table(rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        format!("| {} |\n", padded.join(" | "))
-    };
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let mut out = line(&rows[0]);
-    out.push_str(&line(&rule));
-    for cells in &rows[1..] {
-        out.push_str(&line(cells));
-    }
     out
 }

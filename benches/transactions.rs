@@ -28,6 +28,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod common;
+use common::{cpu_seconds, mib, ms, percentile, proc_status_kib, row, table};
+
 use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -49,8 +52,6 @@ const SIZES: [(usize, usize); 3] = [(1, 2_000), (10, 1_000), (100, 300)];
 const CONCURRENCY: [usize; 2] = [1, 16];
 /// A measured run is scaled down so that it takes about this long at most.
 const MAX_RUN: Duration = Duration::from_secs(30);
-/// Linux's USER_HZ: the unit of utime and stime in /proc/<pid>/stat.
-const CLOCK_TICKS: f64 = 100.0;
 const ROOMS: [&str; 5] = [
     "!KdJsQpLxRtvBnWmzYh:openmeet.test",
     "!aPqRsTuVwXyZbCdEfG:openmeet.test",
@@ -467,42 +468,6 @@ fn event_id(n: u64) -> String {
     format!("${}", &hex[..43])
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
-    // Fields after the command name (which may contain spaces) start at field 3.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("a stat line") + 1..]
-        .split_whitespace()
-        .collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    ticks as f64 / CLOCK_TICKS
-}
-
-/// A `kB` line of /proc/<pid>/status, e.g. VmRSS.
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 fn render(reports: &[BackendReport]) -> String {
     let mut out = String::from("# Transaction push benchmark\n\n");
     let sample = (0..1000).map(|n| EventFactory { count: n }.next().to_string().len());
@@ -602,32 +567,6 @@ fn render(reports: &[BackendReport]) -> String {
                 report.txn_id_resets
             );
         }
-    }
-    out
-}
-
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|cell| (*cell).to_owned()).collect()
-}
-
-/// A markdown table with padded columns, readable as plain text too.
-fn table(rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        format!("| {} |\n", padded.join(" | "))
-    };
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let mut out = line(&rows[0]);
-    out.push_str(&line(&rule));
-    for cells in &rows[1..] {
-        out.push_str(&line(cells));
     }
     out
 }
