@@ -2,7 +2,7 @@
 //! metrics, health, clock. Inbound handlers reach the homeserver only through the methods here.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::Notify;
@@ -15,9 +15,11 @@ use crate::observability::metrics::Metrics;
 use crate::store::Store;
 
 pub struct App {
-    pub config: Arc<Config>,
+    /// Swapped whole on a reload (SIGHUP); read it with `config()`.
+    config: RwLock<Arc<Config>>,
     pub store: Store,
-    pub homeserver: matrix::Client,
+    /// Rebuilt with the config on a reload (the as_token or homeserver settings may change).
+    homeserver: RwLock<Arc<matrix::Client>>,
     pub metrics: Arc<Metrics>,
     pub health: Health,
     pub clock: Arc<dyn Clock>,
@@ -41,9 +43,9 @@ impl App {
         );
         let store = Store::new(&config.database);
         Arc::new(Self {
-            config: Arc::new(config),
+            config: RwLock::new(Arc::new(config)),
             store,
-            homeserver,
+            homeserver: RwLock::new(Arc::new(homeserver)),
             metrics,
             health: Health::default(),
             clock,
@@ -52,6 +54,50 @@ impl App {
             registered: Mutex::new(HashSet::new()),
             room_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The config in force (a reload swaps it; holders of an older one finish with it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("lock is never poisoned").clone()
+    }
+
+    /// The homeserver client for the config in force.
+    pub fn homeserver(&self) -> Arc<matrix::Client> {
+        self.homeserver
+            .read()
+            .expect("lock is never poisoned")
+            .clone()
+    }
+
+    /// Puts a new config in force, with a homeserver client built for it. The database and
+    /// listeners stay as they started (the caller refuses changes to them).
+    pub fn replace_config(&self, config: Config) {
+        let homeserver = matrix::Client::new(
+            &config.homeserver,
+            config.appservice.as_token.clone(),
+            self.metrics.clone(),
+        );
+        *self.homeserver.write().expect("lock is never poisoned") = Arc::new(homeserver);
+        *self.config.write().expect("lock is never poisoned") = Arc::new(config);
+        // A new as_token or homeserver may know other users.
+        self.forget_registered();
+    }
+
+    /// Whether `user_id` is known to exist on the homeserver (registered by this process, or
+    /// found registered); `false` means not known yet, not known absent.
+    pub fn known_registered(&self, user_id: &UserId) -> bool {
+        self.registered
+            .lock()
+            .expect("lock is never poisoned")
+            .contains(user_id)
+    }
+
+    /// Forgets which users are known to exist (the homeserver's database was reset).
+    pub fn forget_registered(&self) {
+        self.registered
+            .lock()
+            .expect("lock is never poisoned")
+            .clear();
     }
 
     /// The lock that serialises creating room `key` in this process.
@@ -63,15 +109,15 @@ impl App {
 
     /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".
     pub async fn ensure_bot(&self, tenant: &crate::config::Tenant) -> Result<(), matrix::Error> {
-        let bot = self.config.bot_user_id(tenant);
+        let bot = self.config().bot_user_id(tenant);
         let known = self
             .registered
             .lock()
             .expect("lock is never poisoned")
             .contains(&bot);
         if !known {
-            self.homeserver.ensure_registered(bot.localpart()).await?;
-            self.homeserver
+            self.homeserver().ensure_registered(bot.localpart()).await?;
+            self.homeserver()
                 .set_display_name(&bot, &format!("OpenMeet ({})", tenant.name))
                 .await?;
             self.registered
@@ -92,7 +138,7 @@ impl App {
         {
             return Ok(());
         }
-        self.homeserver
+        self.homeserver()
             .ensure_registered(user_id.localpart())
             .await?;
         self.registered

@@ -21,7 +21,7 @@ const RECHECK: Duration = Duration::from_secs(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
-    let config = app.config.clone();
+    let config = app.config().clone();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), database = %config.database.url.describe(), "starting");
     if config.database.migrate_on_start {
         let store = app.store.clone();
@@ -97,7 +97,7 @@ pub async fn bind(name: &str, address: SocketAddr) -> anyhow::Result<TcpListener
 async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        let wait = match preflight::run(&app.homeserver, &app.config).await {
+        let wait = match preflight::run(&app.homeserver(), &app.config()).await {
             Ok(report) => {
                 app.health.set_token(TokenState::Accepted);
                 app.health.set_ping_ok(true);

@@ -57,7 +57,7 @@ pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
 }
 
 async fn checks(app: Arc<App>) -> ExitCode {
-    let config = app.config.clone();
+    let config = app.config().clone();
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || {
         store
@@ -111,7 +111,7 @@ async fn checks(app: Arc<App>) -> ExitCode {
 }
 
 async fn run_steps(app: &App) -> Result<(), preflight::Failure> {
-    let (client, config) = (&app.homeserver, &app.config);
+    let (client, config) = (&app.homeserver(), &app.config());
     let versions = preflight::versions(client, config).await?;
     println!(
         "ok   homeserver {} answers (spec versions {})",

@@ -58,16 +58,16 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
 }
 
 /// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels.
-struct Plan<'a> {
-    tenant: &'a Tenant,
+struct Plan {
+    tenant: Tenant,
     bot: OwnedUserId,
     kind: RoomKind,
     desired: BTreeMap<OwnedUserId, i64>,
     alias: OwnedRoomAliasId,
 }
 
-fn plan<'a>(app: &'a App, room: &Room, members: &[Member]) -> Result<Plan<'a>, JobError> {
-    let config = &app.config;
+fn plan(app: &App, room: &Room, members: &[Member]) -> Result<Plan, JobError> {
+    let config = app.config();
     let tenant = config
         .tenants
         .iter()
@@ -79,7 +79,7 @@ fn plan<'a>(app: &'a App, room: &Room, members: &[Member]) -> Result<Plan<'a>, J
             ))
         })?;
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let levels = &app.config.roles;
+    let levels = &config.roles;
     let desired = members
         .iter()
         .filter_map(|m| {
@@ -92,8 +92,8 @@ fn plan<'a>(app: &'a App, room: &Room, members: &[Member]) -> Result<Plan<'a>, J
     let alias = rooms::alias(kind, &room.slug, &tenant.id, &config.homeserver.server_name)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
     Ok(Plan {
-        tenant,
         bot: config.bot_user_id(tenant),
+        tenant: tenant.clone(),
         kind,
         desired,
         alias,
@@ -120,7 +120,7 @@ pub async fn ensure_created(
         return Ok(Some((room_id, version.clone())));
     }
     let plan = plan(app, &room, &members)?;
-    app.ensure_bot(plan.tenant).await?;
+    app.ensure_bot(&plan.tenant).await?;
     create(app, &room, &plan).await.map(Some)
 }
 
@@ -146,14 +146,14 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         alias,
         ..
     } = plan(app, room, members)?;
-    app.ensure_bot(tenant).await?;
+    app.ensure_bot(&tenant).await?;
     let Some((mut room_id, mut version)) = ensure_created(app, room.id).await? else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
     if room.status == room_store::LOST && !rejoin(app, &bot, &room_id).await? {
         (room_id, version) = replace(app, room, &bot, &room_id).await?;
     }
-    let state = app.homeserver.room_state(&bot, &room_id).await?;
+    let state = app.homeserver().room_state(&bot, &room_id).await?;
     ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
     let memberships = state.memberships();
     for user in desired.keys() {
@@ -162,7 +162,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             Some("ban") => {
                 tracing::warn!(%user, "a declared member is banned from the room; not inviting")
             }
-            _ => app.homeserver.invite(&bot, &room_id, user).await?,
+            _ => app.homeserver().invite(&bot, &room_id, user).await?,
         }
     }
     let removed: Vec<&Member> = members.iter().filter(|m| m.role.is_none()).collect();
@@ -175,7 +175,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             Some("join" | "invite")
         ) {
             let reason = member.reason.as_deref().unwrap_or(REMOVED);
-            app.homeserver.kick(&bot, &room_id, &user, reason).await?;
+            app.homeserver().kick(&bot, &room_id, &user, reason).await?;
         }
     }
     let applied =
@@ -191,7 +191,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
 /// A lost room: the bot was removed. It joins again if it may (a public room, or invited back).
 /// Returns false when it may not (a private room it was not invited back to).
 async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
-    match app.homeserver.join(bot, room_id).await {
+    match app.homeserver().join(bot, room_id).await {
         Ok(()) => Ok(true),
         // 403: not allowed in; 404: no joined member left on the server to join through.
         Err(matrix::Error::Matrix {
@@ -221,9 +221,9 @@ async fn replace(
             kind,
             slug,
             &room.tenant_id,
-            &app.config.homeserver.server_name,
+            &app.config().homeserver.server_name,
         ) {
-            app.homeserver.ensure_alias_removed(bot, alias).await?;
+            app.homeserver().ensure_alias_removed(bot, alias).await?;
         }
     }
     let now = unix_ms(app.clock.now());
@@ -253,19 +253,19 @@ async fn ensure_aliases(
         return Ok(()); // createRoom made the one alias canonical.
     }
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let server = &app.config.homeserver.server_name;
+    let server = &app.config().homeserver.server_name;
     let alternatives: Vec<String> = slugs
         .iter()
         .filter(|slug| **slug != room.slug)
         .filter_map(|slug| rooms::alias(kind, slug, &room.tenant_id, server).ok())
         .map(|alias| alias.to_string())
         .collect();
-    app.homeserver
+    app.homeserver()
         .ensure_alias(bot, alias.clone(), room_id)
         .await?;
     let desired = json!({"alias": alias, "alt_aliases": alternatives});
     if state.content("m.room.canonical_alias", "") != Some(&desired) {
-        app.homeserver
+        app.homeserver()
             .set_state(bot, room_id, "m.room.canonical_alias", "", &desired)
             .await?;
     }
@@ -277,12 +277,12 @@ async fn ensure_aliases(
 async fn create(
     app: &Arc<App>,
     room: &Room,
-    plan: &Plan<'_>,
+    plan: &Plan,
 ) -> Result<(OwnedRoomId, String), JobError> {
     let (bot, alias) = (&plan.bot, &plan.alias);
-    let version = match &app.config.homeserver.room_version {
+    let version = match &app.config().homeserver.room_version {
         Some(version) => version.clone(),
-        None => app.homeserver.default_room_version(bot).await?,
+        None => app.homeserver().default_room_version(bot).await?,
     };
     let declared = DeclaredRoom {
         kind: plan.kind,
@@ -297,10 +297,10 @@ async fn create(
         },
     };
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
-    let room_id = match app.homeserver.create_room(bot, body).await {
+    let room_id = match app.homeserver().create_room(bot, body).await {
         Ok(room_id) => room_id,
         Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_ROOM_IN_USE" => {
-            match app.homeserver.resolve_alias(bot, alias.clone()).await? {
+            match app.homeserver().resolve_alias(bot, alias.clone()).await? {
                 Some(room_id) => {
                     tracing::info!(%room_id, "the alias already names a room: adopting it");
                     room_id
@@ -354,7 +354,7 @@ async fn apply_power_levels(
         .collect();
     let reconciled = rooms::reconcile(&current, desired, &owned, bot, &creators);
     if let Some(content) = &reconciled.content {
-        app.homeserver
+        app.homeserver()
             .set_state(bot, room_id, "m.room.power_levels", "", content)
             .await?;
     }

@@ -43,7 +43,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let replacement = RoomId::parse(&payload.replacement_room)
         .map_err(|error| JobError::Permanent(error.to_string()))?;
     let bot = super::tenant_bot(app, job).await?;
-    match app.homeserver.join(&bot, &replacement).await {
+    match app.homeserver().join(&bot, &replacement).await {
         Ok(()) => {}
         Err(matrix::Error::Matrix {
             status: 403 | 404, ..
@@ -54,7 +54,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         }
         Err(error) => return Err(error.into()),
     }
-    let state = app.homeserver.room_state(&bot, &replacement).await?;
+    let state = app.homeserver().room_state(&bot, &replacement).await?;
     let version = state
         .create()
         .and_then(|(_, content)| content["room_version"].as_str().map(str::to_owned))

@@ -137,7 +137,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 
 /// Processes one batch; returns how many events it handled.
 pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreError> {
-    let config = app.config.clone();
+    let config = app.config().clone();
     let now = unix_ms(app.clock.now());
     let processed = app
         .store

@@ -27,8 +27,8 @@ fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, JobError> {
 
 /// The bot of the job's tenant, registered and named.
 async fn tenant_bot(app: &Arc<App>, job: &Job) -> Result<ruma::OwnedUserId, JobError> {
-    let tenant = app
-        .config
+    let config = app.config();
+    let tenant = config
         .tenants
         .iter()
         .find(|t| t.id == job.tenant_id)
@@ -39,7 +39,7 @@ async fn tenant_bot(app: &Arc<App>, job: &Job) -> Result<ruma::OwnedUserId, JobE
             ))
         })?;
     app.ensure_bot(tenant).await?;
-    Ok(app.config.bot_user_id(tenant))
+    Ok(config.bot_user_id(tenant))
 }
 
 /// Runs one attempt of `job` by its kind.

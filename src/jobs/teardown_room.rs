@@ -39,20 +39,20 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let payload: Payload = super::payload(job)?;
     let bot = super::tenant_bot(app, job).await?;
     for alias in payload.aliases {
-        app.homeserver.ensure_alias_removed(&bot, alias).await?;
+        app.homeserver().ensure_alias_removed(&bot, alias).await?;
     }
     let Some(room_id) = payload.room_id else {
         return Ok(json!({"room_id": null, "note": "the room was never created in Synapse"}));
     };
     let room_id =
         RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
-    let (kicked, out_of_reach) = match app.homeserver.room_state(&bot, &room_id).await {
+    let (kicked, out_of_reach) = match app.homeserver().room_state(&bot, &room_id).await {
         Ok(state) => clear(app, &bot, &room_id, &state).await?,
         // The bot is out already: an earlier attempt got as far as leaving.
         Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => (0, Vec::new()),
         Err(error) => return Err(error.into()),
     };
-    app.homeserver
+    app.homeserver()
         .ensure_left_and_forgotten(&bot, &room_id)
         .await?;
     Ok(json!({"room_id": room_id, "kicked": kicked, "could_not_kick": out_of_reach}))
@@ -65,7 +65,7 @@ async fn clear(
     room_id: &RoomId,
     state: &matrix::RoomState,
 ) -> Result<(usize, Vec<String>), JobError> {
-    let homeserver = &app.homeserver;
+    let homeserver = &app.homeserver();
     homeserver.unpublish(bot, room_id).await?;
     if state
         .content("m.room.canonical_alias", "")

@@ -32,7 +32,7 @@ const TOKEN_PAUSE: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let settings = app.config.jobs.clone();
+    let settings = app.config().jobs.clone();
     let owner = settings.worker_id.clone();
     let now = unix_ms(app.clock.now());
     match app
@@ -108,7 +108,7 @@ async fn claim(
     capacity: usize,
     running: &HashMap<tokio::task::Id, String>,
 ) -> Result<Vec<Job>, crate::store::StoreError> {
-    let settings = &app.config.jobs;
+    let settings = &app.config().jobs;
     let mut busy: HashMap<String, usize> = HashMap::new();
     for tenant in running.values() {
         *busy.entry(tenant.clone()).or_default() += 1;
@@ -147,7 +147,7 @@ async fn attempt(app: Arc<App>, job: Job) {
         let (label, outcome) = outcome(&app, &job, result, now);
         app.metrics.jobs.with_label_values(&[&job.kind, label]).inc();
         app.metrics.job_seconds.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
-        let owner = app.config.jobs.worker_id.clone();
+        let owner = app.config().jobs.worker_id.clone();
         let id = job.id;
         match app.store.write_in_background(move |c| jobs::finish(c, id, &owner, &outcome, now)).await {
             Ok(true) => {}
@@ -162,10 +162,10 @@ async fn attempt(app: Arc<App>, job: Job) {
 
 /// Keeps the lease while the attempt runs.
 async fn renew_lease(app: Arc<App>, id: i64) {
-    let lease = app.config.jobs.lease;
+    let lease = app.config().jobs.lease;
     loop {
         tokio::time::sleep(lease / 3).await;
-        let owner = app.config.jobs.worker_id.clone();
+        let owner = app.config().jobs.worker_id.clone();
         let until = unix_ms(app.clock.now()) + lease.as_millis() as i64;
         if let Err(error) = app
             .store
@@ -222,7 +222,7 @@ fn outcome(
                 },
             )
         }
-        RetryKind::Transient if job.attempts >= app.config.jobs.max_attempts => {
+        RetryKind::Transient if job.attempts >= app.config().jobs.max_attempts => {
             tracing::warn!(attempts = job.attempts, %sentence, "job is dead: out of attempts");
             (
                 "dead",

@@ -50,6 +50,13 @@ pub struct Metrics {
     pub jobs_oldest_queued_age_seconds: Gauge,
     pub rate_limit_waits: IntCounter,
     pub ready: IntGaugeVec,
+    pub token_rejected: IntCounter,
+    pub homeserver_unreachable: IntCounter,
+    pub config_reloads: IntCounterVec,
+    pub probes_sent: IntCounter,
+    pub probes_received: IntCounter,
+    pub probe_delay_seconds: Gauge,
+    pub probe_last_received_seconds: Gauge,
 }
 
 impl Metrics {
@@ -167,6 +174,35 @@ impl Metrics {
                     "1 when the readiness check passes, by check (database, as_token, ping)."
                 ),
                 &["check"]
+            )),
+            token_rejected: register!(counter(
+                "token_rejected_total",
+                "Checks and calls that found the as_token refused (M_UNKNOWN_TOKEN, M_MISSING_TOKEN)."
+            )),
+            homeserver_unreachable: register!(counter(
+                "homeserver_unreachable_total",
+                "Checks and calls that could not reach the homeserver (jobs wait for it)."
+            )),
+            config_reloads: register!(counter_vec(
+                "config_reloads_total",
+                "Config reloads on SIGHUP, by outcome (applied, rejected).",
+                &["outcome"]
+            )),
+            probes_sent: register!(counter(
+                "probes_sent_total",
+                "Loop-back probe markers the sender posted in its probe room."
+            )),
+            probes_received: register!(counter(
+                "probes_received_total",
+                "Loop-back probe markers that came back in a transaction."
+            )),
+            probe_delay_seconds: register!(Gauge::new(
+                "openmeet_as_probe_delay_seconds",
+                "Time from posting the last returned probe marker to its arrival in a transaction."
+            )),
+            probe_last_received_seconds: register!(Gauge::new(
+                "openmeet_as_probe_last_received_timestamp_seconds",
+                "Unix time a probe marker last arrived (0 before the first)."
             )),
             registry,
         }

@@ -27,7 +27,9 @@ pub async fn require_hs_token(
         .map(str::trim);
     match presented {
         None => ApiError::MissingToken.into_response(),
-        Some(token) if accepts(&app.config.appservice.hs_tokens, token) => next.run(request).await,
+        Some(token) if accepts(&app.config().appservice.hs_tokens, token) => {
+            next.run(request).await
+        }
         Some(_) => {
             tracing::warn!("refused a request with a wrong hs_token");
             ApiError::WrongToken.into_response()

@@ -22,7 +22,7 @@ use crate::store::rooms as room_store;
 #[tracing::instrument(name = "as.query_alias", skip_all, fields(alias = %alias))]
 pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> Response {
     let outcome = |label: &str| app.metrics.alias_queries.with_label_values(&[label]).inc();
-    let config = &app.config;
+    let config = &app.config();
     let parsed = RoomAliasId::parse(&alias).ok().and_then(|alias| {
         Some((
             rooms::parse_alias(alias.as_str(), &config.homeserver.server_name)?,
@@ -60,7 +60,7 @@ pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> 
     let created = match ensure_room::ensure_created(&app, room.id).await {
         // The room existed but Synapse lost this alias (or it is an earlier slug's): put it back.
         Ok(Some((room_id, _))) if existed => app
-            .homeserver
+            .homeserver()
             .ensure_alias(&bot, alias, &room_id)
             .await
             .map_err(Into::into),

@@ -21,7 +21,7 @@ pub async fn handler(State(app): State<Arc<App>>, Path(user_id): Path<String>) -
         outcome("invalid");
         return ApiError::NotFound("not a valid user id").into_response();
     };
-    if !app.config.is_own_user(&user_id) {
+    if !app.config().is_own_user(&user_id) {
         outcome("not_ours");
         return ApiError::NotFound("this appservice has no such user").into_response();
     }

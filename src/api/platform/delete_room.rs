@@ -24,9 +24,10 @@ pub async fn handler(
     Path(path): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), PlatformError> {
-    let room = room_path::parse(&app.config, &headers, path)?;
+    let config = app.config();
+    let room = room_path::parse(&config, &headers, path)?;
     let (tenant, kind, slug) = (room.tenant.id.clone(), room.kind, room.slug.clone());
-    let server = app.config.homeserver.server_name.clone();
+    let server = app.config().homeserver.server_name.clone();
     let alias = room.alias.to_string();
     let now = unix_ms(app.clock.now());
     let queued = app

@@ -17,7 +17,7 @@ pub async fn handler(
     Path(path): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, PlatformError> {
-    let config = app.config.clone();
+    let config = app.config().clone();
     let room = room_path::parse(&config, &headers, path)?;
     let (tenant, kind, slug) = (
         room.tenant.id.clone(),

@@ -33,7 +33,7 @@ pub async fn get(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, PlatformError> {
-    let caller = auth::tenant(&app.config, &headers)?.id.clone();
+    let caller = auth::tenant(&app.config(), &headers)?.id.clone();
     let job = app
         .store
         .run(move |c| jobs::get(c, id))

@@ -45,7 +45,8 @@ pub async fn put(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), PlatformError> {
     let (tenant, kind, slug, user_id) = path;
-    let room = room_path::parse(&app.config, &headers, (tenant, kind, slug))?;
+    let config = app.config();
+    let room = room_path::parse(&config, &headers, (tenant, kind, slug))?;
     let body: PutBody =
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?;
     let (user_id, role) = declared_members(
@@ -68,14 +69,15 @@ pub async fn delete(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), PlatformError> {
     let (tenant, kind, slug, user_id) = path;
-    let room = room_path::parse(&app.config, &headers, (tenant, kind, slug))?;
+    let config = app.config();
+    let room = room_path::parse(&config, &headers, (tenant, kind, slug))?;
     let body: DeleteBody = if body.is_empty() {
         DeleteBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?
     };
     let user_id =
-        validate::member_user_id(&user_id, &app.config.homeserver.server_name)?.to_string();
+        validate::member_user_id(&user_id, &app.config().homeserver.server_name)?.to_string();
     change(&app, &room, user_id, None, body.reason).await
 }
 

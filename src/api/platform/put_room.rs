@@ -44,7 +44,7 @@ pub async fn handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), PlatformError> {
-    let config = app.config.clone();
+    let config = app.config().clone();
     let room = room_path::parse(&config, &headers, path)?;
     let body: Body =
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?;
@@ -96,12 +96,12 @@ pub fn declared_members(
     kind: rooms::RoomKind,
     members: &[MemberBody],
 ) -> Result<Vec<(String, String)>, PlatformError> {
-    let levels = &app.config.roles;
+    let levels = &app.config().roles;
     let mut declared: Vec<(String, String)> = Vec::with_capacity(members.len());
     for member in members {
         let user_id =
-            validate::member_user_id(&member.user_id, &app.config.homeserver.server_name)?;
-        if app.config.namespaces.is_our_user(user_id.as_str()) {
+            validate::member_user_id(&member.user_id, &app.config().homeserver.server_name)?;
+        if app.config().namespaces.is_our_user(user_id.as_str()) {
             return Err(rooms::FieldError::new("user_id", format!("{user_id} is one of the appservice's own users, not a member the platform manages")).into());
         }
         levels.level(kind, &member.role)?;

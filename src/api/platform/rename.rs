@@ -32,14 +32,15 @@ pub async fn handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), PlatformError> {
-    let room = room_path::parse(&app.config, &headers, path)?;
+    let config = app.config();
+    let room = room_path::parse(&config, &headers, path)?;
     let body: Body =
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?;
     let new_alias = rooms::alias(
         room.kind,
         &body.new_slug,
         &room.tenant.id,
-        &app.config.homeserver.server_name,
+        &app.config().homeserver.server_name,
     )
     .map_err(|mut error| {
         error.field = "new_slug".into();

@@ -17,8 +17,8 @@ pub async fn handler(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, PlatformError> {
-    let admin_token = app
-        .config
+    let config = app.config();
+    let admin_token = config
         .admin_token
         .as_ref()
         .ok_or(PlatformError::StatusDisabled)?;
@@ -38,9 +38,9 @@ pub async fn handler(
         .map_err(|_| PlatformError::DatabaseUnavailable)?;
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "database": app.config.database.url.describe(),
+        "database": app.config().database.url.describe(),
         "inbox": {"pending": pending, "oldest_received_at_ms": oldest},
         "ready": {"as_token": app.health.token_accepted(), "ping": app.health.ping_ok()},
-        "tenants": app.config.tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        "tenants": app.config().tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
     })))
 }
