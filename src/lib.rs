@@ -12,4 +12,5 @@ pub mod observability;
 pub mod registration;
 pub mod rooms;
 pub mod server;
+pub mod status;
 pub mod store;

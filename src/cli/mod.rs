@@ -4,6 +4,7 @@ mod check;
 mod inbox;
 mod jobs;
 mod rooms;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +83,16 @@ enum Command {
         #[command(subcommand)]
         command: rooms::RoomsCommand,
     },
+    /// Per tenant: the bot, whether it is registered, the as_token's state, the job queue, and each
+    /// dead job with its last error. Asks the database and the homeserver itself (works while the
+    /// daemon is down); `--json` prints what `GET /v1/status` answers.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON (the same as `GET /v1/status`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the inbox of events Synapse delivered.
     Inbox {
         #[command(flatten)]
@@ -130,6 +141,9 @@ pub fn main() -> ExitCode {
         }
         Command::Rooms { config, command } => {
             finish(load(&config.config, log_format).and_then(|config| rooms::run(config, command)))
+        }
+        Command::Status { config, json } => {
+            finish(load(&config.config, log_format).and_then(|config| status::run(config, json)))
         }
         Command::Inbox { config, command } => {
             finish(load(&config.config, log_format).and_then(|config| inbox::run(config, command)))

@@ -1,9 +1,10 @@
 //! Every metric the daemon exports, declared in one place with its help text. Prefix
 //! `openmeet_as_`; labels by tenant at most — never by user, room or event id.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 250 µs to 10 s: transaction acks are expected in milliseconds.
@@ -46,8 +47,8 @@ pub struct Metrics {
     pub last_successful_ping_seconds: Gauge,
     pub jobs: IntCounterVec,
     pub job_seconds: HistogramVec,
-    pub jobs_queued: IntGauge,
-    pub jobs_oldest_queued_age_seconds: Gauge,
+    pub jobs_queued: IntGaugeVec,
+    pub jobs_oldest_queued_age_seconds: GaugeVec,
     pub rate_limit_waits: IntCounter,
     pub ready: IntGaugeVec,
     pub token_rejected: IntCounter,
@@ -57,14 +58,20 @@ pub struct Metrics {
     pub probes_received: IntCounter,
     pub probe_delay_seconds: Gauge,
     pub probe_last_received_seconds: Gauge,
+    pub jobs_dead: IntGaugeVec,
+    pub jobs_running: IntGaugeVec,
+    /// Every registered family's name, sorted (see `metric_names`).
+    names: Vec<String>,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        let mut names = Vec::new();
         macro_rules! register {
             ($metric:expr) => {{
                 let metric = $metric.expect("metric definitions are valid");
+                names.extend(metric.desc().iter().map(|desc| desc.fq_name.clone()));
                 registry
                     .register(Box::new(metric.clone()))
                     .expect("metric names are unique");
@@ -79,7 +86,7 @@ impl Metrics {
             HistogramOpts::new(format!("openmeet_as_{name}"), help)
                 .buckets(LATENCY_BUCKETS.to_vec())
         };
-        Self {
+        let mut metrics = Self {
             transactions_received: register!(counter(
                 "transactions_received_total",
                 "Transactions pushed by Synapse, duplicates included."
@@ -156,13 +163,16 @@ impl Metrics {
                 latency("job_seconds", "Duration of one job attempt, by kind."),
                 &["kind"]
             )),
-            jobs_queued: register!(IntGauge::new(
-                "openmeet_as_jobs_queued",
-                "Jobs waiting to run."
+            jobs_queued: register!(IntGaugeVec::new(
+                Opts::new("openmeet_as_jobs_queued", "Jobs waiting to run, by tenant."),
+                &["tenant"]
             )),
-            jobs_oldest_queued_age_seconds: register!(Gauge::new(
-                "openmeet_as_jobs_oldest_queued_age_seconds",
-                "Age of the oldest queued job (0 when none)."
+            jobs_oldest_queued_age_seconds: register!(GaugeVec::new(
+                Opts::new(
+                    "openmeet_as_jobs_oldest_queued_age_seconds",
+                    "Age of the oldest queued job since it was queued, by tenant (0 when none)."
+                ),
+                &["tenant"]
             )),
             rate_limit_waits: register!(counter(
                 "rate_limit_waits_total",
@@ -204,8 +214,32 @@ impl Metrics {
                 "openmeet_as_probe_last_received_timestamp_seconds",
                 "Unix time a probe marker last arrived (0 before the first)."
             )),
+            jobs_dead: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_jobs_dead",
+                    "Dead jobs (attempts spent) in the job table, by tenant, until an operator retries them."
+                ),
+                &["tenant"]
+            )),
+            jobs_running: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_jobs_running",
+                    "Jobs running under a lease, by tenant."
+                ),
+                &["tenant"]
+            )),
             registry,
-        }
+            names: Vec::new(),
+        };
+        names.sort();
+        metrics.names = names;
+        metrics
+    }
+
+    /// The name of every metric family, also of labelled ones that have no series yet (which
+    /// `render` leaves out): what dashboards and alert rules may refer to.
+    pub fn metric_names(&self) -> &[String] {
+        &self.names
     }
 
     /// The Prometheus text exposition of every metric.

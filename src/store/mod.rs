@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod rooms;
 pub mod schema;
+pub mod status;
 mod writer;
 
 use std::sync::Arc;

@@ -1,4 +1,6 @@
-//! `GET /v1/status`: the inbox at a glance, for operators holding `admin_token`.
+//! `GET /v1/status`: per tenant its bot, whether the bot is registered, the as_token's state, the
+//! job queue and its newest dead jobs with their last error; and the inbox. For operators holding
+//! `admin_token`; the same as `openmeet-appservice status --json` (see `crate::status`).
 
 use std::sync::Arc;
 
@@ -6,17 +8,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::error::PlatformError;
 use crate::app::App;
-use crate::store::inbox;
+use crate::status::{self, HomeserverView, Status};
 
+#[tracing::instrument(name = "platform.status", skip_all)]
 pub async fn handler(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, PlatformError> {
+) -> Result<Json<Status>, PlatformError> {
     let config = app.config();
     let admin_token = config
         .admin_token
@@ -31,16 +33,6 @@ pub async fn handler(
     if !(same_length && bool::from(presented.as_bytes().ct_eq(admin_token.expose().as_bytes()))) {
         return Err(PlatformError::AdminOnly);
     }
-    let (pending, oldest) = app
-        .store
-        .run(inbox::pending_summary)
-        .await
-        .map_err(|_| PlatformError::DatabaseUnavailable)?;
-    Ok(Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "database": app.config().database.url.describe(),
-        "inbox": {"pending": pending, "oldest_received_at_ms": oldest},
-        "ready": {"as_token": app.health.token_accepted(), "ping": app.health.ping_ok()},
-        "tenants": app.config().tenants.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-    })))
+    let status = status::collect(&app, &HomeserverView::of_daemon(&app)).await?;
+    Ok(Json(status))
 }

@@ -1,0 +1,29 @@
+//! `status`: per tenant the bot, whether it is registered, the as_token's state, the job queue and
+//! its dead jobs with their last error — from the database and the homeserver directly, so it
+//! works while the daemon is down. `--json` prints what `GET /v1/status` answers.
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::status::{self, HomeserverView};
+use crate::store::unix_ms;
+
+pub fn run(config: Config, json: bool) -> anyhow::Result<()> {
+    let app = App::new(config, Arc::new(SystemClock));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let status = runtime.block_on(async {
+        let (homeserver, problem) = HomeserverView::check(&app).await;
+        if let Some(problem) = problem {
+            eprintln!("{problem}");
+        }
+        status::collect(&app, &homeserver).await
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.to_table(unix_ms(std::time::SystemTime::now())));
+    }
+    Ok(())
+}

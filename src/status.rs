@@ -1,0 +1,433 @@
+//! What operators see per tenant — its bot, whether the bot is registered, the as_token's state,
+//! the job queue and its dead jobs — shared by `GET /v1/status` (what the running daemon knows)
+//! and `openmeet-appservice status` (which asks the homeserver itself, so it works while the
+//! daemon is down). Never carries a secret.
+
+use std::collections::HashMap;
+
+use ruma::api::client::account::whoami;
+use ruma::api::client::profile::get_profile;
+use ruma::{OwnedUserId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::matrix::{self, RetryKind};
+use crate::observability::health::TokenState;
+use crate::store::status::{self as queue_status, DeadJob, TenantQueue};
+use crate::store::{StoreError, inbox, unix_ms};
+
+/// The newest dead jobs shown per tenant.
+pub const DEAD_JOBS_PER_TENANT: i64 = 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    /// The backend and where it is, without credentials.
+    pub database: String,
+    pub inbox: Inbox,
+    pub ready: Ready,
+    /// What the homeserver last said about the as_token: `accepted`, `rejected` or `unknown`.
+    pub as_token: String,
+    /// The configured tenants in config order, then any other tenant that still has jobs.
+    pub tenants: Vec<TenantStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inbox {
+    pub pending: i64,
+    pub oldest_received_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub as_token: bool,
+    /// The daemon's last appservice ping round trip; `null` from the command (it cannot know).
+    pub ping: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantStatus {
+    pub id: String,
+    /// `null` for a tenant that is no longer configured but still has jobs.
+    pub name: Option<String>,
+    pub bot: Option<String>,
+    /// From the daemon: `true` once this process registered or found the bot, `false` for "not
+    /// yet confirmed". From the command: what the homeserver answered, `null` if it could not ask.
+    pub bot_registered: Option<bool>,
+    /// The one as_token serves every tenant; repeated here per tenant.
+    pub as_token: String,
+    pub queue: Queue,
+    /// The newest dead jobs, at most [`DEAD_JOBS_PER_TENANT`].
+    pub dead_jobs: Vec<DeadJobStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Queue {
+    pub queued: i64,
+    pub running: i64,
+    pub dead: i64,
+    /// Since the oldest queued job was queued; `null` when nothing is queued.
+    pub oldest_queued_age_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadJobStatus {
+    pub id: i64,
+    pub kind: String,
+    /// `tenant/kind/slug`, when the job is about a room.
+    pub room: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// What is known of the homeserver: the token's state, each bot's registration, the last ping.
+#[derive(Debug, Clone)]
+pub struct HomeserverView {
+    pub token: TokenState,
+    pub registered: HashMap<OwnedUserId, bool>,
+    pub ping: Option<bool>,
+}
+
+impl HomeserverView {
+    /// What the running daemon has seen, without calling the homeserver.
+    pub fn of_daemon(app: &App) -> Self {
+        let config = app.config();
+        let registered = config
+            .tenants
+            .iter()
+            .map(|tenant| config.bot_user_id(tenant))
+            .map(|bot| {
+                let known = app.known_registered(&bot);
+                (bot, known)
+            })
+            .collect();
+        Self {
+            token: app.health.token(),
+            registered,
+            ping: Some(app.health.ping_ok()),
+        }
+    }
+
+    /// Asks the homeserver now: `whoami` as the sender for the token, then each tenant bot's
+    /// profile (404: not registered). What it could not learn stays unknown; the second value
+    /// says why, in one sentence.
+    pub async fn check(app: &App) -> (Self, Option<String>) {
+        let config = app.config();
+        let homeserver = app.homeserver();
+        let mut view = Self {
+            token: TokenState::Unknown,
+            registered: HashMap::new(),
+            ping: None,
+        };
+        match homeserver.send(whoami::v3::Request::new(), None).await {
+            Ok(_) => view.token = TokenState::Accepted,
+            Err(error) if error.retry_kind() == RetryKind::CredentialRejected => {
+                view.token = TokenState::Rejected;
+                let problem = format!(
+                    "the homeserver at {} refuses this config's as_token ({}): bot registration is unknown; see `openmeet-appservice check`",
+                    config.homeserver.url,
+                    error.errcode()
+                );
+                return (view, Some(problem));
+            }
+            Err(error) => {
+                let problem = format!(
+                    "the homeserver at {} could not be asked ({error}): token and bot registration are unknown",
+                    config.homeserver.url
+                );
+                return (view, Some(problem));
+            }
+        }
+        let mut problem = None;
+        for tenant in &config.tenants {
+            let bot = config.bot_user_id(tenant);
+            match homeserver
+                .send(get_profile::v3::Request::new(bot.clone()), None)
+                .await
+            {
+                Ok(_) => {
+                    view.registered.insert(bot, true);
+                }
+                Err(matrix::Error::Matrix { status: 404, .. }) => {
+                    view.registered.insert(bot, false);
+                }
+                Err(error) => {
+                    problem.get_or_insert_with(|| {
+                        format!("could not look up the profile of {bot} ({error}): its registration is unknown")
+                    });
+                }
+            }
+        }
+        (view, problem)
+    }
+
+    fn registered(&self, bot: &UserId) -> Option<bool> {
+        self.registered.get(bot).copied()
+    }
+}
+
+/// The status from the database and `homeserver`.
+pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, StoreError> {
+    let config = app.config();
+    let (queues, dead_jobs, inbox) = app
+        .store
+        .run(|conn| {
+            let queues = queue_status::queue_by_tenant(conn)?;
+            let mut dead_jobs = HashMap::new();
+            for queue in queues.iter().filter(|q| q.dead > 0) {
+                let latest =
+                    queue_status::latest_dead(conn, &queue.tenant_id, DEAD_JOBS_PER_TENANT)?;
+                dead_jobs.insert(queue.tenant_id.clone(), latest);
+            }
+            let inbox = inbox::pending_summary(conn)?;
+            Ok((queues, dead_jobs, inbox))
+        })
+        .await?;
+    let now = unix_ms(app.clock.now());
+    let token = token_label(homeserver.token).to_owned();
+    let mut tenants: Vec<TenantStatus> = config
+        .tenants
+        .iter()
+        .map(|tenant| {
+            let bot = config.bot_user_id(tenant);
+            TenantStatus {
+                id: tenant.id.clone(),
+                name: Some(tenant.name.clone()),
+                bot_registered: homeserver.registered(&bot),
+                bot: Some(bot.to_string()),
+                as_token: token.clone(),
+                queue: Queue::default(),
+                dead_jobs: Vec::new(),
+            }
+        })
+        .collect();
+    for queue in &queues {
+        if !tenants.iter().any(|t| t.id == queue.tenant_id) {
+            tenants.push(TenantStatus {
+                id: queue.tenant_id.clone(),
+                name: None,
+                bot: None,
+                bot_registered: None,
+                as_token: token.clone(),
+                queue: Queue::default(),
+                dead_jobs: Vec::new(),
+            });
+        }
+    }
+    for tenant in &mut tenants {
+        if let Some(queue) = queues.iter().find(|q| q.tenant_id == tenant.id) {
+            tenant.queue = queue_of(queue, now);
+        }
+        if let Some(dead) = dead_jobs.get(&tenant.id) {
+            tenant.dead_jobs = dead.iter().map(dead_job).collect();
+        }
+    }
+    Ok(Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        database: config.database.url.describe(),
+        inbox: Inbox {
+            pending: inbox.0,
+            oldest_received_at_ms: inbox.1,
+        },
+        ready: Ready {
+            as_token: homeserver.token == TokenState::Accepted,
+            ping: homeserver.ping,
+        },
+        as_token: token,
+        tenants,
+    })
+}
+
+pub fn token_label(state: TokenState) -> &'static str {
+    match state {
+        TokenState::Accepted => "accepted",
+        TokenState::Rejected => "rejected",
+        TokenState::Unknown => "unknown",
+    }
+}
+
+fn queue_of(queue: &TenantQueue, now_ms: i64) -> Queue {
+    Queue {
+        queued: queue.queued,
+        running: queue.running,
+        dead: queue.dead,
+        oldest_queued_age_seconds: queue
+            .oldest_queued_created_at
+            .map(|at| (now_ms - at).max(0) as f64 / 1000.0),
+    }
+}
+
+fn dead_job(job: &DeadJob) -> DeadJobStatus {
+    DeadJobStatus {
+        id: job.id,
+        kind: job.kind.clone(),
+        room: job.room.clone(),
+        attempts: job.attempts,
+        last_error: job.last_error.clone(),
+        updated_at_ms: job.updated_at,
+    }
+}
+
+impl Status {
+    /// A table of tenants, then each dead job with its last error, for a terminal.
+    pub fn to_table(&self, now_ms: i64) -> String {
+        let mut rows = vec![
+            [
+                "TENANT",
+                "BOT",
+                "REGISTERED",
+                "TOKEN",
+                "QUEUED",
+                "RUNNING",
+                "DEAD",
+                "OLDEST",
+            ]
+            .map(str::to_owned),
+        ];
+        for tenant in &self.tenants {
+            rows.push([
+                tenant.id.clone(),
+                tenant
+                    .bot
+                    .clone()
+                    .unwrap_or_else(|| "(not configured)".into()),
+                match tenant.bot_registered {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "unknown".into(),
+                },
+                tenant.as_token.clone(),
+                tenant.queue.queued.to_string(),
+                tenant.queue.running.to_string(),
+                tenant.queue.dead.to_string(),
+                tenant
+                    .queue
+                    .oldest_queued_age_seconds
+                    .map_or_else(|| "-".into(), duration),
+            ]);
+        }
+        let mut widths = [0; 8];
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        let dead: Vec<_> = self
+            .tenants
+            .iter()
+            .flat_map(|t| t.dead_jobs.iter().map(move |job| (t, job)))
+            .collect();
+        if !dead.is_empty() {
+            out.push_str("\nDEAD JOBS (newest first; `jobs retry <id>` queues one again)\n");
+        }
+        for (tenant, job) in dead {
+            let ago = duration((now_ms - job.updated_at_ms).max(0) as f64 / 1000.0);
+            out.push_str(&format!(
+                "job {}  tenant {}  {}  room {}  attempts {}  {} ago\n    {}\n",
+                job.id,
+                tenant.id,
+                job.kind,
+                job.room.as_deref().unwrap_or("-"),
+                job.attempts,
+                ago,
+                job.last_error.as_deref().unwrap_or("(no error recorded)"),
+            ));
+        }
+        out
+    }
+}
+
+/// `42s`, `3m05s`, `2h07m`, `3d04h`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600..86_400 => format!("{}h{:02}m", s / 3_600, s % 3_600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3_600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        Status {
+            version: "0.1.0".into(),
+            database: "sqlite file x.db".into(),
+            inbox: Inbox {
+                pending: 0,
+                oldest_received_at_ms: None,
+            },
+            ready: Ready {
+                as_token: true,
+                ping: None,
+            },
+            as_token: "accepted".into(),
+            tenants: vec![TenantStatus {
+                id: "tenantA".into(),
+                name: Some("Tenant A".into()),
+                bot: Some("@openmeet-bot-tenanta:example.org".into()),
+                bot_registered: Some(true),
+                as_token: "accepted".into(),
+                queue: Queue {
+                    queued: 2,
+                    running: 0,
+                    dead: 1,
+                    oldest_queued_age_seconds: Some(185.0),
+                },
+                dead_jobs: vec![DeadJobStatus {
+                    id: 7,
+                    kind: "ensure_room".into(),
+                    room: Some("tenantA/event/party".into()),
+                    attempts: 3,
+                    last_error: Some("gave up after 3 attempts: HTTP 500".into()),
+                    updated_at_ms: 1_000,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_tenant_and_each_dead_job_with_its_error() {
+        let table = status().to_table(61_000);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("TENANT ") && lines[0].ends_with("OLDEST"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("tenantA")
+                && lines[1].contains("yes")
+                && lines[1].contains("accepted")
+                && lines[1].ends_with("3m05s"),
+            "{table}"
+        );
+        assert!(table.contains("job 7  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
+        assert!(
+            table.contains("    gave up after 3 attempts: HTTP 500"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(0.4), "0s");
+        assert_eq!(duration(59.0), "59s");
+        assert_eq!(duration(3_599.0), "59m59s");
+        assert_eq!(duration(7_260.0), "2h01m");
+        assert_eq!(duration(90_000.0), "1d01h");
+    }
+}
