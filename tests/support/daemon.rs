@@ -58,6 +58,8 @@ pub struct DaemonConfig {
     pub appservice_port_registered: bool,
     /// `logging.level`; "debug" unless a test (or the benchmark) wants less.
     pub log_level: String,
+    /// `logging.format` (`human` or `json`); `None`: the daemon's default.
+    pub log_format: Option<String>,
 }
 
 impl DaemonConfig {
@@ -79,6 +81,7 @@ impl DaemonConfig {
             tenants: vec![("tenantA".into(), "Tenant A".into())],
             extra_yaml: String::new(),
             log_level: "debug".into(),
+            log_format: None,
             appservice_port_registered: false,
             room_version: None,
             homeserver_timeout_seconds: 10,
@@ -108,7 +111,7 @@ impl DaemonConfig {
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
              database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
              tenants:\n{tenants}\
-             logging:\n  level: {log_level}\n{extra}",
+             logging:\n  level: {log_level}\n{log_format}{extra}",
             hs = self.homeserver_url,
             timeout = self.homeserver_timeout_seconds,
             room_version = self
@@ -124,6 +127,11 @@ impl DaemonConfig {
             mp = self.metrics_port,
             db = self.database_url,
             log_level = self.log_level,
+            log_format = self
+                .log_format
+                .as_ref()
+                .map(|format| format!("  format: {format}\n"))
+                .unwrap_or_default(),
             extra = self.extra_yaml,
         )
     }
