@@ -137,7 +137,8 @@ A string as the daemon's YAML serializer (yaml_serde, over libyaml) writes it in
 single-quoted when it would read back as null, a boolean or a number (or is digits with a leading
 zero), or when libyaml cannot write it plain (a leading indicator character, ": ", " #", a trailing
 ':'); plain otherwise. The schema keeps tokens to printable ASCII without spaces, where this is
-exact except for floats beyond f64's range and hexadecimal integers beyond 128 bits.
+exact except for numbers at the very edge of f64's range and hexadecimal integers beyond 128
+bits.
 */}}
 {{- define "openmeet-appservice.yamlString" -}}
 {{- $s := . }}
@@ -147,8 +148,10 @@ exact except for floats beyond f64's range and hexadecimal integers beyond 128 b
 {{- if regexMatch "^\\+?0(x[0-9a-fA-F]+|o[0-7]+|b[01]+)$|^-0(x[0-9a-fA-F]+|o[0-7]+|b[01]+)$" $s }}{{ $quote = true }}{{ end }}
 {{- $float := regexFind "^[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?$" $s }}
 {{- if $float }}
+{{- /* Finite unless the exponent pushes it past f64's range (about 1.8e308). */}}
+{{- $digits := regexReplaceAll "^[-+]?0*([0-9]*).*$" $float "${1}" }}
 {{- $exponent := regexReplaceAll "^[^eE]*([eE]\\+?0*([0-9]*))?$" $float "${2}" }}
-{{- if le (len $exponent) 3 }}{{ $quote = true }}{{ end }}
+{{- if or (regexMatch "[eE]-" $float) (not $exponent) (and (le (len $exponent) 4) (le (add (len $digits) (atoi $exponent)) 309)) }}{{ $quote = true }}{{ end }}
 {{- end }}
 {{- if regexMatch "^([-?:]( |$)|[#,\\[\\]{}&*!|>'\"%@`]|---|\\.\\.\\.)|: |:$| #|^ | $" $s }}{{ $quote = true }}{{ end }}
 {{- if $quote }}{{ printf "'%s'" (replace "'" "''" $s) }}{{ else }}{{ $s }}{{ end }}

@@ -1,0 +1,164 @@
+"""Lints and renders the Helm chart with Helm's own code, and validates what it renders.
+
+Run by tests/helm_chart.rs with the test venv's python. Reads one JSON request on stdin:
+
+    {"chart": "<path>", "kube_version": "1.33.0",
+     "cases": [{"name": "...", "release": "...", "namespace": "...", "values": {...}}],
+     "rejected": [{"name": "...", "values": {...}}]}
+
+and prints one JSON answer on stdout:
+
+    {"helm": "<Helm SDK version>",
+     "cases": {"<name>": {"lint": {...}, "notes": "...",
+                          "objects": [{"template", "object", "validation", "decoded"?}]}},
+     "rejected": {"<name>": "<Helm's error message>" | null}}
+
+Helm comes from PyPI `helm-python-sdk` (Helm v4 as a C library: no helm binary, no cluster; the
+`lookup` function returns nothing, as in `helm template`). Every built-in object is validated
+against the pinned Kubernetes version's JSON schemas (PyPI `kubernetes-validate`, strict: unknown
+fields fail). kubernetes-validate has no schema for custom resources, so a ServiceMonitor is
+validated against SERVICE_MONITOR_SCHEMA below: the part of the Prometheus Operator's CRD schema
+(monitoring.coreos.com/v1) that the chart uses, with unknown fields refused.
+"""
+
+import base64
+import json
+import sys
+
+MISSING = []
+try:
+    import helm_python as helm
+except ImportError as error:
+    MISSING.append(f"helm-python-sdk ({error})")
+try:
+    import kubernetes_validate
+except ImportError as error:
+    MISSING.append(f"kubernetes-validate ({error})")
+try:
+    import jsonschema
+    import yaml
+except ImportError as error:
+    MISSING.append(f"jsonschema/PyYAML ({error})")
+
+DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+LABEL_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "matchExpressions": {"type": "array"},
+    },
+}
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector"],
+            "properties": {
+                "selector": LABEL_SELECTOR,
+                "endpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate(obj, kube_version):
+    """"ok", or why the object does not fit its schema."""
+    if obj.get("kind") == "ServiceMonitor":
+        errors = sorted(jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(obj), key=str)
+        return "ok" if not errors else "; ".join(e.message for e in errors)
+    try:
+        kubernetes_validate.validate(obj, kube_version, strict=True)
+        return "ok"
+    except kubernetes_validate.ValidationError as error:
+        return f"{'.'.join(str(p) for p in error.path)}: {error.message}"
+    except Exception as error:  # SchemaNotFoundError, VersionNotSupportedError, ...
+        return f"{type(error).__name__}: {error}"
+
+
+def render_case(chart_path, kube_version, case):
+    lint = helm.lint(chart_path, case["values"], strict=True, namespace=case["namespace"],
+                     kube_version=f"v{kube_version}")
+    with helm.Chart.load(chart_path) as chart:
+        manifests = chart.render(case["values"], name=case["release"], namespace=case["namespace"],
+                                 is_install=True)
+    objects = []
+    notes = ""
+    for template, text in sorted(manifests.items()):
+        if template.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for obj in yaml.safe_load_all(text):
+            if not obj:
+                continue
+            entry = {"template": template.split("/templates/", 1)[-1], "object": obj,
+                     "validation": validate(obj, kube_version)}
+            if obj.get("kind") == "Secret":
+                entry["decoded"] = {key: base64.b64decode(value).decode()
+                                    for key, value in (obj.get("data") or {}).items()}
+            objects.append(entry)
+    return {"lint": lint, "notes": notes, "objects": objects}
+
+
+def rejected(chart_path, values):
+    with helm.Chart.load(chart_path) as chart:
+        try:
+            chart.validate_schema(values)
+        except helm.HelmValuesError as error:
+            return str(error)
+    return None
+
+
+def main():
+    if MISSING:
+        print(
+            "helm_chart.py: missing Python packages: " + ", ".join(MISSING) + ". They are pinned in "
+            "tests/support/testenv.sh; delete the test venv ($OPENMEET_TEST_CACHE/venv or "
+            "target/test-env/venv) and run the tests again to reinstall it.",
+            file=sys.stderr,
+        )
+        return 2
+    request = json.load(sys.stdin)
+    chart, kube_version = request["chart"], request["kube_version"]
+    if kube_version not in kubernetes_validate.utils.all_versions():
+        print(f"helm_chart.py: kubernetes-validate has no schemas for Kubernetes {kube_version}",
+              file=sys.stderr)
+        return 2
+    answer = {
+        "helm": helm.helm_sdk_version(),
+        "cases": {case["name"]: render_case(chart, kube_version, case) for case in request["cases"]},
+        "rejected": {case["name"]: rejected(chart, case["values"]) for case in request.get("rejected", [])},
+    }
+    json.dump(answer, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
