@@ -66,6 +66,16 @@ const AWKWARD_TOKENS: &[&str] = &[
     "...leading-dots-012345678",
 ];
 
+/// What the tokens Secret of an earlier install holds.
+fn stored_tokens() -> Value {
+    json!({
+        "as_token": "stored-as-0123456789abcdef0123",
+        "hs_token": "stored-hs-new-0123456789abcdef\nstored-hs-old-0123456789abcdef\n",
+        "admin_token": "stored-admin-0123456789abcdef",
+        "tenant.tenantA": "stored-tenant-0123456789abcdef",
+    })
+}
+
 struct Rendered {
     /// The answer of helm_chart.py (see its docstring).
     answer: Value,
@@ -138,6 +148,13 @@ fn rendered() -> &'static Rendered {
                 }, "registration": {"url": "https://appservice.example.org:443"}}),
             ),
         ];
+        // Upgrades: `lookup` finds what an earlier install stored (a stand-in API server).
+        let mut upgrade = case("upgrade", json!({"tenants": [{"id": "tenantA", "name": "Tenant A"}]}));
+        upgrade["cluster"] = json!({"om-openmeet-appservice-tokens": stored_tokens()});
+        cases.push(upgrade);
+        let mut existing = case("existing-secret-readable", json!({"tokens": {"existingSecret": "appservice-tokens"}}));
+        existing["cluster"] = json!({"appservice-tokens": stored_tokens()});
+        cases.push(existing);
         for (i, token) in AWKWARD_TOKENS.iter().enumerate() {
             cases.push(case(
                 &format!("awkward-{i}"),
@@ -490,6 +507,47 @@ fn postgres_values_render_several_replicas_network_policy_and_service_monitor() 
             "the ServiceMonitor must select the Service"
         );
     }
+}
+
+#[test]
+fn generated_tokens_are_kept_across_upgrades_and_existing_secrets_give_the_registration() {
+    let stored = stored_tokens();
+    let tokens = &must("upgrade", "Secret", "-tokens")["decoded"];
+    assert_eq!(tokens, &stored, "an upgrade must keep every stored token");
+    let registration = registration_text("upgrade");
+    assert!(
+        registration.contains("as_token: stored-as-0123456789abcdef0123\n"),
+        "{registration}"
+    );
+    assert!(
+        registration.contains("hs_token: stored-hs-new-0123456789abcdef\n"),
+        "{registration}"
+    );
+
+    // The tokens come from the operator's Secret: the chart stores none of them itself.
+    let own = &must("existing-secret-readable", "Secret", "-tokens")["decoded"];
+    assert_eq!(own, &json!({}));
+    let dir = scratch_dir("helm");
+    for (key, value) in stored.as_object().unwrap() {
+        std::fs::write(dir.join(key), value.as_str().unwrap()).unwrap();
+    }
+    let config =
+        config_text("existing-secret-readable").replace(SECRETS_DIR, &dir.display().to_string());
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let output = Command::new(BIN)
+        .args(["registration", "-c"])
+        .arg(dir.join("config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        registration_text("existing-secret-readable"),
+        String::from_utf8(output.stdout).unwrap()
+    );
 }
 
 #[test]

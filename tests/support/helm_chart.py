@@ -3,7 +3,8 @@
 Run by tests/helm_chart.rs with the test venv's python. Reads one JSON request on stdin:
 
     {"chart": "<path>", "kube_version": "1.33.0",
-     "cases": [{"name": "...", "release": "...", "namespace": "...", "values": {...}}],
+     "cases": [{"name": "...", "release": "...", "namespace": "...", "values": {...},
+                "cluster"?: {"<Secret name>": {"<key>": "<value>"}}}],
      "rejected": [{"name": "...", "values": {...}}]}
 
 and prints one JSON answer on stdout:
@@ -14,7 +15,9 @@ and prints one JSON answer on stdout:
      "rejected": {"<name>": "<Helm's error message>" | null}}
 
 Helm comes from PyPI `helm-python-sdk` (Helm v4 as a C library: no helm binary, no cluster; the
-`lookup` function returns nothing, as in `helm template`). Every built-in object is validated
+`lookup` function returns nothing, as in `helm template`). A case with "cluster" is rendered as an
+upgrade against a stand-in Kubernetes API on 127.0.0.1 that serves discovery and those Secrets, so
+that `lookup` finds them as it would in a cluster. Every built-in object is validated
 against the pinned Kubernetes version's JSON schemas (PyPI `kubernetes-validate`, strict: unknown
 fields fail). kubernetes-validate has no schema for custom resources, so a ServiceMonitor is
 validated against SERVICE_MONITOR_SCHEMA below: the part of the Prometheus Operator's CRD schema
@@ -22,8 +25,11 @@ validated against SERVICE_MONITOR_SCHEMA below: the part of the Prometheus Opera
 """
 
 import base64
+import contextlib
+import http.server
 import json
 import sys
+import threading
 
 MISSING = []
 try:
@@ -103,12 +109,70 @@ def validate(obj, kube_version):
         return f"{type(error).__name__}: {error}"
 
 
+@contextlib.contextmanager
+def stand_in_cluster(namespace, secrets, kube_version):
+    """A kubeconfig for an API server that knows only Secrets: discovery, and GET of these."""
+    major, minor, _ = kube_version.split(".")
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self, code, body):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            prefix = f"/api/v1/namespaces/{namespace}/secrets/"
+            if path == "/version":
+                self.answer(200, {"major": major, "minor": minor, "gitVersion": f"v{kube_version}"})
+            elif path == "/api":
+                self.answer(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+            elif path == "/apis":
+                self.answer(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+            elif path == "/api/v1":
+                self.answer(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                    {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
+                     "verbs": ["get", "list"]}]})
+            elif path.startswith(prefix) and path[len(prefix):] in secrets:
+                name = path[len(prefix):]
+                data = {k: base64.b64encode(v.encode()).decode() for k, v in secrets[name].items()}
+                self.answer(200, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                                  "metadata": {"name": name, "namespace": namespace}})
+            else:
+                self.answer(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": "NotFound", "code": 404, "message": f"{path} not found"})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield (
+            "apiVersion: v1\nkind: Config\ncurrent-context: stand-in\n"
+            f"clusters: [{{name: stand-in, cluster: {{server: 'http://127.0.0.1:{server.server_address[1]}'}}}}]\n"
+            "users: [{name: stand-in, user: {token: stand-in}}]\n"
+            f"contexts: [{{name: stand-in, context: {{cluster: stand-in, user: stand-in, namespace: {namespace}}}}}]\n"
+        )
+    finally:
+        server.shutdown()
+
+
 def render_case(chart_path, kube_version, case):
     lint = helm.lint(chart_path, case["values"], strict=True, namespace=case["namespace"],
                      kube_version=f"v{kube_version}")
     with helm.Chart.load(chart_path) as chart:
-        manifests = chart.render(case["values"], name=case["release"], namespace=case["namespace"],
-                                 is_install=True)
+        if "cluster" in case:
+            with stand_in_cluster(case["namespace"], case["cluster"], kube_version) as kubeconfig, \
+                    helm.Config(kubeconfig_content=kubeconfig, namespace=case["namespace"]) as config:
+                manifests = config.render(chart, case["values"], name=case["release"],
+                                          namespace=case["namespace"], is_upgrade=True)
+        else:
+            manifests = chart.render(case["values"], name=case["release"], namespace=case["namespace"],
+                                     is_install=True)
     objects = []
     notes = ""
     for template, text in sorted(manifests.items()):
