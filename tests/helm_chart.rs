@@ -1,0 +1,1114 @@
+//! The Helm chart (`helm/openmeet-appservice`) and the container image's run-time contract.
+//!
+//! The chart is linted and rendered with Helm's own code (Helm v4 as a library, PyPI
+//! `helm-python-sdk`; there is no helm binary and no cluster here), every rendered object is
+//! validated against a pinned Kubernetes version's schemas (PyPI `kubernetes-validate`; the
+//! ServiceMonitor against the CRD fields the chart uses), and `tests/support/helm_chart.py`
+//! returns all of it as JSON. The registration the chart renders is compared byte for byte with
+//! what `openmeet-appservice registration` prints for the config the chart renders, and a real
+//! Synapse loads it and pings a daemon running on that config. The image's run-time contract —
+//! the binary alone, as a non-root user, with a read-only root and only `/tmp` writable — is
+//! checked in a minimal root built from the binary and the libraries it links.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::python::{free_port, repo_root, scratch_dir, support_dir, venv_python};
+use support::synapse::Synapse;
+
+const BIN: &str = env!("CARGO_BIN_EXE_openmeet-appservice");
+/// The Kubernetes version the chart is linted for and validated against.
+const KUBE_VERSION: &str = "1.33.0";
+const NAMESPACE: &str = "chat";
+/// Where the chart mounts the secrets; the rendered config's `*_file` keys point into it.
+const SECRETS_DIR: &str = "/run/secrets/openmeet-appservice";
+const E2E_SERVER_NAME: &str = "helm.test";
+
+/// Tokens given inline, so that checksums and registrations can be compared between renders.
+fn fixed_tokens() -> Value {
+    json!({
+        "asToken": "as-0123456789abcdef0123456789abcdef",
+        "hsToken": ["hs-current-0123456789abcdef01234567", "hs-previous-0123456789abcdef0123456"],
+        "adminToken": false,
+    })
+}
+
+fn fixed_tenants(token: &str) -> Value {
+    json!([{"id": "tenantA", "name": "Tenant A", "token": token}])
+}
+
+/// Tokens that are hard to quote the way the daemon's YAML serializer does; each becomes the
+/// as_token of one render whose registration must match the binary's byte for byte.
+const AWKWARD_TOKENS: &[&str] = &[
+    "0123456789012345678",
+    "12345678901234567890123",
+    "1234567890123456e10",
+    "1234567890123456e999",
+    "0x1234567890abcdef",
+    "-leading-dash-0123456789",
+    "@leading-at-0123456789ab",
+    "%leading-percent-0123456",
+    "inner#hash-0123456789abc",
+    "trailing-colon-0123456789:",
+    "inner:colon-0123456789abc",
+    "it's-a-quote-0123456789a",
+    "true-but-longer-0123456789",
+    "...leading-dots-012345678",
+];
+
+/// What the tokens Secret of an earlier install holds.
+fn stored_tokens() -> Value {
+    json!({
+        "as_token": "stored-as-0123456789abcdef0123",
+        "hs_token": "stored-hs-new-0123456789abcdef\nstored-hs-old-0123456789abcdef\n",
+        "admin_token": "stored-admin-0123456789abcdef",
+        "tenant.tenantA": "stored-tenant-0123456789abcdef",
+    })
+}
+
+struct Rendered {
+    /// The answer of helm_chart.py (see its docstring).
+    answer: Value,
+    /// The free port the e2e case's registration sends Synapse to.
+    e2e_appservice_port: u16,
+}
+
+/// Every render this test binary looks at, made in one run of helm_chart.py.
+fn rendered() -> &'static Rendered {
+    static RENDERED: OnceLock<Rendered> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let e2e_appservice_port = free_port();
+        let mut cases = vec![
+            case("default", json!({})),
+            case(
+                "postgres",
+                json!({
+                    "replicaCount": 3,
+                    "database": {"existingSecret": "appservice-db", "existingSecretKey": "url"},
+                    "tokens": {"existingSecret": "appservice-tokens"},
+                    "tenants": [
+                        {"id": "lsdfaopkljdfs", "name": "OpenMeet",
+                         "existingSecret": "tenant-tokens", "existingSecretKey": "openmeet"},
+                        {"id": "ci=Tenant", "name": "CI"},
+                    ],
+                    "networkPolicy": {"enabled": true},
+                    "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
+                }),
+            ),
+            case(
+                "postgres-inline-url",
+                json!({"replicaCount": 2, "database": {"url": "postgres://as:secret@db/as"}}),
+            ),
+            case(
+                "fixed",
+                json!({"tokens": fixed_tokens(), "tenants": fixed_tenants("tenant-token-0123456789abcdef")}),
+            ),
+            case(
+                "fixed-again",
+                json!({"tokens": fixed_tokens(), "tenants": fixed_tenants("tenant-token-0123456789abcdef")}),
+            ),
+            case(
+                "fixed-other-config",
+                json!({"tokens": fixed_tokens(), "tenants": fixed_tenants("tenant-token-0123456789abcdef"),
+                       "config": {"homeserver": {"url": "http://synapse:8008", "server_name": "matrix.example.org"},
+                                  "appservice": {"id": "openmeet", "sender_localpart": "openmeet-bot", "bot_prefix": "openmeet-bot-"},
+                                  "logging": {"level": "debug", "format": "json"}}}),
+            ),
+            case(
+                "fixed-other-tenant-token",
+                json!({"tokens": fixed_tokens(), "tenants": fixed_tenants("tenant-token-changed-0123456789")}),
+            ),
+            case(
+                "e2e",
+                json!({
+                    "config": {
+                        "homeserver": {"url": "http://synapse:8008", "server_name": E2E_SERVER_NAME},
+                        "appservice": {"id": "openmeet-helm", "sender_localpart": "openmeet-bot", "bot_prefix": "openmeet-bot-"},
+                        "logging": {"level": "debug", "format": "human"},
+                    },
+                    "registration": {"url": format!("http://127.0.0.1:{e2e_appservice_port}/")},
+                    "tenants": [{"id": "tenantA", "name": "Tenant A"}, {"id": "ciTenantB", "name": "CI Tenant B"}],
+                }),
+            ),
+            case(
+                "distinct-sender",
+                json!({"config": {
+                    "homeserver": {"url": "https://matrix.example.org:8448", "server_name": "chat.example.org:8448"},
+                    "appservice": {"id": "om", "sender_localpart": "openmeet", "bot_prefix": "om.bot_"},
+                }, "registration": {"url": "https://appservice.example.org:443"}}),
+            ),
+        ];
+        // Upgrades: `lookup` finds what an earlier install stored (a stand-in API server).
+        let mut upgrade = case("upgrade", json!({"tenants": [{"id": "tenantA", "name": "Tenant A"}]}));
+        upgrade["cluster"] = json!({"om-openmeet-appservice-tokens": stored_tokens()});
+        cases.push(upgrade);
+        let mut existing = case("existing-secret-readable", json!({"tokens": {"existingSecret": "appservice-tokens"}}));
+        existing["cluster"] = json!({"appservice-tokens": stored_tokens()});
+        cases.push(existing);
+        for (i, token) in AWKWARD_TOKENS.iter().enumerate() {
+            cases.push(case(
+                &format!("awkward-{i}"),
+                json!({"tokens": {"asToken": token, "hsToken": "hs-0123456789abcdef0123456789"}}),
+            ));
+        }
+        let rejected = [
+            ("unknown-key", json!({"replicas": 2})),
+            ("unknown-config-key", json!({"config": {"homeserver": {"url": "http://s:8008", "server_name": "s"}, "appservice": {"id": "a", "sender_localpart": "b", "bot_prefix": "b-"}, "listen": {}}})),
+            ("token-in-config", json!({"config": {"homeserver": {"url": "http://s:8008", "server_name": "s"}, "appservice": {"id": "a", "sender_localpart": "b", "bot_prefix": "b-", "as_token": "0123456789abcdef0123"}}})),
+            ("short-token", json!({"tokens": {"asToken": "short"}})),
+            ("tenant-id-with-dash", json!({"tenants": [{"id": "a-b", "name": "A"}]})),
+            ("mysql-url", json!({"database": {"url": "mysql://db/as"}})),
+            // A token file's lines starting with '#' are comments to the daemon.
+            ("hash-leading-token", json!({"tokens": {"asToken": "#leading-hash-0123456789"}})),
+        ];
+        let request = json!({
+            "chart": repo_root().join("helm/openmeet-appservice"),
+            "kube_version": KUBE_VERSION,
+            "cases": cases,
+            "rejected": rejected.iter().map(|(name, values)| json!({"name": name, "values": values})).collect::<Vec<_>>(),
+        });
+        Rendered {
+            answer: run_helm_chart_py(&request),
+            e2e_appservice_port,
+        }
+    })
+}
+
+fn case(name: &str, values: Value) -> Value {
+    json!({"name": name, "release": "om", "namespace": NAMESPACE, "values": values})
+}
+
+fn run_helm_chart_py(request: &Value) -> Value {
+    let script = support_dir().join("helm_chart.py");
+    let mut child = Command::new(venv_python())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {} ({e})", script.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("helm_chart.py prints JSON")
+}
+
+fn rendered_case(name: &str) -> &'static Value {
+    &rendered().answer["cases"][name]
+}
+
+/// The rendered objects of a case, as (template, object, validation, decoded secret data).
+fn objects(name: &str) -> &'static [Value] {
+    rendered_case(name)["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no objects rendered for {name}"))
+}
+
+fn object(name: &str, kind: &str, suffix: &str) -> Option<&'static Value> {
+    let wanted = format!("om-openmeet-appservice{suffix}");
+    objects(name)
+        .iter()
+        .find(|o| o["object"]["kind"] == kind && o["object"]["metadata"]["name"] == wanted.as_str())
+}
+
+fn must(name: &str, kind: &str, suffix: &str) -> &'static Value {
+    object(name, kind, suffix)
+        .unwrap_or_else(|| panic!("{name}: no {kind} om-openmeet-appservice{suffix}"))
+}
+
+fn deployment(name: &str) -> &'static Value {
+    &must(name, "Deployment", "")["object"]
+}
+
+fn config_text(name: &str) -> &'static str {
+    must(name, "ConfigMap", "")["object"]["data"]["config.yaml"]
+        .as_str()
+        .unwrap()
+}
+
+fn registration_text(name: &str) -> &'static str {
+    must(name, "Secret", "-registration")["decoded"]["registration.yaml"]
+        .as_str()
+        .unwrap()
+}
+
+fn annotation(name: &str, key: &str) -> String {
+    deployment(name)["spec"]["template"]["metadata"]["annotations"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: no pod annotation {key}"))
+        .to_owned()
+}
+
+fn kinds(name: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = objects(name)
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["object"]["kind"].as_str().unwrap(),
+                o["object"]["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn chart_lints_clean_and_every_manifest_fits_its_kubernetes_schema() {
+    let answer = &rendered().answer;
+    for (name, case) in answer["cases"].as_object().unwrap() {
+        let lint = &case["lint"];
+        assert_eq!(
+            lint["errors"],
+            json!([]),
+            "{name}: helm lint errors: {lint}"
+        );
+        let problems: Vec<&Value> = lint["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["severity"].as_i64().unwrap() >= 2)
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{name}: helm lint warnings or errors: {problems:?}"
+        );
+        for o in objects(name) {
+            assert_eq!(
+                o["validation"], "ok",
+                "{name}: {} does not fit the Kubernetes {KUBE_VERSION} schema of {}: {}",
+                o["template"], o["object"]["kind"], o["validation"]
+            );
+        }
+    }
+    assert!(
+        answer["helm"].as_str().unwrap().starts_with("v4."),
+        "rendered with Helm {}",
+        answer["helm"]
+    );
+}
+
+#[test]
+fn default_values_render_sqlite_on_a_volume_and_the_registration() {
+    assert_eq!(
+        kinds("default"),
+        [
+            "ConfigMap om-openmeet-appservice",
+            "Deployment om-openmeet-appservice",
+            "PersistentVolumeClaim om-openmeet-appservice-data",
+            "Pod om-openmeet-appservice-check",
+            "PodDisruptionBudget om-openmeet-appservice",
+            "Secret om-openmeet-appservice-registration",
+            "Secret om-openmeet-appservice-tokens",
+            "Service om-openmeet-appservice",
+        ]
+    );
+    let spec = &deployment("default")["spec"];
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(
+        spec["strategy"]["type"], "Recreate",
+        "SQLite: the old pod must be gone first"
+    );
+    let volumes = &spec["template"]["spec"]["volumes"];
+    let data = volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "data")
+        .unwrap();
+    assert_eq!(
+        data["persistentVolumeClaim"]["claimName"],
+        "om-openmeet-appservice-data"
+    );
+    let pvc = &must("default", "PersistentVolumeClaim", "-data")["object"];
+    assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+    assert_eq!(
+        pvc["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert!(config_text("default").contains("url: sqlite:///data/openmeet-appservice.db"));
+    // Generated tokens: 64 hex characters, each different, and in the registration.
+    let tokens = &must("default", "Secret", "-tokens")["decoded"];
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let (as_token, hs_token, admin) = (
+        tokens["as_token"].as_str().unwrap(),
+        tokens["hs_token"].as_str().unwrap().trim_end(),
+        tokens["admin_token"].as_str().unwrap(),
+    );
+    assert!(hex(as_token) && hex(hs_token) && hex(admin), "{tokens}");
+    assert!(as_token != hs_token && hs_token != admin);
+    let registration = registration_text("default");
+    assert!(
+        registration.contains(&format!("as_token: {as_token}\n"))
+            || registration.contains(&format!("as_token: '{as_token}'\n"))
+    );
+    assert!(
+        registration.contains("url: http://om-openmeet-appservice.chat.svc:8009\n"),
+        "{registration}"
+    );
+    let tokens_secret = &must("default", "Secret", "-tokens")["object"];
+    assert_eq!(
+        tokens_secret["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let notes = rendered_case("default")["notes"].as_str().unwrap();
+    for needle in [
+        "app_service_config_files",
+        "appservices:",
+        "secretKey: registration.yaml",
+        "helm test om",
+    ] {
+        assert!(
+            notes.contains(needle),
+            "NOTES.txt lacks {needle:?}:\n{notes}"
+        );
+    }
+}
+
+#[test]
+fn postgres_values_render_several_replicas_network_policy_and_service_monitor() {
+    assert_eq!(
+        kinds("postgres"),
+        [
+            "ConfigMap om-openmeet-appservice",
+            "Deployment om-openmeet-appservice",
+            "NetworkPolicy om-openmeet-appservice",
+            "Pod om-openmeet-appservice-check",
+            "PodDisruptionBudget om-openmeet-appservice",
+            "Secret om-openmeet-appservice-tokens",
+            "Service om-openmeet-appservice",
+            "ServiceMonitor om-openmeet-appservice",
+        ],
+        "no PVC on PostgreSQL, and no registration while the existing token Secret cannot be read"
+    );
+    let spec = &deployment("postgres")["spec"];
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert!(deployment("postgres-inline-url")["spec"]["replicas"] == 2);
+
+    // Every secret arrives in one directory, under the names the config points at.
+    let volumes = spec["template"]["spec"]["volumes"].as_array().unwrap();
+    let secrets = volumes.iter().find(|v| v["name"] == "secrets").unwrap();
+    let mut projected: BTreeMap<String, String> = BTreeMap::new();
+    for source in secrets["projected"]["sources"].as_array().unwrap() {
+        let name = source["secret"]["name"].as_str().unwrap();
+        for item in source["secret"]["items"].as_array().unwrap() {
+            projected.insert(
+                item["path"].as_str().unwrap().to_owned(),
+                format!("{name}/{}", item["key"].as_str().unwrap()),
+            );
+        }
+    }
+    assert_eq!(
+        projected,
+        BTreeMap::from([
+            ("admin_token".into(), "appservice-tokens/admin_token".into()),
+            ("as_token".into(), "appservice-tokens/as_token".into()),
+            ("database_url".into(), "appservice-db/url".into()),
+            ("hs_token".into(), "appservice-tokens/hs_token".into()),
+            (
+                "tenant.ci-Tenant".into(),
+                "om-openmeet-appservice-tokens/tenant.ci-Tenant".into()
+            ),
+            (
+                "tenant.lsdfaopkljdfs".into(),
+                "tenant-tokens/openmeet".into()
+            ),
+        ])
+    );
+    let config = config_text("postgres");
+    for path in projected.keys() {
+        assert!(
+            config.contains(&format!("{SECRETS_DIR}/{path}\n")),
+            "the config does not read {path}:\n{config}"
+        );
+    }
+    assert!(
+        config.contains("migrate_on_start: false"),
+        "the init container migrates:\n{config}"
+    );
+    let inline = &must("postgres-inline-url", "Secret", "-tokens")["decoded"];
+    assert_eq!(
+        inline["database_url"], "postgres://as:secret@db/as",
+        "the URL may hold a password: it goes in the Secret"
+    );
+    assert!(!config_text("postgres-inline-url").contains("secret@"));
+
+    let notes = rendered_case("postgres")["notes"].as_str().unwrap();
+    assert!(
+        notes.contains("openmeet-appservice registration -c"),
+        "{notes}"
+    );
+
+    let policy = &must("postgres", "NetworkPolicy", "")["object"]["spec"];
+    assert_eq!(policy["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "daemon"
+    );
+    let rules = policy["ingress"].as_array().unwrap();
+    let rule_for = |port: &str| {
+        let rule = rules
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("no rule for {port}"));
+        assert_eq!(rule["ports"].as_array().unwrap().len(), 1);
+        assert_eq!(rule["from"].as_array().unwrap().len(), 1);
+        &rule["from"][0]
+    };
+    assert_eq!(
+        rule_for("appservice")["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "synapse"
+    );
+    assert_eq!(
+        rule_for("platform")["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "openmeet-api"
+    );
+    assert_eq!(
+        rule_for("metrics")["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert_eq!(rules.len(), 3);
+
+    let monitor = &must("postgres", "ServiceMonitor", "")["object"];
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    let service = &must("postgres", "Service", "")["object"];
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor must select the Service"
+        );
+    }
+}
+
+#[test]
+fn generated_tokens_are_kept_across_upgrades_and_existing_secrets_give_the_registration() {
+    let stored = stored_tokens();
+    let tokens = &must("upgrade", "Secret", "-tokens")["decoded"];
+    assert_eq!(tokens, &stored, "an upgrade must keep every stored token");
+    let registration = registration_text("upgrade");
+    assert!(
+        registration.contains("as_token: stored-as-0123456789abcdef0123\n"),
+        "{registration}"
+    );
+    assert!(
+        registration.contains("hs_token: stored-hs-new-0123456789abcdef\n"),
+        "{registration}"
+    );
+
+    // The tokens come from the operator's Secret: the chart stores none of them itself.
+    let own = &must("existing-secret-readable", "Secret", "-tokens")["decoded"];
+    assert_eq!(own, &json!({}));
+    let dir = scratch_dir("helm");
+    for (key, value) in stored.as_object().unwrap() {
+        std::fs::write(dir.join(key), value.as_str().unwrap()).unwrap();
+    }
+    let config =
+        config_text("existing-secret-readable").replace(SECRETS_DIR, &dir.display().to_string());
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let output = Command::new(BIN)
+        .args(["registration", "-c"])
+        .arg(dir.join("config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        registration_text("existing-secret-readable"),
+        String::from_utf8(output.stdout).unwrap()
+    );
+}
+
+#[test]
+fn pods_run_as_non_root_with_a_read_only_root_and_no_capabilities() {
+    for name in ["default", "postgres"] {
+        let pod_specs = [
+            ("Deployment", &deployment(name)["spec"]["template"]["spec"]),
+            ("test Pod", &must(name, "Pod", "-check")["object"]["spec"]),
+        ];
+        for (what, spec) in pod_specs {
+            let pod = &spec["securityContext"];
+            assert_eq!(pod["runAsNonRoot"], true, "{name} {what}");
+            assert_eq!(
+                pod["seccompProfile"]["type"], "RuntimeDefault",
+                "{name} {what}"
+            );
+            assert_eq!(spec["automountServiceAccountToken"], false, "{name} {what}");
+            let containers = spec["containers"].as_array().unwrap().iter().chain(
+                spec["initContainers"]
+                    .as_array()
+                    .map(|v| v.as_slice())
+                    .unwrap_or_default(),
+            );
+            for container in containers {
+                let context = &container["securityContext"];
+                let who = format!("{name} {what} container {}", container["name"]);
+                assert_eq!(context["runAsNonRoot"], true, "{who}");
+                assert_eq!(context["readOnlyRootFilesystem"], true, "{who}");
+                assert_eq!(context["allowPrivilegeEscalation"], false, "{who}");
+                assert_eq!(context["capabilities"]["drop"], json!(["ALL"]), "{who}");
+                assert!(context["capabilities"]["add"].is_null(), "{who}");
+                assert_eq!(context["seccompProfile"]["type"], "RuntimeDefault", "{who}");
+                assert!(
+                    container["resources"]["limits"]["memory"].is_string(),
+                    "{who}"
+                );
+                let tmp = container["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["mountPath"] == "/tmp");
+                assert!(tmp.is_some(), "{who}: /tmp is its only scratch space");
+            }
+        }
+    }
+}
+
+#[test]
+fn migrations_run_in_an_init_container_and_serve_in_the_main_one() {
+    let spec = &deployment("default")["spec"]["template"]["spec"];
+    let config = "/etc/openmeet-appservice/config.yaml";
+    assert_eq!(
+        spec["initContainers"][0]["args"],
+        json!(["migrate", "--config", config])
+    );
+    assert_eq!(
+        spec["containers"][0]["args"],
+        json!(["serve", "--config", config])
+    );
+    assert!(
+        spec["containers"][0]["command"].is_null()
+            && spec["initContainers"][0]["command"].is_null(),
+        "the image's entrypoint is the binary: no shell"
+    );
+    let check = &must("default", "Pod", "-check")["object"];
+    assert_eq!(check["metadata"]["annotations"]["helm.sh/hook"], "test");
+    assert_eq!(
+        check["spec"]["containers"][0]["args"],
+        json!(["check", "--config", config])
+    );
+    assert_eq!(check["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        check["metadata"]["labels"]["app.kubernetes.io/component"], "test",
+        "the Service must not select the test pod"
+    );
+    let postgres_check = &must("postgres", "Pod", "-check")["object"]["spec"]["containers"][0];
+    assert!(
+        postgres_check["env"].is_null(),
+        "on PostgreSQL the test checks the release's database"
+    );
+}
+
+#[test]
+fn probes_ask_the_health_endpoints_on_the_metrics_port() {
+    let container = &deployment("default")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/health/live", "port": "metrics"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/health/ready", "port": "metrics"})
+    );
+    let ports: BTreeMap<&str, i64> = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["containerPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeMap::from([("appservice", 8009), ("metrics", 9100), ("platform", 8010)])
+    );
+    let config = config_text("default");
+    for listen in [
+        "appservice: 0.0.0.0:8009",
+        "platform: 0.0.0.0:8010",
+        "metrics: 0.0.0.0:9100",
+    ] {
+        assert!(
+            config.contains(listen),
+            "{listen} not in the config:\n{config}"
+        );
+    }
+    let service = &must("default", "Service", "")["object"]["spec"];
+    let service_ports: Vec<(String, i64, String)> = service["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["port"].as_i64().unwrap(),
+                p["targetPort"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        service_ports,
+        [
+            ("appservice".to_owned(), 8009, "appservice".to_owned()),
+            ("platform".to_owned(), 8010, "platform".to_owned()),
+            ("metrics".to_owned(), 9100, "metrics".to_owned()),
+        ]
+    );
+    assert_eq!(
+        service["publishNotReadyAddresses"], true,
+        "Synapse's ping must reach a pod that is not ready yet"
+    );
+}
+
+#[test]
+fn a_config_or_token_change_rolls_the_pods_and_nothing_else_does() {
+    for key in ["checksum/config", "checksum/secrets"] {
+        assert_eq!(
+            annotation("fixed", key),
+            annotation("fixed-again", key),
+            "{key} must be stable"
+        );
+    }
+    assert_ne!(
+        annotation("fixed", "checksum/config"),
+        annotation("fixed-other-config", "checksum/config")
+    );
+    assert_eq!(
+        annotation("fixed", "checksum/secrets"),
+        annotation("fixed-other-config", "checksum/secrets")
+    );
+    assert_ne!(
+        annotation("fixed", "checksum/secrets"),
+        annotation("fixed-other-tenant-token", "checksum/secrets")
+    );
+    assert_eq!(
+        annotation("fixed", "checksum/config"),
+        annotation("fixed-other-tenant-token", "checksum/config")
+    );
+    // The config annotation is the hash of exactly the ConfigMap's content.
+    assert_eq!(
+        annotation("fixed", "checksum/config"),
+        sha256_hex(config_text("fixed").trim_end_matches('\n'))
+    );
+}
+
+#[test]
+fn unknown_or_malformed_values_are_rejected_by_the_schema() {
+    let rejected = rendered().answer["rejected"].as_object().unwrap();
+    assert_eq!(rejected.len(), 7);
+    for (name, error) in rejected {
+        assert!(error.is_string(), "values {name:?} were accepted");
+    }
+    assert!(
+        rejected["unknown-key"]
+            .as_str()
+            .unwrap()
+            .contains("replicas")
+    );
+}
+
+#[test]
+fn chart_registration_is_byte_for_byte_what_the_binary_prints() {
+    let mut names: Vec<String> = vec![
+        "default".into(),
+        "fixed".into(),
+        "e2e".into(),
+        "distinct-sender".into(),
+    ];
+    names.extend((0..AWKWARD_TOKENS.len()).map(|i| format!("awkward-{i}")));
+    for name in &names {
+        let dir = materialize(name);
+        let output = Command::new(BIN)
+            .args(["registration", "-c"])
+            .arg(dir.join("config.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: registration failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(
+            registration_text(name),
+            printed,
+            "{name}: the chart's registration differs from the binary's"
+        );
+    }
+    // A rotation: the current hs_token (first) is registered, the previous one is still accepted.
+    assert!(registration_text("fixed").contains("hs_token: hs-current-0123456789abcdef01234567\n"));
+    let hs_file = &must("fixed", "Secret", "-tokens")["decoded"]["hs_token"];
+    assert_eq!(
+        hs_file,
+        "hs-current-0123456789abcdef01234567\nhs-previous-0123456789abcdef0123456\n"
+    );
+}
+
+/// Writes the case's rendered config and Secret contents into a scratch directory, laid out as the
+/// pod sees them (the config's `/run/secrets/openmeet-appservice/…` paths pointing into it).
+fn materialize(name: &str) -> PathBuf {
+    let dir = scratch_dir("helm");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for (key, value) in must(name, "Secret", "-tokens")["decoded"]
+        .as_object()
+        .unwrap()
+    {
+        std::fs::write(secrets.join(key), value.as_str().unwrap()).unwrap();
+    }
+    let config = config_text(name).replace(SECRETS_DIR, &secrets.display().to_string());
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    dir
+}
+
+#[test]
+fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config() {
+    let dir = materialize("e2e");
+    let registration = dir.join("registration.yaml");
+    std::fs::write(&registration, registration_text("e2e")).unwrap();
+    let synapse = Synapse::start(E2E_SERVER_NAME, &[registration]);
+
+    let config = dir.join("config.yaml");
+    let metrics_port = free_port();
+    // What differs from a pod: the addresses and the database file, overridden the documented way.
+    let env = [
+        ("OPENMEET_AS__HOMESERVER__URL", synapse.url.clone()),
+        (
+            "OPENMEET_AS__LISTEN__APPSERVICE",
+            format!("127.0.0.1:{}", rendered().e2e_appservice_port),
+        ),
+        (
+            "OPENMEET_AS__LISTEN__PLATFORM",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        (
+            "OPENMEET_AS__LISTEN__METRICS",
+            format!("127.0.0.1:{metrics_port}"),
+        ),
+        (
+            "OPENMEET_AS__DATABASE__URL",
+            format!("sqlite://{}", dir.join("appservice.db").display()),
+        ),
+    ];
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .envs(env.clone())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let (code, output) = run(&["migrate"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the init container's migrate failed:\n{output}"
+    );
+    let (code, output) = run(&["check"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "check (the helm test) failed:\n{output}\nSynapse:\n{}",
+        synapse.log_tail(30)
+    );
+
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let mut daemon = Command::new(BIN)
+        .args(["serve", "-c"])
+        .arg(&config)
+        .envs(env.clone())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = false;
+    while Instant::now() < deadline {
+        if http_status(metrics_port, "/health/ready") == Some(200) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let live = http_status(metrics_port, "/health/live");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        ready,
+        "the daemon on the chart's config never became ready (the readiness probe) with Synapse \
+         holding the chart's registration:\n{}",
+        support::python::file_tail(&dir.join("daemon.log"), 40)
+    );
+    assert_eq!(live, Some(200));
+}
+
+/// The status of `GET path` on 127.0.0.1:port, or `None` when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The image's run-time contract, without Docker: a root holding only the binary, the shared
+/// libraries it links and /etc/passwd (no shell, like the distroless runtime image), mounted
+/// read-only, with a tmpfs on /tmp, entered as the image's non-root user 65532; the chart's config
+/// and secrets laid out at the chart's paths.
+#[test]
+fn binary_runs_help_and_check_from_a_read_only_root_with_only_tmp_writable() {
+    let work = scratch_dir("rootfs");
+    let root = work.join("root");
+    build_minimal_root(&root, "fixed");
+    assert!(!root.join("bin/sh").exists());
+    let before = tree(&root);
+
+    let (code, stdout, stderr) = run_in_read_only_root(&root, &["--help"], &[]);
+    assert_eq!(
+        code, 0,
+        "--help failed in the read-only root:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("Usage: openmeet-appservice"), "{stdout}");
+    assert_eq!(
+        tmp_files(&stdout),
+        Vec::<String>::new(),
+        "--help wrote to /tmp"
+    );
+
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let (code, stdout, stderr) = run_in_read_only_root(
+        &root,
+        &["check", "--config", "/etc/openmeet-appservice/config.yaml"],
+        &[
+            ("OPENMEET_AS__HOMESERVER__URL", unreachable.as_str()),
+            (
+                "OPENMEET_AS__DATABASE__URL",
+                "sqlite:///tmp/openmeet-appservice.db",
+            ),
+        ],
+    );
+    assert_eq!(
+        code, 12,
+        "check against no homeserver must exit 12 (`homeserver does not answer`) after the config and \
+         database steps pass:\n{stdout}\n{stderr}"
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("ok   config") && all.contains("ok   database"),
+        "{all}"
+    );
+    let written: Vec<String> = tmp_files(&stdout)
+        .into_iter()
+        .filter(|f| !f.starts_with("openmeet-appservice.db"))
+        .collect();
+    assert_eq!(
+        written,
+        Vec::<String>::new(),
+        "check wrote to /tmp beyond its database"
+    );
+    assert_eq!(
+        tree(&root),
+        before,
+        "something in the read-only root changed"
+    );
+}
+
+const TMP_MARKER: &str = "\n--- files in /tmp:\n";
+
+fn tmp_files(stdout: &str) -> Vec<String> {
+    let listing = stdout
+        .split_once(TMP_MARKER)
+        .map(|(_, l)| l)
+        .unwrap_or_else(|| panic!("no /tmp listing in {stdout}"));
+    listing
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs the binary in `root` (read-only, tmpfs on /tmp, /proc bound) as uid/gid 65532 with only
+/// `env` in its environment; returns (exit code, stdout with the /tmp listing appended, stderr).
+fn run_in_read_only_root(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let script = r#"set -e
+root="$1"; shift
+mount --bind "$root" "$root"
+mount -o remount,bind,ro "$root"
+mount -t tmpfs -o size=16m,mode=1777 tmpfs "$root/tmp"
+mount --bind /proc "$root/proc"
+set +e
+chroot --userspec=65532:65532 "$root" /usr/local/bin/openmeet-appservice "$@"
+code=$?
+printf '\n--- files in /tmp:\n'
+ls -A "$root/tmp"
+exit $code
+"#;
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(root)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "could not run unshare ({e}): this test needs util-linux's unshare, mount and chroot"
+        )
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr.contains("mount:") && !stderr.contains("unshare:") && !stderr.contains("chroot:"),
+        "could not set up the read-only root: the test must run as root (or with CAP_SYS_ADMIN and \
+         CAP_SYS_CHROOT) where mount namespaces are allowed:\n{stderr}"
+    );
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// The files under `dir` with their sizes and modification times.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            files.insert(entry.path(), (meta.len(), meta.modified().unwrap()));
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
+/// The binary, the libraries `ldd` says it loads, the image's user, and the chart's config and
+/// secrets for the rendered case `name`.
+fn build_minimal_root(root: &Path, name: &str) {
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} ({e})", from.display()));
+    };
+    copy(
+        Path::new(BIN),
+        &root.join("usr/local/bin/openmeet-appservice"),
+    );
+    // The runtime image's CA bundle (distroless ships it): the HTTP client refuses to start without.
+    let ca = "etc/ssl/certs/ca-certificates.crt";
+    copy(&Path::new("/").join(ca), &root.join(ca));
+    let ldd = Command::new("ldd")
+        .arg(BIN)
+        .output()
+        .expect("ldd (libc-bin) lists the libraries to copy");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, target)) => target.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            copy(Path::new(path), &root.join(path.trim_start_matches('/')));
+        }
+    }
+    for dir in ["tmp", "proc", "etc/openmeet-appservice"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n").unwrap();
+    std::fs::write(
+        root.join("etc/openmeet-appservice/config.yaml"),
+        config_text(name),
+    )
+    .unwrap();
+    let secrets = root.join(SECRETS_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&secrets).unwrap();
+    for (key, value) in must(name, "Secret", "-tokens")["decoded"]
+        .as_object()
+        .unwrap()
+    {
+        std::fs::write(secrets.join(key), value.as_str().unwrap()).unwrap();
+    }
+    // As the pod sees them: readable by the user (the chart's fsGroup), writable by nobody.
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX,a-w"])
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
