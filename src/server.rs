@@ -1,26 +1,20 @@
-//! `serve`: migrations, the three listeners, the inbox processor and the preflight loop, with a
-//! graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
+//! `serve`: migrations, the three listeners, the inbox processor, the job worker, the homeserver
+//! watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
 //! current inbox batch).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::matrix::preflight;
-use crate::observability::health::TokenState;
-use crate::{api, jobs, observability};
+use crate::{api, jobs, observability, probe, reload, watchdog};
 
-/// How often a healthy daemon repeats the preflight (whoami and ping).
-const RECHECK: Duration = Duration::from_secs(300);
-/// The longest wait between preflight attempts while the homeserver is not ready.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
+/// Serves until SIGTERM or SIGINT; `config_path` is re-read on SIGHUP.
+pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
     let config = app.config().clone();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), database = %config.database.url.describe(), "starting");
     if config.database.migrate_on_start {
@@ -69,7 +63,13 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
         .jobs
         .enabled
         .then(|| tokio::spawn(jobs::worker::run(app.clone(), shutdown_rx.clone())));
-    let preflight = tokio::spawn(preflight_loop(app.clone(), shutdown_rx));
+    let probe = config
+        .jobs
+        .enabled
+        .then(|| tokio::spawn(probe::run(app.clone(), shutdown_rx.clone())));
+    let watchdog = tokio::spawn(watchdog::run(app.clone(), shutdown_rx.clone()));
+    let _queue_stats_tmp = tokio::spawn(observability::queue_stats::run(app.clone(), shutdown_rx.clone())); // TEMP-STATUS-HELPER
+    let reloader = tokio::spawn(reload::run(app.clone(), config_path, shutdown_rx));
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
@@ -77,7 +77,11 @@ pub async fn serve(app: Arc<App>) -> anyhow::Result<()> {
     while let Some(result) = tasks.join_next().await {
         result?.context("a listener failed")?;
     }
-    preflight.abort();
+    watchdog.abort();
+    if let Some(probe) = probe {
+        probe.abort();
+    }
+    reloader.abort();
     let _ = processor.await;
     if let Some(worker) = worker {
         let _ = worker.await;
@@ -90,53 +94,6 @@ pub async fn bind(name: &str, address: SocketAddr) -> anyhow::Result<TcpListener
     TcpListener::bind(address).await.with_context(|| {
         format!("cannot listen on {address} for listen.{name}: is another process using it? Choose a free address in the config.")
     })
-}
-
-/// Runs the preflight until it passes (readiness stays red until then), then repeats it now and
-/// then so that readiness follows the homeserver.
-async fn preflight_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        let wait = match preflight::run(&app.homeserver(), &app.config()).await {
-            Ok(report) => {
-                app.health.set_token(TokenState::Accepted);
-                app.health.set_ping_ok(true);
-                let now = app
-                    .clock
-                    .now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                app.metrics
-                    .last_successful_ping_seconds
-                    .set(now.as_secs_f64());
-                tracing::info!(sender = %report.sender, ping_ms = report.ping.as_millis() as u64, "preflight passed: ready");
-                backoff = Duration::from_millis(250);
-                RECHECK
-            }
-            Err(failure) => {
-                match failure.step {
-                    preflight::Step::Token => {
-                        app.health.set_token(TokenState::Rejected);
-                    }
-                    // The homeserver did not answer: what it thinks of the token is unknown.
-                    preflight::Step::Versions => {}
-                    _ => {
-                        app.health.set_token(TokenState::Accepted);
-                    }
-                }
-                app.health.set_ping_ok(false);
-                tracing::warn!(step = ?failure.step, retry_in_ms = backoff.as_millis() as u64, "preflight failed: {}", failure.message);
-                let wait = backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                wait
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = app.health.recheck.notified() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
 }
 
 async fn shutdown_signal() {

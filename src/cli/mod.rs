@@ -131,10 +131,10 @@ pub fn main() -> ExitCode {
         })),
         Command::Serve(args) => finish(load(&args.config, log_format).and_then(|config| {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(crate::server::serve(App::new(
-                config,
-                Arc::new(SystemClock),
-            )))
+            runtime.block_on(crate::server::serve(
+                App::new(config, Arc::new(SystemClock)),
+                args.config.clone(),
+            ))
         })),
         Command::Jobs { config, command } => {
             finish(load(&config.config, log_format).and_then(|config| jobs::run(config, command)))

@@ -1,16 +1,20 @@
-//! `rooms list|show|reconcile`: declared rooms for operators.
+//! `rooms list|show|reconcile`: declared rooms for operators, and their repair.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Subcommand;
+use ruma::RoomId;
 use serde_json::json;
 
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::jobs::diagnose::{self, Finding};
 use crate::jobs::ensure_room;
-use crate::store::rooms::{self, DELETED};
+use crate::store::rooms::{self, DELETED, Room};
 use crate::store::{jobs, unix_ms};
 
 #[derive(Subcommand)]
@@ -31,7 +35,14 @@ pub enum RoomsCommand {
         kind: String,
         slug: String,
     },
-    /// Queue a job that makes Synapse match the declaration again (creates, invites, levels).
+    /// Check managed rooms against the homeserver and queue the jobs that repair them.
+    ///
+    /// Each room is diagnosed without changing anything: unknown to the homeserver (its database
+    /// was reset, or the id came from another environment), the tenant bot not joined or without
+    /// power (the sender can often bring it back: adoption of rooms the old single bot created),
+    /// or healthy. Then one ensure_room job per room makes Synapse match the declaration again,
+    /// replacing rooms that cannot be repaired (new room, alias moved, members invited again; the
+    /// old id is reported as previous_room_id). Prints one JSON line per room, a summary on stderr.
     Reconcile {
         /// Only this tenant's rooms.
         #[arg(long)]
@@ -39,6 +50,9 @@ pub enum RoomsCommand {
         /// Every room that is not deleted (without it, name rooms as TENANT/KIND/SLUG).
         #[arg(long)]
         all: bool,
+        /// Diagnose and print what would be done; change nothing and queue nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Rooms as TENANT/KIND/SLUG.
         rooms: Vec<String>,
     },
@@ -70,42 +84,199 @@ pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
         RoomsCommand::Reconcile {
             tenant,
             all,
+            dry_run,
             rooms: named,
         } => {
-            let targets = if all {
-                rooms::list(&mut conn, tenant.as_deref(), None, i64::MAX)?
-                    .into_iter()
-                    .filter(|room| room.status != DELETED)
-                    .collect()
-            } else if named.is_empty() {
-                bail!(
-                    "name rooms as TENANT/KIND/SLUG, or give --all (with --tenant T for one tenant)"
-                );
-            } else {
-                let mut found = Vec::new();
-                for name in &named {
-                    let parts: Vec<&str> = name.splitn(3, '/').collect();
-                    let [tenant, kind, slug] = parts[..] else {
-                        bail!("{name:?} is not TENANT/KIND/SLUG");
-                    };
-                    match rooms::find(&mut conn, tenant, kind, slug)? {
-                        Some(room) if room.status != DELETED => found.push(room),
-                        _ => bail!(
-                            "no room {name} is declared (or it was deleted): see `rooms list`"
-                        ),
-                    }
-                }
-                found
-            };
-            let now = unix_ms(std::time::SystemTime::now());
-            for room in targets {
-                let job = jobs::enqueue(&mut conn, &ensure_room::new_job(&room), now)?;
-                println!(
-                    "{}",
-                    json!({"room": format!("{}/{}/{}", room.tenant_id, room.kind, room.slug), "job": job.id})
-                );
-            }
+            let targets = targets(&mut conn, tenant.as_deref(), all, &named)?;
+            drop(conn);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(reconcile(&app, targets, dry_run))?;
         }
     }
     Ok(())
+}
+
+fn targets(
+    conn: &mut crate::store::DbConnection,
+    tenant: Option<&str>,
+    all: bool,
+    named: &[String],
+) -> anyhow::Result<Vec<Room>> {
+    if all {
+        return Ok(rooms::list(conn, tenant, None, i64::MAX)?
+            .into_iter()
+            .filter(|room| room.status != DELETED)
+            .collect());
+    }
+    if named.is_empty() {
+        bail!("name rooms as TENANT/KIND/SLUG, or give --all (with --tenant T for one tenant)");
+    }
+    let mut found = Vec::new();
+    for name in named {
+        let parts: Vec<&str> = name.splitn(3, '/').collect();
+        let [tenant, kind, slug] = parts[..] else {
+            bail!("{name:?} is not TENANT/KIND/SLUG");
+        };
+        match rooms::find(conn, tenant, kind, slug)? {
+            Some(room) if room.status != DELETED => found.push(room),
+            _ => bail!("no room {name} is declared (or it was deleted): see `rooms list`"),
+        }
+    }
+    Ok(found)
+}
+
+/// Diagnoses every room (a progress bar on a terminal), prints a line each, queues the jobs
+/// unless `dry_run`, and ends with a summary.
+async fn reconcile(app: &App, targets: Vec<Room>, dry_run: bool) -> anyhow::Result<()> {
+    let config = app.config();
+    let mut progress = Progress::new(targets.len());
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problems = 0;
+    let mut queued = 0;
+    for room in &targets {
+        let name = format!("{}/{}/{}", room.tenant_id, room.kind, room.slug);
+        let Some(tenant) = config.tenants.iter().find(|t| t.id == room.tenant_id) else {
+            problems += 1;
+            progress.note(&format!(
+                "{name}: tenant {} is not configured; skipped",
+                room.tenant_id
+            ));
+            continue;
+        };
+        let bot = config.bot_user_id(tenant);
+        let room_id = room
+            .room_id
+            .as_deref()
+            .and_then(|id| RoomId::parse(id).ok());
+        let finding = match diagnose::diagnose(app, &bot, room_id.as_deref()).await {
+            Ok(finding) => finding,
+            Err(error) => {
+                problems += 1;
+                progress.note(&format!("{name}: could not be diagnosed: {error}"));
+                progress.step();
+                continue;
+            }
+        };
+        *counts.entry(label(finding)).or_default() += 1;
+        let mut line = json!({
+            "room": name,
+            "room_id": room.room_id,
+            "diagnosis": finding,
+            "action": finding.action(),
+        });
+        if !dry_run {
+            let job = ensure_room::new_job(room);
+            let now = unix_ms(std::time::SystemTime::now());
+            let job = app
+                .store
+                .write(move |c| jobs::enqueue(c, &job, now))
+                .await?;
+            line["job"] = job.id.into();
+            queued += 1;
+        }
+        progress.print(&line.to_string());
+        progress.step();
+    }
+    progress.finish();
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(label, n)| format!("{n} {label}"))
+        .collect();
+    eprintln!(
+        "checked {} room(s): {}{}; {}",
+        targets.len(),
+        if summary.is_empty() {
+            "none".to_owned()
+        } else {
+            summary.join(", ")
+        },
+        if problems > 0 {
+            format!(", {problems} not diagnosed")
+        } else {
+            String::new()
+        },
+        if dry_run {
+            "dry run: nothing was changed or queued".to_owned()
+        } else {
+            format!(
+                "queued {queued} ensure_room job(s); follow them with `jobs show ID` or GET /v1/jobs/ID (a replaced room reports previous_room_id)"
+            )
+        }
+    );
+    if problems > 0 {
+        bail!("{problems} room(s) could not be diagnosed (see above)");
+    }
+    Ok(())
+}
+
+fn label(finding: Finding) -> String {
+    match serde_json::to_value(finding) {
+        Ok(value) => value["finding"]
+            .as_str()
+            .unwrap_or("unknown")
+            .replace('_', " "),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// A one-line progress bar on stderr when it is a terminal; silent otherwise.
+struct Progress {
+    total: usize,
+    done: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let progress = Self {
+            total,
+            done: 0,
+            terminal: std::io::stderr().is_terminal(),
+        };
+        progress.draw();
+        progress
+    }
+
+    fn draw(&self) {
+        if self.terminal && self.total > 0 {
+            let width = 30;
+            let filled = width * self.done / self.total;
+            eprint!(
+                "\r[{}{}] {}/{} rooms checked",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                self.done,
+                self.total
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if self.terminal {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn step(&mut self) {
+        self.done += 1;
+        self.draw();
+    }
+
+    /// A line on stdout, above the bar.
+    fn print(&self, line: &str) {
+        self.clear();
+        println!("{line}");
+        self.draw();
+    }
+
+    /// A line on stderr, above the bar.
+    fn note(&self, line: &str) {
+        self.clear();
+        eprintln!("{line}");
+        self.draw();
+    }
+
+    fn finish(&self) {
+        self.clear();
+    }
 }

@@ -52,6 +52,10 @@ pub struct HomeserverSection {
     #[serde(default, deserialize_with = "lenient")]
     pub timeout_seconds: Option<u64>,
     pub room_version: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub check_interval_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub probe_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

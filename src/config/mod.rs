@@ -65,6 +65,11 @@ pub struct Homeserver {
     pub timeout: Duration,
     /// The room version new rooms get; `None`: the homeserver's default.
     pub room_version: Option<String>,
+    /// How often the as_token and the appservice ping are checked while all is well, and at most
+    /// how often while the token is refused (one homeserver call per interval then).
+    pub check_interval: Duration,
+    /// How often the sender posts a loop-back probe marker; `None`: no probe.
+    pub probe_interval: Option<Duration>,
 }
 
 /// The job workers of this process.
@@ -98,7 +103,7 @@ pub struct Appservice {
     pub url: Url,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub appservice: SocketAddr,
     pub platform: SocketAddr,
@@ -199,6 +204,17 @@ impl Config {
             }
             ok
         });
+        let check_interval = match file.homeserver.check_interval_seconds.unwrap_or(120) {
+            0 => {
+                p.push("homeserver.check_interval_seconds is 0: give the seconds between token and ping checks (default 120).".into());
+                Duration::from_secs(120)
+            }
+            seconds => Duration::from_secs(seconds),
+        };
+        let probe_interval = match file.homeserver.probe_interval_seconds.unwrap_or(60) {
+            0 => None,
+            seconds => Some(Duration::from_secs(seconds)),
+        };
         let jobs_section = file.jobs;
         let roles = file.roles.unwrap_or_default();
         for problem in roles.validate() {
@@ -394,6 +410,8 @@ impl Config {
                 server_name,
                 timeout,
                 room_version,
+                check_interval,
+                probe_interval,
             },
             appservice: Appservice {
                 id,

@@ -51,6 +51,12 @@ homeserver:
   timeout_seconds: 30
   # The room version of new rooms ("10", "11", "12", ...); leave it out for the homeserver's default.
   # room_version: "12"
+  # Seconds between checks of the as_token (whoami) and of Synapse reaching us (ping). While the
+  # token is refused, the daemon asks at most once per interval and jobs wait.
+  check_interval_seconds: 120
+  # Seconds between loop-back probes: the sender posts a marker in its private probe room and the
+  # daemon measures how long until Synapse delivers it back (openmeet_as_probe_* metrics). 0: off.
+  probe_interval_seconds: 60
 
 appservice:
   # The registration's id; Synapse names the appservice by it (and the ping URL carries it).

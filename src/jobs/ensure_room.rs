@@ -10,6 +10,7 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::JobError;
+use super::diagnose::{self, Finding};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
@@ -150,10 +151,41 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
     let Some((mut room_id, mut version)) = ensure_created(app, room.id).await? else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
-    if room.status == room_store::LOST && !rejoin(app, &bot, &room_id).await? {
-        (room_id, version) = replace(app, room, &bot, &room_id).await?;
+    let mut repair = None;
+    let first = app.homeserver().room_state(&bot, &room_id).await;
+    let state = match first {
+        Ok(state) if diagnose::healthy(&state, &bot) => state,
+        first => {
+            let finding = diagnose::classify(app, &bot, &room_id, first).await?;
+            tracing::warn!(%room_id, ?finding, "the room needs repair: {}", finding.action());
+            match restore(app, &bot, &room_id, finding).await? {
+                Some(state) => {
+                    repair = Some(json!({"finding": finding, "action": "restored"}));
+                    state
+                }
+                None => {
+                    let lost = room_id.clone();
+                    (room_id, version) = replace(app, room, &bot, &lost).await?;
+                    tracing::warn!(%lost, new = %room_id, "replaced the room");
+                    repair = Some(
+                        json!({"finding": finding, "action": "replaced", "previous_room_id": lost}),
+                    );
+                    app.homeserver().room_state(&bot, &room_id).await?
+                }
+            }
+        }
+    };
+    // A room adopted from the sender may be of another version than new rooms get.
+    if let Some(actual) = state.authority().map(|a| a.room_version().to_owned())
+        && actual != version
+    {
+        let (room_key, id, now) = (room.id, room_id.to_string(), unix_ms(app.clock.now()));
+        let stored = actual.clone();
+        app.store
+            .write(move |c| room_store::set_created(c, room_key, &id, &stored, now))
+            .await?;
+        version = actual;
     }
-    let state = app.homeserver().room_state(&bot, &room_id).await?;
     ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
     let memberships = state.memberships();
     for user in desired.keys() {
@@ -185,11 +217,44 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
     app.store
         .write(move |c| room_store::record_applied_levels(c, room_key, &applied, now))
         .await?;
-    Ok(json!({"room_id": room_id, "alias": alias, "room_version": version}))
+    let mut result = json!({"room_id": room_id, "alias": alias, "room_version": version});
+    if let Some(repair) = repair {
+        result["repair"] = repair;
+    }
+    Ok(result)
 }
 
-/// A lost room: the bot was removed. It joins again if it may (a public room, or invited back).
-/// Returns false when it may not (a private room it was not invited back to).
+/// Brings the bot back with its power where the room allows it; `None`: the room must be replaced.
+async fn restore(
+    app: &Arc<App>,
+    bot: &UserId,
+    room_id: &RoomId,
+    finding: Finding,
+) -> Result<Option<RoomState>, JobError> {
+    let acted = match finding {
+        Finding::BotNotJoined {
+            sender_can_repair: true,
+        }
+        | Finding::BotLacksPower {
+            sender_can_repair: true,
+        } => {
+            diagnose::sender_repair(app, bot, room_id).await?;
+            true
+        }
+        Finding::BotNotJoined {
+            sender_can_repair: false,
+        } => rejoin(app, bot, room_id).await?,
+        _ => false,
+    };
+    if !acted {
+        return Ok(None);
+    }
+    let state = app.homeserver().room_state(bot, room_id).await?;
+    Ok(diagnose::healthy(&state, bot).then_some(state))
+}
+
+/// The bot was removed: it joins again if it may (a public room, or invited back). Returns false
+/// when it may not (a private room it was not invited back to).
 async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
     match app.homeserver().join(bot, room_id).await {
         Ok(()) => Ok(true),
@@ -201,8 +266,10 @@ async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, 
     }
 }
 
-/// A lost room the bot cannot join again is replaced: its aliases (the bot created them, so it may
-/// remove them) move to a new room, created like the first. The old room keeps its history.
+/// A room the bot cannot manage again (unknown to the homeserver, or out of the bot's and the
+/// sender's reach) is replaced: its aliases (in our exclusive namespace, so the appservice may
+/// remove them) move to a new room, created like the first, whose id is stored with the old one
+/// as `previous_room_id`. The old room keeps its history.
 async fn replace(
     app: &Arc<App>,
     room: &Room,

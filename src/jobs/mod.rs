@@ -2,6 +2,7 @@
 //! works through the events Synapse delivered, room by room in arrival order.
 
 pub mod decline_invite;
+pub mod diagnose;
 pub mod ensure_room;
 mod error;
 pub mod follow_upgrade;

@@ -57,7 +57,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         let capacity = settings.max_parallel.saturating_sub(running.len());
         let mut claimed_any = false;
-        if capacity > 0 && app.health.token() != TokenState::Rejected {
+        if capacity > 0 && app.health.homeserver_usable() {
             match claim(&app, capacity, &tenants).await {
                 Ok(claimed) => {
                     for job in claimed {
@@ -85,7 +85,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 tenants.remove(&id);
             }
             _ = app.jobs_wakeup.notified() => {}
-            _ = app.health.token_restored.notified() => {}
+            _ = app.health.restored.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => {}
         }
@@ -208,6 +208,7 @@ fn outcome(
             )
         }
         RetryKind::CredentialRejected => {
+            app.metrics.token_rejected.inc();
             if app.health.set_token(TokenState::Rejected) != TokenState::Rejected {
                 tracing::error!(
                     "the homeserver refuses our as_token ({sentence}): jobs pause until it is accepted again. Synapse has not loaded this registration, or the tokens differ: regenerate it with `openmeet-appservice registration`, update app_service_config_files and restart Synapse."
@@ -218,6 +219,34 @@ fn outcome(
                 "paused",
                 Outcome::Pause {
                     run_after: now + TOKEN_PAUSE.as_millis() as i64,
+                    error: sentence,
+                },
+            )
+        }
+        RetryKind::Unavailable => {
+            app.metrics.homeserver_unreachable.inc();
+            if app.health.set_reachable(false) {
+                tracing::warn!(
+                    "the homeserver cannot be reached ({sentence}): jobs wait until it answers again"
+                );
+                app.health.recheck.notify_one();
+            }
+            (
+                "paused",
+                Outcome::Pause {
+                    run_after: now + backoff(job.attempts).as_millis() as i64,
+                    error: sentence,
+                },
+            )
+        }
+        RetryKind::UserNotRegistered => {
+            // Synapse's database was reset (or a user was deactivated): register our users again.
+            tracing::warn!(%sentence, "the homeserver does not know one of our users; registering again");
+            app.forget_registered();
+            (
+                "retry",
+                Outcome::Retry {
+                    run_after: now,
                     error: sentence,
                 },
             )

@@ -28,8 +28,14 @@ pub enum Error {
 /// What a caller should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryKind {
-    /// Network trouble or a 5xx: retry with backoff.
+    /// A timeout or a 5xx from a homeserver that answers: retry with backoff.
     Transient,
+    /// The homeserver cannot be reached (connection refused, or a proxy's 502/503/504): not the
+    /// request's fault; wait until a check reaches it again, without spending attempts.
+    Unavailable,
+    /// The homeserver does not know one of our users (its database was reset): register it
+    /// again, then retry.
+    UserNotRegistered,
     /// `M_LIMIT_EXCEEDED`: retry after the given time.
     RateLimited(Duration),
     /// The homeserver does not accept our as_token: the daemon's problem, not the request's; wait
@@ -86,17 +92,26 @@ impl Error {
 
     pub fn retry_kind(&self) -> RetryKind {
         match self {
-            Self::Unreachable(_) | Self::Timeout(_) => RetryKind::Transient,
+            Self::Unreachable(_) => RetryKind::Unavailable,
+            Self::Timeout(_) => RetryKind::Transient,
             Self::Matrix {
                 errcode,
                 retry_after,
                 status,
+                message,
                 ..
             } => match errcode.as_str() {
                 "M_LIMIT_EXCEEDED" => {
                     RetryKind::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)))
                 }
                 "M_UNKNOWN_TOKEN" | "M_MISSING_TOKEN" => RetryKind::CredentialRejected,
+                // Synapse: "Application service has not registered this user (@…)".
+                "M_FORBIDDEN" if message.contains("has not registered this user") => {
+                    RetryKind::UserNotRegistered
+                }
+                _ if matches!(*status, 502..=504) && !errcode.starts_with("M_") => {
+                    RetryKind::Unavailable
+                }
                 _ if *status >= 500 || *status == 429 => RetryKind::Transient,
                 _ => RetryKind::Permanent,
             },
@@ -152,14 +167,37 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_and_non_json_bodies_are_transient() {
-        let e = error(502, "<html>Bad Gateway</html>");
+    fn server_errors_are_transient_and_an_unreachable_homeserver_is_waited_for() {
+        let e = error(
+            500,
+            r#"{"errcode":"M_UNKNOWN","error":"Internal server error"}"#,
+        );
         assert_eq!(e.retry_kind(), RetryKind::Transient);
+        assert_eq!(
+            error(502, r#"{"errcode":"M_UNKNOWN","error":"x"}"#).retry_kind(),
+            RetryKind::Transient
+        );
+        // A proxy in front of a stopped Synapse.
+        let e = error(502, "<html>Bad Gateway</html>");
+        assert_eq!(e.retry_kind(), RetryKind::Unavailable);
         assert_eq!(e.errcode(), "HTTP_502");
         assert_eq!(
             Error::Unreachable("refused".into()).retry_kind(),
+            RetryKind::Unavailable
+        );
+        assert_eq!(
+            Error::Timeout(Duration::from_secs(30)).retry_kind(),
             RetryKind::Transient
         );
+    }
+
+    #[test]
+    fn a_user_synapse_forgot_is_registered_again() {
+        let e = error(
+            403,
+            r#"{"errcode":"M_FORBIDDEN","error":"Application service has not registered this user (@openmeet-bot-t:example.org)"}"#,
+        );
+        assert_eq!(e.retry_kind(), RetryKind::UserNotRegistered);
     }
 
     #[test]

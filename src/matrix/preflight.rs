@@ -73,7 +73,7 @@ fn token_rejected(error: &Error) -> Failure {
     Failure {
         step: Step::Token,
         message: format!(
-            "the homeserver does not accept this config's as_token ({}): the registration Synapse loaded differs from this config — run `openmeet-appservice registration -c <config>`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse.",
+            "the homeserver does not accept this config's as_token ({}): Synapse has not loaded this registration, or its tokens differ from this config's — regenerate it with `openmeet-appservice registration -c <config>`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse (or put the as_token Synapse knows back into this config and reload it with SIGHUP).",
             error.errcode()
         ),
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
-use ruma::api::client::directory::set_room_visibility;
+use ruma::api::client::directory::{get_room_visibility, set_room_visibility};
 use ruma::api::client::discovery::get_capabilities;
 use ruma::api::client::membership::{
     forget_room, invite_user, join_room_by_id, kick_user, leave_room,
@@ -70,6 +70,16 @@ impl RoomState {
         let event = self.event("m.room.create", "")?;
         let sender = OwnedUserId::try_from(event["sender"].as_str()?).ok()?;
         Some((sender, &event["content"]))
+    }
+
+    /// Who holds what power, when the room's create event is among the state.
+    pub fn authority(&self) -> Option<crate::rooms::Authority<'_>> {
+        let (create_sender, create_content) = self.create()?;
+        Some(crate::rooms::Authority {
+            create_sender,
+            create_content,
+            power_levels: self.content("m.room.power_levels", ""),
+        })
     }
 
     /// Every user's membership (`join`, `invite`, `leave`, `ban`, …).
@@ -211,6 +221,23 @@ impl Client {
             .filter_map(|raw| serde_json::from_str::<Value>(raw.json().get()).ok())
             .collect();
         Ok(RoomState { events })
+    }
+
+    /// Whether the homeserver knows `room_id` at all (asked of the room directory, which answers
+    /// anyone, member or not). A homeserver whose database was reset, or a room id imported from
+    /// another environment, answers 404.
+    pub async fn room_known(&self, room_id: &RoomId) -> Result<bool, Error> {
+        match self
+            .send(
+                get_room_visibility::v3::Request::new(room_id.to_owned()),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Matrix { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// Sets a state event's content.

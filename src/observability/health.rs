@@ -1,5 +1,7 @@
 //! Readiness: the database answers, the homeserver accepts our as_token, and the last appservice
-//! ping round trip succeeded. Liveness is the process answering at all.
+//! ping round trip succeeded. Liveness is the process answering at all. The same states decide
+//! whether the job worker may call the homeserver: not while it refuses our token or cannot be
+//! reached (jobs wait, they do not fail).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -15,23 +17,49 @@ pub enum TokenState {
     Rejected,
 }
 
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Accepted,
+            2 => Self::Rejected,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Health {
     token: AtomicU8,
+    /// False once a call found the homeserver unreachable, until a check reaches it again.
+    reachable: AtomicBool,
     ping_ok: AtomicBool,
-    /// Notified when the token is accepted again, so paused work resumes at once.
-    pub token_restored: Notify,
-    /// Notified when work finds the token refused, so the preflight looks again soon.
+    /// Notified when the homeserver accepts our token again or can be reached again, so paused
+    /// work resumes at once.
+    pub restored: Notify,
+    /// Notified when work finds the homeserver unreachable or the token refused, so the checker
+    /// looks again soon (it still asks at most once per interval while the token is refused).
     pub recheck: Notify,
+    /// Notified when a reload put a new config in force: the checker looks again at once.
+    pub config_changed: Notify,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Self {
             token: AtomicU8::new(TokenState::Unknown as u8),
+            reachable: AtomicBool::new(true),
             ping_ok: AtomicBool::new(false),
-            token_restored: Notify::new(),
+            restored: Notify::new(),
             recheck: Notify::new(),
+            config_changed: Notify::new(),
         }
     }
 }
@@ -39,27 +67,37 @@ impl Default for Health {
 impl Health {
     /// Records what the homeserver said; returns the previous state (to log changes once).
     pub fn set_token(&self, state: TokenState) -> TokenState {
-        let previous = match self.token.swap(state as u8, Ordering::AcqRel) {
-            1 => TokenState::Accepted,
-            2 => TokenState::Rejected,
-            _ => TokenState::Unknown,
-        };
-        if state == TokenState::Accepted && previous != TokenState::Accepted {
-            self.token_restored.notify_waiters();
+        let previous = TokenState::from_u8(self.token.swap(state as u8, Ordering::AcqRel));
+        if state == TokenState::Accepted && previous == TokenState::Rejected {
+            self.restored.notify_waiters();
         }
         previous
     }
 
     pub fn token(&self) -> TokenState {
-        match self.token.load(Ordering::Acquire) {
-            1 => TokenState::Accepted,
-            2 => TokenState::Rejected,
-            _ => TokenState::Unknown,
-        }
+        TokenState::from_u8(self.token.load(Ordering::Acquire))
     }
 
     pub fn token_accepted(&self) -> bool {
         self.token() == TokenState::Accepted
+    }
+
+    /// Records whether the homeserver could be reached; returns the previous value.
+    pub fn set_reachable(&self, reachable: bool) -> bool {
+        let previous = self.reachable.swap(reachable, Ordering::AcqRel);
+        if reachable && !previous {
+            self.restored.notify_waiters();
+        }
+        previous
+    }
+
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Acquire)
+    }
+
+    /// Whether jobs may call the homeserver now.
+    pub fn homeserver_usable(&self) -> bool {
+        self.reachable() && self.token() != TokenState::Rejected
     }
 
     pub fn set_ping_ok(&self, ok: bool) {
@@ -79,9 +117,21 @@ mod tests {
     fn token_state_changes_report_the_previous_state() {
         let health = Health::default();
         assert_eq!(health.token(), TokenState::Unknown);
+        assert!(health.homeserver_usable());
         assert_eq!(health.set_token(TokenState::Rejected), TokenState::Unknown);
         assert!(!health.token_accepted());
+        assert!(!health.homeserver_usable());
         assert_eq!(health.set_token(TokenState::Accepted), TokenState::Rejected);
         assert!(health.token_accepted());
+        assert!(health.homeserver_usable());
+    }
+
+    #[test]
+    fn an_unreachable_homeserver_pauses_work_until_reached_again() {
+        let health = Health::default();
+        assert!(health.set_reachable(false));
+        assert!(!health.homeserver_usable());
+        assert!(!health.set_reachable(true));
+        assert!(health.homeserver_usable());
     }
 }

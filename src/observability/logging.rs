@@ -6,10 +6,16 @@
 //! that is never logged.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// Swaps the installed subscriber's filter (a reload changes `logging.level`).
+static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
 
 /// Installs the global subscriber; later calls are ignored (tests may call it more than once).
 pub fn init(level: &str, format: LogFormat) {
@@ -18,12 +24,29 @@ pub fn init(level: &str, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = SET_FILTER.set(Box::new(move |filter| {
+                    handle.reload(filter).map_err(|error| error.to_string())
+                }));
+            }
+        }};
+    }
+    match format {
+        LogFormat::Human => install!(builder),
+        LogFormat::Json => install!(builder.json().with_current_span(true).with_span_list(false)),
+    }
+}
+
+/// Changes the level of the running subscriber, e.g. `debug` or `info,openmeet_appservice=trace`.
+pub fn set_level(level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level)
+        .map_err(|error| format!("logging.level {level:?} is not a valid filter ({error})"))?;
+    match SET_FILTER.get() {
+        Some(set) => set(filter),
+        None => Err("no log subscriber of ours is installed".into()),
+    }
 }

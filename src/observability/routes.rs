@@ -24,6 +24,8 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    // The readiness gauges are fresh on every scrape, not only when a probe asked.
+    readiness(&app).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
@@ -31,6 +33,18 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let (database, as_token, ping) = readiness(&app).await;
+    let status = if database && as_token && ping {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"ready": status == StatusCode::OK, "database": database, "as_token": as_token, "ping": ping});
+    (status, Json(body))
+}
+
+/// The three readiness checks (database, as_token, ping), also set as `openmeet_as_ready`.
+async fn readiness(app: &App) -> (bool, bool, bool) {
     let database = matches!(
         tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await,
         Ok(Ok(()))
@@ -47,11 +61,5 @@ async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
             .with_label_values(&[check])
             .set(i64::from(ok));
     }
-    let status = if database && as_token && ping {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({"ready": status == StatusCode::OK, "database": database, "as_token": as_token, "ping": ping});
-    (status, Json(body))
+    (database, as_token, ping)
 }

@@ -1,6 +1,7 @@
 //! The room domain, pure: kinds, aliases, roles and power levels, input checks, createRoom bodies.
 
 pub mod alias;
+pub mod authority;
 pub mod create;
 pub mod kind;
 pub mod power_levels;
@@ -9,6 +10,7 @@ pub mod room_version;
 pub mod validate;
 
 pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};
+pub use authority::{Authority, Power};
 pub use create::{DeclaredRoom, create_room_body};
 pub use kind::RoomKind;
 pub use power_levels::{Reconciled, initial_override, reconcile};

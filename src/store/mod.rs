@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod rooms;
 pub mod schema;
+pub mod state;
 pub mod status;
 mod writer;
 

@@ -29,6 +29,8 @@ pub struct Room {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The Matrix room this one replaced, when reconcile had to replace a lost room.
+    pub previous_room_id: Option<String>,
 }
 
 /// The settings the platform declares for a room.
@@ -385,15 +387,26 @@ pub fn forget_applied_levels(
     Ok(())
 }
 
-/// Forgets the Matrix room (it is being replaced) and the levels applied there.
+/// Forgets the Matrix room (it is being replaced; its id is kept as `previous_room_id`) and the
+/// levels applied there.
 pub fn clear_created(
     conn: &mut DbConnection,
     room_key: i64,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     write_transaction!(conn, c => {
+        // A second call (a crash between clearing and creating) keeps the first call's record.
+        let (replaced, earlier): (Option<String>, Option<String>) = rooms::table
+            .find(room_key)
+            .select((rooms::room_id, rooms::previous_room_id))
+            .first(c)?;
         diesel::update(rooms::table.find(room_key))
-            .set((rooms::room_id.eq(None::<String>), rooms::room_version.eq(None::<String>), rooms::updated_at.eq(now_ms)))
+            .set((
+                rooms::room_id.eq(None::<String>),
+                rooms::room_version.eq(None::<String>),
+                rooms::previous_room_id.eq(replaced.or(earlier)),
+                rooms::updated_at.eq(now_ms),
+            ))
             .execute(c)?;
         diesel::update(room_members::table.filter(room_members::room_key.eq(room_key)))
             .set(room_members::applied_level.eq(None::<i32>))

@@ -53,6 +53,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        previous_room_id -> Nullable<Text>,
     }
 }
 
@@ -100,3 +101,11 @@ diesel::joinable!(room_slugs -> rooms (room_key));
 diesel::joinable!(room_members -> rooms (room_key));
 diesel::joinable!(jobs -> rooms (room_key));
 diesel::allow_tables_to_appear_in_same_query!(rooms, room_slugs, room_members, jobs);
+
+diesel::table! {
+    appservice_state (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> BigInt,
+    }
+}

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, empty_object};
 use crate::app::App;
+use crate::probe;
 use crate::store::inbox::{self, IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
 
@@ -80,6 +81,17 @@ pub async fn handler(
                 }
                 if recorded.new_events > 0 {
                     app.inbox_wakeup.notify_one();
+                }
+                let mut probes = txn
+                    .events
+                    .iter()
+                    .filter(|e| e.event_type == probe::EVENT_TYPE)
+                    .peekable();
+                if probes.peek().is_some() {
+                    let sender = app.config().sender_user_id();
+                    for event in probes.filter(|e| e.sender == sender.as_str()) {
+                        probe::received(&app, &event.event_json);
+                    }
                 }
             }
             empty_object().into_response()

@@ -56,6 +56,7 @@ pub async fn handler(
         "visibility": stored.visibility,
         "room_id": stored.room_id,
         "room_version": stored.room_version,
+        "previous_room_id": stored.previous_room_id,
         "status": stored.status,
         "last_error": stored.last_error,
         "members": members.iter().filter(|m| m.role.is_some()).map(|m| json!({

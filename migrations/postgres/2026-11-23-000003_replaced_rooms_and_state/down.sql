@@ -1,0 +1,2 @@
+DROP TABLE appservice_state;
+ALTER TABLE rooms DROP COLUMN previous_room_id;

@@ -1,0 +1,9 @@
+-- Expand only: a nullable column that older binaries ignore.
+ALTER TABLE rooms ADD COLUMN previous_room_id TEXT;
+
+-- Small facts the daemon keeps about itself, shared by its replicas.
+CREATE TABLE appservice_state (
+    key TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

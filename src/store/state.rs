@@ -1,0 +1,33 @@
+//! `appservice_state`: small facts the daemon keeps about itself, shared by its replicas.
+
+use diesel::prelude::*;
+
+use super::schema::appservice_state;
+use super::{DbConnection, StoreError};
+use crate::{on_backend, write_transaction};
+
+/// The room the sender posts loop-back probe markers in.
+pub const PROBE_ROOM_ID: &str = "probe_room_id";
+
+pub fn get(conn: &mut DbConnection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(on_backend!(conn, c => appservice_state::table
+        .find(key)
+        .select(appservice_state::value)
+        .first::<String>(c)
+        .optional())?)
+}
+
+pub fn set(conn: &mut DbConnection, key: &str, value: &str, now_ms: i64) -> Result<(), StoreError> {
+    write_transaction!(conn, c => {
+        diesel::delete(appservice_state::table.find(key)).execute(c)?;
+        diesel::insert_into(appservice_state::table)
+            .values((
+                appservice_state::key.eq(key),
+                appservice_state::value.eq(value),
+                appservice_state::updated_at.eq(now_ms),
+            ))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
