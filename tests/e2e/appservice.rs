@@ -66,7 +66,7 @@ async fn wrong_as_token_makes_check_fail_with_the_fix() {
         "expected the as_token exit code:\n{stdout}\n{stderr}"
     );
     assert!(
-        stderr.contains("registration Synapse loaded differs"),
+        stderr.contains("Synapse has not loaded this registration"),
         "no fix sentence: {stderr}"
     );
     assert!(

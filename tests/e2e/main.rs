@@ -9,4 +9,5 @@ mod support;
 
 mod appservice;
 mod environment;
+mod operate;
 mod rooms;

@@ -14,7 +14,13 @@ fn user(localpart: &str) -> String {
 }
 
 /// `PUT` a room as `tenant` and wait for its job; returns the job.
-async fn declare(daemon: &Daemon, tenant: &str, kind: &str, slug: &str, body: Value) -> Value {
+pub(crate) async fn declare(
+    daemon: &Daemon,
+    tenant: &str,
+    kind: &str,
+    slug: &str,
+    body: Value,
+) -> Value {
     let token = daemon.config.tenant_token(tenant);
     let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
     let (status, answer) = daemon

@@ -60,6 +60,16 @@ pub struct DaemonConfig {
     pub log_level: String,
     /// `logging.format` (`human` or `json`); `None`: the daemon's default.
     pub log_format: Option<String>,
+    /// `homeserver.check_interval_seconds`.
+    pub check_interval_seconds: u64,
+    /// `homeserver.probe_interval_seconds`; 0 (off) unless a test wants the probe, so that test
+    /// daemons do not each create a probe room in the shared Synapse.
+    pub probe_interval_seconds: u64,
+    /// More secrets a test gave the daemon (an admin token, a rotated token): no log line may
+    /// carry them either.
+    pub extra_secrets: Vec<String>,
+    /// hs_tokens accepted after `tokens.hs_token` (a rotation in progress).
+    pub previous_hs_tokens: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -85,6 +95,10 @@ impl DaemonConfig {
             appservice_port_registered: false,
             room_version: None,
             homeserver_timeout_seconds: 10,
+            check_interval_seconds: 60,
+            probe_interval_seconds: 0,
+            extra_secrets: Vec::new(),
+            previous_hs_tokens: Vec::new(),
             dir,
         }
     }
@@ -105,7 +119,8 @@ impl DaemonConfig {
             })
             .collect();
         format!(
-            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n{room_version}\
+            "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n  \
+             check_interval_seconds: {check}\n  probe_interval_seconds: {probe}\n{room_version}\
              appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
              as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
@@ -114,6 +129,8 @@ impl DaemonConfig {
              logging:\n  level: {log_level}\n{log_format}{extra}",
             hs = self.homeserver_url,
             timeout = self.homeserver_timeout_seconds,
+            check = self.check_interval_seconds,
+            probe = self.probe_interval_seconds,
             room_version = self
                 .room_version
                 .as_ref()
@@ -121,7 +138,15 @@ impl DaemonConfig {
                 .unwrap_or_default(),
             server = self.server_name,
             as_token = self.tokens.as_token,
-            hs_token = self.tokens.hs_token,
+            hs_token = if self.previous_hs_tokens.is_empty() {
+                self.tokens.hs_token.clone()
+            } else {
+                format!(
+                    "[{}, {}]",
+                    self.tokens.hs_token,
+                    self.previous_hs_tokens.join(", ")
+                )
+            },
             asp = self.appservice_port,
             pp = self.platform_port,
             mp = self.metrics_port,
@@ -143,6 +168,26 @@ impl DaemonConfig {
         path
     }
 
+    /// Every secret this config holds.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![self.tokens.as_token.clone(), self.tokens.hs_token.clone()];
+        secrets.extend(self.tenants.iter().map(|(id, _)| self.tenant_token(id)));
+        secrets.extend(self.extra_secrets.iter().cloned());
+        secrets.extend(self.previous_hs_tokens.iter().cloned());
+        secrets
+    }
+
+    /// Panics when `text` (a log, or what a command printed on stderr) carries a secret.
+    pub fn assert_no_secret_in(&self, what: &str, text: &str) {
+        for secret in self.secrets() {
+            assert!(
+                !text.contains(&secret),
+                "a secret leaked into {what}:\n{}",
+                text.replace(&secret, "<THE SECRET>")
+            );
+        }
+    }
+
     /// Runs a CLI subcommand on this config and returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let config = self.write();
@@ -150,6 +195,11 @@ impl DaemonConfig {
         command.arg(args[0]).arg("-c").arg(&config).args(&args[1..]);
         let output = command.output().expect("run openmeet-appservice");
         use std::os::unix::process::ExitStatusExt;
+        // stdout may carry tokens by design (`registration`); stderr is log lines and errors.
+        self.assert_no_secret_in(
+            &format!("the stderr of `{}`", args.join(" ")),
+            &String::from_utf8_lossy(&output.stderr),
+        );
         (
             output
                 .status
@@ -307,6 +357,18 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Rewrites the config file from `self.config` and sends SIGHUP: the daemon reloads it.
+    pub fn reload(&self) {
+        self.config.write();
+        let pid = self.pid().expect("the daemon runs");
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {pid} failed");
     }
 
     /// The process id while the daemon runs.
@@ -480,6 +542,13 @@ impl Drop for Daemon {
         if self.config.database_url.starts_with("postgres") {
             let url = self.config.database_url.clone();
             let _ = std::panic::catch_unwind(|| super::postgres::drop_database(&url));
+        }
+        // Every daemon of every test: no secret in any line it logged, at any level.
+        if !std::thread::panicking() {
+            self.config.assert_no_secret_in(
+                &format!("the daemon log {}", self.log_path.display()),
+                &self.logs(),
+            );
         }
     }
 }

@@ -253,6 +253,10 @@ def main():
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--server-name", required=True)
     parser.add_argument("--registration", action="append", default=[])
+    parser.add_argument(
+        "--database-dir",
+        help="keep Synapse's SQLite database in this directory (kept at exit, reused by the next start); default: a fresh one, removed at exit",
+    )
     args = parser.parse_args()
     args.workdir = os.path.abspath(args.workdir)
     os.makedirs(args.workdir, exist_ok=True)
@@ -270,7 +274,11 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     watch_stdin(stop)
 
-    db_dir, db_on_tmpfs = database_dir(args.workdir)
+    if args.database_dir:
+        os.makedirs(args.database_dir, exist_ok=True)
+        db_dir, db_on_tmpfs = os.path.abspath(args.database_dir), False
+    else:
+        db_dir, db_on_tmpfs = database_dir(args.workdir)
     try:
         config_path = write_config(args, db_dir)
         url = f"http://127.0.0.1:{args.port}"

@@ -21,6 +21,14 @@ use super::python;
 /// Upper bound for synapse.py to report READY (it gives Synapse 120 s itself).
 const START_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// Where a Synapse runs; every field defaults to something fresh.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    pub port: Option<u16>,
+    pub workdir: Option<PathBuf>,
+    pub database_dir: Option<PathBuf>,
+}
+
 pub struct Synapse {
     /// Client-server API base, e.g. `http://127.0.0.1:38117` (no trailing slash).
     pub url: String,
@@ -36,15 +44,34 @@ impl Synapse {
     /// free port of 127.0.0.1, with these appservice registration files.
     /// Panics with Synapse's log when it does not come up.
     pub fn start(server_name: &str, registrations: &[PathBuf]) -> Synapse {
-        let workdir = python::scratch_dir("synapse");
+        Self::start_with(server_name, registrations, &Placement::default())
+    }
+
+    /// Like [`Synapse::start`], at a chosen port and workdir, with the database in a directory
+    /// that outlives this process when given (a restart of the same Synapse), or a fresh one (a
+    /// Synapse whose database was wiped).
+    pub fn start_with(
+        server_name: &str,
+        registrations: &[PathBuf],
+        placement: &Placement,
+    ) -> Synapse {
+        let workdir = placement
+            .workdir
+            .clone()
+            .unwrap_or_else(|| python::scratch_dir("synapse"));
+        let port = placement.port.unwrap_or_else(python::free_port);
         let mut args = vec![
             "--workdir".to_owned(),
             workdir.display().to_string(),
             "--port".to_owned(),
-            python::free_port().to_string(),
+            port.to_string(),
             "--server-name".to_owned(),
             server_name.to_owned(),
         ];
+        if let Some(dir) = &placement.database_dir {
+            args.push("--database-dir".to_owned());
+            args.push(dir.display().to_string());
+        }
         for registration in registrations {
             args.push("--registration".to_owned());
             args.push(registration.display().to_string());
@@ -76,7 +103,15 @@ impl Synapse {
         }
     }
 
-    /// Path of Synapse's log (INFO level).
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the URL ends with the port")
+    }
+
     /// Current memberships in `room_id` straight from Synapse's own database
     /// (`local_current_membership`): what is true even when no user can see the room any more.
     pub fn current_memberships(&self, room_id: &str) -> Vec<(String, String)> {
