@@ -21,17 +21,7 @@ pub(crate) async fn declare(
     slug: &str,
     body: Value,
 ) -> Value {
-    let token = daemon.config.tenant_token(tenant);
-    let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
-    let (status, answer) = daemon
-        .platform(Method::PUT, &path, Some(&token), Some(body))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let job = daemon
-        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
-    job
+    daemon.declare(tenant, kind, slug, body).await
 }
 
 /// A state event's content as `viewer` sees it.

@@ -467,6 +467,36 @@ impl Daemon {
         }
     }
 
+    /// `PUT`s a room as `tenant` and returns its job id (the platform answered 202).
+    pub async fn put_room(&self, tenant: &str, kind: &str, slug: &str, body: Value) -> i64 {
+        let token = self.config.tenant_token(tenant);
+        let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
+        let (status, answer) = self
+            .platform(Method::PUT, &path, Some(&token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer["job"]["id"].as_i64().expect("the job's id")
+    }
+
+    /// `PUT`s a room as `tenant`, waits for its job and asserts it succeeded; returns the job.
+    pub async fn declare(&self, tenant: &str, kind: &str, slug: &str, body: Value) -> Value {
+        let id = self.put_room(tenant, kind, slug, body).await;
+        let job = self
+            .wait_for_job(id, &self.config.tenant_token(tenant))
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}\n{}", self.logs());
+        job
+    }
+
+    /// `GET` a declared room as its tenant.
+    pub async fn get_room(&self, tenant: &str, kind: &str, slug: &str) -> Value {
+        let token = self.config.tenant_token(tenant);
+        let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
+        let (status, room) = self.platform(Method::GET, &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{room}");
+        room
+    }
+
     /// Pushes a transaction as Synapse does.
     pub async fn push(&self, txn_id: &str, body: impl Into<String>) -> (StatusCode, Value) {
         let token = self.config.tokens.hs_token.clone();

@@ -1,0 +1,287 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! Recovery against a real Synapse of each test's own, which the test stops, restarts and wipes
+//! (the shared Synapse of the other end-to-end tests must not be disturbed):
+//!
+//! - Synapse stopped for a while: jobs queued meanwhile wait (none dead), complete when it is
+//!   back; events Synapse could not deliver while the daemon was down arrive right after the
+//!   daemon's ping, long before Synapse's own backoff would have retried.
+//! - Synapse's database wiped, restarted with the same registration: `rooms reconcile --dry-run`
+//!   lists every managed room as unknown and changes nothing; `rooms reconcile` recreates them
+//!   with their members and levels.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use support::daemon::{Daemon, DaemonConfig};
+use support::eventually;
+use support::matrix_client::register_user;
+use support::python::{free_port, scratch_dir};
+use support::synapse::{Placement, Synapse};
+
+/// One Synapse of a test's own and the daemon config registered with it.
+struct Homeserver {
+    server_name: String,
+    registration: PathBuf,
+    placement: Placement,
+    config: DaemonConfig,
+}
+
+impl Homeserver {
+    /// A placement on a fixed port; `keep_database`: restarts find the same database.
+    fn new(server_name: &str, keep_database: bool) -> Self {
+        let mut config = DaemonConfig::new("recovery", None);
+        config.server_name = server_name.into();
+        config.check_interval_seconds = 1;
+        let registration = config.registration();
+        config.appservice_port_registered = true;
+        let placement = Placement {
+            port: Some(free_port()),
+            workdir: Some(scratch_dir("synapse")),
+            database_dir: keep_database.then(|| scratch_dir("synapse-db")),
+        };
+        config.homeserver_url = format!("http://127.0.0.1:{}", placement.port.unwrap());
+        Self {
+            server_name: server_name.into(),
+            registration,
+            placement,
+            config,
+        }
+    }
+
+    /// Starts (or starts again) Synapse; blocks while it comes up.
+    fn start(&self) -> Synapse {
+        tokio::task::block_in_place(|| {
+            Synapse::start_with(
+                &self.server_name,
+                std::slice::from_ref(&self.registration),
+                &self.placement,
+            )
+        })
+    }
+
+    fn user(&self, localpart: &str) -> String {
+        format!("@{localpart}:{}", self.server_name)
+    }
+}
+
+/// Stops Synapse (SIGTERM through its runner) and waits for it to be gone.
+fn stop(synapse: Synapse) {
+    tokio::task::block_in_place(|| drop(synapse));
+}
+
+async fn is_ready(daemon: &Daemon) -> bool {
+    support::matrix_client::http_client()
+        .get(format!(
+            "http://127.0.0.1:{}/health/ready",
+            daemon.config.metrics_port
+        ))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+}
+
+async fn wait_ready(daemon: &Daemon, within: Duration) {
+    eventually("the daemon to be ready", within, || async {
+        is_ready(daemon).await.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
+    let home = Homeserver::new("outage.openmeet.test", true);
+    let synapse = home.start();
+    let hs = synapse.url.clone();
+    let mut daemon = Daemon::start(home.config.clone()).await;
+    wait_ready(&daemon, Duration::from_secs(30)).await;
+    let alice = register_user(&hs, "outage-host").await;
+    let job = daemon
+        .declare(
+            "tenantA",
+            "event",
+            "before-outage",
+            json!({"name": "Before", "visibility": "private",
+                   "members": [{"user_id": home.user("outage-host"), "role": "host"}]}),
+        )
+        .await;
+    let room = job["result"]["room_id"].as_str().unwrap().to_owned();
+    alice.join(&hs, &room).await;
+
+    // Synapse goes away; the platform keeps declaring rooms.
+    stop(synapse);
+    let token = daemon.config.tenant_token("tenantA");
+    let mut waiting = Vec::new();
+    for slug in ["during-outage-1", "during-outage-2"] {
+        let body = json!({"name": slug, "visibility": "public"});
+        waiting.push(daemon.put_room("tenantA", "group", slug, body).await);
+    }
+    eventually("readiness to turn red", Duration::from_secs(15), || async {
+        (!is_ready(&daemon).await).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for id in &waiting {
+        let (_, job) = daemon
+            .platform(
+                reqwest::Method::GET,
+                &format!("/v1/jobs/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert!(
+            job["status"] == "queued" || job["status"] == "running",
+            "a job did not wait for Synapse: {job}"
+        );
+    }
+    assert!(
+        daemon
+            .metric("openmeet_as_homeserver_unreachable_total", "")
+            .await
+            >= 1.0
+    );
+    let logs = daemon.logs();
+    assert_eq!(
+        logs.matches("not ready: the homeserver at").count(),
+        1,
+        "the outage should be logged once:\n{logs}"
+    );
+
+    // Synapse is back: every job completes, none died.
+    let synapse = home.start();
+    for id in &waiting {
+        let job = daemon.wait_for_job(*id, &token).await;
+        assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
+    }
+    wait_ready(&daemon, Duration::from_secs(30)).await;
+    assert_eq!(daemon.metric("openmeet_as_jobs_total", "dead").await, 0.0);
+
+    // The daemon is down while a member talks: Synapse backs off (2, 4, 8, 16 s, ...). When the
+    // daemon is back and ready, its ping makes Synapse send the backlog at once.
+    daemon.stop();
+    let sent_at = Instant::now();
+    let event_id = alice.send_message(&hs, &room, "while you were away").await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    daemon.restart().await;
+    wait_ready(&daemon, Duration::from_secs(10)).await;
+    eventually(
+        "the backlog after the ping",
+        Duration::from_secs(10),
+        || async {
+            daemon
+                .inbox_events()
+                .iter()
+                .any(|e| e["event_id"] == event_id.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+    // Synapse's own next retry would have come 30 s after the first failure.
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(28),
+        "the backlog came only after {:?}: Synapse's backoff, not the ping",
+        sent_at.elapsed()
+    );
+    daemon.stop();
+    stop(synapse);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
+    let home = Homeserver::new("reset.openmeet.test", false);
+    let synapse = home.start();
+    let mut daemon = Daemon::start(home.config.clone()).await;
+    wait_ready(&daemon, Duration::from_secs(30)).await;
+    register_user(&synapse.url, "reset-host").await;
+    register_user(&synapse.url, "reset-guest").await;
+    let rooms = [
+        ("event", "reset-party", "private", "host", "participant"),
+        ("group", "reset-club", "public", "owner", "member"),
+    ];
+    let mut before = Vec::new();
+    for (kind, slug, visibility, first, second) in rooms {
+        let body = json!({"name": slug, "visibility": visibility, "members": [
+            {"user_id": home.user("reset-host"), "role": first},
+            {"user_id": home.user("reset-guest"), "role": second},
+        ]});
+        let job = daemon.declare("tenantA", kind, slug, body).await;
+        before.push(job["result"]["room_id"].as_str().unwrap().to_owned());
+    }
+
+    // The database is gone: the same registration, an empty Synapse.
+    stop(synapse);
+    let synapse = home.start();
+    wait_ready(&daemon, Duration::from_secs(30)).await;
+    let host = register_user(&synapse.url, "reset-host").await;
+    register_user(&synapse.url, "reset-guest").await;
+
+    // The dry run lists every room as unknown to the homeserver and changes nothing.
+    let (code, stdout, stderr) = daemon
+        .config
+        .cli(&["rooms", "reconcile", "--all", "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for line in &lines {
+        assert_eq!(
+            line["diagnosis"]["finding"], "unknown_to_homeserver",
+            "{line}"
+        );
+        assert!(line.get("job").is_none());
+    }
+    assert!(stderr.contains("2 unknown to homeserver"), "{stderr}");
+    for ((kind, slug, ..), old) in rooms.iter().zip(&before) {
+        assert_eq!(
+            daemon.get_room("tenantA", kind, slug).await["room_id"],
+            old.as_str()
+        );
+    }
+
+    // The real run recreates them, with members and levels.
+    let (code, stdout, stderr) = daemon.config.cli(&["rooms", "reconcile", "--all"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let token = daemon.config.tenant_token("tenantA");
+    for line in stdout.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        let job = daemon
+            .wait_for_job(line["job"].as_i64().unwrap(), &token)
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
+        assert_eq!(job["result"]["repair"]["action"], "replaced", "{job}");
+    }
+    for ((kind, slug, ..), old) in rooms.iter().zip(&before) {
+        let room = daemon.get_room("tenantA", kind, slug).await;
+        let new = room["room_id"].as_str().unwrap().to_owned();
+        assert_ne!(&new, old);
+        assert_eq!(room["previous_room_id"], old.as_str(), "{room}");
+        assert_eq!(room["status"], "ready", "{room}");
+        let members = synapse.current_memberships(&new);
+        let bot = format!("@openmeet-bot-tenanta:{}", home.server_name);
+        for (user, membership) in [
+            (bot.as_str(), "join"),
+            (host.user_id.as_str(), "invite"),
+            (&home.user("reset-guest"), "invite"),
+        ] {
+            assert!(
+                members.contains(&(user.to_owned(), membership.to_owned())),
+                "{user} {membership} in {members:?}"
+            );
+        }
+        host.join(&synapse.url, &new).await;
+        let levels = host
+            .state_event(&synapse.url, &new, "m.room.power_levels", "")
+            .await
+            .unwrap();
+        assert_eq!(levels["users"][host.user_id.as_str()], 100, "{levels}");
+    }
+    daemon.stop();
+    stop(synapse);
+}
