@@ -68,7 +68,10 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         .enabled
         .then(|| tokio::spawn(probe::run(app.clone(), shutdown_rx.clone())));
     let watchdog = tokio::spawn(watchdog::run(app.clone(), shutdown_rx.clone()));
-    let _queue_stats_tmp = tokio::spawn(observability::queue_stats::run(app.clone(), shutdown_rx.clone())); // TEMP-STATUS-HELPER
+    let queue_stats = tokio::spawn(observability::queue_stats::run(
+        app.clone(),
+        shutdown_rx.clone(),
+    ));
     let reloader = tokio::spawn(reload::run(app.clone(), config_path, shutdown_rx));
 
     shutdown_signal().await;
@@ -78,6 +81,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         result?.context("a listener failed")?;
     }
     watchdog.abort();
+    queue_stats.abort();
     if let Some(probe) = probe {
         probe.abort();
     }
