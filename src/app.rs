@@ -34,15 +34,16 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Self> {
+    /// Fails only when no HTTP client can be built (see [`matrix::Client::new`]).
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, matrix::Error> {
         let metrics = Arc::new(Metrics::new());
         let homeserver = matrix::Client::new(
             &config.homeserver,
             config.appservice.as_token.clone(),
             metrics.clone(),
-        );
+        )?;
         let store = Store::new(&config.database);
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             config: RwLock::new(Arc::new(config)),
             store,
             homeserver: RwLock::new(Arc::new(homeserver)),
@@ -53,7 +54,7 @@ impl App {
             jobs_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
             room_locks: Mutex::new(HashMap::new()),
-        })
+        }))
     }
 
     /// The config in force (a reload swaps it; holders of an older one finish with it).
@@ -71,16 +72,17 @@ impl App {
 
     /// Puts a new config in force, with a homeserver client built for it. The database and
     /// listeners stay as they started (the caller refuses changes to them).
-    pub fn replace_config(&self, config: Config) {
+    pub fn replace_config(&self, config: Config) -> Result<(), matrix::Error> {
         let homeserver = matrix::Client::new(
             &config.homeserver,
             config.appservice.as_token.clone(),
             self.metrics.clone(),
-        );
+        )?;
         *self.homeserver.write().expect("lock is never poisoned") = Arc::new(homeserver);
         *self.config.write().expect("lock is never poisoned") = Arc::new(config);
         // A new as_token or homeserver may know other users.
         self.forget_registered();
+        Ok(())
     }
 
     /// Whether `user_id` is known to exist on the homeserver (registered by this process, or

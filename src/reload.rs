@@ -65,29 +65,36 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
         notes.push("jobs.worker_id changes at the next restart");
         new.jobs.worker_id = old.jobs.worker_id.clone();
     }
-    if new.logging.level != old.logging.level {
-        logging::set_level(&new.logging.level)?;
-    }
     let registration_changed = crate::registration::Registration::from_config(&new).to_yaml()
         != crate::registration::Registration::from_config(&old).to_yaml();
-    let added: Vec<&str> = new
+    let added: Vec<String> = new
         .tenants
         .iter()
         .filter(|t| !old.tenants.iter().any(|o| o.id == t.id))
-        .map(|t| t.id.as_str())
+        .map(|t| t.id.clone())
         .collect();
-    let removed: Vec<&str> = old
+    let removed: Vec<String> = old
         .tenants
         .iter()
         .filter(|t| !new.tenants.iter().any(|n| n.id == t.id))
-        .map(|t| t.id.as_str())
+        .map(|t| t.id.clone())
         .collect();
+    let (tenants, hs_tokens, level_changed) = (
+        new.tenants.len(),
+        new.appservice.hs_tokens.len(),
+        new.logging.level != old.logging.level,
+    );
+    let level = new.logging.level.clone();
+    app.replace_config(new).map_err(|error| error.to_string())?;
+    if level_changed {
+        logging::set_level(&level)?;
+    }
     tracing::info!(
-        tenants = new.tenants.len(),
+        tenants,
         ?added,
         ?removed,
-        hs_tokens = new.appservice.hs_tokens.len(),
-        level = %new.logging.level,
+        hs_tokens,
+        %level,
         "SIGHUP: reloaded the config{}{}",
         if notes.is_empty() { "" } else { "; " },
         notes.join("; ")
@@ -97,7 +104,6 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
             "the registration derived from the new config differs from the old one: print it with `openmeet-appservice registration`, install it in Synapse's app_service_config_files and restart Synapse (an hs_token list rotation needs this only when its first token changed)"
         );
     }
-    app.replace_config(new);
     app.health.config_changed.notify_one();
     app.jobs_wakeup.notify_one();
     Ok(())

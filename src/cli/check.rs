@@ -53,7 +53,13 @@ pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(checks(App::new(config, Arc::new(SystemClock))))
+    match App::new(config, Arc::new(SystemClock)) {
+        Ok(app) => runtime.block_on(checks(app)),
+        Err(error) => {
+            eprintln!("FAIL {error}");
+            ExitCode::from(exit_code(preflight::Step::Versions))
+        }
+    }
 }
 
 async fn checks(app: Arc<App>) -> ExitCode {

@@ -26,7 +26,7 @@ pub enum InboxCommand {
 }
 
 pub fn run(config: Config, command: InboxCommand) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock));
+    let app = App::new(config, Arc::new(SystemClock))?;
     let mut conn = app.store.connection()?;
     match command {
         InboxCommand::Status => {

@@ -32,7 +32,7 @@ pub enum JobsCommand {
 }
 
 pub fn run(config: Config, command: JobsCommand) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock));
+    let app = App::new(config, Arc::new(SystemClock))?;
     let mut conn = app.store.connection()?;
     let now = unix_ms(std::time::SystemTime::now());
     match command {

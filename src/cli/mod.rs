@@ -119,7 +119,7 @@ pub fn main() -> ExitCode {
             print!("{}", Registration::from_config(&config).to_yaml());
         })),
         Command::Migrate(args) => finish(load(&args.config, log_format).and_then(|config| {
-            let app = App::new(config, Arc::new(SystemClock));
+            let app = App::new(config, Arc::new(SystemClock))?;
             let applied = app.store.migrate()?;
             if applied.is_empty() {
                 eprintln!("the database is up to date");
@@ -132,7 +132,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => finish(load(&args.config, log_format).and_then(|config| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::server::serve(
-                App::new(config, Arc::new(SystemClock)),
+                App::new(config, Arc::new(SystemClock))?,
                 args.config.clone(),
             ))
         })),

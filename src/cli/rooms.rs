@@ -59,7 +59,7 @@ pub enum RoomsCommand {
 }
 
 pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock));
+    let app = App::new(config, Arc::new(SystemClock))?;
     let mut conn = app.store.connection()?;
     match command {
         RoomsCommand::List {

@@ -11,7 +11,7 @@ use crate::status::{self, HomeserverView};
 use crate::store::unix_ms;
 
 pub fn run(config: Config, json: bool) -> anyhow::Result<()> {
-    let app = App::new(config, Arc::new(SystemClock));
+    let app = App::new(config, Arc::new(SystemClock))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let status = runtime.block_on(async {
         let (homeserver, problem) = HomeserverView::check(&app).await;

@@ -41,7 +41,12 @@ impl PathInput for SinglePath {
 }
 
 impl Client {
-    pub fn new(homeserver: &Homeserver, as_token: Secret, metrics: Arc<Metrics>) -> Self {
+    /// Fails only when the TLS set-up cannot be made (e.g. no CA certificates on the system).
+    pub fn new(
+        homeserver: &Homeserver,
+        as_token: Secret,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Error> {
         // reqwest is built without a default crypto provider; ring is ours. A second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -49,19 +54,29 @@ impl Client {
             .connect_timeout(Duration::from_secs(5).min(homeserver.timeout))
             .user_agent(concat!("openmeet-appservice/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("the HTTP client's settings are valid");
+            .map_err(|error| {
+                let mut message = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    message = format!("{message}: {cause}");
+                    source = cause.source();
+                }
+                Error::Request(format!(
+                    "the HTTP client for the homeserver could not be set up ({message}): install the system's CA certificates (Debian: apt-get install ca-certificates)"
+                ))
+            })?;
         let versions = SupportedVersions {
             versions: [MatrixVersion::V1_1, MatrixVersion::V1_11].into(),
             features: Default::default(),
         };
-        Self {
+        Ok(Self {
             http,
             base_url: homeserver.url.as_str().trim_end_matches('/').to_owned(),
             as_token,
             timeout: homeserver.timeout,
             versions,
             metrics,
-        }
+        })
     }
 
     /// Sends `request` with the as_token, as `acting_as` when given (identity assertion), else as
