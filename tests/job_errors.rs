@@ -23,6 +23,8 @@ async fn setup(name: &str, extra_yaml: &str, timeout_seconds: u64) -> (FakeHomes
     config.server_name = SERVER.into();
     config.room_version = Some("10".into());
     config.homeserver_timeout_seconds = timeout_seconds;
+    // While the token is refused the daemon asks once per interval: keep the tests quick.
+    config.check_interval_seconds = 1;
     config.extra_yaml = extra_yaml.into();
     let fake = FakeHomeserver::start(SERVER, &config.tokens.as_token, "openmeet-bot").await;
     config.homeserver_url = fake.url.clone();

@@ -329,12 +329,3 @@ pub fn latest_for_room(conn: &mut DbConnection, room_key: i64) -> Result<Option<
         .optional())?;
     Ok(job)
 }
-
-/// Queued jobs and the creation time of the oldest (unix ms), for the depth gauges.
-pub fn queue_summary(conn: &mut DbConnection) -> Result<(i64, Option<i64>), StoreError> {
-    let summary = on_backend!(conn, c => jobs::table
-        .filter(jobs::status.eq(QUEUED))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(jobs::created_at)))
-        .first(c))?;
-    Ok(summary)
-}

@@ -12,3 +12,6 @@ COMMENT ON TABLE appservice_state IS 'Small facts the daemon keeps about itself,
 COMMENT ON COLUMN appservice_state.key IS 'What the value is, e.g. probe_room_id.';
 COMMENT ON COLUMN appservice_state.value IS 'The value, as text.';
 COMMENT ON COLUMN appservice_state.updated_at IS 'Unix milliseconds of the last change.';
+
+-- The status report and the dead-jobs gauge look up dead jobs per tenant every few seconds.
+CREATE INDEX jobs_dead_by_tenant ON jobs (tenant_id, id) WHERE status = 'dead';

@@ -7,3 +7,6 @@ CREATE TABLE appservice_state (
     value TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- The status report and the dead-jobs gauge look up dead jobs per tenant every few seconds.
+CREATE INDEX jobs_dead_by_tenant ON jobs (tenant_id, id) WHERE status = 'dead';
