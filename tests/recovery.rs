@@ -182,6 +182,10 @@ async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
     )
     .await;
     // Synapse's own next retry would have come 30 s after the first failure.
+    eprintln!(
+        "backlog: delivered {:.1} s after the first failed push (daemon back at 16 s)",
+        sent_at.elapsed().as_secs_f64()
+    );
     assert!(
         sent_at.elapsed() < Duration::from_secs(28),
         "the backlog came only after {:?}: Synapse's backoff, not the ping",

@@ -238,6 +238,7 @@ async fn the_loop_back_probe_measures_delivery() {
     )
     .await;
     let delay = daemon.metric("openmeet_as_probe_delay_seconds", "").await;
+    eprintln!("probe: marker back after {:.1} ms", delay * 1000.0);
     assert!(delay > 0.0 && delay < 10.0, "probe delay {delay} s");
     let last = daemon
         .metric("openmeet_as_probe_last_received_timestamp_seconds", "")
