@@ -11,13 +11,7 @@ use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig};
 use support::events::{member, message, transaction};
-use support::{eventually, postgres};
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
+use support::{Backend, eventually, postgres};
 
 /// A daemon on a fresh database of `backend`.
 async fn daemon(name: &str, backend: Backend) -> Daemon {
@@ -25,27 +19,7 @@ async fn daemon(name: &str, backend: Backend) -> Daemon {
 }
 
 fn config(name: &str, backend: Backend) -> DaemonConfig {
-    let url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres::fresh_database(name)),
-    };
-    DaemonConfig::new(name, url)
-}
-
-/// Runs the test body once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
+    DaemonConfig::new(name, backend.database_url(name))
 }
 
 on_both_backends!(

@@ -11,9 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig};
-use support::eventually;
 use support::fake_homeserver::{Endpoint, FakeHomeserver, Fault};
-use support::matrix_client::http_client;
 
 const SERVER: &str = "fake.openmeet.test";
 
@@ -29,29 +27,8 @@ async fn setup(name: &str, extra_yaml: &str, timeout_seconds: u64) -> (FakeHomes
     let fake = FakeHomeserver::start(SERVER, &config.tokens.as_token, "openmeet-bot").await;
     config.homeserver_url = fake.url.clone();
     let daemon = Daemon::start(config).await;
-    wait_ready(&daemon, true).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     (fake, daemon)
-}
-
-async fn ready(daemon: &Daemon) -> bool {
-    let url = format!(
-        "http://127.0.0.1:{}/health/ready",
-        daemon.config.metrics_port
-    );
-    http_client()
-        .get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
-}
-
-async fn wait_ready(daemon: &Daemon, want: bool) {
-    eventually(
-        &format!("readiness to be {want}"),
-        Duration::from_secs(30),
-        || async { (ready(daemon).await == want).then_some(()) },
-    )
-    .await;
 }
 
 /// Declares a room for tenantA; returns its job id.
@@ -210,7 +187,7 @@ async fn refused_token_pauses_jobs_and_readiness_until_it_is_accepted_again() {
     let (fake, daemon) = setup("token", "", 10).await;
     fake.set_token_accepted(false);
     let id = declare(&daemon, "paused").await;
-    wait_ready(&daemon, false).await;
+    daemon.wait_ready(false, Duration::from_secs(30)).await;
     // Paused, not failed and not dead, for as long as the token is refused.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let paused = job(&daemon, id).await;
@@ -234,7 +211,7 @@ async fn refused_token_pauses_jobs_and_readiness_until_it_is_accepted_again() {
     );
 
     fake.set_token_accepted(true);
-    wait_ready(&daemon, true).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     let done = daemon
         .wait_for_job(id, &daemon.config.tenant_token("tenantA"))
         .await;

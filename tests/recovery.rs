@@ -14,7 +14,6 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig};
@@ -74,31 +73,13 @@ fn stop(synapse: Synapse) {
     tokio::task::block_in_place(|| drop(synapse));
 }
 
-async fn is_ready(daemon: &Daemon) -> bool {
-    support::matrix_client::http_client()
-        .get(format!(
-            "http://127.0.0.1:{}/health/ready",
-            daemon.config.metrics_port
-        ))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
-}
-
-async fn wait_ready(daemon: &Daemon, within: Duration) {
-    eventually("the daemon to be ready", within, || async {
-        is_ready(daemon).await.then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
     let home = Homeserver::new("outage.openmeet.test", true);
     let synapse = home.start();
     let hs = synapse.url.clone();
     let mut daemon = Daemon::start(home.config.clone()).await;
-    wait_ready(&daemon, Duration::from_secs(30)).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     let alice = register_user(&hs, "outage-host").await;
     let job = daemon
         .declare(
@@ -120,10 +101,7 @@ async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
         let body = json!({"name": slug, "visibility": "public"});
         waiting.push(daemon.put_room("tenantA", "group", slug, body).await);
     }
-    eventually("readiness to turn red", Duration::from_secs(15), || async {
-        (!is_ready(&daemon).await).then_some(())
-    })
-    .await;
+    daemon.wait_ready(false, Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     for id in &waiting {
         let (_, job) = daemon
@@ -158,7 +136,7 @@ async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
         let job = daemon.wait_for_job(*id, &token).await;
         assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
     }
-    wait_ready(&daemon, Duration::from_secs(30)).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     assert_eq!(daemon.metric("openmeet_as_jobs_total", "dead").await, 0.0);
 
     // The daemon is down while a member talks: Synapse backs off (2, 4, 8, 16 s, ...). When the
@@ -168,7 +146,7 @@ async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
     let event_id = alice.send_message(&hs, &room, "while you were away").await;
     tokio::time::sleep(Duration::from_secs(16)).await;
     daemon.restart().await;
-    wait_ready(&daemon, Duration::from_secs(10)).await;
+    daemon.wait_ready(true, Duration::from_secs(10)).await;
     eventually(
         "the backlog after the ping",
         Duration::from_secs(10),
@@ -200,7 +178,7 @@ async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
     let home = Homeserver::new("reset.openmeet.test", false);
     let synapse = home.start();
     let mut daemon = Daemon::start(home.config.clone()).await;
-    wait_ready(&daemon, Duration::from_secs(30)).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     register_user(&synapse.url, "reset-host").await;
     register_user(&synapse.url, "reset-guest").await;
     let rooms = [
@@ -220,7 +198,7 @@ async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
     // The database is gone: the same registration, an empty Synapse.
     stop(synapse);
     let synapse = home.start();
-    wait_ready(&daemon, Duration::from_secs(30)).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     let host = register_user(&synapse.url, "reset-host").await;
     register_user(&synapse.url, "reset-guest").await;
 

@@ -14,43 +14,16 @@ use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig, Tokens};
 use support::fake_homeserver::{Endpoint, FakeHomeserver, Fault};
-use support::matrix_client::http_client;
-use support::{eventually, postgres, python};
+use support::{Backend, eventually, python};
 
 const SERVER: &str = "fake.openmeet.test";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs the test body once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(status_endpoint_and_command_show_a_dead_job_and_its_error);
 
 /// A ready daemon on `backend` using a fake homeserver, with tenants A and B, one attempt per
 /// job, JSON logs and `admin_token`.
 async fn setup(name: &str, backend: Backend, admin_token: &str) -> (FakeHomeserver, Daemon) {
-    let url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres::fresh_database(name)),
-    };
-    let mut config = DaemonConfig::new(name, url);
+    let mut config = DaemonConfig::new(name, backend.database_url(name));
     config.server_name = SERVER.into();
     config.room_version = Some("10".into());
     config.tenants = vec![
@@ -63,21 +36,7 @@ async fn setup(name: &str, backend: Backend, admin_token: &str) -> (FakeHomeserv
     let fake = FakeHomeserver::start(SERVER, &config.tokens.as_token, "openmeet-bot").await;
     config.homeserver_url = fake.url.clone();
     let daemon = Daemon::start(config).await;
-    let ready = format!(
-        "http://127.0.0.1:{}/health/ready",
-        daemon.config.metrics_port
-    );
-    eventually(
-        "the daemon to be ready",
-        Duration::from_secs(30),
-        || async {
-            let answer = http_client().get(&ready).send().await;
-            answer
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-                .then_some(())
-        },
-    )
-    .await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     (fake, daemon)
 }
 
@@ -86,16 +45,7 @@ async fn dead_job(fake: &FakeHomeserver, daemon: &Daemon, slug: &str) -> Value {
     fake.fail_next(Endpoint::CreateRoom, 5, Fault::Status(500));
     let token = daemon.config.tenant_token("tenantA");
     let body = json!({"name": "Chat", "visibility": "private"});
-    let (status, answer) = daemon
-        .platform(
-            Method::PUT,
-            &format!("/v1/tenants/tenantA/rooms/event/{slug}"),
-            Some(&token),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let id = answer["job"]["id"].as_i64().unwrap();
+    let id = daemon.put_room("tenantA", "event", slug, body).await;
     let job = daemon.wait_for_job(id, &token).await;
     assert_eq!(job["status"], "dead", "{job}");
     assert!(

@@ -4,11 +4,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::support::daemon::{Daemon, DaemonConfig};
-use crate::support::eventually;
 use crate::support::synapse::Synapse;
 
 pub const SERVER_NAME: &str = "openmeet.test";
@@ -62,23 +60,7 @@ pub async fn ready_daemon() -> Daemon {
 /// Like [`ready_daemon`], with a changed copy of the registered config.
 pub async fn ready_daemon_with(config: DaemonConfig) -> Daemon {
     let daemon = Daemon::start(config).await;
-    let url = format!(
-        "http://127.0.0.1:{}/health/ready",
-        daemon.config.metrics_port
-    );
-    eventually(
-        "the daemon to be ready",
-        Duration::from_secs(30),
-        || async {
-            let response = crate::support::matrix_client::http_client()
-                .get(&url)
-                .send()
-                .await
-                .ok()?;
-            (response.status() == StatusCode::OK).then_some(())
-        },
-    )
-    .await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     daemon
 }
 

@@ -20,29 +20,6 @@ fn user(localpart: &str) -> String {
     format!("@{localpart}:{SERVER_NAME}")
 }
 
-async fn ready(daemon: &Daemon) -> (StatusCode, Value) {
-    let response = crate::support::matrix_client::http_client()
-        .get(format!(
-            "http://127.0.0.1:{}/health/ready",
-            daemon.config.metrics_port
-        ))
-        .send()
-        .await
-        .expect("readiness answers");
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-async fn wait_ready(daemon: &Daemon) {
-    eventually(
-        "the daemon to be ready",
-        Duration::from_secs(30),
-        || async { (ready(daemon).await.0 == StatusCode::OK).then_some(()) },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_as_token_is_reported_once_and_jobs_resume_after_a_reload_fixes_it() {
     let _turn = port_turn().await;
@@ -54,27 +31,25 @@ async fn an_unknown_as_token_is_reported_once_and_jobs_resume_after_a_reload_fix
     let mut daemon = Daemon::start(config).await;
 
     // Not ready, no crash, checked again once per interval.
-    eventually("three rejected checks", Duration::from_secs(20), || async {
-        (daemon.metric("openmeet_as_token_rejected_total", "").await >= 3.0).then_some(())
-    })
-    .await;
-    let (status, body) = ready(&daemon).await;
+    daemon
+        .wait_metric(
+            "openmeet_as_token_rejected_total",
+            "",
+            3.0,
+            Duration::from_secs(20),
+        )
+        .await;
+    let (status, body) = daemon.readiness().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["as_token"], false);
     assert!(daemon.pid().is_some());
 
     // A room declared meanwhile waits: queued, no attempt spent.
     let token = daemon.config.tenant_token("tenantA");
-    let (status, answer) = daemon
-        .platform(
-            Method::PUT,
-            "/v1/tenants/tenantA/rooms/event/token-fixed",
-            Some(&token),
-            Some(json!({"name": "Token Fixed", "visibility": "private"})),
-        )
+    let body = json!({"name": "Token Fixed", "visibility": "private"});
+    let job_id = daemon
+        .put_room("tenantA", "event", "token-fixed", body)
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let job_id = answer["job"]["id"].as_i64().unwrap();
     // No retry storm: while refused, about one homeserver call per check interval.
     let before = daemon
         .metric("openmeet_as_homeserver_requests_total", "")
@@ -113,7 +88,7 @@ async fn an_unknown_as_token_is_reported_once_and_jobs_resume_after_a_reload_fix
     daemon.reload();
     let job = daemon.wait_for_job(job_id, &token).await;
     assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
-    wait_ready(&daemon).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
     assert!(daemon.logs().contains("SIGHUP: reloaded the config"));
     daemon.stop();
 }
@@ -166,31 +141,21 @@ async fn sighup_keeps_the_running_config_when_the_file_is_broken_and_adds_a_new_
     // A broken file: refused whole, the daemon keeps serving on the old config.
     let path = daemon.config.dir.join("config.yaml");
     std::fs::write(&path, "homeserver: [this is not\n").unwrap();
-    let pid = daemon.pid().unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    eventually("the reload refused", Duration::from_secs(10), || async {
-        (daemon
-            .metric("openmeet_as_config_reloads_total", "rejected")
-            .await
-            == 1.0)
-            .then_some(())
-    })
-    .await;
-    assert!(daemon.logs().contains("SIGHUP: kept the running config"));
-    let token = daemon.config.tenant_token("tenantA");
-    let (status, _) = daemon
-        .platform(
-            Method::GET,
-            "/v1/tenants/tenantA/rooms/event/none-here",
-            Some(&token),
-            None,
+    daemon.hangup();
+    daemon
+        .wait_metric(
+            "openmeet_as_config_reloads_total",
+            "rejected",
+            1.0,
+            Duration::from_secs(10),
         )
         .await;
+    assert!(daemon.logs().contains("SIGHUP: kept the running config"));
+    let token = daemon.config.tenant_token("tenantA");
+    let path = "/v1/tenants/tenantA/rooms/event/none-here";
+    let (status, _) = daemon.platform(Method::GET, path, Some(&token), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(ready(&daemon).await.0, StatusCode::OK);
+    assert_eq!(daemon.readiness().await.0, StatusCode::OK);
 
     // A new tenant: its token works at once and its bot makes its room.
     daemon
@@ -198,14 +163,14 @@ async fn sighup_keeps_the_running_config_when_the_file_is_broken_and_adds_a_new_
         .tenants
         .push(("tenantC".into(), "Tenant C".into()));
     daemon.reload();
-    eventually("the reload applied", Duration::from_secs(10), || async {
-        (daemon
-            .metric("openmeet_as_config_reloads_total", "applied")
-            .await
-            == 1.0)
-            .then_some(())
-    })
-    .await;
+    daemon
+        .wait_metric(
+            "openmeet_as_config_reloads_total",
+            "applied",
+            1.0,
+            Duration::from_secs(10),
+        )
+        .await;
     let job = declare(
         &daemon,
         "tenantC",
@@ -300,8 +265,7 @@ async fn a_room_id_this_homeserver_never_had_is_found_and_replaced() {
     assert!(line.get("job").is_none(), "{line}");
     assert!(stderr.contains("dry run: nothing was changed"), "{stderr}");
     let token = daemon.config.tenant_token("tenantA");
-    let path = "/v1/tenants/tenantA/rooms/event/imported";
-    let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+    let room = daemon.get_room("tenantA", "event", "imported").await;
     assert_eq!(room["room_id"], foreign);
 
     // The real run replaces it: new room, alias moved, the member invited again.
@@ -314,7 +278,7 @@ async fn a_room_id_this_homeserver_never_had_is_found_and_replaced() {
     assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
     assert_eq!(job["result"]["repair"]["action"], "replaced", "{job}");
     assert_eq!(job["result"]["repair"]["previous_room_id"], foreign);
-    let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+    let room = daemon.get_room("tenantA", "event", "imported").await;
     let replacement = room["room_id"].as_str().unwrap().to_owned();
     assert_eq!(room["previous_room_id"], foreign, "{room}");
     assert_eq!(room["status"], "ready", "{room}");

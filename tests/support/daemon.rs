@@ -362,6 +362,11 @@ impl Daemon {
     /// Rewrites the config file from `self.config` and sends SIGHUP: the daemon reloads it.
     pub fn reload(&self) {
         self.config.write();
+        self.hangup();
+    }
+
+    /// SIGHUP: the daemon re-reads its config file as it is on disk.
+    pub fn hangup(&self) {
         let pid = self.pid().expect("the daemon runs");
         let status = Command::new("kill")
             .arg("-HUP")
@@ -369,6 +374,51 @@ impl Daemon {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -HUP {pid} failed");
+    }
+
+    /// `/health/ready`: its status and body.
+    pub async fn readiness(&self) -> (StatusCode, Value) {
+        let response = http_client()
+            .get(format!(
+                "{}/health/ready",
+                self.base(self.config.metrics_port)
+            ))
+            .send()
+            .await
+            .expect("readiness answers");
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Whether `/health/ready` answers 200 (false also when nothing answers).
+    pub async fn is_ready(&self) -> bool {
+        http_client()
+            .get(format!(
+                "{}/health/ready",
+                self.base(self.config.metrics_port)
+            ))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    }
+
+    /// Waits until readiness is `want`.
+    pub async fn wait_ready(&self, want: bool, within: Duration) {
+        super::eventually(&format!("readiness to be {want}"), within, || async {
+            (self.is_ready().await == want).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the metric (summed over series matching `labels`) is at least `value`.
+    pub async fn wait_metric(&self, name: &str, labels: &str, value: f64, within: Duration) {
+        super::eventually(
+            &format!("{name}{{{labels}}} >= {value}"),
+            within,
+            || async { (self.metric(name, labels).await >= value).then_some(()) },
+        )
+        .await;
     }
 
     /// The process id while the daemon runs.

@@ -10,6 +10,41 @@ pub mod proxy;
 pub mod python;
 pub mod synapse;
 
+/// The two databases the daemon runs on; tests that must hold on both run once per backend
+/// ([`on_both_backends!`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh database URL for `name`: `None` is a SQLite file in the daemon's own directory.
+    pub fn database_url(self, name: &str) -> Option<String> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some(postgres::fresh_database(name)),
+        }
+    }
+}
+
+/// Runs each named async test body (taking a [`Backend`]) once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
