@@ -22,6 +22,9 @@ use crate::config::secret::random_token;
 use crate::matrix;
 use crate::store::{state, unix_ms};
 
+/// How often a probe that is off looks whether a reload turned it on.
+const OFF_RECHECK: Duration = Duration::from_secs(10);
+
 /// The marker's event type.
 pub const EVENT_TYPE: &str = "net.openmeet.appservice.probe";
 
@@ -30,9 +33,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut failing = false;
     loop {
         let Some(interval) = app.config().homeserver.probe_interval else {
-            // Off; a reload may turn it on.
+            // Off; a reload may turn it on. (`config_changed` is the watchdog's alone.)
             tokio::select! {
-                _ = app.health.config_changed.notified() => continue,
+                _ = tokio::time::sleep(OFF_RECHECK) => continue,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         };

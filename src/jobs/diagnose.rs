@@ -86,9 +86,14 @@ pub async fn classify(
     room_id: &RoomId,
     bot_view: Result<RoomState, matrix::Error>,
 ) -> Result<Finding, matrix::Error> {
-    let bot_joined = match bot_view {
+    // Whether the bot is joined, and whether its read already proved the room exists (a bot that
+    // left may still read the state as it was when it left).
+    let (bot_joined, known) = match bot_view {
         Ok(state) if healthy(&state, bot) => return Ok(Finding::Healthy),
-        Ok(state) => state.memberships().get(bot).map(String::as_str) == Some("join"),
+        Ok(state) => (
+            state.memberships().get(bot).map(String::as_str) == Some("join"),
+            true,
+        ),
         // A homeserver that forgot our bot (a reset) may still know the room: register first.
         Err(error) if error.retry_kind() == matrix::RetryKind::UserNotRegistered => {
             if app.homeserver().room_known(room_id).await? {
@@ -99,10 +104,10 @@ pub async fn classify(
         // 403: not a member; 404: no such room.
         Err(matrix::Error::Matrix {
             status: 403 | 404, ..
-        }) => false,
+        }) => (false, false),
         Err(error) => return Err(error),
     };
-    if !bot_joined && !app.homeserver().room_known(room_id).await? {
+    if !known && !app.homeserver().room_known(room_id).await? {
         return Ok(Finding::UnknownToHomeserver);
     }
     let sender_can_repair = sender_can_repair(app, bot, room_id).await?;

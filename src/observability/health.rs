@@ -47,7 +47,8 @@ pub struct Health {
     /// Notified when work finds the homeserver unreachable or the token refused, so the checker
     /// looks again soon (it still asks at most once per interval while the token is refused).
     pub recheck: Notify,
-    /// Notified when a reload put a new config in force: the checker looks again at once.
+    /// Notified when a reload put a new config in force: the watchdog (its one waiter) looks again
+    /// at once.
     pub config_changed: Notify,
 }
 
