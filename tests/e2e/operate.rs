@@ -14,7 +14,7 @@ use crate::environment::{
 use crate::rooms::declare;
 use crate::support::daemon::Daemon;
 use crate::support::eventually;
-use crate::support::matrix_client::{TestUser, encode, register_user};
+use crate::support::matrix_client::{TestUser, register_user};
 
 fn user(localpart: &str) -> String {
     format!("@{localpart}:{SERVER_NAME}")
@@ -284,14 +284,7 @@ async fn a_room_id_this_homeserver_never_had_is_found_and_replaced() {
     assert_eq!(room["status"], "ready", "{room}");
     assert!(replacement != foreign && replacement != original);
     let alias = format!("#event-imported-tenantA:{SERVER_NAME}");
-    let (status, resolved) = alice
-        .request(
-            hs,
-            Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
-            None,
-        )
-        .await;
+    let (status, resolved) = alice.resolve_alias(hs, &alias).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resolved["room_id"], replacement.as_str());
     alice.join(hs, &replacement).await;

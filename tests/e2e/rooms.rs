@@ -57,14 +57,7 @@ async fn declared_event_room_exists_with_the_declared_settings_and_members() {
     assert_eq!(job["result"]["alias"], alias);
 
     // The alias resolves to the room, and the host, invited, can join it.
-    let (status, resolved) = alice
-        .request(
-            hs,
-            Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
-            None,
-        )
-        .await;
+    let (status, resolved) = alice.resolve_alias(hs, &alias).await;
     assert_eq!(
         (status, resolved["room_id"].as_str()),
         (StatusCode::OK, Some(room_id.as_str()))
@@ -633,14 +626,7 @@ async fn teardown_kicks_everyone_removes_the_alias_and_survives_a_crash() {
         "someone is still in the room"
     );
     let alias = format!("#event-farewell-tenantA:{SERVER_NAME}");
-    let (status, _) = people[0]
-        .request(
-            hs,
-            Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
-            None,
-        )
-        .await;
+    let (status, _) = people[0].resolve_alias(hs, &alias).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the alias still resolves");
     let kicked = environment().synapse.current_memberships(&room_id);
     assert!(
@@ -719,14 +705,7 @@ async fn a_renamed_room_answers_to_both_aliases_and_stays_one_room() {
         format!("#event-new-name-tenantA:{SERVER_NAME}"),
     );
     for alias in [&old, &new] {
-        let (status, resolved) = visitor
-            .request(
-                hs,
-                Method::GET,
-                &format!("/_matrix/client/v3/directory/room/{}", encode(alias)),
-                None,
-            )
-            .await;
+        let (status, resolved) = visitor.resolve_alias(hs, alias).await;
         assert_eq!(
             (status, resolved["room_id"].as_str()),
             (StatusCode::OK, Some(room_id.as_str())),
@@ -983,14 +962,7 @@ async fn a_private_room_the_bot_lost_is_replaced_under_the_same_alias() {
     .await;
     let new_room = room["room_id"].as_str().unwrap();
     let alias = format!("#event-lost-tenantA:{SERVER_NAME}");
-    let (status, resolved) = host
-        .request(
-            hs,
-            Method::GET,
-            &format!("/_matrix/client/v3/directory/room/{}", encode(&alias)),
-            None,
-        )
-        .await;
+    let (status, resolved) = host.resolve_alias(hs, &alias).await;
     assert_eq!(
         (status, resolved["room_id"].as_str()),
         (StatusCode::OK, Some(new_room))

@@ -137,6 +137,12 @@ impl TestUser {
         expect_ok(&what, self.request(hs, method, path, body).await)
     }
 
+    /// `GET /directory/room/{alias}`: the status and the answer (`room_id` on 200).
+    pub async fn resolve_alias(&self, hs: &str, alias: &str) -> (StatusCode, Value) {
+        let path = format!("/_matrix/client/v3/directory/room/{}", encode(alias));
+        self.request(hs, Method::GET, &path, None).await
+    }
+
     /// `POST /createRoom` with `body` (e.g. `json!({"preset": "private_chat"})`); returns the room id.
     pub async fn create_room(&self, hs: &str, body: Value) -> String {
         let answer = self
