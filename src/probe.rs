@@ -68,9 +68,7 @@ async fn send(app: &App, room: &mut Option<OwnedRoomId>) -> Result<(), matrix::E
     }
     if let Some(room_id) = room.clone() {
         match post(app, &room_id).await {
-            Err(matrix::Error::Matrix {
-                status: 403 | 404, ..
-            }) => {
+            Err(error) if error.is_no_way_in() => {
                 tracing::info!(%room_id, "the probe room is gone (was Synapse reset?); making a new one");
             }
             other => return other,

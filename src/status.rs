@@ -11,7 +11,7 @@ use ruma::{OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::matrix::{self, RetryKind};
+use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::status::{self as queue_status, DeadJob, TenantQueue};
 use crate::store::{StoreError, inbox, unix_ms};
@@ -149,7 +149,7 @@ impl HomeserverView {
                 Ok(_) => {
                     view.registered.insert(bot, true);
                 }
-                Err(matrix::Error::Matrix { status: 404, .. }) => {
+                Err(error) if error.is_not_found() => {
                     view.registered.insert(bot, false);
                 }
                 Err(error) => {

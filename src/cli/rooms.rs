@@ -14,7 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::jobs::diagnose::{self, Finding};
 use crate::jobs::ensure_room;
-use crate::store::rooms::{self, DELETED, Room};
+use crate::store::rooms::{self, Room, RoomStatus};
 use crate::store::{jobs, unix_ms};
 
 #[derive(Subcommand)]
@@ -24,8 +24,8 @@ pub enum RoomsCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// Only rooms in this status (pending, ready, failed, lost, deleted).
-        #[arg(long)]
-        status: Option<String>,
+        #[arg(long, value_parser = room_status)]
+        status: Option<RoomStatus>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -67,7 +67,7 @@ pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
             status,
             limit,
         } => {
-            for room in rooms::list(&mut conn, tenant.as_deref(), status.as_deref(), limit)? {
+            for room in rooms::list(&mut conn, tenant.as_deref(), status, limit)? {
                 println!("{}", serde_json::to_string(&room)?);
             }
         }
@@ -96,6 +96,12 @@ pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn room_status(text: &str) -> Result<RoomStatus, String> {
+    RoomStatus::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a room status: use pending, ready, failed, lost or deleted")
+    })
+}
+
 fn targets(
     conn: &mut crate::store::DbConnection,
     tenant: Option<&str>,
@@ -105,7 +111,7 @@ fn targets(
     if all {
         return Ok(rooms::list(conn, tenant, None, i64::MAX)?
             .into_iter()
-            .filter(|room| room.status != DELETED)
+            .filter(|room| room.status.is_live())
             .collect());
     }
     if named.is_empty() {
@@ -117,8 +123,8 @@ fn targets(
         let [tenant, kind, slug] = parts[..] else {
             bail!("{name:?} is not TENANT/KIND/SLUG");
         };
-        match rooms::find(conn, tenant, kind, slug)? {
-            Some(room) if room.status != DELETED => found.push(room),
+        match rooms::find_live(conn, tenant, kind, slug)? {
+            Some(room) => found.push(room),
             _ => bail!("no room {name} is declared (or it was deleted): see `rooms list`"),
         }
     }

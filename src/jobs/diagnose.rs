@@ -102,9 +102,7 @@ pub async fn classify(
             return Ok(Finding::UnknownToHomeserver);
         }
         // 403: not a member; 404: no such room.
-        Err(matrix::Error::Matrix {
-            status: 403 | 404, ..
-        }) => (false, false),
+        Err(error) if error.is_no_way_in() => (false, false),
         Err(error) => return Err(error),
     };
     if !known && !app.homeserver().room_known(room_id).await? {
@@ -128,9 +126,7 @@ async fn sender_can_repair(
     let sender = app.config().sender_user_id();
     let state = match app.homeserver().room_state(&sender, room_id).await {
         Ok(state) => state,
-        Err(matrix::Error::Matrix {
-            status: 403 | 404, ..
-        }) => return Ok(false),
+        Err(error) if error.is_no_way_in() => return Ok(false),
         Err(error) => return Err(error),
     };
     let memberships = state.memberships();

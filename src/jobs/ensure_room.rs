@@ -16,7 +16,7 @@ use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
 use crate::rooms::{self, DeclaredRoom, RoomKind, Visibility};
 use crate::store::jobs::{Job, NewJob};
-use crate::store::rooms::{self as room_store, Member, Room};
+use crate::store::rooms::{self as room_store, Member, Room, RoomStatus};
 use crate::store::unix_ms;
 
 pub const KIND: &str = "ensure_room";
@@ -40,15 +40,15 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let (room, members) = load(app, room_key)
         .await?
         .ok_or_else(|| JobError::Permanent(format!("room {room_key} is no longer declared")))?;
-    if room.status == room_store::DELETED {
+    if !room.status.is_live() {
         return Ok(json!({"skipped": "the room was deleted"}));
     }
     let result = ensure(app, &room, &members).await;
     let now = unix_ms(app.clock.now());
     let (status, error) = match &result {
-        Ok(_) => (room_store::READY, None),
+        Ok(_) => (RoomStatus::Ready, None),
         Err(error) if error.retry_kind() == matrix::RetryKind::Permanent => {
-            (room_store::FAILED, Some(error.sentence()))
+            (RoomStatus::Failed, Some(error.sentence()))
         }
         Err(_) => return result,
     };
@@ -113,7 +113,7 @@ pub async fn ensure_created(
     let Some((room, members)) = load(app, room_key).await? else {
         return Ok(None);
     };
-    if room.status == room_store::DELETED {
+    if !room.status.is_live() {
         return Ok(None);
     }
     if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
@@ -259,9 +259,7 @@ async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, 
     match app.homeserver().join(bot, room_id).await {
         Ok(()) => Ok(true),
         // 403: not allowed in; 404: no joined member left on the server to join through.
-        Err(matrix::Error::Matrix {
-            status: 403 | 404, ..
-        }) => Ok(false),
+        Err(error) if error.is_no_way_in() => Ok(false),
         Err(error) => Err(error.into()),
     }
 }
@@ -366,7 +364,7 @@ async fn create(
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
     let room_id = match app.homeserver().create_room(bot, body).await {
         Ok(room_id) => room_id,
-        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_ROOM_IN_USE" => {
+        Err(error) if error.is_in_use() => {
             match app.homeserver().resolve_alias(bot, alias.clone()).await? {
                 Some(room_id) => {
                     tracing::info!(%room_id, "the alias already names a room: adopting it");

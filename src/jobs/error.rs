@@ -27,11 +27,15 @@ impl JobError {
     /// The sentence stored as the job's `last_error`.
     pub fn sentence(&self) -> String {
         match self {
-            Self::Homeserver(matrix::Error::Matrix {
-                errcode, message, ..
-            }) if errcode == "M_FORBIDDEN" => format!(
-                "the homeserver refused ({errcode}: {message}): the tenant's bot lacks the power for this in the room — give it power level 100 there, then retry the job"
-            ),
+            Self::Homeserver(
+                error @ matrix::Error::Matrix {
+                    errcode, message, ..
+                },
+            ) if error.is_forbidden() => {
+                format!(
+                    "the homeserver refused ({errcode}: {message}): the tenant's bot lacks the power for this in the room — give it power level 100 there, then retry the job"
+                )
+            }
             other => other.to_string(),
         }
     }

@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 
 use super::{JobError, ensure_room};
 use crate::app::App;
-use crate::matrix;
 use crate::store::jobs::{Job, NewJob};
-use crate::store::rooms::{self as room_store, Room};
+use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::unix_ms;
 
 pub const KIND: &str = "follow_upgrade";
@@ -45,9 +44,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let bot = super::tenant_bot(app, job).await?;
     match app.homeserver().join(&bot, &replacement).await {
         Ok(()) => {}
-        Err(matrix::Error::Matrix {
-            status: 403 | 404, ..
-        }) => {
+        Err(error) if error.is_no_way_in() => {
             return Err(JobError::Permanent(format!(
                 "the bot {bot} cannot join the upgraded room {replacement}: invite it there (and, from room version 12, name it in additional_creators when upgrading), then retry the job"
             )));
@@ -65,7 +62,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
             c.write(|c| {
                 room_store::set_created(c, room_key, &id, &version, now)?;
                 // Not ready again until members and levels are applied in the new room.
-                room_store::set_status(c, room_key, room_store::PENDING, None, now)?;
+                room_store::set_status(c, room_key, RoomStatus::Pending, None, now)?;
                 room_store::forget_applied_levels(c, room_key, now)
             })
         })

@@ -10,7 +10,7 @@ use ruma::UserId;
 use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
 use crate::store::inbox::{Handled, PendingEvent};
-use crate::store::rooms::{self, DELETED, LOST, Room};
+use crate::store::rooms::{self, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, jobs};
 
 /// The follow-up for a batch (see `Store::process_inbox`).
@@ -28,7 +28,7 @@ pub fn follow_up(
                         tracing::warn!(room_id = %event.room_id, by = %event.sender, "a tenant bot was removed from a managed room: it is lost");
                         let reason =
                             format!("the bot was removed from the room by {}", event.sender);
-                        rooms::set_status(conn, room.id, LOST, Some(&reason), now_ms)?;
+                        rooms::set_status(conn, room.id, RoomStatus::Lost, Some(&reason), now_ms)?;
                         reconcile(conn, &room, now_ms)?;
                     }
                 }
@@ -57,7 +57,7 @@ pub fn follow_up(
 }
 
 fn managed(conn: &mut DbConnection, room_id: &str) -> Result<Option<Room>, StoreError> {
-    Ok(rooms::find_by_room_id(conn, room_id)?.filter(|room| room.status != DELETED))
+    rooms::find_live_by_room_id(conn, room_id)
 }
 
 /// Queues the room's `ensure_room` unless one is already waiting.

@@ -49,7 +49,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let (kicked, out_of_reach) = match app.homeserver().room_state(&bot, &room_id).await {
         Ok(state) => clear(app, &bot, &room_id, &state).await?,
         // The bot is out already: an earlier attempt got as far as leaving.
-        Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => (0, Vec::new()),
+        Err(error) if error.is_forbidden() => (0, Vec::new()),
         Err(error) => return Err(error.into()),
     };
     app.homeserver()
@@ -98,7 +98,7 @@ async fn clear(
         match homeserver.kick(bot, room_id, &user, REASON).await {
             Ok(()) => kicked += 1,
             // Before room version 12 a member at the bot's own level cannot be kicked by it.
-            Err(matrix::Error::Matrix { errcode, .. }) if errcode == "M_FORBIDDEN" => {
+            Err(error) if error.is_forbidden() => {
                 tracing::warn!(%user, "cannot kick this member: their power level equals the bot's");
                 out_of_reach.push(user.to_string());
             }

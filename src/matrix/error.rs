@@ -90,6 +90,35 @@ impl Error {
         }
     }
 
+    /// The homeserver's HTTP status, for an error it answered with.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Matrix { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// `M_FORBIDDEN`: the acting user may not do this (no power, not in the room, banned).
+    pub fn is_forbidden(&self) -> bool {
+        self.errcode() == "M_FORBIDDEN"
+    }
+
+    /// `M_NOT_FOUND` (or a bare 404): the thing asked about does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.errcode() == "M_NOT_FOUND" || self.status() == Some(404)
+    }
+
+    /// The user may not enter the room, or there is no server left to join it through (403, 404).
+    pub fn is_no_way_in(&self) -> bool {
+        matches!(self.status(), Some(403 | 404))
+    }
+
+    /// The alias or id asked for is taken: `M_ROOM_IN_USE` from createRoom, 409 from an alias PUT
+    /// (Synapse answers createRoom with 409 too when two callers race for one alias).
+    pub fn is_in_use(&self) -> bool {
+        self.errcode() == "M_ROOM_IN_USE" || self.status() == Some(409)
+    }
+
     pub fn retry_kind(&self) -> RetryKind {
         match self {
             Self::Unreachable(_) => RetryKind::Unavailable,
@@ -198,6 +227,18 @@ mod tests {
             r#"{"errcode":"M_FORBIDDEN","error":"Application service has not registered this user (@openmeet-bot-t:example.org)"}"#,
         );
         assert_eq!(e.retry_kind(), RetryKind::UserNotRegistered);
+    }
+
+    #[test]
+    fn errors_answer_what_they_are() {
+        let forbidden = error(403, r#"{"errcode":"M_FORBIDDEN","error":"no power"}"#);
+        assert!(forbidden.is_forbidden() && forbidden.is_no_way_in() && !forbidden.is_not_found());
+        let missing = error(404, r#"{"errcode":"M_NOT_FOUND","error":"x"}"#);
+        assert!(missing.is_not_found() && !missing.is_forbidden());
+        assert!(error(404, "<html>").is_not_found());
+        assert!(error(400, r#"{"errcode":"M_ROOM_IN_USE","error":"x"}"#).is_in_use());
+        assert!(error(409, r#"{"errcode":"M_UNKNOWN","error":"x"}"#).is_in_use());
+        assert!(!Error::Timeout(Duration::from_secs(1)).is_not_found());
     }
 
     #[test]

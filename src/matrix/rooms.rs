@@ -121,7 +121,7 @@ impl Client {
             .await
         {
             Ok(response) => Ok(Some(response.room_id)),
-            Err(Error::Matrix { errcode, .. }) if errcode == "M_NOT_FOUND" => Ok(None),
+            Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -141,7 +141,7 @@ impl Client {
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::Matrix { status: 409, .. }) => Ok(()),
+            Err(error) if error.is_in_use() => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -157,7 +157,7 @@ impl Client {
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::Matrix { errcode, .. }) if errcode == "M_NOT_FOUND" => Ok(()),
+            Err(error) if error.is_not_found() => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -181,8 +181,7 @@ impl Client {
             .await
         {
             Ok(_) => {}
-            Err(Error::Matrix { errcode, .. })
-                if errcode == "M_FORBIDDEN" || errcode == "M_NOT_FOUND" => {}
+            Err(error) if error.is_forbidden() || error.is_not_found() => {}
             Err(error) => return Err(error),
         }
         match self

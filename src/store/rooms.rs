@@ -7,11 +7,64 @@ use super::schema::{room_members, room_slugs, rooms};
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
-pub const PENDING: &str = "pending";
-pub const READY: &str = "ready";
-pub const FAILED: &str = "failed";
-pub const LOST: &str = "lost";
-pub const DELETED: &str = "deleted";
+/// Where a declared room stands; stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    /// Declared; its job has not made Synapse match yet.
+    Pending,
+    /// Synapse matches the declaration.
+    Ready,
+    /// The room's last job ended failed or dead (`last_error` says why).
+    Failed,
+    /// The bot lost the room (kicked, banned, left); a repair is queued.
+    Lost,
+    /// The platform deleted it; only a later PUT declares it again.
+    Deleted,
+}
+
+impl RoomStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Ready,
+        Self::Failed,
+        Self::Lost,
+        Self::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Lost => "lost",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Whether the platform still declares the room (anything but deleted).
+    pub fn is_live(self) -> bool {
+        self != Self::Deleted
+    }
+}
+
+impl std::fmt::Display for RoomStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for RoomStatus {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("unknown room status {text:?} in the database"))
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = rooms)]
@@ -25,7 +78,8 @@ pub struct Room {
     pub visibility: String,
     pub room_id: Option<String>,
     pub room_version: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: RoomStatus,
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -62,19 +116,20 @@ pub fn declare(
             .first(c)
             .optional()?;
         match existing {
-            Some(room) if room.name == d.name && room.topic == d.topic && room.visibility == d.visibility && room.status != DELETED => {
+            Some(room) if room.name == d.name && room.topic == d.topic && room.visibility == d.visibility && room.status.is_live() => {
                 Ok((room, false))
             }
             Some(room) => {
                 // A deleted room declared again starts over as a new room.
-                let status = if room.status == DELETED { PENDING } else { room.status.as_str() };
-                let room_id = if room.status == DELETED { None } else { room.room_id.clone() };
+                let live = room.status.is_live();
+                let status = if live { room.status } else { RoomStatus::Pending };
+                let room_id = if live { room.room_id.clone() } else { None };
                 let updated = diesel::update(rooms::table.find(room.id))
                     .set((
                         rooms::name.eq(&d.name),
                         rooms::topic.eq(&d.topic),
                         rooms::visibility.eq(&d.visibility),
-                        rooms::status.eq(status),
+                        rooms::status.eq(status.as_str()),
                         rooms::room_id.eq(room_id),
                         rooms::updated_at.eq(now_ms),
                     ))
@@ -91,7 +146,7 @@ pub fn declare(
                         rooms::name.eq(&d.name),
                         rooms::topic.eq(&d.topic),
                         rooms::visibility.eq(&d.visibility),
-                        rooms::status.eq(PENDING),
+                        rooms::status.eq(RoomStatus::Pending.as_str()),
                         rooms::created_at.eq(now_ms),
                         rooms::updated_at.eq(now_ms),
                     ))
@@ -128,6 +183,24 @@ pub fn find(
         .first(c)
         .optional())?;
     Ok(room)
+}
+
+/// The room that has, or had, this slug, unless it was deleted.
+pub fn find_live(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    kind: &str,
+    slug: &str,
+) -> Result<Option<Room>, StoreError> {
+    Ok(find(conn, tenant_id, kind, slug)?.filter(|room| room.status.is_live()))
+}
+
+/// The room we manage in Matrix room `room_id` (deleted rooms are no longer managed).
+pub fn find_live_by_room_id(
+    conn: &mut DbConnection,
+    room_id: &str,
+) -> Result<Option<Room>, StoreError> {
+    Ok(find_by_room_id(conn, room_id)?.filter(|room| room.status.is_live()))
 }
 
 /// The room with this Matrix room id, if we manage (or managed) it.
@@ -302,7 +375,7 @@ pub fn set_created(
 pub fn list(
     conn: &mut DbConnection,
     tenant_id: Option<&str>,
-    status: Option<&str>,
+    status: Option<RoomStatus>,
     limit: i64,
 ) -> Result<Vec<Room>, StoreError> {
     let rooms = on_backend!(conn, c => {
@@ -311,7 +384,7 @@ pub fn list(
             query = query.filter(rooms::tenant_id.eq(tenant_id.to_owned()));
         }
         if let Some(status) = status {
-            query = query.filter(rooms::status.eq(status.to_owned()));
+            query = query.filter(rooms::status.eq(status.as_str()));
         }
         query.load(c)
     })?;
@@ -419,12 +492,12 @@ pub fn clear_created(
 pub fn set_status(
     conn: &mut DbConnection,
     room_key: i64,
-    status: &str,
+    status: RoomStatus,
     last_error: Option<&str>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
-        .set((rooms::status.eq(status), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
+        .set((rooms::status.eq(status.as_str()), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
         .execute(c))?;
     Ok(())
 }

@@ -40,10 +40,10 @@ pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> 
     let (tenant_id, kind, slug) = (tenant.id.clone(), parts.kind.as_str(), parts.slug.clone());
     let declared = app
         .store
-        .run(move |c| room_store::find(c, &tenant_id, kind, &slug))
+        .run(move |c| room_store::find_live(c, &tenant_id, kind, &slug))
         .await;
     let room = match declared {
-        Ok(Some(room)) if room.status != room_store::DELETED => room,
+        Ok(Some(room)) => room,
         Ok(_) => {
             outcome("undeclared");
             return ApiError::NotFound("no room is declared for this alias").into_response();

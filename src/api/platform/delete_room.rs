@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::jobs::teardown_room;
 use crate::rooms;
 use crate::store::jobs;
-use crate::store::rooms as room_store;
+use crate::store::rooms::{self as room_store, RoomStatus};
 use crate::store::unix_ms;
 
 #[tracing::instrument(name = "platform.delete_room", skip_all, fields(tenant = %path.0, kind = %path.1, slug = %path.2))]
@@ -39,7 +39,7 @@ pub async fn handler(
                         "no room is declared as {alias}"
                     ))));
                 };
-                if room.status == room_store::DELETED
+                if room.status == RoomStatus::Deleted
                     && let Some(job) = jobs::latest_for_room(conn, room.id)?
                 {
                     return Ok(Ok(job));
@@ -48,7 +48,7 @@ pub async fn handler(
                     .iter()
                     .filter_map(|slug| rooms::alias(kind, slug, &tenant, &server).ok())
                     .collect::<Vec<_>>();
-                room_store::set_status(conn, room.id, room_store::DELETED, None, now)?;
+                room_store::set_status(conn, room.id, RoomStatus::Deleted, None, now)?;
                 Ok(Ok(jobs::enqueue(
                     conn,
                     &teardown_room::new_job(&room, &aliases),

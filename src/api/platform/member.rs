@@ -127,8 +127,7 @@ fn find(
     conn: &mut DbConnection,
     (tenant, kind, slug): &(String, &str, String),
 ) -> Result<Option<room_store::Room>, StoreError> {
-    Ok(room_store::find(conn, tenant, kind, slug)?
-        .filter(|room| room.status != room_store::DELETED))
+    room_store::find_live(conn, tenant, kind, slug)
 }
 
 fn not_declared(alias: &str) -> PlatformError {

@@ -57,8 +57,7 @@ pub async fn handler(
         .store
         .write(move |conn| {
             conn.write(|conn| {
-                let found = room_store::find(conn, &tenant, kind, &slug)?
-                    .filter(|room| room.status != room_store::DELETED);
+                let found = room_store::find_live(conn, &tenant, kind, &slug)?;
                 let Some(room) = found else {
                     return Ok(Err(PlatformError::NotFound(format!(
                         "no room is declared as {alias}"
