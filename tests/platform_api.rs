@@ -118,3 +118,24 @@ async fn a_declaration_is_stored_with_its_job_and_the_same_call_queues_nothing_n
     let (code, stdout, _) = daemon.config.cli(&["jobs", "list", "--status", "queued"]);
     assert_eq!((code, stdout.lines().count()), (0, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_the_router_cannot_read_answers_json() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    for path in ["/v1/jobs/abc", "/v1/jobs/99999999999999999999999"] {
+        let (status, answer) = daemon.platform(Method::GET, path, Some(&token), None).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("could not be read"),
+            "{answer}"
+        );
+    }
+}

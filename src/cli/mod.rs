@@ -32,6 +32,15 @@ use crate::registration::Registration;
         then `openmeet-appservice check -c config.yaml` and `serve`."
 )]
 struct Cli {
+    /// Path of the YAML config (see config.sample.yaml); accepted before or after the subcommand.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "OPENMEET_AS_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
     /// Log format, overriding logging.format from the config.
     #[arg(long, global = true, value_enum, env = "OPENMEET_AS_LOG_FORMAT")]
     log_format: Option<LogFormatArg>,
@@ -45,17 +54,10 @@ enum LogFormatArg {
     Json,
 }
 
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// Path of the YAML config (see config.sample.yaml).
-    #[arg(short, long, env = "OPENMEET_AS_CONFIG", value_name = "FILE")]
-    config: PathBuf,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: migrations (if database.migrate_on_start), listeners, inbox processor, preflight.
-    Serve(ConfigArg),
+    Serve,
     /// Print a complete sample config with fresh random tokens (64 hex characters each).
     GenerateConfig {
         /// Leave the tokens empty (this is how config.sample.yaml is made).
@@ -63,44 +65,39 @@ enum Command {
         blank_tokens: bool,
     },
     /// Print the registration YAML for Synapse's app_service_config_files.
-    Registration(ConfigArg),
+    Registration,
     /// Apply pending database migrations, then exit.
-    Migrate(ConfigArg),
+    Migrate,
     /// Preflight: config, database, homeserver, as_token, sender, and an appservice ping round trip.
     #[command(after_help = check::EXIT_CODES_HELP)]
-    Check(ConfigArg),
+    Check,
     /// Operator tools over the job table.
     Jobs {
-        #[command(flatten)]
-        config: ConfigArg,
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
     /// Operator tools over declared rooms.
     Rooms {
-        #[command(flatten)]
-        config: ConfigArg,
         #[command(subcommand)]
         command: rooms::RoomsCommand,
     },
     /// Per tenant: the bot, whether it is registered, the as_token's state, the job queue, and each
-    /// dead job with its last error. Asks the database and the homeserver itself (works while the
-    /// daemon is down); `--json` prints what `GET /v1/status` answers.
+    /// job that failed or died with its last error. Asks the database and the homeserver itself
+    /// (works while the daemon is down); `--json` prints what `GET /v1/status` answers.
     Status {
-        #[command(flatten)]
-        config: ConfigArg,
         /// Print JSON (the same as `GET /v1/status`) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Inspect the inbox of events Synapse delivered.
     Inbox {
-        #[command(flatten)]
-        config: ConfigArg,
         #[command(subcommand)]
         command: inbox::InboxCommand,
     },
 }
+
+/// Exit status for a command line that lacks something (clap's own usage errors exit 2 too).
+const USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,17 +105,24 @@ pub fn main() -> ExitCode {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     });
+    if let Command::GenerateConfig { blank_tokens } = cli.command {
+        let tokens = (!blank_tokens).then(SampleTokens::random);
+        print!("{}", render(tokens.as_ref()));
+        return ExitCode::SUCCESS;
+    }
+    let Some(path) = cli.config else {
+        eprintln!(
+            "error: this command needs the config: give -c FILE (before or after the subcommand) or set OPENMEET_AS_CONFIG; `openmeet-appservice generate-config > config.yaml` writes one"
+        );
+        return ExitCode::from(USAGE);
+    };
     match cli.command {
-        Command::GenerateConfig { blank_tokens } => {
-            let tokens = (!blank_tokens).then(SampleTokens::random);
-            print!("{}", render(tokens.as_ref()));
-            ExitCode::SUCCESS
-        }
-        Command::Check(args) => check::run(&args.config, log_format),
-        Command::Registration(args) => finish(load(&args.config, log_format).map(|config| {
+        Command::GenerateConfig { .. } => unreachable!("answered above"),
+        Command::Check => check::run(&path, log_format),
+        Command::Registration => finish(load(&path, log_format).map(|config| {
             print!("{}", Registration::from_config(&config).to_yaml());
         })),
-        Command::Migrate(args) => finish(load(&args.config, log_format).and_then(|config| {
+        Command::Migrate => finish(load(&path, log_format).and_then(|config| {
             let app = App::new(config, Arc::new(SystemClock))?;
             let applied = app.store.migrate()?;
             if applied.is_empty() {
@@ -129,26 +133,58 @@ pub fn main() -> ExitCode {
             }
             Ok(())
         })),
-        Command::Serve(args) => finish(load(&args.config, log_format).and_then(|config| {
+        Command::Serve => finish(load(&path, log_format).and_then(|config| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::server::serve(
                 App::new(config, Arc::new(SystemClock))?,
-                args.config.clone(),
+                path.clone(),
             ))
         })),
-        Command::Jobs { config, command } => {
-            finish(load(&config.config, log_format).and_then(|config| jobs::run(config, command)))
-        }
-        Command::Rooms { config, command } => {
-            finish(load(&config.config, log_format).and_then(|config| rooms::run(config, command)))
-        }
-        Command::Status { config, json } => {
-            finish(load(&config.config, log_format).and_then(|config| status::run(config, json)))
-        }
-        Command::Inbox { config, command } => {
-            finish(load(&config.config, log_format).and_then(|config| inbox::run(config, command)))
+        Command::Jobs { command } => finish(
+            load_existing_database(&path, log_format).and_then(|config| jobs::run(config, command)),
+        ),
+        Command::Rooms { command } => finish(
+            load_existing_database(&path, log_format)
+                .and_then(|config| rooms::run(config, command)),
+        ),
+        Command::Status { json } => finish(
+            load_existing_database(&path, log_format).and_then(|config| status::run(config, json)),
+        ),
+        Command::Inbox { command } => finish(
+            load_existing_database(&path, log_format)
+                .and_then(|config| inbox::run(config, command)),
+        ),
+    }
+}
+
+/// Like [`load`], for commands that read what the daemon stored: a SQLite file that is not there
+/// is an error that says so, instead of an empty database created behind the operator's back.
+fn load_existing_database(path: &Path, log_format: Option<LogFormat>) -> anyhow::Result<Config> {
+    let config = load(path, log_format)?;
+    if let crate::config::DatabaseUrl::Sqlite(file) = &config.database.url
+        && !file.exists()
+    {
+        anyhow::bail!(
+            "the database {} does not exist: check database.url in {} (a relative path is relative to the directory the command runs in), or create it with `openmeet-appservice migrate -c {}`",
+            file.display(),
+            path.display(),
+            path.display()
+        );
+    }
+    // An unreachable database is reported by the command itself, in its own words.
+    if let Ok(mut conn) = crate::store::Store::new(&config.database).connection() {
+        let pending = crate::store::migrations::pending(&mut conn)?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the database ({}) lacks {} migration(s) this version needs ({}): apply them with `openmeet-appservice migrate -c {}` (serve applies them at start when database.migrate_on_start is true)",
+                config.database.url.describe(),
+                pending.len(),
+                pending.join(", "),
+                path.display()
+            );
         }
     }
+    Ok(config)
 }
 
 /// Loads the config and starts logging as it says (the flag wins over the file).

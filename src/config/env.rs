@@ -43,6 +43,15 @@ fn set(root: &mut Value, path: &[String], value: String) -> Result<(), String> {
         let last = depth + 1 == path.len();
         node = match node {
             Value::Mapping(map) => {
+                if last {
+                    // The variable replaces the secret however the file gave it: `as_token`
+                    // overrides `as_token_file` and the other way round.
+                    let sibling = match key.strip_suffix("_file") {
+                        Some(inline) => inline.to_owned(),
+                        None => format!("{key}_file"),
+                    };
+                    map.remove(Value::String(sibling));
+                }
                 let slot = map.entry(Value::String(key.clone())).or_insert(Value::Null);
                 if !last && slot.is_null() {
                     *slot = Value::Mapping(Mapping::new());
@@ -101,6 +110,22 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(root["homeserver"]["url"], Value::from("http://b"));
         assert_eq!(root["database"]["url"], Value::from("sqlite://x.db"));
+    }
+
+    #[test]
+    fn a_variable_replaces_the_secret_however_the_file_gave_it() {
+        let (root, problems) = apply(
+            "appservice: {as_token_file: /run/as, hs_token: inline}\n",
+            &[
+                ("OPENMEET_AS__APPSERVICE__AS_TOKEN", "from-env"),
+                ("OPENMEET_AS__APPSERVICE__HS_TOKEN_FILE", "/run/hs"),
+            ],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(root["appservice"]["as_token"], Value::from("from-env"));
+        assert!(root["appservice"].get("as_token_file").is_none());
+        assert_eq!(root["appservice"]["hs_token_file"], Value::from("/run/hs"));
+        assert!(root["appservice"].get("hs_token").is_none());
     }
 
     #[test]

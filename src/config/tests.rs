@@ -200,3 +200,41 @@ fn roles_merge_over_the_defaults_and_are_checked() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn environment_overrides_a_file_secret_and_a_role_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("as_token");
+    std::fs::write(&secret, "a".repeat(64)).unwrap();
+    let yaml = render(Some(&SampleTokens::random()));
+    let as_token = yaml
+        .lines()
+        .find(|line| line.trim_start().starts_with("as_token:"))
+        .unwrap();
+    let indent = &as_token[..as_token.len() - as_token.trim_start().len()];
+    let with_file = yaml.replace(
+        as_token,
+        &format!("{indent}as_token_file: {}", secret.display()),
+    );
+    let config = load(
+        &with_file,
+        &[
+            ("OPENMEET_AS__APPSERVICE__AS_TOKEN", &"b".repeat(64)),
+            ("OPENMEET_AS__ROLES__EVENT__SPEAKER", "30"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.appservice.as_token.expose(), "b".repeat(64));
+    assert_eq!(
+        config
+            .roles
+            .level(crate::rooms::RoomKind::Event, "speaker")
+            .unwrap(),
+        30
+    );
+    let refused = load(&yaml, &[("OPENMEET_AS__ROLES__EVENT__SPEAKER", "loud")]).unwrap_err();
+    assert!(
+        refused.to_string().contains("not a power level"),
+        "{refused}"
+    );
+}

@@ -26,16 +26,44 @@ pub struct RoleLevels {
 #[serde(deny_unknown_fields)]
 struct Overrides {
     #[serde(default)]
-    event: BTreeMap<String, i64>,
+    event: BTreeMap<String, Level>,
     #[serde(default)]
-    group: BTreeMap<String, i64>,
+    group: BTreeMap<String, Level>,
+}
+
+/// A level written as a number, or as a string of one (environment overrides arrive as strings).
+#[derive(Deserialize)]
+#[serde(try_from = "LevelText")]
+struct Level(i64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LevelText {
+    Number(i64),
+    Text(String),
+}
+
+impl TryFrom<LevelText> for Level {
+    type Error = String;
+
+    fn try_from(level: LevelText) -> Result<Self, String> {
+        match level {
+            LevelText::Number(number) => Ok(Self(number)),
+            LevelText::Text(text) => text
+                .trim()
+                .parse()
+                .map(Self)
+                .map_err(|_| format!("{text:?} is not a power level: give a whole number")),
+        }
+    }
 }
 
 impl From<Overrides> for RoleLevels {
     fn from(overrides: Overrides) -> Self {
         let mut levels = Self::default();
-        levels.event.extend(overrides.event);
-        levels.group.extend(overrides.group);
+        let numbers = |map: BTreeMap<String, Level>| map.into_iter().map(|(role, l)| (role, l.0));
+        levels.event.extend(numbers(overrides.event));
+        levels.group.extend(numbers(overrides.group));
         levels
     }
 }

@@ -193,6 +193,20 @@ impl DaemonConfig {
         let config = self.write();
         let mut command = Command::new(BIN);
         command.arg(args[0]).arg("-c").arg(&config).args(&args[1..]);
+        self.output(command, args)
+    }
+
+    /// Runs a command line as written, `{config}` standing for the config file's path.
+    pub fn cli_as_written(&self, args: &[&str]) -> (i32, String, String) {
+        let config = self.write();
+        let config = config.to_str().expect("a UTF-8 path");
+        let mut command = Command::new(BIN);
+        command.env_remove("OPENMEET_AS_CONFIG");
+        command.args(args.iter().map(|arg| arg.replace("{config}", config)));
+        self.output(command, args)
+    }
+
+    fn output(&self, mut command: Command, args: &[&str]) -> (i32, String, String) {
         let output = command.output().expect("run openmeet-appservice");
         use std::os::unix::process::ExitStatusExt;
         // stdout may carry tokens by design (`registration`); stderr is log lines and errors.

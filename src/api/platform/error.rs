@@ -40,6 +40,9 @@ pub enum PlatformError {
     BadBody(String),
     #[error("the database is unavailable; try again")]
     DatabaseUnavailable,
+    /// A request the router's extractors could not read (axum's rejection, in its words).
+    #[error("the request could not be read ({reason}): see the platform API in the README")]
+    Unreadable { status: StatusCode, reason: String },
 }
 
 impl PlatformError {
@@ -58,6 +61,7 @@ impl PlatformError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Unreadable { status, .. } => (*status, "bad_request"),
         }
     }
 }

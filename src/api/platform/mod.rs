@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use self::error::PlatformError;
@@ -28,12 +29,29 @@ use crate::app::App;
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 1024 * 1024;
 
-/// axum answers an oversized body itself, in plain text; the platform gets JSON like every error.
-async fn json_too_large(response: axum::response::Response) -> axum::response::Response {
-    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+/// axum answers a request its extractors cannot read (an oversized body, a job id that is not a
+/// number, a path segment that is not UTF-8) itself, in plain text; the platform gets JSON like
+/// every error.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         return PlatformError::TooLarge(BODY_LIMIT).into_response();
     }
-    response
+    let text = axum::body::to_bytes(response.into_body(), 2048)
+        .await
+        .unwrap_or_default();
+    PlatformError::Unreadable {
+        status,
+        reason: String::from_utf8_lossy(&text).trim().to_owned(),
+    }
+    .into_response()
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -57,6 +75,6 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
         .method_not_allowed_fallback(|| async { PlatformError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::map_response(json_too_large))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(app)
 }
