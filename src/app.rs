@@ -31,6 +31,8 @@ pub struct App {
     room_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
     registered: Mutex<HashSet<OwnedUserId>>,
+    /// The display name this process last gave each bot.
+    named: Mutex<HashMap<OwnedUserId, String>>,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
             inbox_wakeup: Notify::new(),
             jobs_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
+            named: Mutex::new(HashMap::new()),
             room_locks: Mutex::new(HashMap::new()),
         }))
     }
@@ -100,6 +103,7 @@ impl App {
             .lock()
             .expect("lock is never poisoned")
             .clear();
+        self.named.lock().expect("lock is never poisoned").clear();
     }
 
     /// The lock that serialises creating room `key` in this process.
@@ -110,22 +114,19 @@ impl App {
     }
 
     /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".
+    /// Registering and naming are remembered apart: a user query registers the bot without
+    /// naming it, and a renamed tenant (a reload) names it again.
     pub async fn ensure_bot(&self, tenant: &crate::config::Tenant) -> Result<(), matrix::Error> {
         let bot = self.config().bot_user_id(tenant);
-        let known = self
-            .registered
-            .lock()
-            .expect("lock is never poisoned")
-            .contains(&bot);
-        if !known {
-            self.homeserver().ensure_registered(bot.localpart()).await?;
-            self.homeserver()
-                .set_display_name(&bot, &format!("OpenMeet ({})", tenant.name))
-                .await?;
-            self.registered
+        self.ensure_user_registered(&bot).await?;
+        let name = format!("OpenMeet ({})", tenant.name);
+        let named = self.named.lock().expect("lock is never poisoned").get(&bot) == Some(&name);
+        if !named {
+            self.homeserver().set_display_name(&bot, &name).await?;
+            self.named
                 .lock()
                 .expect("lock is never poisoned")
-                .insert(bot);
+                .insert(bot, name);
         }
         Ok(())
     }

@@ -177,6 +177,10 @@ async fn lower_txn_id_after_a_reset_is_still_processed(backend: Backend) {
     daemon
         .push_ok("1", transaction(&[message("$new1", ROOM, ALICE, "after")]))
         .await;
+    // The counter goes on from 1: one reset, not one per transaction below the old highest.
+    for txn in ["2", "3"] {
+        daemon.push_ok(txn, transaction(&[])).await;
+    }
     daemon
         .push_ok(
             "500",

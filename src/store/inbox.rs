@@ -62,8 +62,8 @@ pub struct Recorded {
     pub duplicate: bool,
     /// Events not seen before under any txnId.
     pub new_events: usize,
-    /// Set when the txnId is far below (under half) the highest seen: Synapse's counter restarted
-    /// (its database was reset). Holds the highest txnId seen before.
+    /// Set when the txnId is far below (under half) the previous one: Synapse's counter restarted
+    /// (its database was reset). Holds the txnId seen before.
     pub reset_from: Option<i64>,
 }
 
@@ -74,9 +74,15 @@ pub fn record_transaction(
 ) -> Result<Recorded, StoreError> {
     let txn_number = txn.txn_id.parse::<i64>().ok();
     let recorded = write_transaction!(conn, c => {
-        let highest: Option<i64> = as_transactions::table
-            .select(diesel::dsl::max(as_transactions::txn_number))
-            .first(c)?;
+        // The last numbered transaction, not the highest ever: after a reset the count starts
+        // again from there, so only the first transaction after it is the reset.
+        let previous: Option<i64> = as_transactions::table
+            .filter(as_transactions::txn_number.is_not_null())
+            .order(as_transactions::id.desc())
+            .select(as_transactions::txn_number)
+            .first::<Option<i64>>(c)
+            .optional()?
+            .flatten();
         let inserted = diesel::insert_into(as_transactions::table)
             .values((
                 as_transactions::txn_id.eq(&txn.txn_id),
@@ -94,8 +100,8 @@ pub fn record_transaction(
         c.insert_quarantined(&txn.quarantined)?;
         // Synapse counts up from 1 after its database is reset; a txnId merely below the highest
         // (e.g. concurrent pushes committing out of order) is not a reset.
-        let reset_from = match (txn_number, highest) {
-            (Some(number), Some(highest)) if number.saturating_mul(2) < highest => Some(highest),
+        let reset_from = match (txn_number, previous) {
+            (Some(number), Some(previous)) if number.saturating_mul(2) < previous => Some(previous),
             _ => None,
         };
         Ok::<_, diesel::result::Error>(Recorded { duplicate: false, new_events, reset_from })

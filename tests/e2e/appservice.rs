@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::environment::{
     SERVER_NAME, assert_no_token, bot_id, environment, fresh_config, port_turn, ready_daemon,
+    ready_daemon_with,
 };
 use crate::support::eventually;
 use crate::support::matrix_client::{encode, register_user, request};
@@ -189,6 +190,28 @@ async fn invited_bot_is_registered_and_its_room_events_arrive_once() {
         "{in_room:?}"
     );
     assert_no_token(&daemon.logs(), &daemon.config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_registered_by_a_user_query_still_gets_its_display_name() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let mut config = fresh_config();
+    config.tenants.push(("ciNamed".into(), "Named Tenant".into()));
+    let _daemon = ready_daemon_with(config).await;
+    let bot = bot_id("ciNamed");
+    let alice = register_user(hs, "alice-names").await;
+    let room = alice
+        .create_room(hs, json!({"name": "E2E naming", "preset": "private_chat"}))
+        .await;
+    // Synapse asks whether the bot exists and the daemon registers it; then the bot declines,
+    // its first job, which must give it its name although it is registered already.
+    alice.invite(hs, &room, &bot).await;
+    eventually("the bot's display name", Duration::from_secs(30), || async {
+        let (_, profile) = alice.get_profile(hs, &bot).await;
+        (profile["displayname"] == "OpenMeet (Named Tenant)").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
