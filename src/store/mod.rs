@@ -5,6 +5,7 @@
 
 mod connection;
 pub mod inbox;
+mod job_status;
 pub mod jobs;
 pub mod migrations;
 pub mod rooms;
