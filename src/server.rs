@@ -1,5 +1,5 @@
-//! `serve`: migrations, the three listeners, the inbox processor, the job worker, the homeserver
-//! watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
+//! `serve`: migrations, the three listeners, the inbox processor, the job worker, the retention
+//! pruner, the homeserver watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
 //! current inbox batch).
 
 use std::net::SocketAddr;
@@ -67,6 +67,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         .jobs
         .enabled
         .then(|| tokio::spawn(probe::run(app.clone(), shutdown_rx.clone())));
+    let pruner = tokio::spawn(jobs::prune::run(app.clone(), shutdown_rx.clone()));
     let watchdog = tokio::spawn(watchdog::run(app.clone(), shutdown_rx.clone()));
     let queue_stats = tokio::spawn(observability::queue_stats::run(
         app.clone(),
@@ -87,6 +88,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
     }
     reloader.abort();
     let _ = processor.await;
+    let _ = pruner.await;
     if let Some(worker) = worker {
         let _ = worker.await;
     }

@@ -1,5 +1,5 @@
 //! What operators see per tenant — its bot, whether the bot is registered, the as_token's state,
-//! the job queue and its dead jobs — shared by `GET /v1/status` (what the running daemon knows)
+//! the job queue and the jobs that ended failed or dead within `retention.jobs_days` — shared by `GET /v1/status` (what the running daemon knows)
 //! and `openmeet-appservice status` (which asks the homeserver itself, so it works while the
 //! daemon is down). Never carries a secret.
 
@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
-use crate::store::status::{self as queue_status, DeadJob, TenantQueue};
+use crate::store::jobs::JobStatus;
+use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
 use crate::store::{StoreError, inbox, unix_ms};
 
-/// The newest dead jobs shown per tenant.
-pub const DEAD_JOBS_PER_TENANT: i64 = 20;
+/// The newest failed and dead jobs shown per tenant (the queue counts them all).
+pub const FAILED_JOBS_PER_TENANT: i64 = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -57,23 +58,29 @@ pub struct TenantStatus {
     /// The one as_token serves every tenant; repeated here per tenant.
     pub as_token: String,
     pub queue: Queue,
-    /// The newest dead jobs, at most [`DEAD_JOBS_PER_TENANT`].
-    pub dead_jobs: Vec<DeadJobStatus>,
+    /// The jobs that ended failed or dead within the retention window, newest first, at most
+    /// [`FAILED_JOBS_PER_TENANT`].
+    pub failed_jobs: Vec<FailedJobStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Queue {
     pub queued: i64,
     pub running: i64,
+    /// Jobs that ended `failed` within the retention window.
+    pub failed: i64,
+    /// Jobs that ended `dead` within the retention window.
     pub dead: i64,
     /// Since the oldest queued job was queued; `null` when nothing is queued.
     pub oldest_queued_age_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadJobStatus {
+pub struct FailedJobStatus {
     pub id: i64,
     pub kind: String,
+    /// `failed` (permanent error) or `dead` (attempts spent).
+    pub status: JobStatus,
     /// `tenant/kind/slug`, when the job is about a room.
     pub room: Option<String>,
     pub attempts: i32,
@@ -170,21 +177,26 @@ impl HomeserverView {
 /// The status from the database and `homeserver`.
 pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, StoreError> {
     let config = app.config();
-    let (queues, dead_jobs, inbox) = app
+    let now = unix_ms(app.clock.now());
+    let since = now - config.retention.jobs.as_millis() as i64;
+    let (queues, failed_jobs, inbox) = app
         .store
-        .run(|conn| {
-            let queues = queue_status::queue_by_tenant(conn)?;
-            let mut dead_jobs = HashMap::new();
-            for queue in queues.iter().filter(|q| q.dead > 0) {
-                let latest =
-                    queue_status::latest_dead(conn, &queue.tenant_id, DEAD_JOBS_PER_TENANT)?;
-                dead_jobs.insert(queue.tenant_id.clone(), latest);
+        .run(move |conn| {
+            let queues = queue_status::queue_by_tenant(conn, since)?;
+            let mut failed_jobs = HashMap::new();
+            for queue in queues.iter().filter(|q| q.failed + q.dead > 0) {
+                let latest = queue_status::latest_failed(
+                    conn,
+                    &queue.tenant_id,
+                    since,
+                    FAILED_JOBS_PER_TENANT,
+                )?;
+                failed_jobs.insert(queue.tenant_id.clone(), latest);
             }
             let inbox = inbox::pending_summary(conn)?;
-            Ok((queues, dead_jobs, inbox))
+            Ok((queues, failed_jobs, inbox))
         })
         .await?;
-    let now = unix_ms(app.clock.now());
     let token = token_label(homeserver.token).to_owned();
     let mut tenants: Vec<TenantStatus> = config
         .tenants
@@ -198,7 +210,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 bot: Some(bot.to_string()),
                 as_token: token.clone(),
                 queue: Queue::default(),
-                dead_jobs: Vec::new(),
+                failed_jobs: Vec::new(),
             }
         })
         .collect();
@@ -211,7 +223,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 bot_registered: None,
                 as_token: token.clone(),
                 queue: Queue::default(),
-                dead_jobs: Vec::new(),
+                failed_jobs: Vec::new(),
             });
         }
     }
@@ -219,8 +231,8 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
         if let Some(queue) = queues.iter().find(|q| q.tenant_id == tenant.id) {
             tenant.queue = queue_of(queue, now);
         }
-        if let Some(dead) = dead_jobs.get(&tenant.id) {
-            tenant.dead_jobs = dead.iter().map(dead_job).collect();
+        if let Some(failed) = failed_jobs.get(&tenant.id) {
+            tenant.failed_jobs = failed.iter().map(failed_job).collect();
         }
     }
     Ok(Status {
@@ -251,6 +263,7 @@ fn queue_of(queue: &TenantQueue, now_ms: i64) -> Queue {
     Queue {
         queued: queue.queued,
         running: queue.running,
+        failed: queue.failed,
         dead: queue.dead,
         oldest_queued_age_seconds: queue
             .oldest_queued_created_at
@@ -258,10 +271,11 @@ fn queue_of(queue: &TenantQueue, now_ms: i64) -> Queue {
     }
 }
 
-fn dead_job(job: &DeadJob) -> DeadJobStatus {
-    DeadJobStatus {
+fn failed_job(job: &FailedJob) -> FailedJobStatus {
+    FailedJobStatus {
         id: job.id,
         kind: job.kind.clone(),
+        status: job.status,
         room: job.room.clone(),
         attempts: job.attempts,
         last_error: job.last_error.clone(),
@@ -270,7 +284,7 @@ fn dead_job(job: &DeadJob) -> DeadJobStatus {
 }
 
 impl Status {
-    /// A table of tenants, then each dead job with its last error, for a terminal.
+    /// A table of tenants, then each failed or dead job with its last error, for a terminal.
     pub fn to_table(&self, now_ms: i64) -> String {
         let mut rows = vec![
             [
@@ -280,6 +294,7 @@ impl Status {
                 "TOKEN",
                 "QUEUED",
                 "RUNNING",
+                "FAILED",
                 "DEAD",
                 "OLDEST",
             ]
@@ -300,6 +315,7 @@ impl Status {
                 tenant.as_token.clone(),
                 tenant.queue.queued.to_string(),
                 tenant.queue.running.to_string(),
+                tenant.queue.failed.to_string(),
                 tenant.queue.dead.to_string(),
                 tenant
                     .queue
@@ -307,7 +323,7 @@ impl Status {
                     .map_or_else(|| "-".into(), duration),
             ]);
         }
-        let mut widths = [0; 8];
+        let mut widths = [0; 9];
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
@@ -323,19 +339,20 @@ impl Status {
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
         }
-        let dead: Vec<_> = self
+        let failed: Vec<_> = self
             .tenants
             .iter()
-            .flat_map(|t| t.dead_jobs.iter().map(move |job| (t, job)))
+            .flat_map(|t| t.failed_jobs.iter().map(move |job| (t, job)))
             .collect();
-        if !dead.is_empty() {
-            out.push_str("\nDEAD JOBS (newest first; `jobs retry <id>` queues one again)\n");
+        if !failed.is_empty() {
+            out.push_str("\nFAILED AND DEAD JOBS (newest first; the same PUT or DELETE, or `jobs retry <id>`, queues one again)\n");
         }
-        for (tenant, job) in dead {
+        for (tenant, job) in failed {
             let ago = duration((now_ms - job.updated_at_ms).max(0) as f64 / 1000.0);
             out.push_str(&format!(
-                "job {}  tenant {}  {}  room {}  attempts {}  {} ago\n    {}\n",
+                "job {}  {}  tenant {}  {}  room {}  attempts {}  {} ago\n    {}\n",
                 job.id,
+                job.status,
                 tenant.id,
                 job.kind,
                 job.room.as_deref().unwrap_or("-"),
@@ -385,12 +402,14 @@ mod tests {
                 queue: Queue {
                     queued: 2,
                     running: 0,
+                    failed: 0,
                     dead: 1,
                     oldest_queued_age_seconds: Some(185.0),
                 },
-                dead_jobs: vec![DeadJobStatus {
+                failed_jobs: vec![FailedJobStatus {
                     id: 7,
                     kind: "ensure_room".into(),
+                    status: JobStatus::Dead,
                     room: Some("tenantA/event/party".into()),
                     attempts: 3,
                     last_error: Some("gave up after 3 attempts: HTTP 500".into()),
@@ -401,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn the_table_shows_each_tenant_and_each_dead_job_with_its_error() {
+    fn the_table_shows_each_tenant_and_each_failed_job_with_its_error() {
         let table = status().to_table(61_000);
         let lines: Vec<&str> = table.lines().collect();
         assert!(
@@ -415,7 +434,7 @@ mod tests {
                 && lines[1].ends_with("3m05s"),
             "{table}"
         );
-        assert!(table.contains("job 7  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
+        assert!(table.contains("job 7  dead  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
         assert!(
             table.contains("    gave up after 3 attempts: HTTP 500"),
             "{table}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use openmeet_appservice::config::{Database, DatabaseUrl};
 use openmeet_appservice::store::Store;
-use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, NewJob, Outcome};
+use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
 use openmeet_appservice::store::rooms::{self, Declaration};
 use serde_json::json;
 
@@ -83,6 +83,8 @@ on_both_backends!(
     a_worker_reclaims_its_own_jobs_at_start,
     operators_can_retry_and_cancel,
     concurrent_workers_run_every_job_once_and_keep_rooms_in_order,
+    a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job,
+    a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer,
 );
 
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
@@ -113,7 +115,8 @@ fn enqueue(store: &Store, tenant: &str, room_key: i64, step: u32) -> Job {
 fn claim(store: &Store, owner: &str, now: i64, total: usize) -> Vec<i64> {
     let limits = ClaimLimits {
         total,
-        tenant_room: &|_| usize::MAX,
+        per_tenant: usize::MAX,
+        running: &HashMap::new(),
     };
     jobs::claim(
         &mut store.connection().unwrap(),
@@ -156,7 +159,7 @@ fn jobs_of_one_room_run_one_at_a_time_in_order(backend: Backend) {
     );
     assert!(finish(&store, a1, "w", succeeded(), 3));
     assert_eq!(claim(&store, "w", 4, 10), [a2]);
-    assert_eq!(get(&store, a1).status, "succeeded");
+    assert_eq!(get(&store, a1).status, JobStatus::Succeeded);
 }
 
 fn a_job_waiting_for_its_retry_still_holds_its_room(backend: Backend) {
@@ -186,7 +189,8 @@ fn a_lapsed_lease_is_taken_again_and_the_old_worker_cannot_finish(backend: Backe
     let a1 = enqueue(&store, "t", room(&store, "t", "a"), 1).id;
     let limits = ClaimLimits {
         total: 1,
-        tenant_room: &|_| 1,
+        per_tenant: 1,
+        running: &HashMap::new(),
     };
     let claimed =
         jobs::claim(&mut store.connection().unwrap(), "crashed", 0, 100, &limits).unwrap();
@@ -211,9 +215,12 @@ fn one_tenant_cannot_take_more_than_its_bound(backend: Backend) {
         enqueue(&store, "busy", room(&store, "busy", &format!("r{i}")), 1);
     }
     let quiet = enqueue(&store, "quiet", room(&store, "quiet", "r"), 1).id;
+    // "busy" already runs 8 of its 10.
+    let running = HashMap::from([("busy".to_owned(), 8)]);
     let limits = ClaimLimits {
         total: 10,
-        tenant_room: &|tenant| if tenant == "busy" { 2 } else { 10 },
+        per_tenant: 10,
+        running: &running,
     };
     let claimed = jobs::claim(&mut store.connection().unwrap(), "w", 1, 60_000, &limits).unwrap();
     let busy = claimed.iter().filter(|job| job.tenant_id == "busy").count();
@@ -239,7 +246,7 @@ fn a_paused_job_spends_no_attempt_and_keeps_its_txn_prefix(backend: Backend) {
         2
     ));
     let paused = get(&store, job.id);
-    assert_eq!((paused.status.as_str(), paused.attempts), ("queued", 0));
+    assert_eq!((paused.status, paused.attempts), (JobStatus::Queued, 0));
     assert_eq!(claim(&store, "w", 10, 1), [job.id]);
     assert_eq!(get(&store, job.id).txn_prefix, job.txn_prefix);
 }
@@ -310,7 +317,8 @@ fn concurrent_workers_run_every_job_once_and_keep_rooms_in_order(backend: Backen
                 while idle < 20 {
                     let limits = ClaimLimits {
                         total: 3,
-                        tenant_room: &|_| usize::MAX,
+                        per_tenant: usize::MAX,
+                        running: &HashMap::new(),
                     };
                     let claimed =
                         jobs::claim(&mut store.connection().unwrap(), &owner, 1, 60_000, &limits)
@@ -348,4 +356,45 @@ fn concurrent_workers_run_every_job_once_and_keep_rooms_in_order(backend: Backen
         by_room.entry(*room_key).or_default().push(*id);
     }
     assert_eq!(by_room, expected, "a room's jobs ran out of order");
+}
+
+/// Tenant A queues 150 rooms, then B one. With A at its bound, B's job is the next one claimed.
+fn a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job(backend: Backend) {
+    let store = store("queue_fair_bound", backend);
+    for i in 0..150 {
+        enqueue(&store, "A", room(&store, "A", &format!("r{i}")), 1);
+    }
+    let b = enqueue(&store, "B", room(&store, "B", "r"), 1).id;
+    // A runs 4 jobs: its bound.
+    let running = HashMap::from([("A".to_owned(), 4)]);
+    let limits = ClaimLimits {
+        total: 4,
+        per_tenant: 4,
+        running: &running,
+    };
+    let claimed = jobs::claim(&mut store.connection().unwrap(), "w", 1, 60_000, &limits).unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(ids, [b], "B's first job waited behind A's backlog");
+}
+
+/// With free slots fewer than A's backlog, B's first job still gets one of them: the tenants
+/// take turns instead of A's older ids filling every slot.
+fn a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer(backend: Backend) {
+    let store = store("queue_fair_share", backend);
+    let a: Vec<i64> = (0..150)
+        .map(|i| enqueue(&store, "A", room(&store, "A", &format!("r{i}")), 1).id)
+        .collect();
+    let b = enqueue(&store, "B", room(&store, "B", "r"), 1).id;
+    let limits = ClaimLimits {
+        total: 4,
+        per_tenant: 4,
+        running: &HashMap::new(),
+    };
+    let claimed = jobs::claim(&mut store.connection().unwrap(), "w", 1, 60_000, &limits).unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(
+        ids,
+        [a[0], a[1], a[2], b],
+        "B's first job did not get a slot"
+    );
 }

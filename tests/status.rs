@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-//! What operators see of a dead job: `GET /v1/status`, `openmeet-appservice status` (table and
+//! What operators see of a dead job (failed ones are listed the same way: tests/failed_rooms.rs): `GET /v1/status`, `openmeet-appservice status` (table and
 //! `--json`, with the daemon up, down, and the homeserver unreachable), the
 //! `openmeet_as_jobs_dead` gauge; and JSON logs whose job lines carry the job's tenant, room and
 //! id. The job dies against the fake homeserver (a 500 on createRoom; Synapse will not produce
@@ -113,16 +113,16 @@ async fn status_endpoint_and_command_show_a_dead_job_and_its_error(backend: Back
     assert_eq!(a["as_token"], "accepted");
     assert_eq!(
         a["queue"],
-        json!({"queued": 0, "running": 0, "dead": 1, "oldest_queued_age_seconds": null}),
+        json!({"queued": 0, "running": 0, "failed": 0, "dead": 1, "oldest_queued_age_seconds": null}),
         "{a:#}"
     );
     assert_eq!(
-        a["dead_jobs"],
-        json!([{"id": id, "kind": "ensure_room", "room": "tenantA/event/doomed", "attempts": 1,
-            "last_error": error, "updated_at_ms": a["dead_jobs"][0]["updated_at_ms"]}]),
+        a["failed_jobs"],
+        json!([{"id": id, "kind": "ensure_room", "status": "dead", "room": "tenantA/event/doomed", "attempts": 1,
+            "last_error": error, "updated_at_ms": a["failed_jobs"][0]["updated_at_ms"]}]),
         "{a:#}"
     );
-    assert!(a["dead_jobs"][0]["updated_at_ms"].as_i64().unwrap() > 0);
+    assert!(a["failed_jobs"][0]["updated_at_ms"].as_i64().unwrap() > 0);
     let b = tenant(&endpoint, "tenantB");
     assert_eq!(b["bot"], format!("@openmeet-bot-tenantb:{SERVER}"));
     assert_eq!(
@@ -130,7 +130,7 @@ async fn status_endpoint_and_command_show_a_dead_job_and_its_error(backend: Back
         "nothing registered it yet: {b:#}"
     );
     assert_eq!(b["queue"]["dead"], 0);
-    assert_eq!(b["dead_jobs"], json!([]));
+    assert_eq!(b["failed_jobs"], json!([]));
 
     // The gauge, refreshed from the database every 15 s.
     eventually(
@@ -170,16 +170,18 @@ async fn status_endpoint_and_command_show_a_dead_job_and_its_error(backend: Back
     let bot_a = format!("@openmeet-bot-tenanta:{SERVER}");
     assert_eq!(
         row("tenantA"),
-        ["tenantA", &bot_a, "yes", "accepted", "0", "0", "1", "-"],
+        [
+            "tenantA", &bot_a, "yes", "accepted", "0", "0", "0", "1", "-"
+        ],
         "{table}"
     );
     let bot_b = format!("@openmeet-bot-tenantb:{SERVER}");
     assert_eq!(
         row("tenantB"),
-        ["tenantB", &bot_b, "no", "accepted", "0", "0", "0", "-"],
+        ["tenantB", &bot_b, "no", "accepted", "0", "0", "0", "0", "-"],
         "{table}"
     );
-    assert!(table.contains(&format!("job {id} ")), "{table}");
+    assert!(table.contains(&format!("job {id}  dead ")), "{table}");
     assert!(table.contains(&error), "the dead job's error:\n{table}");
 
     // ... and with --json what the endpoint answers (the command cannot know the daemon's ping).
@@ -199,7 +201,11 @@ async fn status_endpoint_and_command_show_a_dead_job_and_its_error(backend: Back
     let command: Value = serde_json::from_str(&json_out).unwrap();
     let a = tenant(&command, "tenantA");
     assert_eq!(
-        (&a["queue"]["queued"], &a["queue"]["dead"], &a["dead_jobs"]),
+        (
+            &a["queue"]["queued"],
+            &a["queue"]["dead"],
+            &a["failed_jobs"]
+        ),
         (&json!(1), &json!(0), &json!([])),
         "{a:#}"
     );

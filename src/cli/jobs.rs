@@ -16,7 +16,7 @@ pub enum JobsCommand {
     List {
         /// Only jobs in this status (queued, running, succeeded, failed, dead, cancelled).
         #[arg(long)]
-        status: Option<String>,
+        status: Option<jobs::JobStatus>,
         /// Only jobs of this kind (ensure_room, teardown_room).
         #[arg(long)]
         kind: Option<String>,
@@ -41,7 +41,7 @@ pub fn run(config: Config, command: JobsCommand) -> anyhow::Result<()> {
             kind,
             limit,
         } => {
-            for job in jobs::list(&mut conn, status.as_deref(), kind.as_deref(), limit)? {
+            for job in jobs::list(&mut conn, status, kind.as_deref(), limit)? {
                 println!("{}", serde_json::to_string(&job)?);
             }
         }

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub logging: LoggingSection,
     #[serde(default)]
     pub jobs: JobsSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
     /// Role → power level, merged over the defaults.
     pub roles: Option<crate::rooms::RoleLevels>,
 }
@@ -42,6 +44,15 @@ pub struct JobsSection {
     pub max_attempts: Option<i32>,
     #[serde(default, deserialize_with = "lenient")]
     pub lease_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    #[serde(default, deserialize_with = "lenient")]
+    pub inbox_days: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub jobs_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,6 +6,7 @@ mod checks;
 mod database_url;
 mod env;
 mod file;
+mod retention;
 pub mod sample;
 pub mod secret;
 
@@ -19,6 +20,7 @@ use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 use self::checks::{default_worker_id, http_url, listen_address, localpart_ok, required};
 pub use self::database_url::DatabaseUrl;
 use self::file::FileConfig;
+pub use self::retention::Retention;
 pub use self::secret::Secret;
 use crate::registration::Namespaces;
 
@@ -49,6 +51,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub logging: Logging,
     pub jobs: Jobs,
+    /// How long delivered events and finished jobs are kept.
+    pub retention: Retention,
     /// The power level each declared role gets, per room kind.
     pub roles: crate::rooms::RoleLevels,
     /// The anchored matchers of our registration's namespaces, derived from the values above.
@@ -216,6 +220,7 @@ impl Config {
             seconds => Some(Duration::from_secs(seconds)),
         };
         let jobs_section = file.jobs;
+        let retention = Retention::validate(file.retention, p);
         let roles = file.roles.unwrap_or_default();
         for problem in roles.validate() {
             p.push(format!("roles.{problem}"));
@@ -447,6 +452,7 @@ impl Config {
                 max_attempts,
                 lease: Duration::from_secs(lease_seconds),
             },
+            retention,
             roles,
             namespaces,
         };

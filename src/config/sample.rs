@@ -117,6 +117,14 @@ jobs:
   # Seconds a claim holds without renewal; a crashed worker's jobs are taken again after it.
   lease_seconds: 60
 
+# How long rows are kept; a background pruner deletes older ones in small batches.
+retention:
+  # Processed inbox events (the verbatim events of managed rooms: the chat the bots saw), Synapse's
+  # transactions and quarantined bodies, in days.
+  inbox_days: 7
+  # Jobs that ended (succeeded, failed, dead, cancelled), in days; a room's latest job is kept.
+  jobs_days: 30
+
 # The power level each role gets, merged over these defaults (list only what you change). The tenant
 # bot is at 100; a group `guest` is not a member.
 roles:

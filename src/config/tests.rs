@@ -89,9 +89,12 @@ fn environment_overrides_file_values_including_typed_ones() {
             ("OPENMEET_AS__HOMESERVER__URL", "http://synapse:8008"),
             ("OPENMEET_AS__DATABASE__MIGRATE_ON_START", "false"),
             ("OPENMEET_AS__DATABASE__URL", "postgres://u:p@db/openmeet"),
+            ("OPENMEET_AS__RETENTION__INBOX_DAYS", "2"),
         ],
     )
     .unwrap();
+    assert_eq!(config.retention.inbox, Duration::from_secs(2 * 86_400));
+    assert_eq!(config.retention.jobs, Duration::from_secs(30 * 86_400));
     assert_eq!(config.homeserver.url.as_str(), "http://synapse:8008/");
     assert!(!config.database.migrate_on_start);
     assert_eq!(config.database.url.describe(), "postgres at db/openmeet");
@@ -236,5 +239,26 @@ fn environment_overrides_a_file_secret_and_a_role_level() {
     assert!(
         refused.to_string().contains("not a power level"),
         "{refused}"
+    );
+}
+
+#[test]
+fn retention_defaults_to_a_week_and_a_month_and_refuses_zero() {
+    let sample = render(Some(&SampleTokens::random()));
+    let without: String = sample
+        .split("\nretention:")
+        .next()
+        .map(str::to_owned)
+        .unwrap();
+    let config = load(&without, &[]).unwrap();
+    assert_eq!(config.retention, Retention::default());
+    assert_eq!(config.retention.inbox, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.retention.jobs, Duration::from_secs(30 * 86_400));
+    let problems = problems(load(&sample, &[("OPENMEET_AS__RETENTION__JOBS_DAYS", "0")]));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("retention.jobs_days is 0")),
+        "{problems:?}"
     );
 }

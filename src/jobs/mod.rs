@@ -7,6 +7,7 @@ pub mod ensure_room;
 mod error;
 pub mod follow_upgrade;
 pub mod inbox;
+pub mod prune;
 mod repairs;
 pub mod teardown_room;
 pub mod worker;

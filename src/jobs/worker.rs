@@ -1,7 +1,8 @@
 //! The job worker: claims runnable jobs within this process's bounds, runs each under a renewed
 //! lease, and records how the attempt ended — retry with backoff and jitter, wait out a rate
 //! limit, pause while the homeserver refuses our token, fail with a fix sentence, or `dead` once
-//! attempts are spent.
+//! attempts are spent. `jobs.max_parallel` and `jobs.per_tenant` are read on every round, so a
+//! reload (SIGHUP) applies them at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +13,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::error::JobError;
+use super::{ensure_room, follow_upgrade, teardown_room};
 use crate::app::App;
 use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::{self, ClaimLimits, Job, Outcome};
+use crate::store::rooms as room_store;
 use crate::store::unix_ms;
 
 /// How often the worker looks for work without being woken (jobs queued by another replica,
@@ -32,8 +35,7 @@ const TOKEN_PAUSE: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let settings = app.config().jobs.clone();
-    let owner = settings.worker_id.clone();
+    let owner = app.config().jobs.worker_id.clone();
     let now = unix_ms(app.clock.now());
     match app
         .store
@@ -55,7 +57,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        let capacity = settings.max_parallel.saturating_sub(running.len());
+        let capacity = app.config().jobs.max_parallel.saturating_sub(running.len());
         let mut claimed_any = false;
         if capacity > 0 && app.health.homeserver_usable() {
             match claim(&app, capacity, &tenants).await {
@@ -108,7 +110,8 @@ async fn claim(
     capacity: usize,
     running: &HashMap<tokio::task::Id, String>,
 ) -> Result<Vec<Job>, crate::store::StoreError> {
-    let settings = &app.config().jobs;
+    let config = app.config();
+    let settings = &config.jobs;
     let mut busy: HashMap<String, usize> = HashMap::new();
     for tenant in running.values() {
         *busy.entry(tenant.clone()).or_default() += 1;
@@ -119,18 +122,12 @@ async fn claim(
     let lease_until = now + settings.lease.as_millis() as i64;
     app.store
         .write_in_background(move |c| {
-            let room =
-                |tenant: &str| per_tenant.saturating_sub(busy.get(tenant).copied().unwrap_or(0));
-            jobs::claim(
-                c,
-                &owner,
-                now,
-                lease_until,
-                &ClaimLimits {
-                    total: capacity,
-                    tenant_room: &room,
-                },
-            )
+            let limits = ClaimLimits {
+                total: capacity,
+                per_tenant,
+                running: &busy,
+            };
+            jobs::claim(c, &owner, now, lease_until, &limits)
         })
         .await
 }
@@ -148,8 +145,15 @@ async fn attempt(app: Arc<App>, job: Job) {
         app.metrics.jobs.with_label_values(&[&job.kind, label]).inc();
         app.metrics.job_seconds.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
         let owner = app.config().jobs.worker_id.clone();
-        let id = job.id;
-        match app.store.write_in_background(move |c| jobs::finish(c, id, &owner, &outcome, now)).await {
+        let (id, room) = (job.id, failing_room(&job));
+        let finished = app.store.write_in_background(move |c| c.write(|c| {
+            let held = jobs::finish(c, id, &owner, &outcome, now)?;
+            if let (true, Some((room_key, teardown)), Some(error)) = (held, room, outcome.final_error()) {
+                room_store::record_job_failure(c, room_key, error, teardown, now)?;
+            }
+            Ok(held)
+        }));
+        match finished.await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease lapsed before the attempt ended; another worker took the job"),
             Err(error) => tracing::warn!(%error, "could not record how the attempt ended; the lease will lapse and it runs again"),
@@ -158,6 +162,16 @@ async fn attempt(app: Arc<App>, job: Job) {
     }
     .instrument(span)
     .await;
+}
+
+/// The declared room whose status shows how `job` ended, and whether the job is its teardown.
+fn failing_room(job: &Job) -> Option<(i64, bool)> {
+    let room_key = job.room_key?;
+    match job.kind.as_str() {
+        ensure_room::KIND | follow_upgrade::KIND => Some((room_key, false)),
+        teardown_room::KIND => Some((room_key, true)),
+        _ => None,
+    }
 }
 
 /// Keeps the lease while the attempt runs.

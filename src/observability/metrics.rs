@@ -60,6 +60,7 @@ pub struct Metrics {
     pub probe_last_received_seconds: Gauge,
     pub jobs_dead: IntGaugeVec,
     pub jobs_running: IntGaugeVec,
+    pub retention_deleted: IntCounterVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -158,6 +159,11 @@ impl Metrics {
                 "jobs_total",
                 "Job attempts by kind and outcome (succeeded, retry, paused, failed, dead).",
                 &["kind", "outcome"]
+            )),
+            retention_deleted: register!(counter_vec(
+                "retention_deleted_total",
+                "Rows the pruner deleted once older than the retention window, by table.",
+                &["table"]
             )),
             job_seconds: register!(HistogramVec::new(
                 latency("job_seconds", "Duration of one job attempt, by kind."),

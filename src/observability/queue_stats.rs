@@ -19,7 +19,13 @@ pub const REFRESH: Duration = Duration::from_secs(15);
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut seen = HashSet::new();
     loop {
-        match app.store.run(status::queue_by_tenant).await {
+        // Failed and dead jobs count within the retention window, as in the status report.
+        let since = unix_ms(app.clock.now()) - app.config().retention.jobs.as_millis() as i64;
+        match app
+            .store
+            .run(move |c| status::queue_by_tenant(c, since))
+            .await
+        {
             Ok(queues) => {
                 let now = unix_ms(app.clock.now());
                 seen.extend(app.config().tenants.iter().map(|t| t.id.clone()));
@@ -70,6 +76,7 @@ mod tests {
             tenant_id: tenant.into(),
             queued,
             running: 1,
+            failed: 0,
             dead,
             oldest_queued_created_at: oldest,
             oldest_queued_run_after: oldest,

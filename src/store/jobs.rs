@@ -5,26 +5,25 @@
 //!   several daemons can share one queue; SQLite claims inside `BEGIN IMMEDIATE` (one process).
 //! - Jobs of one room run one at a time, in id order: a job is not taken while an earlier job of
 //!   its room is queued or running — also while that one waits for a retry.
+//! - Tenants take turns: each tenant's oldest runnable jobs are candidates up to its bound, and
+//!   free slots go first to the tenants running the fewest jobs, so a tenant's backlog never holds
+//!   up another tenant's first job.
 //! - A claim holds a lease; a worker renews it while it works. A running job whose lease lapsed
 //!   (its worker crashed) is taken again, and a worker reclaims its own jobs at start-up.
 //! - Every claim counts an attempt; the caller decides when attempts are spent (`dead`).
 //! - A job keeps its `txn_prefix` for life, so the client-server transaction ids it sends are the
 //!   same on every attempt and Synapse deduplicates them.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
+pub use super::job_status::JobStatus;
 use super::schema::jobs;
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
-
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
-pub const DEAD: &str = "dead";
-pub const CANCELLED: &str = "cancelled";
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = jobs)]
@@ -34,7 +33,7 @@ pub struct Job {
     pub room_key: Option<i64>,
     pub kind: String,
     pub payload: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub run_after: i64,
     pub lease_owner: Option<String>,
@@ -64,7 +63,7 @@ pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now_ms: i64) -> Result<Job
             jobs::room_key.eq(job.room_key),
             jobs::kind.eq(&job.kind),
             jobs::payload.eq(job.payload.to_string()),
-            jobs::status.eq(QUEUED),
+            jobs::status.eq(JobStatus::Queued),
             jobs::attempts.eq(0),
             jobs::run_after.eq(now_ms),
             jobs::txn_prefix.eq(&txn_prefix),
@@ -77,41 +76,63 @@ pub fn enqueue(conn: &mut DbConnection, job: &NewJob, now_ms: i64) -> Result<Job
 }
 
 #[derive(QueryableByName)]
-struct Candidate {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
+struct TenantRow {
     #[diesel(sql_type = Text)]
     tenant_id: String,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }
 
 /// What a claim may take.
 pub struct ClaimLimits<'a> {
     /// At most this many jobs in all.
     pub total: usize,
-    /// How many more jobs a tenant may start now (its bound less what it runs).
-    pub tenant_room: &'a dyn Fn(&str) -> usize,
+    /// At most this many jobs of one tenant running at once.
+    pub per_tenant: usize,
+    /// The jobs each tenant already runs (tenants not named run none).
+    pub running: &'a HashMap<String, usize>,
 }
 
-const CANDIDATES_POSTGRES: &str = "
-SELECT j.id, j.tenant_id FROM jobs j
-WHERE ((j.status = 'queued' AND j.run_after <= $1) OR (j.status = 'running' AND j.lease_expires_at < $1))
+/// The tenants with queued or running jobs: a loose index scan over `jobs_runnable_by_tenant`,
+/// one probe per tenant however long the queues are.
+const TENANTS_WITH_WORK: &str = "
+WITH RECURSIVE tenants(tenant_id) AS (
+  SELECT MIN(tenant_id) FROM jobs WHERE status IN ('queued', 'running')
+  UNION ALL
+  SELECT (SELECT MIN(j.tenant_id) FROM jobs j
+          WHERE j.status IN ('queued', 'running') AND j.tenant_id > t.tenant_id)
+  FROM tenants t WHERE t.tenant_id IS NOT NULL
+)
+SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL";
+
+/// One tenant's oldest runnable jobs: due, or running on a lapsed lease, with no earlier job of
+/// their room queued or running. PostgreSQL locks them (skipping jobs another claim holds).
+const RUNNABLE_POSTGRES: &str = "
+SELECT j.id FROM jobs j
+WHERE j.tenant_id = $1 AND j.status IN ('queued', 'running')
+  AND ((j.status = 'queued' AND j.run_after <= $2) OR (j.status = 'running' AND j.lease_expires_at < $2))
   AND NOT EXISTS (
     SELECT 1 FROM jobs e
     WHERE e.room_key = j.room_key AND e.id < j.id AND e.status IN ('queued', 'running'))
 ORDER BY j.id
-LIMIT $2
+LIMIT $3
 FOR UPDATE OF j SKIP LOCKED";
 
-const CANDIDATES_SQLITE: &str = "
-SELECT j.id, j.tenant_id FROM jobs j
-WHERE ((j.status = 'queued' AND j.run_after <= ?1) OR (j.status = 'running' AND j.lease_expires_at < ?1))
+const RUNNABLE_SQLITE: &str = "
+SELECT j.id FROM jobs j
+WHERE j.tenant_id = ?1 AND j.status IN ('queued', 'running')
+  AND ((j.status = 'queued' AND j.run_after <= ?2) OR (j.status = 'running' AND j.lease_expires_at < ?2))
   AND NOT EXISTS (
     SELECT 1 FROM jobs e
     WHERE e.room_key = j.room_key AND e.id < j.id AND e.status IN ('queued', 'running'))
 ORDER BY j.id
-LIMIT ?2";
+LIMIT ?3";
 
-/// Claims runnable jobs for `owner` until `lease_until`, oldest first, within `limits`.
+/// Claims runnable jobs for `owner` until `lease_until`, within `limits`, tenants taking turns.
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -122,35 +143,35 @@ pub fn claim(
     if limits.total == 0 {
         return Ok(Vec::new());
     }
-    // Look at more candidates than we may take: some belong to tenants at their bound.
-    let look_at = (limits.total * 4) as i64;
-    let sql = match conn {
-        DbConnection::Postgres(_) => CANDIDATES_POSTGRES,
-        DbConnection::Sqlite(_) => CANDIDATES_SQLITE,
+    let runnable = match conn {
+        DbConnection::Postgres(_) => RUNNABLE_POSTGRES,
+        DbConnection::Sqlite(_) => RUNNABLE_SQLITE,
     };
     let claimed = write_transaction!(conn, c => {
-        let candidates: Vec<Candidate> = diesel::sql_query(sql)
-            .bind::<BigInt, _>(now_ms)
-            .bind::<BigInt, _>(look_at)
-            .load(c)?;
-        let mut taken: std::collections::HashMap<String, usize> = Default::default();
-        let chosen: Vec<i64> = candidates
-            .into_iter()
-            .filter(|candidate| {
-                let count = taken.entry(candidate.tenant_id.clone()).or_default();
-                let ok = *count < (limits.tenant_room)(&candidate.tenant_id);
-                *count += usize::from(ok);
-                ok
-            })
-            .take(limits.total)
-            .map(|candidate| candidate.id)
-            .collect();
+        let tenants: Vec<TenantRow> = diesel::sql_query(TENANTS_WITH_WORK).load(c)?;
+        // (turn, id): a tenant's first candidate has the turn after the jobs it already runs.
+        let mut candidates: Vec<(usize, i64)> = Vec::new();
+        for TenantRow { tenant_id } in tenants {
+            let busy = limits.running.get(&tenant_id).copied().unwrap_or(0);
+            let room = limits.per_tenant.saturating_sub(busy).min(limits.total);
+            if room == 0 {
+                continue;
+            }
+            let ids: Vec<IdRow> = diesel::sql_query(runnable)
+                .bind::<Text, _>(&tenant_id)
+                .bind::<BigInt, _>(now_ms)
+                .bind::<BigInt, _>(room as i64)
+                .load(c)?;
+            candidates.extend(ids.into_iter().enumerate().map(|(i, row)| (busy + i, row.id)));
+        }
+        candidates.sort_unstable();
+        let chosen: Vec<i64> = candidates.into_iter().take(limits.total).map(|(_, id)| id).collect();
         if chosen.is_empty() {
             return Ok(Vec::new());
         }
         diesel::update(jobs::table.filter(jobs::id.eq_any(&chosen)))
             .set((
-                jobs::status.eq(RUNNING),
+                jobs::status.eq(JobStatus::Running),
                 jobs::lease_owner.eq(owner),
                 jobs::lease_expires_at.eq(lease_until),
                 jobs::attempts.eq(jobs::attempts + 1),
@@ -174,7 +195,7 @@ pub fn renew(
     let renewed = on_backend!(conn, c => diesel::update(
         jobs::table
             .filter(jobs::id.eq_any(ids))
-            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::status.eq(JobStatus::Running))
             .filter(jobs::lease_owner.eq(owner)),
     )
     .set(jobs::lease_expires_at.eq(lease_until))
@@ -207,6 +228,16 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The error of an attempt that ends the job with its work undone (`failed`, `dead`).
+    pub fn final_error(&self) -> Option<&str> {
+        match self {
+            Self::Failed { error } | Self::Dead { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// Ends `owner`'s attempt at job `id`. Returns false when `owner` no longer held it (its lease
 /// lapsed and another worker took it): then nothing is written.
 pub fn finish(
@@ -217,19 +248,33 @@ pub fn finish(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let (status, run_after, error, result, refund) = match outcome {
-        Outcome::Succeeded { result } => (SUCCEEDED, None, None, Some(result.to_string()), 0),
-        Outcome::Retry { run_after, error } => {
-            (QUEUED, Some(*run_after), Some(error.as_str()), None, 0)
-        }
-        Outcome::Pause { run_after, error } => {
-            (QUEUED, Some(*run_after), Some(error.as_str()), None, 1)
-        }
-        Outcome::Failed { error } => (FAILED, None, Some(error.as_str()), None, 0),
-        Outcome::Dead { error } => (DEAD, None, Some(error.as_str()), None, 0),
+        Outcome::Succeeded { result } => (
+            JobStatus::Succeeded,
+            None,
+            None,
+            Some(result.to_string()),
+            0,
+        ),
+        Outcome::Retry { run_after, error } => (
+            JobStatus::Queued,
+            Some(*run_after),
+            Some(error.as_str()),
+            None,
+            0,
+        ),
+        Outcome::Pause { run_after, error } => (
+            JobStatus::Queued,
+            Some(*run_after),
+            Some(error.as_str()),
+            None,
+            1,
+        ),
+        Outcome::Failed { error } => (JobStatus::Failed, None, Some(error.as_str()), None, 0),
+        Outcome::Dead { error } => (JobStatus::Dead, None, Some(error.as_str()), None, 0),
     };
     let held = jobs::table
         .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq(RUNNING))
+        .filter(jobs::status.eq(JobStatus::Running))
         .filter(jobs::lease_owner.eq(owner));
     let updated = on_backend!(conn, c => diesel::update(held)
         .set((
@@ -249,10 +294,10 @@ pub fn finish(
 /// At start-up: the jobs `owner` was running when it stopped go back to the queue at once.
 pub fn reclaim_own(conn: &mut DbConnection, owner: &str, now_ms: i64) -> Result<usize, StoreError> {
     let reclaimed = on_backend!(conn, c => diesel::update(
-        jobs::table.filter(jobs::status.eq(RUNNING)).filter(jobs::lease_owner.eq(owner)),
+        jobs::table.filter(jobs::status.eq(JobStatus::Running)).filter(jobs::lease_owner.eq(owner)),
     )
     .set((
-        jobs::status.eq(QUEUED),
+        jobs::status.eq(JobStatus::Queued),
         jobs::run_after.eq(now_ms),
         jobs::lease_owner.eq(None::<String>),
         jobs::lease_expires_at.eq(None::<i64>),
@@ -271,14 +316,14 @@ pub fn get(conn: &mut DbConnection, id: i64) -> Result<Option<Job>, StoreError> 
 /// Jobs newest first, optionally only those with `status` and of `kind`.
 pub fn list(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<JobStatus>,
     kind: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
     let list = on_backend!(conn, c => {
         let mut query = jobs::table.select(Job::as_select()).order(jobs::id.desc()).limit(limit).into_boxed();
         if let Some(status) = status {
-            query = query.filter(jobs::status.eq(status.to_owned()));
+            query = query.filter(jobs::status.eq(status));
         }
         if let Some(kind) = kind {
             query = query.filter(jobs::kind.eq(kind.to_owned()));
@@ -291,9 +336,9 @@ pub fn list(
 /// An operator's retry: a failed, dead or cancelled job is queued again with fresh attempts.
 pub fn retry(conn: &mut DbConnection, id: i64, now_ms: i64) -> Result<bool, StoreError> {
     let updated = on_backend!(conn, c => diesel::update(
-        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq_any([FAILED, DEAD, CANCELLED])),
+        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq_any([JobStatus::Failed, JobStatus::Dead, JobStatus::Cancelled])),
     )
-    .set((jobs::status.eq(QUEUED), jobs::attempts.eq(0), jobs::run_after.eq(now_ms), jobs::updated_at.eq(now_ms)))
+    .set((jobs::status.eq(JobStatus::Queued), jobs::attempts.eq(0), jobs::run_after.eq(now_ms), jobs::updated_at.eq(now_ms)))
     .execute(c))?;
     Ok(updated == 1)
 }
@@ -301,9 +346,9 @@ pub fn retry(conn: &mut DbConnection, id: i64, now_ms: i64) -> Result<bool, Stor
 /// An operator's cancel: a queued job will not run.
 pub fn cancel(conn: &mut DbConnection, id: i64, now_ms: i64) -> Result<bool, StoreError> {
     let updated = on_backend!(conn, c => diesel::update(
-        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(QUEUED)),
+        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(JobStatus::Queued)),
     )
-    .set((jobs::status.eq(CANCELLED), jobs::updated_at.eq(now_ms)))
+    .set((jobs::status.eq(JobStatus::Cancelled), jobs::updated_at.eq(now_ms)))
     .execute(c))?;
     Ok(updated == 1)
 }
@@ -313,7 +358,7 @@ pub fn has_queued(conn: &mut DbConnection, room_key: i64, kind: &str) -> Result<
     let count: i64 = on_backend!(conn, c => jobs::table
         .filter(jobs::room_key.eq(room_key))
         .filter(jobs::kind.eq(kind))
-        .filter(jobs::status.eq(QUEUED))
+        .filter(jobs::status.eq(JobStatus::Queued))
         .count()
         .get_result(c))?;
     Ok(count > 0)

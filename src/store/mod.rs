@@ -5,8 +5,10 @@
 
 mod connection;
 pub mod inbox;
+mod job_status;
 pub mod jobs;
 pub mod migrations;
+pub mod retention;
 pub mod rooms;
 pub mod schema;
 pub mod state;

@@ -501,3 +501,25 @@ pub fn set_status(
         .execute(c))?;
     Ok(())
 }
+
+/// A job of the room ended `failed` or `dead`: the room shows it (`failed`, with `error`). A
+/// deleted room stays deleted; only its own teardown's error (`teardown`) is shown there.
+pub fn record_job_failure(
+    conn: &mut DbConnection,
+    room_key: i64,
+    error: &str,
+    teardown: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let room = rooms::table.find(room_key);
+    on_backend!(conn, c => if teardown {
+        diesel::update(room.filter(rooms::status.eq(RoomStatus::Deleted.as_str())))
+            .set((rooms::last_error.eq(error), rooms::updated_at.eq(now_ms)))
+            .execute(c)
+    } else {
+        diesel::update(room.filter(rooms::status.ne(RoomStatus::Deleted.as_str())))
+            .set((rooms::status.eq(RoomStatus::Failed.as_str()), rooms::last_error.eq(error), rooms::updated_at.eq(now_ms)))
+            .execute(c)
+    })?;
+    Ok(())
+}

@@ -4,17 +4,21 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::jobs::{DEAD, QUEUED, RUNNING};
+use super::jobs::JobStatus;
 use super::schema::{jobs, rooms};
 use super::{DbConnection, StoreError};
 use crate::on_backend;
 
-/// One tenant's queue. Tenants without queued, running or dead jobs have no entry.
+/// One tenant's queue. Tenants without queued or running jobs, or jobs that ended failed or dead
+/// in the window, have no entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantQueue {
     pub tenant_id: String,
     pub queued: i64,
     pub running: i64,
+    /// Jobs that ended `failed` (permanent error) in the window.
+    pub failed: i64,
+    /// Jobs that ended `dead` (attempts spent) in the window.
     pub dead: i64,
     /// When the oldest queued job was queued (unix ms).
     pub oldest_queued_created_at: Option<i64>,
@@ -22,12 +26,13 @@ pub struct TenantQueue {
     pub oldest_queued_run_after: Option<i64>,
 }
 
-/// A dead job, as operators need to see it.
+/// A job that ended `failed` or `dead`, as operators need to see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadJob {
+pub struct FailedJob {
     pub id: i64,
     pub tenant_id: String,
     pub kind: String,
+    pub status: JobStatus,
     /// `tenant/kind/slug` of the job's room (its current slug), when the job has one.
     pub room: Option<String>,
     pub attempts: i32,
@@ -35,11 +40,19 @@ pub struct DeadJob {
     pub updated_at: i64,
 }
 
-/// Queued, running and dead jobs per tenant, in one grouped query, ordered by tenant.
-pub fn queue_by_tenant(conn: &mut DbConnection) -> Result<Vec<TenantQueue>, StoreError> {
-    type Row = (String, String, i64, Option<i64>, Option<i64>);
+/// Queued and running jobs per tenant, and those that ended failed or dead since `ended_since_ms`,
+/// in one grouped query, ordered by tenant.
+pub fn queue_by_tenant(
+    conn: &mut DbConnection,
+    ended_since_ms: i64,
+) -> Result<Vec<TenantQueue>, StoreError> {
+    type Row = (String, JobStatus, i64, Option<i64>, Option<i64>);
     let rows: Vec<Row> = on_backend!(conn, c => jobs::table
-        .filter(jobs::status.eq_any([QUEUED, RUNNING, DEAD]))
+        .filter(
+            jobs::status
+                .eq_any([JobStatus::Queued, JobStatus::Running])
+                .or(jobs::status.eq_any(JobStatus::ENDED_BADLY).and(jobs::updated_at.ge(ended_since_ms))),
+        )
         .group_by((jobs::tenant_id, jobs::status))
         .select((
             jobs::tenant_id,
@@ -62,30 +75,35 @@ pub fn queue_by_tenant(conn: &mut DbConnection) -> Result<Vec<TenantQueue>, Stor
             }
         };
         let tenant = &mut tenants[index];
-        match status.as_str() {
-            QUEUED => {
+        match status {
+            JobStatus::Queued => {
                 tenant.queued = count;
                 tenant.oldest_queued_created_at = oldest_created;
                 tenant.oldest_queued_run_after = oldest_run_after;
             }
-            RUNNING => tenant.running = count,
-            _ => tenant.dead = count,
+            JobStatus::Running => tenant.running = count,
+            JobStatus::Failed => tenant.failed = count,
+            JobStatus::Dead => tenant.dead = count,
+            JobStatus::Succeeded | JobStatus::Cancelled => {}
         }
     }
     tenants.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
     Ok(tenants)
 }
 
-/// A tenant's newest dead jobs, at most `limit`, newest first.
-pub fn latest_dead(
+/// A tenant's newest jobs that ended failed or dead since `ended_since_ms`, at most `limit`,
+/// newest first.
+pub fn latest_failed(
     conn: &mut DbConnection,
     tenant_id: &str,
+    ended_since_ms: i64,
     limit: i64,
-) -> Result<Vec<DeadJob>, StoreError> {
+) -> Result<Vec<FailedJob>, StoreError> {
     type Row = (
         i64,
         String,
         String,
+        JobStatus,
         i32,
         Option<String>,
         i64,
@@ -94,13 +112,15 @@ pub fn latest_dead(
     let rows: Vec<Row> = on_backend!(conn, c => jobs::table
         .left_join(rooms::table)
         .filter(jobs::tenant_id.eq(tenant_id))
-        .filter(jobs::status.eq(DEAD))
+        .filter(jobs::status.eq_any(JobStatus::ENDED_BADLY))
+        .filter(jobs::updated_at.ge(ended_since_ms))
         .order(jobs::id.desc())
         .limit(limit)
         .select((
             jobs::id,
             jobs::tenant_id,
             jobs::kind,
+            jobs::status,
             jobs::attempts,
             jobs::last_error,
             jobs::updated_at,
@@ -110,10 +130,11 @@ pub fn latest_dead(
     Ok(rows
         .into_iter()
         .map(
-            |(id, tenant_id, kind, attempts, last_error, updated_at, room)| DeadJob {
+            |(id, tenant_id, kind, status, attempts, last_error, updated_at, room)| FailedJob {
                 id,
                 tenant_id,
                 kind,
+                status,
                 room: room.map(|(tenant, kind, slug)| format!("{tenant}/{kind}/{slug}")),
                 attempts,
                 last_error,
@@ -153,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn queues_are_counted_per_tenant_and_dead_jobs_name_their_room() {
+    fn queues_are_counted_per_tenant_and_failed_jobs_name_their_room() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = store(&dir);
         let conn = &mut *store.connection().expect("a connection");
@@ -171,7 +192,8 @@ mod tests {
         jobs::enqueue(conn, &job("tenantB", None), 3_000).expect("queued");
         let limits = jobs::ClaimLimits {
             total: 1,
-            tenant_room: &|_| 1,
+            per_tenant: 1,
+            running: &Default::default(),
         };
         let claimed = jobs::claim(conn, "w", 5_000, 60_000, &limits).expect("claimed");
         assert_eq!(claimed[0].id, doomed.id);
@@ -180,7 +202,7 @@ mod tests {
         };
         assert!(jobs::finish(conn, doomed.id, "w", &dead, 6_000).expect("finished"));
 
-        let queues = queue_by_tenant(conn).expect("summary");
+        let queues = queue_by_tenant(conn, 0).expect("summary");
         assert_eq!(
             queues,
             vec![
@@ -188,6 +210,7 @@ mod tests {
                     tenant_id: "tenantA".into(),
                     queued: 1,
                     running: 0,
+                    failed: 0,
                     dead: 1,
                     oldest_queued_created_at: Some(2_000),
                     oldest_queued_run_after: Some(2_000),
@@ -196,19 +219,34 @@ mod tests {
                     tenant_id: "tenantB".into(),
                     queued: 1,
                     running: 0,
+                    failed: 0,
                     dead: 0,
                     oldest_queued_created_at: Some(3_000),
                     oldest_queued_run_after: Some(3_000),
                 },
             ]
         );
-        let dead = latest_dead(conn, "tenantA", 20).expect("dead jobs");
+        assert!(
+            queue_by_tenant(conn, 6_001).expect("summary")[0].dead == 0,
+            "a job that ended before the window is not counted"
+        );
+        let dead = latest_failed(conn, "tenantA", 0, 20).expect("dead jobs");
         assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].status, jobs::JobStatus::Dead);
+        assert!(
+            latest_failed(conn, "tenantA", 6_001, 20)
+                .expect("none")
+                .is_empty()
+        );
         assert_eq!(dead[0].room.as_deref(), Some("tenantA/event/party"));
         assert_eq!(
             dead[0].last_error.as_deref(),
             Some("gave up after 1 attempts: HTTP 500")
         );
-        assert!(latest_dead(conn, "tenantB", 20).expect("none").is_empty());
+        assert!(
+            latest_failed(conn, "tenantB", 0, 20)
+                .expect("none")
+                .is_empty()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `DELETE /v1/tenants/{tenant}/rooms/{kind}/{slug}`: tear the room down. The room is marked
 //! `deleted` at once (nothing re-creates or re-aliases it any more) and a `teardown_room` job takes
-//! it down in Synapse. A repeated DELETE is accepted and answers with that job.
+//! it down in Synapse. A repeated DELETE is accepted and answers with that job, or queues a fresh
+//! teardown when that one ended `failed` or `dead`.
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub async fn handler(
                 };
                 if room.status == RoomStatus::Deleted
                     && let Some(job) = jobs::latest_for_room(conn, room.id)?
+                    && !job.status.ended_badly()
                 {
                     return Ok(Ok(job));
                 }

@@ -1,7 +1,8 @@
 //! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}` `{name, topic?, visibility, members?}`: this room
 //! should exist with these settings (and, with `members`, exactly these members). Stores the
 //! desired state and queues one `ensure_room` job in one transaction; the same call twice queues
-//! nothing new and answers with the room's latest job.
+//! nothing new and answers with the room's latest job — unless that job ended `failed` or `dead`,
+//! then it queues a fresh one.
 
 use std::sync::Arc;
 
@@ -75,9 +76,13 @@ pub async fn handler(
                     Some(members) => room_store::declare_members(conn, room.id, members, now)?,
                     None => false,
                 };
+                // Nothing new declared: the latest job is the answer, unless it ended without
+                // doing its work — then the same call tries again.
                 let latest = jobs::latest_for_room(conn, room.id)?;
                 match latest {
-                    Some(job) if !room_changed && !members_changed => Ok(job),
+                    Some(job) if !room_changed && !members_changed && !job.status.ended_badly() => {
+                        Ok(job)
+                    }
                     _ => jobs::enqueue(conn, &ensure_room::new_job(&room), now),
                 }
             })
