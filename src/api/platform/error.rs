@@ -40,6 +40,9 @@ pub enum PlatformError {
     BadBody(String),
     #[error("the database is unavailable; try again")]
     DatabaseUnavailable,
+    /// What axum's extractors refused themselves (a path they cannot read), status kept.
+    #[error("{1}")]
+    Rejected(StatusCode, String),
 }
 
 impl PlatformError {
@@ -58,6 +61,10 @@ impl PlatformError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Rejected(status, _) if *status == StatusCode::BAD_REQUEST => {
+                (*status, "bad_request")
+            }
+            Self::Rejected(status, _) => (*status, "rejected"),
         }
     }
 }

@@ -28,12 +28,25 @@ use crate::app::App;
 /// Requests larger than this are refused (413).
 const BODY_LIMIT: usize = 1024 * 1024;
 
-/// axum answers an oversized body itself, in plain text; the platform gets JSON like every error.
+/// axum answers an oversized body, or a path it cannot read (`GET /v1/jobs/abc`, a segment that
+/// is not UTF-8), itself, in plain text; the platform gets JSON like every error.
 async fn json_too_large(response: axum::response::Response) -> axum::response::Response {
-    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    let status = response.status();
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         return PlatformError::TooLarge(BODY_LIMIT).into_response();
     }
-    response
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    PlatformError::Rejected(status, text).into_response()
 }
 
 pub fn router(app: Arc<App>) -> Router {
