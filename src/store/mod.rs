@@ -109,11 +109,11 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _turn = match &self.writer {
+        let turn = match &self.writer {
             Some(writer) => Some(writer.urgent().await),
             None => None,
         };
-        self.run(work).await
+        self.run_in_turn(turn, work).await
     }
 
     /// Like [`Store::write`], for background writes: on SQLite they wait while urgent ones queue.
@@ -122,11 +122,27 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _turn = match &self.writer {
+        let turn = match &self.writer {
             Some(writer) => Some(writer.background().await),
             None => None,
         };
-        self.run(work).await
+        self.run_in_turn(turn, work).await
+    }
+
+    /// Runs `work` holding `turn` until it is over: a caller that gives up (a client that
+    /// disconnected) drops only its wait, while the write finishes (commits or rolls back) on the
+    /// blocking pool before the next writer goes.
+    async fn run_in_turn<T, F>(&self, turn: Option<writer::Turn>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let result = work(conn);
+            drop(turn);
+            result
+        })
+        .await
     }
 
     /// SQLite only: moves the write-ahead log into the database file. Automatic checkpoints are

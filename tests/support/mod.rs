@@ -4,11 +4,15 @@
 pub mod daemon;
 pub mod events;
 pub mod fake_homeserver;
+pub mod fuzz;
+pub mod inbox_rows;
 pub mod matrix_client;
 pub mod postgres;
 pub mod proxy;
 pub mod python;
+pub mod raw_http;
 pub mod synapse;
+pub mod tmpfs;
 
 /// The two databases the daemon runs on; tests that must hold on both run once per backend
 /// ([`on_both_backends!`]).

@@ -22,6 +22,8 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    InvalidParam(&'static str),
     #[error("the database is unavailable; Synapse keeps the transaction and retries")]
     DatabaseUnavailable,
 }
@@ -36,6 +38,7 @@ impl ApiError {
             Self::WrongMethod => (StatusCode::METHOD_NOT_ALLOWED, "M_UNRECOGNIZED"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "M_BAD_JSON"),
+            Self::InvalidParam(_) => (StatusCode::BAD_REQUEST, "M_INVALID_PARAM"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "M_UNKNOWN"),
         }
     }
@@ -50,6 +53,30 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// axum's extractors answer what they cannot read (a path segment that is not UTF-8) themselves, in
+/// plain text, which Synapse counts as a failure: such answers become this API's JSON error, status
+/// kept (`M_INVALID_PARAM` for a 400).
+pub async fn json_rejections(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let errcode = if status == StatusCode::BAD_REQUEST {
+        "M_INVALID_PARAM"
+    } else {
+        "M_UNKNOWN"
+    };
+    (status, Json(json!({"errcode": errcode, "error": text}))).into_response()
 }
 
 /// The empty JSON object every successful answer carries.

@@ -62,5 +62,6 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             auth::require_hs_token,
         ))
+        .layer(axum::middleware::map_response(error::json_rejections))
         .with_state(app)
 }

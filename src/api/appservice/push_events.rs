@@ -44,6 +44,10 @@ pub async fn handler(
         }
         Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
     };
+    if txn_id.contains('\0') {
+        // Synapse never sends one; PostgreSQL's `text` could not store it (a 503 for good).
+        return ApiError::InvalidParam("the txnId holds a NUL character").into_response();
+    }
     app.metrics.transactions_received.inc();
     let received_at = unix_ms(app.clock.now());
     let stored = app
@@ -125,7 +129,9 @@ struct Envelope {
 }
 
 /// Splits a transaction body into events to store and entries to quarantine. Never fails: what
-/// cannot be read is quarantined with the reason.
+/// cannot be read is quarantined with the reason. Quarantined text is stored lossily: invalid UTF-8
+/// and NUL characters (which PostgreSQL's `text` refuses, which would answer 503 and have Synapse
+/// retry the transaction forever) become U+FFFD.
 pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransaction {
     let mut fingerprint = Sha256::new();
     let mut events = Vec::new();
@@ -140,7 +146,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
                 txn_id: txn_id.clone(),
                 event_id: None,
                 reason: format!("the body is not a transaction ({error})"),
-                body: text.clone().into_owned(),
+                body: without_nul(&text),
                 received_at,
             });
         }
@@ -164,7 +170,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
                     Err(reason) => {
                         let event_id = serde_json::from_str::<serde_json::Value>(json)
                             .ok()
-                            .and_then(|v| v.get("event_id")?.as_str().map(str::to_owned));
+                            .and_then(|v| v.get("event_id")?.as_str().map(without_nul));
                         fingerprint.update(event_id.as_deref().unwrap_or(json).as_bytes());
                         quarantined.push(NewQuarantine {
                             txn_id: txn_id.clone(),
@@ -199,6 +205,16 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
 fn read_event(json: &str) -> Result<Envelope, String> {
     let envelope: Envelope = serde_json::from_str(json)
         .map_err(|error| format!("the event lacks a valid envelope ({error})"))?;
+    let fields = [
+        envelope.event_id.as_str(),
+        envelope.room_id.as_str(),
+        envelope.sender.as_str(),
+        &envelope.event_type,
+        envelope.state_key.as_deref().unwrap_or_default(),
+    ];
+    if fields.iter().any(|field| field.contains('\0')) {
+        return Err("the event's envelope holds a NUL character".into());
+    }
     if envelope.event_type == "m.room.member" {
         let state_key = envelope.state_key.as_deref().unwrap_or_default();
         UserId::parse(state_key).map_err(|error| {
@@ -206,6 +222,11 @@ fn read_event(json: &str) -> Result<Envelope, String> {
         })?;
     }
     Ok(envelope)
+}
+
+/// `text` with every NUL replaced by U+FFFD.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 #[cfg(test)]
@@ -253,6 +274,26 @@ mod tests {
             .map(|q| q.event_id.as_deref())
             .collect();
         assert_eq!(quarantined, [Some("$x"), Some("$y")]);
+    }
+
+    #[test]
+    fn nul_characters_are_never_stored() {
+        // A raw NUL makes the body unreadable; it is kept without it.
+        let txn = parse("1".into(), b"{\"events\": [\0]}", 0);
+        assert!(txn.unreadable);
+        assert_eq!(txn.quarantined[0].body, "{\"events\": [\u{fffd}]}");
+        // Decoded from an escape into the envelope: the event is quarantined.
+        let event = message("$a\\u0000b").replace("m.room.message", "m.room\\u0000message");
+        let txn = parse(
+            "1".into(),
+            format!(r#"{{"events":[{event}]}}"#).as_bytes(),
+            0,
+        );
+        assert!(txn.events.is_empty());
+        assert_eq!(txn.quarantined.len(), 1);
+        assert!(txn.quarantined[0].reason.contains("NUL"));
+        assert_eq!(txn.quarantined[0].event_id.as_deref(), Some("$a\u{fffd}b"));
+        assert!(!txn.quarantined[0].body.contains('\0'));
     }
 
     #[test]
