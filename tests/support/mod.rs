@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod events;
 pub mod fake_homeserver;
+pub mod hold_proxy;
 pub mod matrix_client;
 pub mod postgres;
 pub mod proxy;

@@ -1,6 +1,8 @@
 //! `DELETE /v1/tenants/{tenant}/rooms/{kind}/{slug}`: tear the room down. The room is marked
-//! `deleted` at once (nothing re-creates or re-aliases it any more) and a `teardown_room` job takes
-//! it down in Synapse. A repeated DELETE is accepted and answers with that job.
+//! `deleted` at once and its generation raised, so nothing begun before (a job, an alias query, a
+//! followed upgrade) re-creates it or marks it ready, and its earlier slugs are released; a
+//! `teardown_room` job takes it down in Synapse. A repeated DELETE is accepted and answers with
+//! that job.
 
 use std::sync::Arc;
 
@@ -48,7 +50,7 @@ pub async fn handler(
                     .iter()
                     .filter_map(|slug| rooms::alias(kind, slug, &tenant, &server).ok())
                     .collect::<Vec<_>>();
-                room_store::set_status(conn, room.id, RoomStatus::Deleted, None, now)?;
+                room_store::mark_deleted(conn, &room, now)?;
                 Ok(Ok(jobs::enqueue(
                     conn,
                     &teardown_room::new_job(&room, &aliases),
