@@ -240,3 +240,45 @@ async fn a_job_that_keeps_failing_is_dead_after_its_attempts() {
     );
     assert_eq!(create_room_requests(&fake).len(), 2);
 }
+
+/// Two replicas raced: the other one's `createRoom` won, and this one's is answered 409 (as a
+/// proxy or Synapse's own conflict handling may answer it). The room is adopted, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_from_create_room_adopts_the_room_the_other_replica_made() {
+    let (fake, daemon) = setup("conflict", "", 10).await;
+    let as_token = daemon.config.tokens.as_token.clone();
+    let bot = format!("@openmeet-bot-tenanta:{SERVER}");
+    let (status, answer) = support::matrix_client::request(
+        &fake.url,
+        Some(&as_token),
+        Method::POST,
+        "/_matrix/client/v3/register",
+        Some(json!({"type": "m.login.application_service", "username": "openmeet-bot-tenanta"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, other) = support::matrix_client::request(
+        &fake.url,
+        Some(&as_token),
+        Method::POST,
+        &format!(
+            "/_matrix/client/v3/createRoom?user_id={}",
+            support::matrix_client::encode(&bot)
+        ),
+        Some(json!({"room_alias_name": "event-raced-tenantA", "room_version": "10"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    fake.fail_next(Endpoint::CreateRoom, 1, Fault::Status(409));
+    let id = declare(&daemon, "raced").await;
+    let done = daemon
+        .wait_for_job(id, &daemon.config.tenant_token("tenantA"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", daemon.logs());
+    assert_eq!(done["result"]["room_id"], other["room_id"], "{done}");
+    assert_eq!(
+        create_room_requests(&fake).len(),
+        2,
+        "one by the test, one answered 409"
+    );
+}

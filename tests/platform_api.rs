@@ -139,3 +139,86 @@ async fn a_path_the_router_cannot_read_answers_json() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_users_are_not_members_a_put_or_delete_of_one_is_a_400() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let path = "/v1/tenants/tenantA/rooms/event/ours";
+    let body = json!({"name": "Ours", "visibility": "public"});
+    let (status, answer) = daemon
+        .platform(Method::PUT, path, Some(&token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    for user in [
+        "@openmeet-bot-tenanta:test.openmeet.invalid",
+        "@openmeet-bot:test.openmeet.invalid",
+        "@openmeet-bot-othertenant:test.openmeet.invalid",
+    ] {
+        let member = format!("{path}/members/{user}");
+        for (method, body) in [
+            (Method::PUT, Some(json!({"role": "host"}))),
+            (Method::DELETE, None),
+        ] {
+            let (status, answer) = daemon
+                .platform(method.clone(), &member, Some(&token), body)
+                .await;
+            assert_eq!(
+                (status, answer["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_input")),
+                "{method} {user}: {answer}"
+            );
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("appservice's own users"),
+                "{answer}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rooms_earlier_slug_declared_again_makes_a_new_room() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let (old, new) = (
+        "/v1/tenants/tenantA/rooms/group/old-slug",
+        "/v1/tenants/tenantA/rooms/group/new-slug",
+    );
+    let body = json!({"name": "Slugs", "visibility": "public"});
+    let (status, answer) = daemon
+        .platform(Method::PUT, old, Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = daemon
+        .platform(
+            Method::POST,
+            "/v1/tenants/tenantA/rooms/group/old-slug/rename",
+            Some(&token),
+            Some(json!({"new_slug": "new-slug"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = daemon
+        .platform(Method::DELETE, new, Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+    let (status, answer) = daemon
+        .platform(Method::PUT, old, Some(&token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (_, revived) = daemon.platform(Method::GET, old, Some(&token), None).await;
+    assert_eq!(
+        (revived["slug"].as_str(), revived["status"].as_str()),
+        (Some("old-slug"), Some("pending")),
+        "{revived}"
+    );
+    let (_, deleted) = daemon.platform(Method::GET, new, Some(&token), None).await;
+    assert_eq!(
+        deleted["status"], "deleted",
+        "the deleted room came back: {deleted}"
+    );
+}

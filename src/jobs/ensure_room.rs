@@ -9,13 +9,13 @@ use std::sync::Arc;
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
-use super::JobError;
 use super::diagnose::{self, Finding};
+use super::{JobError, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
 use crate::rooms::{self, DeclaredRoom, RoomKind, Visibility};
-use crate::store::jobs::{Job, NewJob};
+use crate::store::jobs::{self as job_store, Job, NewJob};
 use crate::store::rooms::{self as room_store, Member, Room, RoomStatus};
 use crate::store::unix_ms;
 
@@ -37,12 +37,24 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_key = job
         .room_key
         .ok_or_else(|| JobError::Permanent("the job names no room".into()))?;
+    converge(app, room_key, None).await
+}
+
+/// Makes Synapse match room `room_key` and records how that ended; with `generation`, only if the
+/// room was not deleted since that generation was read. A DELETE accepted meanwhile wins: the
+/// room is neither marked ready nor failed, and what this run created is torn down.
+pub async fn converge(
+    app: &Arc<App>,
+    room_key: i64,
+    generation: Option<i64>,
+) -> Result<Value, JobError> {
     let (room, members) = load(app, room_key)
         .await?
         .ok_or_else(|| JobError::Permanent(format!("room {room_key} is no longer declared")))?;
-    if !room.status.is_live() {
+    if !room.status.is_live() || generation.is_some_and(|g| g != room.generation) {
         return Ok(json!({"skipped": "the room was deleted"}));
     }
+    let generation = room.generation;
     let result = ensure(app, &room, &members).await;
     let now = unix_ms(app.clock.now());
     let (status, error) = match &result {
@@ -52,9 +64,23 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         }
         Err(_) => return result,
     };
-    app.store
-        .write(move |c| room_store::set_status(c, room_key, status, error.as_deref(), now))
+    let current = app
+        .store
+        .write(move |c| {
+            room_store::set_status_if_current(
+                c,
+                room_key,
+                generation,
+                status,
+                error.as_deref(),
+                now,
+            )
+        })
         .await?;
+    if !current {
+        tracing::info!(room_key, "the room was deleted while its job ran");
+        return Ok(json!({"skipped": "the room was deleted while the job ran"}));
+    }
     result
 }
 
@@ -102,18 +128,20 @@ fn plan(app: &App, room: &Room, members: &[Member]) -> Result<Plan, JobError> {
 }
 
 /// Makes sure declared room `room_key` exists in Synapse and returns its id and version; `None`
-/// when it is no longer declared. One creation at a time per room in this process (alias queries
-/// and jobs share the lock); across processes a lost race finds the alias taken and adopts.
+/// when it is no longer declared, or was deleted since `generation` was read. One creation at a
+/// time per room in this process (alias queries and jobs share the lock); across processes a lost
+/// race finds the alias taken and adopts.
 pub async fn ensure_created(
     app: &Arc<App>,
     room_key: i64,
+    generation: i64,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let lock = app.room_lock(room_key);
     let _creating = lock.lock().await;
     let Some((room, members)) = load(app, room_key).await? else {
         return Ok(None);
     };
-    if !room.status.is_live() {
+    if !room.status.is_live() || room.generation != generation {
         return Ok(None);
     }
     if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
@@ -122,7 +150,7 @@ pub async fn ensure_created(
     }
     let plan = plan(app, &room, &members)?;
     app.ensure_bot(&plan.tenant).await?;
-    create(app, &room, &plan).await.map(Some)
+    create(app, &room, &plan).await
 }
 
 async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<(Room, Vec<Member>)>, JobError> {
@@ -148,7 +176,8 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         ..
     } = plan(app, room, members)?;
     app.ensure_bot(&tenant).await?;
-    let Some((mut room_id, mut version)) = ensure_created(app, room.id).await? else {
+    let Some((mut room_id, mut version)) = ensure_created(app, room.id, room.generation).await?
+    else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
     let mut repair = None;
@@ -165,7 +194,12 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
                 }
                 None => {
                     let lost = room_id.clone();
-                    (room_id, version) = replace(app, room, &bot, &lost).await?;
+                    let Some(replacement) = replace(app, room, &bot, &lost).await? else {
+                        return Ok(
+                            json!({"skipped": "the room was deleted while it was being replaced"}),
+                        );
+                    };
+                    (room_id, version) = replacement;
                     tracing::warn!(%lost, new = %room_id, "replaced the room");
                     repair = Some(
                         json!({"finding": finding, "action": "replaced", "previous_room_id": lost}),
@@ -180,9 +214,10 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         && actual != version
     {
         let (room_key, id, now) = (room.id, room_id.to_string(), unix_ms(app.clock.now()));
-        let stored = actual.clone();
+        let (stored, generation) = (actual.clone(), room.generation);
+        // Not stored when the room was deleted meanwhile; then the status is not written either.
         app.store
-            .write(move |c| room_store::set_created(c, room_key, &id, &stored, now))
+            .write(move |c| room_store::set_created(c, room_key, generation, &id, &stored, now))
             .await?;
         version = actual;
     }
@@ -207,7 +242,15 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             Some("join" | "invite")
         ) {
             let reason = member.reason.as_deref().unwrap_or(REMOVED);
-            app.homeserver().kick(&bot, &room_id, &user, reason).await?;
+            match app.homeserver().kick(&bot, &room_id, &user, reason).await {
+                Ok(()) => {}
+                // Before room version 12 a member at the bot's own level cannot be kicked by it;
+                // the rest of the declaration is still applied.
+                Err(error) if error.is_forbidden() => {
+                    tracing::warn!(%user, "cannot remove this member: their power level is at or above the bot's own")
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
     }
     let applied =
@@ -273,7 +316,7 @@ async fn replace(
     room: &Room,
     bot: &UserId,
     lost: &RoomId,
-) -> Result<(OwnedRoomId, String), JobError> {
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
     let room_key = room.id;
     let slugs = app
@@ -295,9 +338,7 @@ async fn replace(
     app.store
         .write(move |c| room_store::clear_created(c, room_key, now))
         .await?;
-    ensure_created(app, room_key).await?.ok_or_else(|| {
-        JobError::Permanent("the room was deleted while it was being replaced".into())
-    })
+    ensure_created(app, room_key, room.generation).await
 }
 
 /// After a rename: the current slug's alias exists and is canonical, earlier ones are alternatives.
@@ -338,12 +379,14 @@ async fn ensure_aliases(
 }
 
 /// Creates the room, or adopts it when the alias already points to one (an earlier attempt
-/// created it and stopped before storing its id). Stores the id before anything else happens.
+/// created it and stopped before storing its id). Stores the id before anything else happens;
+/// when the room was deleted while `createRoom` was in flight, queues the new room's teardown
+/// instead and returns `None`.
 async fn create(
     app: &Arc<App>,
     room: &Room,
     plan: &Plan,
-) -> Result<(OwnedRoomId, String), JobError> {
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let (bot, alias) = (&plan.bot, &plan.alias);
     let version = match &app.config().homeserver.room_version {
         Some(version) => version.clone(),
@@ -380,16 +423,32 @@ async fn create(
         Err(error) => return Err(error.into()),
     };
     tracing::info!(%room_id, %version, "created the room");
-    let (room_key, id, stored_version, now) = (
+    let (room_key, generation, id, stored_version, now) = (
         room.id,
+        room.generation,
         room_id.to_string(),
         version.clone(),
         unix_ms(app.clock.now()),
     );
-    app.store
-        .write(move |c| room_store::set_created(c, room_key, &id, &stored_version, now))
+    let teardown = teardown_room::new_job_for(room, Some(&id), std::slice::from_ref(alias));
+    let stored = app
+        .store
+        .write(move |c| {
+            c.write(|c| {
+                if room_store::set_created(c, room_key, generation, &id, &stored_version, now)? {
+                    return Ok(true);
+                }
+                job_store::enqueue(c, &teardown, now)?;
+                Ok(false)
+            })
+        })
         .await?;
-    Ok((room_id, version))
+    if !stored {
+        tracing::warn!(%room_id, "the room was deleted while it was being created: tearing the new room down");
+        app.jobs_wakeup.notify_one();
+        return Ok(None);
+    }
+    Ok(Some((room_id, version)))
 }
 
 /// Reads `m.room.power_levels`, sets the declared levels, drops the entries of removed members the
@@ -426,12 +485,17 @@ async fn apply_power_levels(
     for user in &reconciled.out_of_reach {
         tracing::warn!(%user, "cannot change this member's power level: it is at or above the bot's own");
     }
+    // For members out of reach, what the room really has: the entry stays theirs to manage.
     Ok(members
         .iter()
         .map(|m| {
-            let level = UserId::parse(&m.user_id)
-                .ok()
-                .and_then(|user| desired.get(&user).copied());
+            let level = UserId::parse(&m.user_id).ok().and_then(|user| {
+                if reconciled.out_of_reach.contains(&user) {
+                    rooms::user_level(&current, &user)
+                } else {
+                    desired.get(&user).copied()
+                }
+            });
             (m.user_id.clone(), level.map(|level| level as i32))
         })
         .collect())

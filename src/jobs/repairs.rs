@@ -1,7 +1,9 @@
 //! What delivered events call for, queued in the same transaction that marks them processed:
 //! someone else changed `m.room.power_levels` in a managed room → reconcile it; a tenant's bot was
-//! kicked, banned or left a managed room → the room is `lost`, reconcile it; a bot was invited into
-//! a room we do not manage → it declines; a managed room was upgraded → the bot follows it. Events in rooms we do not manage cause nothing else.
+//! kicked, banned or left a managed room → the room is `lost`, reconcile it (only the room's own
+//! tenant bot; a deleted room's teardown makes its bot leave without losing anything); a bot was
+//! invited into a room we neither manage nor wait to follow an upgrade into → it declines; a
+//! managed room was upgraded → the bot follows it. Events in rooms we do not manage cause nothing else.
 
 use std::sync::Arc;
 
@@ -24,7 +26,9 @@ pub fn follow_up(
             match handled.outcome.as_str() {
                 "own_membership:invite" => decline_if_unmanaged(conn, &config, event, now_ms)?,
                 "own_membership:leave" | "own_membership:ban" => {
-                    if let Some(room) = managed(conn, &event.room_id)? {
+                    if let Some(room) = managed(conn, &event.room_id)?
+                        && is_rooms_own_bot(&config, &room, event)
+                    {
                         tracing::warn!(room_id = %event.room_id, by = %event.sender, "a tenant bot was removed from a managed room: it is lost");
                         let reason =
                             format!("the bot was removed from the room by {}", event.sender);
@@ -60,6 +64,21 @@ fn managed(conn: &mut DbConnection, room_id: &str) -> Result<Option<Room>, Store
     rooms::find_live_by_room_id(conn, room_id)
 }
 
+/// Whether the membership `event` is about the bot of `room`'s own tenant: only losing that one
+/// loses the room (the sender or another tenant's bot leaving changes nothing we rely on).
+fn is_rooms_own_bot(config: &Config, room: &Room, event: &PendingEvent) -> bool {
+    event
+        .state_key
+        .as_deref()
+        .and_then(|key| UserId::parse(key).ok())
+        .and_then(|user| {
+            config
+                .tenant_of_bot(&user)
+                .map(|tenant| tenant.id == room.tenant_id)
+        })
+        .unwrap_or(false)
+}
+
 /// Queues the room's `ensure_room` unless one is already waiting.
 fn reconcile(conn: &mut DbConnection, room: &Room, now_ms: i64) -> Result<(), StoreError> {
     if !jobs::has_queued(conn, room.id, ensure_room::KIND)? {
@@ -84,7 +103,11 @@ fn decline_if_unmanaged(
     let Some(tenant) = config.tenant_of_bot(&bot) else {
         return Ok(());
     };
-    if rooms::find_by_room_id(conn, &event.room_id)?.is_none() {
+    // An upgraded room the bot could not join yet is not ours on record, but the failed
+    // `follow_upgrade` tells the operator to invite the bot there: that invite is kept.
+    if rooms::find_by_room_id(conn, &event.room_id)?.is_none()
+        && !follow_upgrade::is_pending_target(conn, &event.room_id)?
+    {
         tracing::info!(room_id = %event.room_id, by = %event.sender, "a bot was invited into a room we do not manage: declining");
         jobs::enqueue(
             conn,

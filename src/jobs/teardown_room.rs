@@ -13,7 +13,7 @@ use super::JobError;
 use crate::app::App;
 use crate::matrix;
 use crate::store::jobs::{Job, NewJob};
-use crate::store::rooms::Room;
+use crate::store::rooms::{self as room_store, Room};
 
 pub const KIND: &str = "teardown_room";
 const REASON: &str = "Room being deleted";
@@ -27,11 +27,26 @@ struct Payload {
 }
 
 pub fn new_job(room: &Room, aliases: &[OwnedRoomAliasId]) -> NewJob {
+    new_job_for(room, room.room_id.as_deref(), aliases)
+}
+
+/// Takes down `room_id`, which work racing a DELETE of `room` created (DESIGN §7.1: DELETE wins).
+pub fn new_job_for(room: &Room, room_id: Option<&str>, aliases: &[OwnedRoomAliasId]) -> NewJob {
     NewJob {
         tenant_id: room.tenant_id.clone(),
         room_key: Some(room.id),
         kind: KIND.to_owned(),
-        payload: json!({"room_id": room.room_id, "aliases": aliases}),
+        payload: json!({"room_id": room_id, "aliases": aliases}),
+    }
+}
+
+/// The same teardown once more, for a repeated DELETE after `failed` ended in failure.
+pub fn again(failed: &Job) -> NewJob {
+    NewJob {
+        tenant_id: failed.tenant_id.clone(),
+        room_key: failed.room_key,
+        kind: KIND.to_owned(),
+        payload: serde_json::from_str(&failed.payload).unwrap_or_else(|_| json!({})),
     }
 }
 
@@ -39,7 +54,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let payload: Payload = super::payload(job)?;
     let bot = super::tenant_bot(app, job).await?;
     for alias in payload.aliases {
-        app.homeserver().ensure_alias_removed(&bot, alias).await?;
+        ensure_alias_removed(app, &bot, alias, payload.room_id.as_deref()).await?;
     }
     let Some(room_id) = payload.room_id else {
         return Ok(json!({"room_id": null, "note": "the room was never created in Synapse"}));
@@ -56,6 +71,30 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         .ensure_left_and_forgotten(&bot, &room_id)
         .await?;
     Ok(json!({"room_id": room_id, "kicked": kicked, "could_not_kick": out_of_reach}))
+}
+
+/// Removes `alias` unless it names a room we manage other than `room_id`: a slug declared again
+/// after the DELETE (or released by it) may already name a new room.
+async fn ensure_alias_removed(
+    app: &Arc<App>,
+    bot: &UserId,
+    alias: OwnedRoomAliasId,
+    room_id: Option<&str>,
+) -> Result<(), JobError> {
+    let Some(target) = app.homeserver().resolve_alias(bot, alias.clone()).await? else {
+        return Ok(());
+    };
+    if room_id != Some(target.as_str()) {
+        let target = target.to_string();
+        let managed = app
+            .store
+            .run(move |c| room_store::find_live_by_room_id(c, &target))
+            .await?;
+        if managed.is_some() {
+            return Ok(());
+        }
+    }
+    Ok(app.homeserver().ensure_alias_removed(bot, alias).await?)
 }
 
 /// Unpublishes, closes and empties the room; returns how many were kicked and who could not be.

@@ -139,6 +139,14 @@ pub fn reconcile(
     }
 }
 
+/// `user`'s own entry in a power-levels `content`, if it has one.
+pub fn user_level(content: &Value, user: &UserId) -> Option<i64> {
+    content
+        .get("users")
+        .and_then(|users| users.get(user.as_str()))
+        .and_then(level)
+}
+
 /// A power level as rooms store it: an integer, or a string of one in rooms before v10.
 fn level(value: &Value) -> Option<i64> {
     value

@@ -85,6 +85,9 @@ pub struct Room {
     pub updated_at: i64,
     /// The Matrix room this one replaced, when reconcile had to replace a lost room.
     pub previous_room_id: Option<String>,
+    /// Raised by every DELETE: work begun under an earlier generation may no longer store a
+    /// Matrix room id or mark the room ready (see [`set_created`]).
+    pub generation: i64,
 }
 
 /// The settings the platform declares for a room.
@@ -357,17 +360,60 @@ pub fn record_applied_levels(
     Ok(())
 }
 
-/// Stores the Matrix room once created (or adopted after a crash between creating and storing).
+/// Stores the Matrix room once created (or adopted after a crash between creating and storing),
+/// unless the room was deleted since `generation` was read. Returns whether it was stored; when
+/// not, whoever created the Matrix room must tear it down (DELETE wins).
 pub fn set_created(
     conn: &mut DbConnection,
     room_key: i64,
+    generation: i64,
     room_id: &str,
     room_version: &str,
     now_ms: i64,
-) -> Result<(), StoreError> {
-    on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
+) -> Result<bool, StoreError> {
+    let updated = on_backend!(conn, c => diesel::update(current(room_key, generation))
         .set((rooms::room_id.eq(room_id), rooms::room_version.eq(room_version), rooms::updated_at.eq(now_ms)))
         .execute(c))?;
+    Ok(updated == 1)
+}
+
+/// The room `room_key`, if it is still declared and not deleted since `generation` was read.
+type Current = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<rooms::table, diesel::dsl::Eq<rooms::id, i64>>,
+        diesel::dsl::Eq<rooms::generation, i64>,
+    >,
+    diesel::dsl::NotEq<rooms::status, &'static str>,
+>;
+
+fn current(room_key: i64, generation: i64) -> Current {
+    rooms::table
+        .filter(rooms::id.eq(room_key))
+        .filter(rooms::generation.eq(generation))
+        .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
+}
+
+/// Marks the room deleted: raises its generation (so nothing begun before may bring it back),
+/// and releases its earlier slugs, so declaring one of them again makes a new room. The current
+/// slug's row stays, for GET to answer `deleted` and a repeated DELETE to find the room.
+pub fn mark_deleted(conn: &mut DbConnection, room: &Room, now_ms: i64) -> Result<(), StoreError> {
+    write_transaction!(conn, c => {
+        diesel::update(rooms::table.find(room.id))
+            .set((
+                rooms::status.eq(RoomStatus::Deleted.as_str()),
+                rooms::last_error.eq(None::<String>),
+                rooms::generation.eq(rooms::generation + 1),
+                rooms::updated_at.eq(now_ms),
+            ))
+            .execute(c)?;
+        diesel::delete(
+            room_slugs::table
+                .filter(room_slugs::room_key.eq(room.id))
+                .filter(room_slugs::slug.ne(&room.slug)),
+        )
+        .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
     Ok(())
 }
 
@@ -487,6 +533,39 @@ pub fn clear_created(
         Ok::<_, diesel::result::Error>(())
     })?;
     Ok(())
+}
+
+/// Sets how the room's job ended, unless the room was deleted since `generation` was read.
+/// Returns whether it was set.
+pub fn set_status_if_current(
+    conn: &mut DbConnection,
+    room_key: i64,
+    generation: i64,
+    status: RoomStatus,
+    last_error: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let updated = on_backend!(conn, c => diesel::update(current(room_key, generation))
+        .set((rooms::status.eq(status.as_str()), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
+        .execute(c))?;
+    Ok(updated == 1)
+}
+
+/// The payloads of the jobs of `kind` for live rooms that have not succeeded or been cancelled
+/// (queued, running, failed or dead: an operator may still retry them).
+pub fn unsettled_job_payloads(
+    conn: &mut DbConnection,
+    kind: &str,
+) -> Result<Vec<String>, StoreError> {
+    use super::schema::jobs;
+    let payloads = on_backend!(conn, c => jobs::table
+        .inner_join(rooms::table)
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::status.ne_all(["succeeded", "cancelled"]))
+        .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
+        .select(jobs::payload)
+        .load(c))?;
+    Ok(payloads)
 }
 
 pub fn set_status(

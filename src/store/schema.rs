@@ -54,6 +54,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         previous_room_id -> Nullable<Text>,
+        generation -> BigInt,
     }
 }
 

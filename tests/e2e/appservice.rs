@@ -197,7 +197,9 @@ async fn a_bot_registered_by_a_user_query_still_gets_its_display_name() {
     let _turn = port_turn().await;
     let hs = environment().synapse.url.as_str();
     let mut config = fresh_config();
-    config.tenants.push(("ciNamed".into(), "Named Tenant".into()));
+    config
+        .tenants
+        .push(("ciNamed".into(), "Named Tenant".into()));
     let _daemon = ready_daemon_with(config).await;
     let bot = bot_id("ciNamed");
     let alice = register_user(hs, "alice-names").await;
@@ -207,10 +209,14 @@ async fn a_bot_registered_by_a_user_query_still_gets_its_display_name() {
     // Synapse asks whether the bot exists and the daemon registers it; then the bot declines,
     // its first job, which must give it its name although it is registered already.
     alice.invite(hs, &room, &bot).await;
-    eventually("the bot's display name", Duration::from_secs(30), || async {
-        let (_, profile) = alice.get_profile(hs, &bot).await;
-        (profile["displayname"] == "OpenMeet (Named Tenant)").then_some(())
-    })
+    eventually(
+        "the bot's display name",
+        Duration::from_secs(30),
+        || async {
+            let (_, profile) = alice.get_profile(hs, &bot).await;
+            (profile["displayname"] == "OpenMeet (Named Tenant)").then_some(())
+        },
+    )
     .await;
 }
 

@@ -9,5 +9,6 @@ mod support;
 
 mod appservice;
 mod environment;
+mod lifecycle;
 mod operate;
 mod rooms;

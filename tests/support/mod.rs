@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod events;
 pub mod fake_homeserver;
 pub mod fuzz;
+pub mod hold_proxy;
 pub mod inbox_rows;
 pub mod matrix_client;
 pub mod postgres;

@@ -57,7 +57,7 @@ pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> 
     };
     let existed = room.room_id.is_some();
     let bot = config.bot_user_id(tenant);
-    let created = match ensure_room::ensure_created(&app, room.id).await {
+    let created = match ensure_room::ensure_created(&app, room.id, room.generation).await {
         // The room existed but Synapse lost this alias (or it is an earlier slug's): put it back.
         Ok(Some((room_id, _))) if existed => app
             .homeserver()

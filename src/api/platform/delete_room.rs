@@ -1,7 +1,8 @@
 //! `DELETE /v1/tenants/{tenant}/rooms/{kind}/{slug}`: tear the room down. The room is marked
-//! `deleted` at once (nothing re-creates or re-aliases it any more) and a `teardown_room` job takes
-//! it down in Synapse. A repeated DELETE is accepted and answers with that job, or queues a fresh
-//! teardown when that one ended `failed` or `dead`.
+//! `deleted` at once and its generation raised, so nothing begun before (a job, an alias query, a
+//! followed upgrade) re-creates it or marks it ready, and its earlier slugs are released; a
+//! `teardown_room` job takes it down in Synapse. A repeated DELETE is accepted and answers with
+//! that job, or queues a fresh teardown when that one ended `failed` or `dead`.
 
 use std::sync::Arc;
 
@@ -42,15 +43,21 @@ pub async fn handler(
                 };
                 if room.status == RoomStatus::Deleted
                     && let Some(job) = jobs::latest_for_room(conn, room.id)?
-                    && !job.status.ended_badly()
                 {
-                    return Ok(Ok(job));
+                    if !job.status.ended_badly() {
+                        return Ok(Ok(job));
+                    }
+                    // Earlier slugs were released at the first DELETE: the failed teardown's
+                    // payload still names every alias and the room it was taking down.
+                    if job.kind == teardown_room::KIND {
+                        return Ok(Ok(jobs::enqueue(conn, &teardown_room::again(&job), now)?));
+                    }
                 }
                 let aliases = room_store::slugs(conn, room.id)?
                     .iter()
                     .filter_map(|slug| rooms::alias(kind, slug, &tenant, &server).ok())
                     .collect::<Vec<_>>();
-                room_store::set_status(conn, room.id, RoomStatus::Deleted, None, now)?;
+                room_store::mark_deleted(conn, &room, now)?;
                 Ok(Ok(jobs::enqueue(
                     conn,
                     &teardown_room::new_job(&room, &aliases),

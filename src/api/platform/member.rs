@@ -18,7 +18,7 @@ use super::put_room::{MemberBody, declared_members};
 use super::{job, room_path};
 use crate::app::App;
 use crate::jobs::ensure_room;
-use crate::rooms::validate;
+use crate::rooms::{FieldError, validate};
 use crate::store::jobs::{self, Job};
 use crate::store::rooms as room_store;
 use crate::store::{DbConnection, StoreError, unix_ms};
@@ -76,9 +76,17 @@ pub async fn delete(
     } else {
         serde_json::from_slice(&body).map_err(|error| PlatformError::BadBody(error.to_string()))?
     };
-    let user_id =
-        validate::member_user_id(&user_id, &app.config().homeserver.server_name)?.to_string();
-    change(&app, &room, user_id, None, body.reason).await
+    let user_id = validate::member_user_id(&user_id, &app.config().homeserver.server_name)?;
+    if app.config().namespaces.is_our_user(user_id.as_str()) {
+        return Err(FieldError::new("user_id", not_a_member(&user_id)).into());
+    }
+    change(&app, &room, user_id.to_string(), None, body.reason).await
+}
+
+/// Why the sender or a tenant bot cannot be removed as a member (DESIGN §7.1; a PUT of one is
+/// refused by `declared_members` in the same words).
+fn not_a_member(user_id: &ruma::UserId) -> String {
+    format!("{user_id} is one of the appservice's own users, not a member the platform manages")
 }
 
 /// Stores the member's new role (`None`: removed) and queues the room's job, in one transaction.

@@ -1,0 +1,153 @@
+//! An HTTP proxy in front of the real Synapse that holds the requests whose path contains a
+//! pattern until the test releases them, so a race (a DELETE while `createRoom` is in flight) is
+//! forced rather than hoped for. Everything else passes straight through.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use super::matrix_client::http_client;
+
+pub struct HoldProxy {
+    /// Base URL, `http://127.0.0.1:<port>`, for `homeserver.url`.
+    pub url: String,
+    shared: Arc<Shared>,
+    _stop: oneshot::Sender<()>,
+}
+
+struct Shared {
+    upstream: String,
+    pattern: Mutex<Option<String>>,
+    /// How many requests are held now.
+    held: watch::Sender<usize>,
+    released: watch::Sender<bool>,
+    /// The JSON answers to the held requests, once Synapse gave them.
+    answers: Mutex<Vec<Value>>,
+}
+
+impl HoldProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            pattern: Mutex::new(None),
+            held: watch::channel(0).0,
+            released: watch::channel(false).0,
+            answers: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let app = Router::new()
+            .fallback(forward)
+            .with_state(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            url,
+            shared,
+            _stop: stop,
+        }
+    }
+
+    /// From now on, requests whose path contains `pattern` wait for [`HoldProxy::release`].
+    pub fn hold(&self, pattern: &str) {
+        self.shared.released.send_replace(false);
+        *self
+            .shared
+            .pattern
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(pattern.to_owned());
+    }
+
+    /// Waits until `count` requests are held.
+    pub async fn wait_held(&self, count: usize) {
+        let mut held = self.shared.held.subscribe();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            held.wait_for(|held| *held >= count),
+        )
+        .await
+        .expect("no request to hold arrived within 30 s")
+        .expect("the proxy is running");
+    }
+
+    /// Lets the held requests (and later ones) through.
+    pub fn release(&self) {
+        *self
+            .shared
+            .pattern
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.shared.released.send_replace(true);
+    }
+
+    /// What Synapse answered to the requests that were held.
+    pub fn held_answers(&self) -> Vec<Value> {
+        self.shared
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+async fn forward(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let held = shared
+        .pattern
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_deref()
+        .is_some_and(|pattern| uri.path().contains(pattern));
+    if held {
+        shared.held.send_modify(|held| *held += 1);
+        let mut released = shared.released.subscribe();
+        let _ = released.wait_for(|released| *released).await;
+    }
+    let target = format!(
+        "{}{}",
+        shared.upstream,
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut request = http_client().request(method, target).body(body.to_vec());
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.expect("Synapse answers the proxy");
+    let status = answer.status();
+    let content_type = answer.headers().get("content-type").cloned();
+    let bytes = answer.bytes().await.expect("Synapse's answer body");
+    if held {
+        shared
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+        shared.held.send_modify(|held| *held -= 1);
+    }
+    let mut response = Response::builder().status(status);
+    if let Some(content_type) = content_type {
+        response = response.header("content-type", content_type);
+    }
+    response.body(Body::from(bytes)).expect("a valid response")
+}
