@@ -11,3 +11,4 @@ mod appservice;
 mod environment;
 mod operate;
 mod rooms;
+mod settings;
