@@ -7,7 +7,8 @@
 //!   daemon's ping, long before Synapse's own backoff would have retried.
 //! - Synapse's database wiped, restarted with the same registration: `rooms reconcile --dry-run`
 //!   lists every managed room as unknown and changes nothing; `rooms reconcile` recreates them
-//!   with their members and levels.
+//!   with their members and levels; a renamed room comes back with the aliases of all its slugs,
+//!   even when Synapse cannot ask the appservice about them.
 
 mod support;
 
@@ -54,13 +55,45 @@ impl Homeserver {
 
     /// Starts (or starts again) Synapse; blocks while it comes up.
     fn start(&self) -> Synapse {
+        self.start_registered(&self.registration)
+    }
+
+    /// Starts Synapse with another registration of the same appservice.
+    fn start_registered(&self, registration: &std::path::Path) -> Synapse {
         tokio::task::block_in_place(|| {
             Synapse::start_with(
                 &self.server_name,
-                std::slice::from_ref(&self.registration),
+                &[registration.to_path_buf()],
                 &self.placement,
             )
         })
+    }
+
+    /// The registration without a `url`: Synapse sends the appservice nothing and asks it
+    /// nothing (no alias queries), so only what the daemon does by itself counts.
+    fn registration_without_url(&self) -> PathBuf {
+        let yaml = std::fs::read_to_string(&self.registration).unwrap();
+        let without: String = yaml
+            .lines()
+            .map(|line| {
+                if line.starts_with("url:") {
+                    "url: null"
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(
+            without,
+            yaml.trim_end(),
+            "no url in the registration:\n{yaml}"
+        );
+        let path = self
+            .registration
+            .with_file_name("registration-without-url.yaml");
+        std::fs::write(&path, without + "\n").unwrap();
+        path
     }
 
     fn user(&self, localpart: &str) -> String {
@@ -264,6 +297,81 @@ async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
             .unwrap();
         assert_eq!(levels["users"][host.user_id.as_str()], 100, "{levels}");
     }
+    daemon.stop();
+    stop(synapse);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_room_is_recreated_with_the_aliases_of_all_its_slugs() {
+    let home = Homeserver::new("renamed.openmeet.test", false);
+    let synapse = home.start();
+    let mut daemon = Daemon::start(home.config.clone()).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
+    register_user(&synapse.url, "renamed-owner").await;
+    let body = json!({"name": "Renamed Club", "visibility": "private", "members": [
+        {"user_id": home.user("renamed-owner"), "role": "owner"},
+    ]});
+    let job = daemon
+        .declare("tenantA", "group", "club-before", body)
+        .await;
+    let old = job["result"]["room_id"].as_str().unwrap().to_owned();
+    let token = daemon.config.tenant_token("tenantA");
+    let (status, answer) = daemon
+        .platform(
+            reqwest::Method::POST,
+            "/v1/tenants/tenantA/rooms/group/club-before/rename",
+            Some(&token),
+            Some(json!({"new_slug": "club-after"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
+    let renamed = daemon
+        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(renamed["status"], "succeeded", "{renamed}");
+
+    // Synapse loses its database, and this time cannot call the appservice back either.
+    stop(synapse);
+    let synapse = home.start_registered(&home.registration_without_url());
+    let owner = register_user(&synapse.url, "renamed-owner").await;
+    let (code, stdout, stderr) = daemon.config.cli(&["rooms", "reconcile", "--all"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let line: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let job = daemon
+        .wait_for_job(line["job"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}\n{}", daemon.logs());
+
+    let room = daemon.get_room("tenantA", "group", "club-after").await;
+    assert_eq!(room["status"], "ready", "{room}");
+    let new = room["room_id"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(
+        synapse
+            .current_memberships(&new)
+            .contains(&(owner.user_id.clone(), "invite".to_owned())),
+        "the owner was not invited: {:?}",
+        synapse.current_memberships(&new)
+    );
+    let aliases = ["club-after", "club-before"]
+        .map(|slug| format!("#group-{slug}-tenantA:{}", home.server_name));
+    for alias in &aliases {
+        let (status, resolved) = owner.resolve_alias(&synapse.url, alias).await;
+        assert_eq!(
+            (status, resolved["room_id"].as_str()),
+            (reqwest::StatusCode::OK, Some(new.as_str())),
+            "{alias}"
+        );
+    }
+    owner.join(&synapse.url, &new).await;
+    let canonical = owner
+        .state_event(&synapse.url, &new, "m.room.canonical_alias", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        canonical,
+        json!({"alias": aliases[0], "alt_aliases": [aliases[1]]})
+    );
     daemon.stop();
     stop(synapse);
 }

@@ -1,7 +1,8 @@
 //! `ensure_room`: makes Synapse match a declared room. Creates it once (adopting it when an earlier
-//! attempt created it but crashed before storing its id), invites the declared members, applies
-//! their power levels by read-modify-write, and kicks members removed from the declaration. Each
-//! step looks before it acts, so a re-run changes nothing.
+//! attempt created it but crashed before storing its id), puts back the aliases of its slugs and
+//! its settings (`ensure_settings`), invites the declared members, applies their power levels by
+//! read-modify-write, and kicks members removed from the declaration. Each step looks before it
+//! acts, so a re-run changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::diagnose::{self, Finding};
-use super::{JobError, teardown_room};
+use super::{JobError, ensure_settings, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
@@ -221,7 +222,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             .await?;
         version = actual;
     }
-    ensure_aliases(app, room, &bot, &room_id, &alias, &state).await?;
+    ensure_settings::ensure_settings(app, room, &bot, &room_id, &state).await?;
     let memberships = state.memberships();
     for user in desired.keys() {
         match memberships.get(user).map(String::as_str) {
@@ -339,43 +340,6 @@ async fn replace(
         .write(move |c| room_store::clear_created(c, room_key, now))
         .await?;
     ensure_created(app, room_key, room.generation).await
-}
-
-/// After a rename: the current slug's alias exists and is canonical, earlier ones are alternatives.
-async fn ensure_aliases(
-    app: &Arc<App>,
-    room: &Room,
-    bot: &UserId,
-    room_id: &RoomId,
-    alias: &OwnedRoomAliasId,
-    state: &RoomState,
-) -> Result<(), JobError> {
-    let room_key = room.id;
-    let slugs = app
-        .store
-        .run(move |c| room_store::slugs(c, room_key))
-        .await?;
-    if slugs.len() < 2 {
-        return Ok(()); // createRoom made the one alias canonical.
-    }
-    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let server = &app.config().homeserver.server_name;
-    let alternatives: Vec<String> = slugs
-        .iter()
-        .filter(|slug| **slug != room.slug)
-        .filter_map(|slug| rooms::alias(kind, slug, &room.tenant_id, server).ok())
-        .map(|alias| alias.to_string())
-        .collect();
-    app.homeserver()
-        .ensure_alias(bot, alias.clone(), room_id)
-        .await?;
-    let desired = json!({"alias": alias, "alt_aliases": alternatives});
-    if state.content("m.room.canonical_alias", "") != Some(&desired) {
-        app.homeserver()
-            .set_state(bot, room_id, "m.room.canonical_alias", "", &desired)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Creates the room, or adopts it when the alias already points to one (an earlier attempt

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::config::Config;
 use crate::observability::metrics::Metrics;
+use crate::rooms::settings;
 use crate::store::inbox::{self, Handled, PendingEvent};
 use crate::store::unix_ms;
 
@@ -37,6 +38,8 @@ pub enum Observed {
     /// A membership change of one of our own users (e.g. a bot invited, kicked or banned).
     OwnMembership(String),
     PowerLevels,
+    /// A room setting the daemon owns (name, topic, join rule, …; see `rooms::settings::OWNED`).
+    Settings,
     Tombstone,
     Membership,
     Message,
@@ -51,6 +54,7 @@ impl Observed {
             Self::OwnEcho => "own_echo".into(),
             Self::OwnMembership(membership) => format!("own_membership:{membership}"),
             Self::PowerLevels => "power_levels".into(),
+            Self::Settings => "settings".into(),
             Self::Tombstone => "tombstone".into(),
             Self::Membership => "membership".into(),
             Self::Message => "message".into(),
@@ -99,6 +103,9 @@ pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
         _ if is_ours(&event.sender) => Observed::OwnEcho,
         "m.room.member" => Observed::Membership,
         "m.room.power_levels" => Observed::PowerLevels,
+        setting if settings::OWNED.contains(&setting) && event.state_key.as_deref() == Some("") => {
+            Observed::Settings
+        }
         "m.room.tombstone" => Observed::Tombstone,
         "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => {
             Observed::Message
@@ -305,6 +312,46 @@ mod tests {
             classify(&config(), &event("com.example", alice, None, "{}")),
             Observed::Other
         );
+    }
+
+    #[test]
+    fn owned_settings_changed_by_a_human_are_settings_and_the_bots_own_are_echoes() {
+        let alice = "@alice:matrix.openmeet.net";
+        let bot = "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net";
+        for (event_type, content) in [
+            ("m.room.name", r#"{"name":"A host's name"}"#),
+            ("m.room.topic", r#"{"topic":"A host's topic"}"#),
+            ("m.room.join_rules", r#"{"join_rule":"public"}"#),
+            (
+                "m.room.history_visibility",
+                r#"{"history_visibility":"world_readable"}"#,
+            ),
+            ("m.room.guest_access", r#"{"guest_access":"can_join"}"#),
+            (
+                "m.room.canonical_alias",
+                r##"{"alias":"#x:matrix.openmeet.net"}"##,
+            ),
+        ] {
+            let by_host = event(event_type, alice, Some(""), content);
+            assert_eq!(
+                classify(&config(), &by_host),
+                Observed::Settings,
+                "{event_type}"
+            );
+            let by_bot = event(event_type, bot, Some(""), content);
+            assert_eq!(
+                classify(&config(), &by_bot),
+                Observed::OwnEcho,
+                "{event_type}"
+            );
+        }
+        for (event_type, content) in [
+            ("m.room.avatar", r#"{"url":"mxc://matrix.openmeet.net/a"}"#),
+            ("m.room.pinned_events", r#"{"pinned":[]}"#),
+        ] {
+            let other = event(event_type, alice, Some(""), content);
+            assert_eq!(classify(&config(), &other), Observed::Other, "{event_type}");
+        }
     }
 
     #[test]

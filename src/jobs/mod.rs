@@ -4,6 +4,7 @@
 pub mod decline_invite;
 pub mod diagnose;
 pub mod ensure_room;
+mod ensure_settings;
 mod error;
 pub mod follow_upgrade;
 pub mod inbox;

@@ -1,9 +1,12 @@
 //! What delivered events call for, queued in the same transaction that marks them processed:
-//! someone else changed `m.room.power_levels` in a managed room → reconcile it; a tenant's bot was
-//! kicked, banned or left a managed room → the room is `lost`, reconcile it (only the room's own
-//! tenant bot; a deleted room's teardown makes its bot leave without losing anything); a bot was
-//! invited into a room we neither manage nor wait to follow an upgrade into → it declines; a
-//! managed room was upgraded → the bot follows it. Events in rooms we do not manage cause nothing else.
+//! someone else changed `m.room.power_levels` or a setting the platform declared (name, topic,
+//! join rule, history visibility, guest access, canonical alias) in a managed room → reconcile
+//! it; a tenant's bot was kicked, banned or left a managed room → the room is `lost`, reconcile
+//! it (only the room's own tenant bot; a deleted room's teardown makes its bot leave without
+//! losing anything); a bot was invited into a room we neither manage nor wait to follow an
+//! upgrade into → it declines; a managed room was upgraded → the bot follows it. The bots' own
+//! events come back as echoes and cause nothing, so a repair never triggers another. Events in
+//! rooms we do not manage cause nothing else.
 
 use std::sync::Arc;
 
@@ -11,6 +14,7 @@ use ruma::UserId;
 
 use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
+use crate::rooms::settings;
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::rooms::{self, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, jobs};
@@ -50,6 +54,15 @@ pub fn follow_up(
                 "power_levels" => {
                     if let Some(room) = managed(conn, &event.room_id)? {
                         tracing::info!(room_id = %event.room_id, by = %event.sender, "power levels changed by someone else: reconciling");
+                        reconcile(conn, &room, now_ms)?;
+                    }
+                }
+                "settings" => {
+                    // A topic the platform never declared is not the daemon's to put back.
+                    let owned =
+                        |room: &Room| event.event_type != settings::TOPIC || room.topic.is_some();
+                    if let Some(room) = managed(conn, &event.room_id)?.filter(owned) {
+                        tracing::info!(room_id = %event.room_id, by = %event.sender, event_type = %event.event_type, "a declared setting changed by someone else: reconciling");
                         reconcile(conn, &room, now_ms)?;
                     }
                 }

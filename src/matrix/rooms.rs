@@ -301,4 +301,35 @@ impl Client {
         self.send(request, Some(bot)).await?;
         Ok(())
     }
+
+    /// Whether the room is listed in the public room directory
+    /// (`GET /directory/list/room/{roomId}`, which answers anyone).
+    pub async fn is_published(&self, room_id: &RoomId) -> Result<bool, Error> {
+        let response = self
+            .send(
+                get_room_visibility::v3::Request::new(room_id.to_owned()),
+                None,
+            )
+            .await?;
+        Ok(response.visibility == Visibility::Public)
+    }
+
+    /// Lists the room in the public room directory, or takes it out
+    /// (`PUT /directory/list/room/{roomId}`). Synapse refuses a listing its
+    /// `room_list_publication_rules` do not allow with 403.
+    pub async fn set_published(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        published: bool,
+    ) -> Result<(), Error> {
+        let visibility = if published {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        };
+        let request = set_room_visibility::v3::Request::new(room_id.to_owned(), visibility);
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     alias::alias_localpart, kind::RoomKind, power_levels::initial_override,
-    room_version::creators_have_unlimited_power, validate::Visibility,
+    room_version::creators_have_unlimited_power, settings, validate::Visibility,
 };
 
 /// A room as the platform declared it (already validated).
@@ -23,7 +23,8 @@ pub struct DeclaredRoom {
     pub visibility: Visibility,
 }
 
-/// The createRoom body, as JSON.
+/// The createRoom body, as JSON; the settings are [`settings`]'s, as every later `ensure_room`
+/// converges them.
 ///
 /// `room_version` is always sent, so the bot's listing in the power levels (required before v12,
 /// refused from v12) matches the version the room gets; resolve the homeserver's default
@@ -39,21 +40,17 @@ pub fn create_room_body(
     room_version: &str,
     levels: &BTreeMap<OwnedUserId, i64>,
 ) -> Value {
-    let (preset, join_rule) = match declared.visibility {
-        Visibility::Public => ("public_chat", "public"),
-        Visibility::Private => ("private_chat", "invite"),
-    };
+    let initial_state: Vec<Value> = settings::initial_state(declared.visibility)
+        .into_iter()
+        .map(|(event_type, content)| json!({"type": event_type, "state_key": "", "content": content}))
+        .collect();
     let mut body = json!({
         "name": declared.name,
         "room_alias_name": alias_localpart(declared.kind, &declared.slug, &declared.tenant),
-        "preset": preset,
+        "preset": settings::preset(declared.visibility),
         "visibility": declared.visibility.as_str(),
         "room_version": room_version,
-        "initial_state": [
-            state("m.room.history_visibility", json!({"history_visibility": "shared"})),
-            state("m.room.guest_access", json!({"guest_access": "forbidden"})),
-            state("m.room.join_rules", json!({"join_rule": join_rule})),
-        ],
+        "initial_state": initial_state,
         "power_level_content_override":
             initial_override(levels, bot, creators_have_unlimited_power(room_version)),
     });
@@ -61,10 +58,6 @@ pub fn create_room_body(
         body["topic"] = json!(topic);
     }
     body
-}
-
-fn state(event_type: &str, content: Value) -> Value {
-    json!({"type": event_type, "state_key": "", "content": content})
 }
 
 #[cfg(test)]

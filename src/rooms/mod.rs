@@ -1,4 +1,5 @@
-//! The room domain, pure: kinds, aliases, roles and power levels, input checks, createRoom bodies.
+//! The room domain, pure: kinds, aliases, roles and power levels, input checks, createRoom bodies,
+//! the settings a declaration wants.
 
 pub mod alias;
 pub mod authority;
@@ -7,6 +8,7 @@ pub mod kind;
 pub mod power_levels;
 pub mod roles;
 pub mod room_version;
+pub mod settings;
 pub mod validate;
 
 pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};

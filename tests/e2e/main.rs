@@ -12,3 +12,4 @@ mod environment;
 mod lifecycle;
 mod operate;
 mod rooms;
+mod settings;

@@ -10,7 +10,7 @@
 //! `?access_token=`. It serves on the test's own tokio runtime: use a multi-thread runtime if the
 //! test ever blocks (e.g. `Daemon::stop`), or the fake cannot answer meanwhile.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +72,8 @@ pub enum Endpoint {
     SendMessage,
     /// `GET`, `PUT` and `DELETE /v3/directory/room/{alias}`.
     DirectoryAlias,
+    /// `GET` and `PUT /v3/directory/list/room/{roomId}`: the room directory entry.
+    DirectoryList,
     Ping,
     /// `GET /v3/profile/{userId}[/displayname]`, `PUT /v3/profile/{userId}/displayname`.
     Profile,
@@ -113,6 +115,7 @@ impl FakeHomeserver {
             log: Vec::new(),
             rooms: HashMap::new(),
             aliases: HashMap::new(),
+            published: HashSet::new(),
             txns: HashMap::new(),
             next_id: 0,
         }));
@@ -178,6 +181,8 @@ struct State {
     /// Room id → current state events, keyed by (type, state_key).
     rooms: HashMap<String, BTreeMap<(String, String), Value>>,
     aliases: HashMap<String, String>,
+    /// Rooms listed in the room directory.
+    published: HashSet<String>,
     /// `{room}/{type}/{txnId}` → event id. Synapse keys appservice txn ids by path and appservice,
     /// not by the asserted user: two bots reusing a txn id in one room get the first one's event.
     txns: HashMap<String, String>,
@@ -282,6 +287,7 @@ fn classify(method: &str, rest: &[&str]) -> Endpoint {
         ["v3", "rooms", _, "state", _] | ["v3", "rooms", _, "state", _, _] => E::GetState,
         ["v3", "rooms", _, "send", _, _] => E::SendMessage,
         ["v3", "directory", "room", _] => E::DirectoryAlias,
+        ["v3", "directory", "list", "room", _] => E::DirectoryList,
         ["v3", "profile", _] | ["v3", "profile", _, "displayname"] => E::Profile,
         _ => E::Other,
     }
@@ -506,6 +512,21 @@ impl State {
                     _ => Err(error(405, "M_UNRECOGNIZED", "Unrecognized request")),
                 }
             }
+            (E::DirectoryList, _, [.., room]) if !self.rooms.contains_key(*room) => {
+                Err(not_found("Unknown room"))
+            }
+            (E::DirectoryList, "GET", [.., room]) => {
+                let listed = self.published.contains(*room);
+                Ok(json!({"visibility": if listed { "public" } else { "private" }}))
+            }
+            (E::DirectoryList, "PUT", [.., room]) => {
+                if body["visibility"] == "public" {
+                    self.published.insert(room.to_string());
+                } else {
+                    self.published.remove(*room);
+                }
+                Ok(json!({}))
+            }
             (E::Profile, "PUT", ["v3", "profile", user, "displayname"]) => {
                 if *user != actor {
                     return Err(forbidden("Cannot set another user's displayname"));
@@ -610,6 +631,9 @@ impl State {
         }
         if let Some(alias) = alias {
             self.aliases.insert(alias, room.clone());
+        }
+        if body["visibility"] == "public" {
+            self.published.insert(room.clone());
         }
         Ok(json!({"room_id": room}))
     }

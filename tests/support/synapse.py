@@ -182,6 +182,8 @@ def write_config(args, db_dir):
         "federation_domain_whitelist": [],
         "background_updates": {"sleep_enabled": False},
         "bcrypt_rounds": 4,
+        # Synapse publishes nothing by default; OpenMeet lets its tenants' bots list public rooms.
+        "room_list_publication_rules": [{"user_id": "@openmeet-bot-*", "action": "allow"}],
         "enable_registration": True,
         "enable_registration_without_verification": True,
         "app_service_config_files": [os.path.abspath(p) for p in args.registration],

@@ -1,0 +1,156 @@
+//! `ensure_room`'s settings step (DESIGN §7.1): the name, the topic while one is declared, the join
+//! rule, `history_visibility`, `guest_access` and the room directory entry match the declaration,
+//! and every slug the room has had names it by an alias that `m.room.canonical_alias` lists. It
+//! compares with the state `ensure_room` already read and writes only what differs; what the
+//! platform never declared (avatar, pinned events, an undeclared topic) is left alone.
+
+use std::sync::Arc;
+
+use ruma::{OwnedRoomAliasId, RoomId, UserId};
+
+use super::JobError;
+use crate::app::App;
+use crate::matrix::RoomState;
+use crate::rooms::{self, DeclaredRoom, RoomKind, settings, validate};
+use crate::store::rooms::{self as room_store, Room};
+
+/// Puts back the aliases, writes each declared setting the room's `state` does not show, then
+/// moves the directory entry (publication rules may look at the aliases, so they come first).
+pub async fn ensure_settings(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    room_id: &RoomId,
+    state: &RoomState,
+) -> Result<(), JobError> {
+    let declared = declared(room)?;
+    ensure_aliases(app, room, bot, room_id, state).await?;
+    for (event_type, content) in settings::differing(&declared, |t| state.content(t, "")) {
+        tracing::info!(%room_id, event_type, "the room differs from the declaration: setting it");
+        app.homeserver()
+            .set_state(bot, room_id, event_type, "", &content)
+            .await?;
+    }
+    ensure_directory_entry(app, bot, room_id, declared.visibility).await
+}
+
+/// Public rooms are listed in the room directory, private ones are not. Synapse lets a bot list
+/// a room only when its `room_list_publication_rules` allow it (its default allows no one): a
+/// refusal is the operator's policy, logged, not the job's failure — as `createRoom` treats it.
+async fn ensure_directory_entry(
+    app: &Arc<App>,
+    bot: &UserId,
+    room_id: &RoomId,
+    visibility: validate::Visibility,
+) -> Result<(), JobError> {
+    let publish = visibility == validate::Visibility::Public;
+    if app.homeserver().is_published(room_id).await? == publish {
+        return Ok(());
+    }
+    match app.homeserver().set_published(bot, room_id, publish).await {
+        Ok(()) => Ok(()),
+        Err(error) if publish && error.is_forbidden() => {
+            tracing::warn!(%room_id, error = %error, "the homeserver does not let the bot list this public room in the room directory: allow the tenants' bots in Synapse's room_list_publication_rules");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Every slug's alias points to the room (put back when missing, moved when it points to a room
+/// no declared room holds any more), and `m.room.canonical_alias` names the current one with
+/// the earlier ones as `alt_aliases` — only aliases that do point here, or Synapse refuses it.
+async fn ensure_aliases(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    room_id: &RoomId,
+    state: &RoomState,
+) -> Result<(), JobError> {
+    let room_key = room.id;
+    let slugs = app
+        .store
+        .run(move |c| room_store::slugs(c, room_key))
+        .await?;
+    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let server = app.config().homeserver.server_name.clone();
+    let (mut current, mut alternatives) = (None, Vec::new());
+    for slug in &slugs {
+        let Ok(alias) = rooms::alias(kind, slug, &room.tenant_id, &server) else {
+            continue;
+        };
+        if !ensure_alias_points_here(app, room, bot, room_id, &alias).await? {
+            continue;
+        }
+        if *slug == room.slug {
+            current = Some(alias.to_string());
+        } else {
+            alternatives.push(alias.to_string());
+        }
+    }
+    alternatives.sort();
+    let desired = settings::canonical_alias(current.as_deref(), &alternatives);
+    let present = state.content(settings::CANONICAL_ALIAS, "");
+    if !settings::canonical_alias_matches(present, &desired) {
+        app.homeserver()
+            .set_state(bot, room_id, settings::CANONICAL_ALIAS, "", &desired)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes `alias` point to `room_id`; returns whether it does. The alias namespace is the
+/// appservice's alone and the slug is this room's, so an alias pointing elsewhere is a leftover
+/// (of a replaced or deleted room) and is moved — unless another declared room holds that room,
+/// which the daemon cannot settle by itself: then it is left where it is and not named.
+async fn ensure_alias_points_here(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    room_id: &RoomId,
+    alias: &OwnedRoomAliasId,
+) -> Result<bool, JobError> {
+    let homeserver = app.homeserver();
+    let target = match homeserver.resolve_alias(bot, alias.clone()).await? {
+        Some(target) if target == room_id => return Ok(true),
+        None => {
+            tracing::info!(%alias, "the alias is missing: putting it back");
+            homeserver.ensure_alias(bot, alias.clone(), room_id).await?;
+            return Ok(true);
+        }
+        Some(target) => target,
+    };
+    let other = target.to_string();
+    let holder = app
+        .store
+        .run(move |c| room_store::find_live_by_room_id(c, &other))
+        .await?;
+    if let Some(holder) = holder.filter(|holder| holder.id != room.id) {
+        tracing::warn!(%alias, %target, other_slug = %holder.slug, "the alias points to another declared room: leaving it there and out of the canonical alias");
+        return Ok(false);
+    }
+    tracing::info!(%alias, from = %target, "the alias points to a room no longer managed: moving it here");
+    match homeserver.ensure_alias_removed(bot, alias.clone()).await {
+        Ok(()) => {}
+        Err(error) if error.is_forbidden() => {
+            tracing::warn!(%alias, %target, error = %error, "the bot may not remove the alias from the room it points to: leaving it out of the canonical alias");
+            return Ok(false);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    homeserver.ensure_alias(bot, alias.clone(), room_id).await?;
+    Ok(true)
+}
+
+/// The declaration as the room domain reads it.
+fn declared(room: &Room) -> Result<DeclaredRoom, JobError> {
+    let permanent = |error: String| JobError::Permanent(error);
+    Ok(DeclaredRoom {
+        kind: RoomKind::parse(&room.kind).map_err(|e| permanent(e.to_string()))?,
+        slug: room.slug.clone(),
+        tenant: room.tenant_id.clone(),
+        name: room.name.clone(),
+        topic: room.topic.clone(),
+        visibility: validate::visibility(&room.visibility).map_err(|e| permanent(e.to_string()))?,
+    })
+}
