@@ -50,6 +50,7 @@ pub async fn handler(
                     // Earlier slugs were released at the first DELETE: the failed teardown's
                     // payload still names every alias and the room it was taking down.
                     if job.kind == teardown_room::KIND {
+                        room_store::mark_deleted(conn, &room, now)?;
                         return Ok(Ok(jobs::enqueue(conn, &teardown_room::again(&job), now)?));
                     }
                 }
