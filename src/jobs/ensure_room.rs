@@ -15,7 +15,7 @@ use super::{JobError, ensure_settings, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
-use crate::rooms::{self, DeclaredRoom, RoomKind, Visibility};
+use crate::rooms::{self, RoomKind};
 use crate::store::jobs::{self as job_store, Job, NewJob};
 use crate::store::rooms::{self as room_store, Member, Room, RoomStatus};
 use crate::store::unix_ms;
@@ -89,7 +89,6 @@ pub async fn converge(
 struct Plan {
     tenant: Tenant,
     bot: OwnedUserId,
-    kind: RoomKind,
     desired: BTreeMap<OwnedUserId, i64>,
     alias: OwnedRoomAliasId,
 }
@@ -122,7 +121,6 @@ fn plan(app: &App, room: &Room, members: &[Member]) -> Result<Plan, JobError> {
     Ok(Plan {
         bot: config.bot_user_id(tenant),
         tenant: tenant.clone(),
-        kind,
         desired,
         alias,
     })
@@ -319,23 +317,10 @@ async fn replace(
     lost: &RoomId,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
-    let room_key = room.id;
-    let slugs = app
-        .store
-        .run(move |c| room_store::slugs(c, room_key))
-        .await?;
-    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    for slug in &slugs {
-        if let Ok(alias) = rooms::alias(
-            kind,
-            slug,
-            &room.tenant_id,
-            &app.config().homeserver.server_name,
-        ) {
-            app.homeserver().ensure_alias_removed(bot, alias).await?;
-        }
+    for (_, alias) in super::slug_aliases(app, room).await? {
+        app.homeserver().ensure_alias_removed(bot, alias).await?;
     }
-    let now = unix_ms(app.clock.now());
+    let (room_key, now) = (room.id, unix_ms(app.clock.now()));
     app.store
         .write(move |c| room_store::clear_created(c, room_key, now))
         .await?;
@@ -356,18 +341,7 @@ async fn create(
         Some(version) => version.clone(),
         None => app.homeserver().default_room_version(bot).await?,
     };
-    let declared = DeclaredRoom {
-        kind: plan.kind,
-        slug: room.slug.clone(),
-        tenant: plan.tenant.id.clone(),
-        name: room.name.clone(),
-        topic: room.topic.clone(),
-        visibility: if room.visibility == "public" {
-            Visibility::Public
-        } else {
-            Visibility::Private
-        },
-    };
+    let declared = ensure_settings::declared(room)?;
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
     let room_id = match app.homeserver().create_room(bot, body).await {
         Ok(room_id) => room_id,

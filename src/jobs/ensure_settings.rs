@@ -11,7 +11,7 @@ use ruma::{OwnedRoomAliasId, RoomId, UserId};
 use super::JobError;
 use crate::app::App;
 use crate::matrix::RoomState;
-use crate::rooms::{self, DeclaredRoom, RoomKind, settings, validate};
+use crate::rooms::{DeclaredRoom, RoomKind, settings, validate};
 use crate::store::rooms::{self as room_store, Room};
 
 /// Puts back the aliases, writes each declared setting the room's `state` does not show, then
@@ -67,18 +67,8 @@ async fn ensure_aliases(
     room_id: &RoomId,
     state: &RoomState,
 ) -> Result<(), JobError> {
-    let room_key = room.id;
-    let slugs = app
-        .store
-        .run(move |c| room_store::slugs(c, room_key))
-        .await?;
-    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let server = app.config().homeserver.server_name.clone();
     let (mut current, mut alternatives) = (None, Vec::new());
-    for slug in &slugs {
-        let Ok(alias) = rooms::alias(kind, slug, &room.tenant_id, &server) else {
-            continue;
-        };
+    for (slug, alias) in super::slug_aliases(app, room).await? {
         if !ensure_alias_points_here(app, room, bot, room_id, &alias).await? {
             continue;
         }
@@ -143,7 +133,8 @@ async fn ensure_alias_points_here(
 }
 
 /// The declaration as the room domain reads it.
-fn declared(room: &Room) -> Result<DeclaredRoom, JobError> {
+/// The stored declaration in the room domain's terms (what createRoom and convergence both use).
+pub fn declared(room: &Room) -> Result<DeclaredRoom, JobError> {
     let permanent = |error: String| JobError::Permanent(error);
     Ok(DeclaredRoom {
         kind: RoomKind::parse(&room.kind).map_err(|e| permanent(e.to_string()))?,

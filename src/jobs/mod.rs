@@ -1,5 +1,6 @@
-//! The durable core between inbound and outbound traffic. For now: the inbox processor, which
-//! works through the events Synapse delivered, room by room in arrival order.
+//! The durable core between inbound and outbound traffic: the inbox processor (what Synapse
+//! delivered, room by room in arrival order), the worker that runs queued jobs, one file per job
+//! kind, and the pruner that keeps the tables within their retention.
 
 pub mod decline_invite;
 pub mod diagnose;
@@ -18,6 +19,28 @@ use std::sync::Arc;
 pub use self::error::JobError;
 use crate::app::App;
 use crate::store::jobs::Job;
+
+/// Every slug the room has had (the current one included) with its alias on this homeserver.
+async fn slug_aliases(
+    app: &Arc<App>,
+    room: &crate::store::rooms::Room,
+) -> Result<Vec<(String, ruma::OwnedRoomAliasId)>, JobError> {
+    let room_key = room.id;
+    let slugs = app
+        .store
+        .run(move |c| crate::store::rooms::slugs(c, room_key))
+        .await?;
+    let kind = crate::rooms::RoomKind::parse(&room.kind)
+        .map_err(|error| JobError::Permanent(error.to_string()))?;
+    let server = app.config().homeserver.server_name.clone();
+    Ok(slugs
+        .into_iter()
+        .filter_map(|slug| {
+            let alias = crate::rooms::alias(kind, &slug, &room.tenant_id, &server).ok()?;
+            Some((slug, alias))
+        })
+        .collect())
+}
 
 /// The job's payload as `T`.
 fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, JobError> {

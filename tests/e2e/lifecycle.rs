@@ -183,17 +183,7 @@ async fn a_followed_upgrade_queued_before_a_delete_does_not_bring_the_room_back(
 
     // The worker is off: the upgrade's follow_upgrade job waits, and the DELETE comes after it.
     restart_with_jobs(&mut daemon, false).await;
-    let upgrade = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(&old_room));
-    let (status, answer) = host
-        .request(
-            hs,
-            Method::POST,
-            &upgrade,
-            Some(json!({"new_version": "10"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let new_room = answer["replacement_room"].as_str().unwrap().to_owned();
+    let new_room = host.upgrade_room(hs, &old_room, "10").await;
     eventually(
         "the upgrade to be queued",
         Duration::from_secs(30),
@@ -234,17 +224,7 @@ async fn the_bot_invited_into_an_upgraded_room_as_told_accepts_and_the_retry_fol
         .await;
     let old_room = job["result"]["room_id"].as_str().unwrap().to_owned();
     host.join(hs, &old_room).await;
-    let upgrade = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(&old_room));
-    let (status, answer) = host
-        .request(
-            hs,
-            Method::POST,
-            &upgrade,
-            Some(json!({"new_version": "10"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let new_room = answer["replacement_room"].as_str().unwrap().to_owned();
+    let new_room = host.upgrade_room(hs, &old_room, "10").await;
 
     // The new room is invite-only: the job fails and says to invite the bot.
     let failed = eventually("the follow to fail", Duration::from_secs(30), || async {
@@ -328,16 +308,7 @@ async fn a_v12_upgrade_that_leaves_the_bot_without_power_fails_with_the_fix() {
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     // Upgraded without naming the bot in additional_creators: the host is the only creator.
-    let upgrade = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(&old_room));
-    let (status, answer) = host
-        .request(
-            hs,
-            Method::POST,
-            &upgrade,
-            Some(json!({"new_version": "12"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    host.upgrade_room(hs, &old_room, "12").await;
 
     let ended = eventually("the follow to end", Duration::from_secs(30), || async {
         jobs(&daemon, &["--kind", "follow_upgrade"])

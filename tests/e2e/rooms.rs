@@ -992,17 +992,7 @@ async fn the_bot_follows_a_room_upgrade() {
     let old_room = job["result"]["room_id"].as_str().unwrap().to_owned();
     host.join(hs, &old_room).await;
 
-    let upgrade = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(&old_room));
-    let (status, answer) = host
-        .request(
-            hs,
-            Method::POST,
-            &upgrade,
-            Some(json!({"new_version": "10"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    let new_room = answer["replacement_room"].as_str().unwrap().to_owned();
+    let new_room = host.upgrade_room(hs, &old_room, "10").await;
 
     let path = "/v1/tenants/tenantA/rooms/event/upgraded";
     crate::support::eventually(

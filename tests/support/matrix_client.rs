@@ -165,6 +165,23 @@ impl TestUser {
             .await;
     }
 
+    /// Upgrades the room to `version`; returns the replacement room's id.
+    pub async fn upgrade_room(&self, hs: &str, room_id: &str, version: &str) -> String {
+        let path = format!("/_matrix/client/v3/rooms/{}/upgrade", encode(room_id));
+        let answer = self
+            .ok(
+                hs,
+                Method::POST,
+                &path,
+                Some(json!({ "new_version": version })),
+            )
+            .await;
+        answer["replacement_room"]
+            .as_str()
+            .expect("replacement_room in the upgrade answer")
+            .to_owned()
+    }
+
     /// Joins by room id or alias; returns the room id.
     pub async fn join(&self, hs: &str, room_id_or_alias: &str) -> String {
         let path = format!("/_matrix/client/v3/join/{}", encode(room_id_or_alias));
