@@ -1,26 +1,16 @@
 //! `GET /v1/tenants/{tenant}/rooms/{kind}/{slug}`: the desired and the actual state of a room.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::call::RoomCall;
 use super::error::PlatformError;
-use super::room_path;
-use crate::app::App;
 use crate::store::rooms as room_store;
 
-pub async fn handler(
-    State(app): State<Arc<App>>,
-    Path(path): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, PlatformError> {
-    let config = app.config().clone();
-    let room = room_path::parse(&config, &headers, path)?;
+pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
+    let (app, config) = (&room.call.app, &room.call.config);
     let (tenant, kind, slug) = (
-        room.tenant.id.clone(),
+        room.call.tenant.id.clone(),
         room.kind.as_str(),
         room.slug.clone(),
     );
@@ -43,7 +33,7 @@ pub async fn handler(
     let alias = crate::rooms::alias(
         room.kind,
         &stored.slug,
-        &room.tenant.id,
+        &room.call.tenant.id,
         &config.homeserver.server_name,
     )?;
     Ok(Json(json!({

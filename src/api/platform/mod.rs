@@ -5,6 +5,7 @@
 //! jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
+mod call;
 mod delete_room;
 mod error;
 mod get_room;
@@ -12,7 +13,6 @@ mod job;
 mod member;
 mod put_room;
 mod rename;
-mod room_path;
 mod status;
 
 use std::sync::Arc;
