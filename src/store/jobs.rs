@@ -43,6 +43,8 @@ pub struct Job {
     pub txn_prefix: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What the job is for, per tenant (see [`enqueue_keyed`]); `None` for most jobs.
+    pub key: Option<String>,
 }
 
 /// A job to queue.
@@ -364,10 +366,99 @@ pub fn has_queued(conn: &mut DbConnection, room_key: i64, kind: &str) -> Result<
     Ok(count > 0)
 }
 
-/// The newest job of a room.
-pub fn latest_for_room(conn: &mut DbConnection, room_key: i64) -> Result<Option<Job>, StoreError> {
+/// The newest job of a room among `kinds` (the jobs that carry its declaration out, not, say, a
+/// message sent in it).
+pub fn latest_for_room(
+    conn: &mut DbConnection,
+    room_key: i64,
+    kinds: &[&str],
+) -> Result<Option<Job>, StoreError> {
     let job = on_backend!(conn, c => jobs::table
         .filter(jobs::room_key.eq(room_key))
+        .filter(jobs::kind.eq_any(kinds))
+        .order(jobs::id.desc())
+        .select(Job::as_select())
+        .first(c)
+        .optional())?;
+    Ok(job)
+}
+
+/// Queues `job` under `key` (unique per tenant among queued jobs) to run from `run_after`. A job
+/// with that key already queued is replaced: it takes the new payload and time, so setting an
+/// expiry again moves it instead of adding a second lifting.
+pub fn enqueue_keyed(
+    conn: &mut DbConnection,
+    job: &NewJob,
+    key: &str,
+    run_after: i64,
+    now_ms: i64,
+) -> Result<Job, StoreError> {
+    let job = write_transaction!(conn, c => {
+        let replaced: Option<Job> = diesel::update(
+            jobs::table
+                .filter(jobs::tenant_id.eq(&job.tenant_id))
+                .filter(jobs::key.eq(key))
+                .filter(jobs::status.eq(JobStatus::Queued)),
+        )
+        .set((
+            jobs::payload.eq(job.payload.to_string()),
+            jobs::run_after.eq(run_after),
+            jobs::updated_at.eq(now_ms),
+        ))
+        .returning(Job::as_returning())
+        .get_result(c)
+        .optional()?;
+        if let Some(replaced) = replaced {
+            return Ok(replaced);
+        }
+        diesel::insert_into(jobs::table)
+            .values((
+                jobs::tenant_id.eq(&job.tenant_id),
+                jobs::room_key.eq(job.room_key),
+                jobs::kind.eq(&job.kind),
+                jobs::payload.eq(job.payload.to_string()),
+                jobs::status.eq(JobStatus::Queued),
+                jobs::attempts.eq(0),
+                jobs::run_after.eq(run_after),
+                jobs::txn_prefix.eq(&crate::config::secret::random_token()[..20]),
+                jobs::created_at.eq(now_ms),
+                jobs::updated_at.eq(now_ms),
+                jobs::key.eq(key),
+            ))
+            .returning(Job::as_returning())
+            .get_result(c)
+    })?;
+    Ok(job)
+}
+
+/// Cancels the queued job with `key`; returns whether there was one.
+pub fn cancel_keyed(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    key: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let cancelled = on_backend!(conn, c => diesel::update(
+        jobs::table
+            .filter(jobs::tenant_id.eq(tenant_id))
+            .filter(jobs::key.eq(key))
+            .filter(jobs::status.eq(JobStatus::Queued)),
+    )
+    .set((jobs::status.eq(JobStatus::Cancelled), jobs::updated_at.eq(now_ms)))
+    .execute(c))?;
+    Ok(cancelled > 0)
+}
+
+/// The newest job of the tenant with `key`, whatever its status (a repeated call with the same
+/// Idempotency-Key answers with it).
+pub fn find_keyed(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<Job>, StoreError> {
+    let job = on_backend!(conn, c => jobs::table
+        .filter(jobs::tenant_id.eq(tenant_id))
+        .filter(jobs::key.eq(key))
         .order(jobs::id.desc())
         .select(Job::as_select())
         .first(c)

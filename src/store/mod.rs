@@ -8,6 +8,7 @@ pub mod inbox;
 mod job_status;
 pub mod jobs;
 pub mod migrations;
+pub mod moderation_log;
 pub mod retention;
 pub mod rooms;
 pub mod schema;

@@ -95,13 +95,46 @@ diesel::table! {
         txn_prefix -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    moderation (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        room_key -> BigInt,
+        user_id -> Text,
+        kind -> Text,
+        reason -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        actor -> Nullable<Text>,
+        lifted_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    moderation_log (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        at -> BigInt,
+        action -> Text,
+        user_id -> Text,
+        room_kind -> Nullable<Text>,
+        room_slug -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        job_id -> Nullable<BigInt>,
     }
 }
 
 diesel::joinable!(room_slugs -> rooms (room_key));
 diesel::joinable!(room_members -> rooms (room_key));
 diesel::joinable!(jobs -> rooms (room_key));
-diesel::allow_tables_to_appear_in_same_query!(rooms, room_slugs, room_members, jobs);
+diesel::allow_tables_to_appear_in_same_query!(rooms, room_slugs, room_members, jobs, moderation);
 
 diesel::table! {
     appservice_state (key) {
