@@ -62,16 +62,16 @@ impl Observed {
         }
     }
 
-    /// What the store records for the event.
-    pub fn handled(self) -> Handled {
-        let outcome = self.outcome();
-        let quarantine = match self {
-            Self::Malformed(reason) => Some(reason),
+    /// What the store records for the event, carrying this meaning to the batch's follow-up.
+    pub fn handled(self) -> Handled<Self> {
+        let quarantine = match &self {
+            Self::Malformed(reason) => Some(reason.clone()),
             _ => None,
         };
         Handled {
-            outcome,
+            outcome: self.outcome(),
             quarantine,
+            meaning: self,
         }
     }
 }

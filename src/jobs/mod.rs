@@ -22,7 +22,8 @@ use crate::store::jobs::Job;
 
 /// The job kinds that carry a room's declaration out: the room's latest one of these is what an
 /// unchanged PUT or a repeated DELETE answers with, and how it ended is the room's status.
-pub const DECLARATION_KINDS: &[&str] = &[ensure_room::KIND, follow_upgrade::KIND, teardown_room::KIND];
+pub const DECLARATION_KINDS: &[&str] =
+    &[ensure_room::KIND, follow_upgrade::KIND, teardown_room::KIND];
 
 /// Every slug the room has had (the current one included) with its alias on this homeserver.
 async fn slug_aliases(

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use ruma::UserId;
 
+use super::inbox::Observed;
 use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
 use crate::rooms::settings;
@@ -19,17 +20,23 @@ use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::rooms::{self, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, jobs};
 
+/// An event of the batch with what the processor made of it.
+type Processed = (PendingEvent, Handled<Observed>);
+
 /// The follow-up for a batch (see `Store::process_inbox`).
 pub fn follow_up(
     config: Arc<Config>,
     now_ms: i64,
-) -> impl FnOnce(&mut DbConnection, &[(PendingEvent, Handled)]) -> Result<(), StoreError> + Send + 'static
-{
+) -> impl FnOnce(&mut DbConnection, &[Processed]) -> Result<(), StoreError> + Send + 'static {
     move |conn, processed| {
         for (event, handled) in processed {
-            match handled.outcome.as_str() {
-                "own_membership:invite" => decline_if_unmanaged(conn, &config, event, now_ms)?,
-                "own_membership:leave" | "own_membership:ban" => {
+            match &handled.meaning {
+                Observed::OwnMembership(membership) if membership == "invite" => {
+                    decline_if_unmanaged(conn, &config, event, now_ms)?
+                }
+                Observed::OwnMembership(membership)
+                    if membership == "leave" || membership == "ban" =>
+                {
                     if let Some(room) = managed(conn, &event.room_id)?
                         && is_rooms_own_bot(&config, &room, event)
                     {
@@ -40,7 +47,7 @@ pub fn follow_up(
                         reconcile(conn, &room, now_ms)?;
                     }
                 }
-                "tombstone" => {
+                Observed::Tombstone => {
                     let replacement = serde_json::from_str::<serde_json::Value>(&event.event_json)
                         .ok()
                         .and_then(|e| e["content"]["replacement_room"].as_str().map(str::to_owned));
@@ -51,13 +58,13 @@ pub fn follow_up(
                         jobs::enqueue(conn, &follow_upgrade::new_job(&room, &replacement), now_ms)?;
                     }
                 }
-                "power_levels" => {
+                Observed::PowerLevels => {
                     if let Some(room) = managed(conn, &event.room_id)? {
                         tracing::info!(room_id = %event.room_id, by = %event.sender, "power levels changed by someone else: reconciling");
                         reconcile(conn, &room, now_ms)?;
                     }
                 }
-                "settings" => {
+                Observed::Settings => {
                     // A topic the platform never declared is not the daemon's to put back.
                     let owned =
                         |room: &Room| event.event_type != settings::TOPIC || room.topic.is_some();

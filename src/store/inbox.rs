@@ -183,11 +183,13 @@ struct Locked {
 
 /// What the processor made of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handled {
+pub struct Handled<T> {
     /// Stored as the event's outcome.
     pub outcome: String,
     /// Set when the event cannot be understood: it is also quarantined, with this reason.
     pub quarantine: Option<String>,
+    /// What the processor made of the event, for the batch's follow-up (never stored).
+    pub meaning: T,
 }
 
 impl Store {
@@ -201,16 +203,17 @@ impl Store {
     /// turns and every room stays in order. SQLite (one process, this processor the only reader
     /// of pending events): the events are read and handled first and the marks written after, so
     /// a waiting acknowledgement never waits for the handling.
-    pub async fn process_inbox<H, F>(
+    pub async fn process_inbox<T, H, F>(
         &self,
         limit: i64,
         now_ms: i64,
         mut handle: H,
         follow_up: F,
-    ) -> Result<Vec<(PendingEvent, Handled)>, StoreError>
+    ) -> Result<Vec<(PendingEvent, Handled<T>)>, StoreError>
     where
-        H: FnMut(&PendingEvent) -> Handled + Send + 'static,
-        F: FnOnce(&mut DbConnection, &[(PendingEvent, Handled)]) -> Result<(), StoreError>
+        T: Send + 'static,
+        H: FnMut(&PendingEvent) -> Handled<T> + Send + 'static,
+        F: FnOnce(&mut DbConnection, &[(PendingEvent, Handled<T>)]) -> Result<(), StoreError>
             + Send
             + 'static,
     {
@@ -256,10 +259,10 @@ impl Store {
     }
 }
 
-fn handle_all(
+fn handle_all<T>(
     pending: Vec<PendingEvent>,
-    handle: &mut impl FnMut(&PendingEvent) -> Handled,
-) -> Vec<(PendingEvent, Handled)> {
+    handle: &mut impl FnMut(&PendingEvent) -> Handled<T>,
+) -> Vec<(PendingEvent, Handled<T>)> {
     pending
         .into_iter()
         .map(|event| {
@@ -273,9 +276,9 @@ fn handle_all(
 trait InboxQueries: InsertRows {
     fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>>;
     /// Marks the events processed and quarantines those handled as unreadable.
-    fn mark_processed(
+    fn mark_processed<T>(
         &mut self,
-        processed: &[(PendingEvent, Handled)],
+        processed: &[(PendingEvent, Handled<T>)],
         now_ms: i64,
     ) -> QueryResult<()>;
 }
@@ -292,7 +295,7 @@ macro_rules! inbox_queries {
                     .load(self)
             }
 
-            fn mark_processed(&mut self, processed: &[(PendingEvent, Handled)], now_ms: i64) -> QueryResult<()> {
+            fn mark_processed<T>(&mut self, processed: &[(PendingEvent, Handled<T>)], now_ms: i64) -> QueryResult<()> {
                 let quarantined: Vec<NewQuarantine> = processed
                     .iter()
                     .filter_map(|(event, handled)| {
