@@ -85,6 +85,7 @@ on_both_backends!(
     concurrent_workers_run_every_job_once_and_keep_rooms_in_order,
     a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job,
     a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer,
+    an_idempotency_key_queues_one_job_even_when_callers_race,
 );
 
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
@@ -397,4 +398,46 @@ fn a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer(backend: Backend) {
         [a[0], a[1], a[2], b],
         "B's first job did not get a slot"
     );
+}
+
+/// Eight callers with the same key at once (a platform retrying on several replicas): one job,
+/// and every caller is answered with it — also once it has run; another tenant's key is its own.
+fn an_idempotency_key_queues_one_job_even_when_callers_race(backend: Backend) {
+    let store = store("queue_idempotency", backend);
+    let room_key = room(&store, "t1", "news");
+    let job = |tenant: &str| NewJob {
+        tenant_id: tenant.into(),
+        room_key: Some(room_key),
+        kind: "test".into(),
+        payload: json!({}),
+    };
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, start, job) = (store.store.clone(), start.clone(), job("t1"));
+            std::thread::spawn(move || {
+                let mut conn = store.connection().unwrap();
+                start.wait();
+                jobs::enqueue_once(&mut conn, &job, "message:k1", 0).unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<(Job, bool)> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    let first = answers[0].0.id;
+    assert!(
+        answers.iter().all(|(job, _)| job.id == first),
+        "two jobs for one key"
+    );
+    assert_eq!(answers.iter().filter(|(_, queued)| *queued).count(), 1);
+
+    assert_eq!(claim(&store, "w", 1, 1), vec![first]);
+    assert!(finish(&store, first, "w", succeeded(), 2));
+    let mut conn = store.connection().unwrap();
+    let (again, queued) = jobs::enqueue_once(&mut conn, &job("t1"), "message:k1", 3).unwrap();
+    assert_eq!(
+        (again.id, again.status, queued),
+        (first, JobStatus::Succeeded, false)
+    );
+    let (other, queued) = jobs::enqueue_once(&mut conn, &job("t2"), "message:k1", 3).unwrap();
+    assert!(queued && other.id != first, "a key is per tenant");
 }

@@ -222,3 +222,168 @@ async fn a_deleted_rooms_earlier_slug_declared_again_makes_a_new_room() {
         "the deleted room came back: {deleted}"
     );
 }
+
+/// `POST …/messages` as `tenant`, with an `Idempotency-Key` when given.
+async fn post_message(
+    daemon: &Daemon,
+    tenant: &str,
+    slug: &str,
+    body: &str,
+    key: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let url = format!(
+        "http://127.0.0.1:{}/v1/tenants/{tenant}/rooms/event/{slug}/messages",
+        daemon.config.platform_port
+    );
+    let mut request = support::matrix_client::http_client()
+        .post(url)
+        .bearer_auth(daemon.config.tenant_token(tenant))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).expect("a JSON answer"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_bad_input_or_to_no_room_is_refused_with_a_sentence_and_queues_nothing() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let room = "/v1/tenants/tenantA/rooms/event/notices";
+    let (status, answer) = daemon
+        .platform(
+            Method::PUT,
+            room,
+            Some(&token),
+            Some(json!({"name": "Notices", "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let too_long = json!({"body": "x".repeat(20_000), "html": "y".repeat(20_000)}).to_string();
+    let cases = [
+        (r#"{}"#, None, "bad_body", "body"),
+        (
+            r#"{"body": "hi", "colour": "red"}"#,
+            None,
+            "bad_body",
+            "colour",
+        ),
+        (r#"{"body": "  "}"#, None, "invalid_input", "body is empty"),
+        (
+            r#"{"body": "hi", "html": ""}"#,
+            None,
+            "invalid_input",
+            "html is empty",
+        ),
+        (too_long.as_str(), None, "invalid_input", "at most 32768"),
+        (
+            r#"{"body": "hi", "msgtype": "m.emote"}"#,
+            None,
+            "invalid_input",
+            "m.notice (the default) or m.text",
+        ),
+        (
+            r#"{"body": "hi", "mentions": {"user_ids": ["ann"]}}"#,
+            None,
+            "invalid_input",
+            "not a Matrix user id",
+        ),
+        (
+            r#"{"body": "hi"}"#,
+            Some("k".repeat(256)),
+            "invalid_input",
+            "at most 255",
+        ),
+    ];
+    for (body, key, code, sentence) in cases {
+        let (status, answer) =
+            post_message(&daemon, "tenantA", "notices", body, key.as_deref()).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}: {answer}"
+        );
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(sentence), "{body}: {error}");
+    }
+    let (status, answer) =
+        post_message(&daemon, "tenantA", "nowhere", r#"{"body": "hi"}"#, None).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("PUT the room first"),
+        "{answer}"
+    );
+    let (status, answer) = daemon
+        .platform(Method::DELETE, room, Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) =
+        post_message(&daemon, "tenantA", "notices", r#"{"body": "hi"}"#, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a deleted room takes no messages: {answer}"
+    );
+
+    let (code, jobs, stderr) = daemon
+        .config
+        .cli(&["jobs", "list", "--kind", "send_message"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(jobs.trim(), "", "a refused message queued a job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_answers_with_the_first_job_within_its_tenant() {
+    let mut config = DaemonConfig::new("platform", None);
+    config.extra_yaml = "jobs:\n  enabled: false\n".into();
+    config.tenants.push(("tenantB".into(), "Tenant B".into()));
+    let daemon = Daemon::start(config).await;
+    for tenant in ["tenantA", "tenantB"] {
+        let (status, answer) = daemon
+            .platform(
+                Method::PUT,
+                &format!("/v1/tenants/{tenant}/rooms/event/news"),
+                Some(&daemon.config.tenant_token(tenant)),
+                Some(json!({"name": "News", "visibility": "public"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let body = r#"{"body": "Doors open at 7"}"#;
+    let post = |tenant, key| post_message(&daemon, tenant, "news", body, key);
+    let (status, first) = post("tenantA", Some("news-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(
+        (
+            first["job"]["kind"].as_str(),
+            first["job"]["status"].as_str()
+        ),
+        (Some("send_message"), Some("queued"))
+    );
+    let (_, again) = post("tenantA", Some("news-1")).await;
+    assert_eq!(again["job"]["id"], first["job"]["id"], "{again}");
+    let (_, other_key) = post("tenantA", Some("news-2")).await;
+    let (_, no_key) = post("tenantA", None).await;
+    let (_, other_tenant) = post("tenantB", Some("news-1")).await;
+    let ids: std::collections::BTreeSet<i64> = [&first, &other_key, &no_key, &other_tenant]
+        .iter()
+        .map(|answer| answer["job"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4, "each of these is a message of its own");
+    let (code, jobs, stderr) = daemon
+        .config
+        .cli(&["jobs", "list", "--kind", "send_message"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(jobs.lines().count(), 4, "{jobs}");
+}

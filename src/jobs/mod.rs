@@ -11,6 +11,7 @@ pub mod follow_upgrade;
 pub mod inbox;
 pub mod prune;
 mod repairs;
+pub mod send_message;
 pub mod teardown_room;
 pub mod worker;
 
@@ -80,6 +81,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         teardown_room::KIND => teardown_room::run(app, job).await,
         decline_invite::KIND => decline_invite::run(app, job).await,
         follow_upgrade::KIND => follow_upgrade::run(app, job).await,
+        send_message::KIND => send_message::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

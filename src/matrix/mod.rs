@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+mod messages;
 pub mod preflight;
 mod register;
 mod rooms;

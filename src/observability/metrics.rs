@@ -61,6 +61,7 @@ pub struct Metrics {
     pub jobs_dead: IntGaugeVec,
     pub jobs_running: IntGaugeVec,
     pub retention_deleted: IntCounterVec,
+    pub message_requests: IntCounterVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -233,6 +234,11 @@ impl Metrics {
                     "Jobs running under a lease, by tenant."
                 ),
                 &["tenant"]
+            )),
+            message_requests: register!(counter_vec(
+                "message_requests_total",
+                "Bot messages the platform posted, by outcome (queued; repeated: an Idempotency-Key seen before, answered with its first job). Sends: jobs_total{kind=\"send_message\"}.",
+                &["outcome"]
             )),
             registry,
             names: Vec::new(),

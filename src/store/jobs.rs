@@ -465,3 +465,26 @@ pub fn find_keyed(
         .optional())?;
     Ok(job)
 }
+
+/// Queues `job` under `key` unless the tenant already has a job with that key (any status): then
+/// that one is returned and nothing is queued (`false`). The answer to a repeated call with the
+/// same Idempotency-Key; on PostgreSQL an advisory lock on the key makes replicas answering the
+/// same key at once queue one job between them.
+pub fn enqueue_once(
+    conn: &mut DbConnection,
+    job: &NewJob,
+    key: &str,
+    now_ms: i64,
+) -> Result<(Job, bool), StoreError> {
+    conn.write(|conn| {
+        if let DbConnection::Postgres(c) = &mut *conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<Text, _>(format!("jobs.key\n{}\n{key}", job.tenant_id))
+                .execute(c)?;
+        }
+        if let Some(first) = find_keyed(conn, &job.tenant_id, key)? {
+            return Ok((first, false));
+        }
+        Ok((enqueue_keyed(conn, job, key, now_ms, now_ms)?, true))
+    })
+}

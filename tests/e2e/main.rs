@@ -10,6 +10,7 @@ mod support;
 mod appservice;
 mod environment;
 mod lifecycle;
+mod messages;
 mod operate;
 mod rooms;
 mod settings;

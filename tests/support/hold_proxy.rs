@@ -1,6 +1,8 @@
 //! An HTTP proxy in front of the real Synapse that holds the requests whose path contains a
 //! pattern until the test releases them, so a race (a DELETE while `createRoom` is in flight) is
-//! forced rather than hoped for. Everything else passes straight through.
+//! forced rather than hoped for. Everything else passes straight through. With
+//! [`HoldProxy::hold_answers`] the request reaches Synapse and only its answer is held: the
+//! homeserver has acted, the daemon has not heard (a crash between a send and storing its result).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,6 +26,8 @@ pub struct HoldProxy {
 struct Shared {
     upstream: String,
     pattern: Mutex<Option<String>>,
+    /// Whether held requests go to Synapse first and only their answers wait.
+    after: std::sync::atomic::AtomicBool,
     /// How many requests are held now.
     held: watch::Sender<usize>,
     released: watch::Sender<bool>,
@@ -36,6 +40,7 @@ impl HoldProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             pattern: Mutex::new(None),
+            after: std::sync::atomic::AtomicBool::new(false),
             held: watch::channel(0).0,
             released: watch::channel(false).0,
             answers: Mutex::new(Vec::new()),
@@ -64,7 +69,20 @@ impl HoldProxy {
 
     /// From now on, requests whose path contains `pattern` wait for [`HoldProxy::release`].
     pub fn hold(&self, pattern: &str) {
+        self.hold_with(pattern, false);
+    }
+
+    /// From now on, requests whose path contains `pattern` go to Synapse at once, and Synapse's
+    /// answers wait for [`HoldProxy::release`]; [`HoldProxy::wait_held`] counts held answers.
+    pub fn hold_answers(&self, pattern: &str) {
+        self.hold_with(pattern, true);
+    }
+
+    fn hold_with(&self, pattern: &str, after: bool) {
         self.shared.released.send_replace(false);
+        self.shared
+            .after
+            .store(after, std::sync::atomic::Ordering::SeqCst);
         *self
             .shared
             .pattern
@@ -117,10 +135,9 @@ async fn forward(
         .unwrap_or_else(PoisonError::into_inner)
         .as_deref()
         .is_some_and(|pattern| uri.path().contains(pattern));
-    if held {
-        shared.held.send_modify(|held| *held += 1);
-        let mut released = shared.released.subscribe();
-        let _ = released.wait_for(|released| *released).await;
+    let after = held && shared.after.load(std::sync::atomic::Ordering::SeqCst);
+    if held && !after {
+        wait_for_release(&shared).await;
     }
     let target = format!(
         "{}{}",
@@ -143,6 +160,9 @@ async fn forward(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+        if after {
+            wait_for_release(&shared).await;
+        }
         shared.held.send_modify(|held| *held -= 1);
     }
     let mut response = Response::builder().status(status);
@@ -150,4 +170,11 @@ async fn forward(
         response = response.header("content-type", content_type);
     }
     response.body(Body::from(bytes)).expect("a valid response")
+}
+
+/// Counts the request as held until the test releases it.
+async fn wait_for_release(shared: &Shared) {
+    shared.held.send_modify(|held| *held += 1);
+    let mut released = shared.released.subscribe();
+    let _ = released.wait_for(|released| *released).await;
 }

@@ -11,6 +11,7 @@ mod error;
 mod get_room;
 mod job;
 mod member;
+mod messages;
 mod put_room;
 mod rename;
 mod status;
@@ -70,6 +71,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/rename",
             axum::routing::post(rename::handler),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/messages",
+            axum::routing::post(messages::post),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })

@@ -1,0 +1,236 @@
+//! `POST /v1/tenants/{tenant}/rooms/{kind}/{slug}/messages`
+//! `{body, html?, msgtype?: "m.notice"|"m.text", mentions?: {user_ids?, room?}}`: the tenant's bot
+//! says this in the room, after the room's earlier jobs (DESIGN §7.2). Answers 202 with the
+//! `send_message` job, whose result is `{"event_id"}`. With an `Idempotency-Key` header, a repeated
+//! POST with the same key for the same tenant answers with the first job and queues nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use ruma::UserId;
+use ruma::events::Mentions;
+use serde::Deserialize;
+
+use super::call::{self, Accepted, RoomCall};
+use super::error::PlatformError;
+use crate::jobs::send_message::{self, Message, MessageType};
+use crate::rooms::FieldError;
+use crate::store::jobs;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// At most this many characters in an `Idempotency-Key`.
+const MAX_KEY_CHARS: usize = 255;
+/// `body` and `html` together, in bytes: well inside Matrix's 64 KiB per event, escaping included.
+const MAX_TEXT_BYTES: usize = 32 * 1024;
+const MAX_MENTIONED_USERS: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    body: String,
+    html: Option<String>,
+    msgtype: Option<String>,
+    #[serde(default)]
+    mentions: MentionsBody,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MentionsBody {
+    #[serde(default)]
+    user_ids: Vec<String>,
+    #[serde(default)]
+    room: bool,
+}
+
+#[tracing::instrument(name = "platform.post_message", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
+pub async fn post(
+    room: RoomCall,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Accepted, PlatformError> {
+    let message = message(call::body(&body)?)?;
+    let key = idempotency_key(&headers)?.map(|key| format!("message:{key}"));
+    let metrics = room.call.app.metrics.clone();
+    let count = |repeated: bool| {
+        let outcome = if repeated { "repeated" } else { "queued" };
+        metrics.message_requests.with_label_values(&[outcome]).inc();
+    };
+    if let Some(key) = key.clone() {
+        // A repeat answers with the first job even when the room was deleted since.
+        let tenant = room.call.tenant.id.clone();
+        let first = room
+            .call
+            .app
+            .store
+            .run(move |c| jobs::find_keyed(c, &tenant, &key))
+            .await?;
+        if let Some(first) = first {
+            count(true);
+            return Ok(Accepted(first));
+        }
+    }
+    let repeated = Arc::new(AtomicBool::new(false));
+    let seen = repeated.clone();
+    let accepted = room
+        .queue_on_live_room(move |conn, room, now| {
+            let job = send_message::new_job(room, &message);
+            let Some(key) = key else {
+                return Ok(Ok(jobs::enqueue(conn, &job, now)?));
+            };
+            let (job, queued) = jobs::enqueue_once(conn, &job, &key, now)?;
+            seen.store(!queued, Ordering::Relaxed);
+            Ok(Ok(job))
+        })
+        .await?;
+    count(repeated.load(Ordering::Relaxed));
+    Ok(accepted)
+}
+
+/// The body checked: text present and not too long, a known msgtype, mentions of Matrix users.
+fn message(body: Body) -> Result<Message, FieldError> {
+    if body.body.trim().is_empty() {
+        return Err(FieldError::new(
+            "body",
+            "body is empty: a message needs its text (the plain fallback when html is given)",
+        ));
+    }
+    if body
+        .html
+        .as_ref()
+        .is_some_and(|html| html.trim().is_empty())
+    {
+        return Err(FieldError::new(
+            "html",
+            "html is empty: leave it out to send plain text",
+        ));
+    }
+    let size = body.body.len() + body.html.as_ref().map_or(0, String::len);
+    if size > MAX_TEXT_BYTES {
+        return Err(FieldError::new(
+            if body.html.is_some() { "html" } else { "body" },
+            format!(
+                "body and html together are {size} bytes; one message holds at most {MAX_TEXT_BYTES}: shorten it or send it in parts"
+            ),
+        ));
+    }
+    let msgtype = match body.msgtype.as_deref() {
+        None | Some("m.notice") => MessageType::Notice,
+        Some("m.text") => MessageType::Text,
+        Some(other) => {
+            return Err(FieldError::new(
+                "msgtype",
+                format!(
+                    "msgtype {other:?} is not one the bot sends: use m.notice (the default) or m.text"
+                ),
+            ));
+        }
+    };
+    if body.mentions.user_ids.len() > MAX_MENTIONED_USERS {
+        return Err(FieldError::new(
+            "mentions.user_ids",
+            format!(
+                "mentions.user_ids names {} users; at most {MAX_MENTIONED_USERS}: mention the room (\"room\": true) instead",
+                body.mentions.user_ids.len()
+            ),
+        ));
+    }
+    let user_ids = body
+        .mentions
+        .user_ids
+        .iter()
+        .map(|user_id| {
+            UserId::parse(user_id).map_err(|_| {
+                FieldError::new(
+                    "mentions.user_ids",
+                    format!("{user_id:?} in mentions.user_ids is not a Matrix user id (@localpart:server)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut mentions = Mentions::with_user_ids(user_ids);
+    mentions.room = body.mentions.room;
+    Ok(Message {
+        body: body.body,
+        html: body.html,
+        msgtype,
+        mentions,
+    })
+}
+
+/// The `Idempotency-Key` header: any text of 1 to 255 characters, or none.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, FieldError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let field = "Idempotency-Key";
+    let key = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| FieldError::new(field, "the Idempotency-Key header is not UTF-8 text"))?;
+    let length = key.chars().count();
+    if length == 0 {
+        return Err(FieldError::new(
+            field,
+            "the Idempotency-Key header is empty: give a key, or leave the header out",
+        ));
+    }
+    if length > MAX_KEY_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "the Idempotency-Key header is {length} characters long; at most {MAX_KEY_CHARS}"
+            ),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(json: serde_json::Value) -> Result<Message, FieldError> {
+        message(serde_json::from_value(json).unwrap())
+    }
+
+    #[test]
+    fn bad_messages_name_the_field_that_is_wrong() {
+        let field = |json| checked(json).unwrap_err().field;
+        assert_eq!(field(serde_json::json!({"body": "  "})), "body");
+        assert_eq!(field(serde_json::json!({"body": "x", "html": ""})), "html");
+        assert_eq!(
+            field(serde_json::json!({"body": "x".repeat(MAX_TEXT_BYTES + 1)})),
+            "body"
+        );
+        assert_eq!(
+            field(serde_json::json!({"body": "x", "msgtype": "m.emote"})),
+            "msgtype"
+        );
+        assert_eq!(
+            field(serde_json::json!({"body": "x", "mentions": {"user_ids": ["ann"]}})),
+            "mentions.user_ids"
+        );
+    }
+
+    #[test]
+    fn a_message_defaults_to_a_notice_that_mentions_nobody() {
+        let message = checked(serde_json::json!({"body": "Doors open at 7"})).unwrap();
+        assert_eq!(message.msgtype, MessageType::Notice);
+        assert!(message.mentions.user_ids.is_empty() && !message.mentions.room);
+    }
+
+    #[test]
+    fn an_idempotency_key_is_one_to_255_characters() {
+        let key = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(IDEMPOTENCY_KEY, value.parse().unwrap());
+            idempotency_key(&headers)
+        };
+        assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(key("order-42").unwrap().as_deref(), Some("order-42"));
+        assert!(key(&"k".repeat(255)).is_ok());
+        assert!(key(&"k".repeat(256)).is_err());
+        assert!(key("").is_err());
+    }
+}
