@@ -6,9 +6,11 @@
 mod client;
 mod error;
 pub mod preflight;
+mod redact;
 mod register;
 mod rooms;
 
 pub use self::client::Client;
 pub use self::error::{Error, RetryKind};
+pub use self::redact::{SenderPage, TimelineEvent};
 pub use self::rooms::RoomState;

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub jobs_dead: IntGaugeVec,
     pub jobs_running: IntGaugeVec,
     pub retention_deleted: IntCounterVec,
+    pub redactions: IntCounterVec,
+    pub jobs_scheduled_due: IntGaugeVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -231,6 +233,18 @@ impl Metrics {
                 Opts::new(
                     "openmeet_as_jobs_running",
                     "Jobs running under a lease, by tenant."
+                ),
+                &["tenant"]
+            )),
+            redactions: register!(counter_vec(
+                "redactions_total",
+                "Redactions of a user's events sent by the tenant bots, by outcome (redacted, rate_limited, failed).",
+                &["outcome"]
+            )),
+            jobs_scheduled_due: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_jobs_scheduled_due",
+                    "Scheduled jobs (queued with a key for a later time: the lifting of a timed ban or mute) whose time has come and that no worker has taken yet, by tenant; above 0 for long, liftings are late."
                 ),
                 &["tenant"]
             )),
