@@ -11,5 +11,6 @@ mod appservice;
 mod environment;
 mod lifecycle;
 mod operate;
+mod redaction;
 mod rooms;
 mod settings;
