@@ -14,3 +14,60 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
+
+/// Unix ms as RFC 3339 in UTC with milliseconds (`2026-12-05T10:00:00.123Z`), how the platform API
+/// writes times.
+pub fn rfc3339(unix_ms: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let millis = time.millisecond();
+    let seconds = time.replace_millisecond(0).unwrap_or(time);
+    let whole = seconds
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    // `Rfc3339` writes no fraction for whole seconds: put the milliseconds before the `Z`.
+    format!("{}.{millis:03}Z", whole.trim_end_matches('Z'))
+}
+
+/// An RFC 3339 time (any offset, any fraction) as unix ms; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_464_800_123), "2026-12-05T10:00:00.123Z");
+        assert_eq!(
+            parse_rfc3339("2026-12-05T10:00:00.123Z"),
+            Some(1_796_464_800_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-05T11:00:00.123+01:00"),
+            Some(1_796_464_800_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-05T10:00:00Z"),
+            Some(1_796_464_800_000)
+        );
+    }
+
+    #[test]
+    fn rfc3339_refuses_what_is_not_a_time() {
+        for text in [
+            "",
+            "yesterday",
+            "2026-12-05",
+            "2026-12-05 10:00:00",
+            "1796464800",
+        ] {
+            assert_eq!(parse_rfc3339(text), None, "{text}");
+        }
+    }
+}

@@ -86,6 +86,8 @@ on_both_backends!(
     a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job,
     a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer,
     an_idempotency_key_queues_one_job_even_when_callers_race,
+    only_the_lease_holder_saves_progress_and_the_next_claim_reads_it,
+    scheduled_jobs_count_as_due_once_their_time_has_come,
 );
 
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
@@ -440,4 +442,53 @@ fn an_idempotency_key_queues_one_job_even_when_callers_race(backend: Backend) {
     );
     let (other, queued) = jobs::enqueue_once(&mut conn, &job("t2"), "message:k1", 3).unwrap();
     assert!(queued && other.id != first, "a key is per tenant");
+}
+
+fn only_the_lease_holder_saves_progress_and_the_next_claim_reads_it(backend: Backend) {
+    let store = store("progress", backend);
+    let conn = &mut *store.connection().unwrap();
+    let job = NewJob {
+        tenant_id: "t".into(),
+        room_key: None,
+        kind: "redact_user".into(),
+        payload: json!({"step": 0}),
+    };
+    let id = jobs::enqueue(conn, &job, 0).unwrap().id;
+    let limits = ClaimLimits {
+        total: 1,
+        per_tenant: 1,
+        running: &HashMap::new(),
+    };
+    jobs::claim(conn, "w1", 0, 1_000, &limits).unwrap();
+    assert!(jobs::save_progress(conn, id, "w1", &json!({"step": 1})).unwrap());
+    assert!(!jobs::save_progress(conn, id, "w2", &json!({"step": 9})).unwrap());
+    // w1's lease lapses; w2 takes the job and reads where w1 got; w1 can no longer write.
+    let taken = jobs::claim(conn, "w2", 2_000, 3_000, &limits).unwrap();
+    assert_eq!(taken[0].payload, json!({"step": 1}).to_string());
+    assert!(!jobs::save_progress(conn, id, "w1", &json!({"step": 2})).unwrap());
+}
+
+fn scheduled_jobs_count_as_due_once_their_time_has_come(backend: Backend) {
+    use openmeet_appservice::store::status::scheduled_due_by_tenant;
+    let store = store("scheduled", backend);
+    let conn = &mut *store.connection().unwrap();
+    let job = |tenant: &str| NewJob {
+        tenant_id: tenant.into(),
+        room_key: None,
+        kind: "lift".into(),
+        payload: json!({}),
+    };
+    jobs::enqueue_keyed(conn, &job("a"), "unmute:1", 5_000, 0).unwrap();
+    jobs::enqueue_keyed(conn, &job("a"), "unmute:2", 9_000, 0).unwrap();
+    jobs::enqueue_keyed(conn, &job("b"), "unban:1", 4_000, 0).unwrap();
+    // Due at once (an Idempotency-Key, not a schedule) and unkeyed: never counted.
+    jobs::enqueue_keyed(conn, &job("a"), "message:1", 0, 0).unwrap();
+    jobs::enqueue(conn, &job("a"), 0).unwrap();
+    assert_eq!(scheduled_due_by_tenant(conn, 1_000).unwrap(), []);
+    let mut due = scheduled_due_by_tenant(conn, 6_000).unwrap();
+    due.sort();
+    assert_eq!(due, [("a".to_owned(), 1), ("b".to_owned(), 1)]);
+    let mut due = scheduled_due_by_tenant(conn, 10_000).unwrap();
+    due.sort();
+    assert_eq!(due, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
 }

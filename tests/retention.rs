@@ -2,6 +2,7 @@
 //! Retention (DESIGN §7.1, `jobs/prune.rs`): with `inbox_days: 1`, `jobs_days: 2` and the app's
 //! clock moved by hand, rows older than their window go and newer ones stay — never a pending
 //! event, a queued job or a room's latest job — in batches, counted per table, on both backends.
+//! Moderation audit entries go with the jobs' window.
 
 mod support;
 
@@ -17,6 +18,7 @@ use openmeet_appservice::config::sample::{SampleTokens, render};
 use openmeet_appservice::jobs::prune;
 use openmeet_appservice::on_backend;
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
+use openmeet_appservice::store::moderation_log::{self, NewEntry};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::rooms::{self, Declaration};
 use openmeet_appservice::store::{DbConnection, Store};
@@ -169,6 +171,17 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     .unwrap()
     .id;
 
+    // Audit entries: two from day 5 (to go), one from day 9.
+    for at in [5 * DAY, 5 * DAY + 1, 9 * DAY] {
+        let entry = NewEntry {
+            tenant_id: "t".into(),
+            action: "redact".into(),
+            user_id: "@u:x".into(),
+            ..NewEntry::default()
+        };
+        moderation_log::append(&mut app.store.connection().unwrap(), &entry, at).unwrap();
+    }
+
     // Inbox: 1,205 events processed on day 8 (three batches), 3 still pending from day 8, 4
     // processed on day 9.5; a transaction and a quarantine row from each day.
     {
@@ -202,7 +215,8 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::InboxEvents, 0),
             (Table::AsTransactions, 0),
             (Table::Quarantine, 0),
-            (Table::Jobs, 2)
+            (Table::Jobs, 2),
+            (Table::ModerationLog, 2)
         ]
     );
     assert_eq!(
@@ -220,7 +234,8 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::InboxEvents, 1_205),
             (Table::AsTransactions, 1),
             (Table::Quarantine, 1),
-            (Table::Jobs, 0)
+            (Table::Jobs, 0),
+            (Table::ModerationLog, 0)
         ]
     );
     let conn = &mut *app.store.connection().unwrap();
@@ -266,10 +281,14 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             metric("inbox_events"),
             metric("as_transactions"),
             metric("quarantine"),
-            metric("jobs")
+            metric("jobs"),
+            metric("moderation_log")
         ),
-        (1_205, 1, 1, 2)
+        (1_205, 1, 1, 2, 2)
     );
+    let audit =
+        moderation_log::list(&mut app.store.connection().unwrap(), None, None, 0, 10).unwrap();
+    assert_eq!(audit.iter().map(|e| e.at).collect::<Vec<_>>(), [9 * DAY]);
     drop(app);
     if backend_is_postgres(&url) {
         support::postgres::drop_database(&url);

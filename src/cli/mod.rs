@@ -3,6 +3,7 @@
 mod check;
 mod inbox;
 mod jobs;
+mod moderation;
 mod rooms;
 mod status;
 
@@ -94,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: inbox::InboxCommand,
     },
+    /// The moderation audit log (bans, mutes, redactions): who acted, when, what and why.
+    Moderation {
+        #[command(subcommand)]
+        command: moderation::ModerationCommand,
+    },
 }
 
 /// Exit status for a command line that lacks something (clap's own usage errors exit 2 too).
@@ -153,6 +159,10 @@ pub fn main() -> ExitCode {
         Command::Inbox { command } => finish(
             load_existing_database(&path, log_format)
                 .and_then(|config| inbox::run(config, command)),
+        ),
+        Command::Moderation { command } => finish(
+            load_existing_database(&path, log_format)
+                .and_then(|config| moderation::run(config, command)),
         ),
     }
 }

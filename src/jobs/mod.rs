@@ -10,6 +10,7 @@ mod error;
 pub mod follow_upgrade;
 pub mod inbox;
 pub mod prune;
+pub mod redact_user;
 mod repairs;
 pub mod send_message;
 pub mod teardown_room;
@@ -82,6 +83,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         decline_invite::KIND => decline_invite::run(app, job).await,
         follow_upgrade::KIND => follow_upgrade::run(app, job).await,
         send_message::KIND => send_message::run(app, job).await,
+        redact_user::KIND => redact_user::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

@@ -7,9 +7,11 @@ mod client;
 mod error;
 mod messages;
 pub mod preflight;
+mod redact;
 mod register;
 mod rooms;
 
 pub use self::client::Client;
 pub use self::error::{Error, RetryKind};
+pub use self::redact::{SenderPage, TimelineEvent};
 pub use self::rooms::RoomState;

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub jobs_running: IntGaugeVec,
     pub retention_deleted: IntCounterVec,
     pub message_requests: IntCounterVec,
+    pub redactions: IntCounterVec,
+    pub jobs_scheduled_due: IntGaugeVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -239,6 +241,18 @@ impl Metrics {
                 "message_requests_total",
                 "Bot messages the platform posted, by outcome (queued; repeated: an Idempotency-Key seen before, answered with its first job). Sends: jobs_total{kind=\"send_message\"}.",
                 &["outcome"]
+            )),
+            redactions: register!(counter_vec(
+                "redactions_total",
+                "Redactions of a user's events sent by the tenant bots, by outcome (redacted, rate_limited, failed).",
+                &["outcome"]
+            )),
+            jobs_scheduled_due: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_jobs_scheduled_due",
+                    "Scheduled jobs (queued with a key for a later time: the lifting of a timed ban or mute) whose time has come and that no worker has taken yet, by tenant; above 0 for long, liftings are late."
+                ),
+                &["tenant"]
             )),
             registry,
             names: Vec::new(),

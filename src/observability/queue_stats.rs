@@ -21,15 +21,19 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         // Failed and dead jobs count within the retention window, as in the status report.
         let since = unix_ms(app.clock.now()) - app.config().retention.jobs.as_millis() as i64;
+        let now = unix_ms(app.clock.now());
         match app
             .store
-            .run(move |c| status::queue_by_tenant(c, since))
+            .run(move |c| {
+                let queues = status::queue_by_tenant(c, since)?;
+                Ok((queues, status::scheduled_due_by_tenant(c, now)?))
+            })
             .await
         {
-            Ok(queues) => {
-                let now = unix_ms(app.clock.now());
+            Ok((queues, due)) => {
                 seen.extend(app.config().tenants.iter().map(|t| t.id.clone()));
                 set(&app.metrics, &queues, &mut seen, now);
+                set_scheduled_due(&app.metrics, &due, &seen);
             }
             Err(error) => tracing::warn!(%error, "could not read the job queue for its gauges"),
         }
@@ -64,6 +68,17 @@ fn set(metrics: &Metrics, queues: &[TenantQueue], seen: &mut HashSet<String>, no
             .jobs_oldest_queued_age_seconds
             .with_label_values(&labels)
             .set(age);
+    }
+}
+
+/// Sets every seen tenant's count of scheduled jobs that are due and wait still (0 when none).
+fn set_scheduled_due(metrics: &Metrics, due: &[(String, i64)], seen: &HashSet<String>) {
+    for tenant in seen.iter().chain(due.iter().map(|(tenant, _)| tenant)) {
+        let count = due.iter().find(|(t, _)| t == tenant).map_or(0, |(_, n)| *n);
+        metrics
+            .jobs_scheduled_due
+            .with_label_values(&[tenant.as_str()])
+            .set(count);
     }
 }
 

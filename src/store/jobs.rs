@@ -488,3 +488,22 @@ pub fn enqueue_once(
         Ok((enqueue_keyed(conn, job, key, now_ms, now_ms)?, true))
     })
 }
+
+/// Replaces the payload of job `id` while `owner` runs it: how a long job records how far it got,
+/// so that the next attempt (after a crash, a lapsed lease or a rate limit) continues from there.
+/// Returns false when `owner` no longer holds it (then nothing is written).
+pub fn save_progress(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: &str,
+    payload: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    let held = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::status.eq(JobStatus::Running))
+        .filter(jobs::lease_owner.eq(owner));
+    let updated = on_backend!(conn, c => diesel::update(held)
+        .set(jobs::payload.eq(payload.to_string()))
+        .execute(c))?;
+    Ok(updated == 1)
+}

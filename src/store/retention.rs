@@ -4,13 +4,14 @@
 //!
 //! What goes: processed inbox events (never pending ones), Synapse's transactions and quarantine
 //! rows by when they arrived; jobs that ended (succeeded, failed, dead, cancelled) by when they
-//! ended — except a room's latest job, which answers the platform's repeated PUT or DELETE.
+//! ended — except a room's latest job, which answers the platform's repeated PUT or DELETE;
+//! moderation audit entries by when the call was made (with the jobs' window).
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::jobs::JobStatus;
-use super::schema::{as_transactions, inbox_events, jobs, quarantine};
+use super::schema::{as_transactions, inbox_events, jobs, moderation_log, quarantine};
 use super::{DbConnection, StoreError};
 use crate::write_transaction;
 
@@ -24,14 +25,16 @@ pub enum Table {
     AsTransactions,
     Quarantine,
     Jobs,
+    ModerationLog,
 }
 
 impl Table {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::InboxEvents,
         Self::AsTransactions,
         Self::Quarantine,
         Self::Jobs,
+        Self::ModerationLog,
     ];
 
     /// The table's name, also the metric's `table` label.
@@ -41,6 +44,7 @@ impl Table {
             Self::AsTransactions => "as_transactions",
             Self::Quarantine => "quarantine",
             Self::Jobs => "jobs",
+            Self::ModerationLog => "moderation_log",
         }
     }
 }
@@ -120,6 +124,15 @@ pub fn prune_batch(
                     .filter(jobs::updated_at.lt(cutoff_ms)),
             )
             .execute(c)
+        }
+        Table::ModerationLog => {
+            let old = moderation_log::table.filter(moderation_log::at.lt(cutoff_ms));
+            let ids: Vec<i64> = old
+                .order(moderation_log::at)
+                .select(moderation_log::id)
+                .limit(limit)
+                .load(c)?;
+            diesel::delete(old.filter(moderation_log::id.eq_any(&ids))).execute(c)
         }
     })?;
     Ok(deleted)

@@ -144,6 +144,23 @@ pub fn latest_failed(
         .collect())
 }
 
+/// Per tenant, the scheduled jobs whose time has come by `now_ms` and that wait still: queued with
+/// a key for a time later than when they were queued (the lifting of a timed ban or mute), and due.
+pub fn scheduled_due_by_tenant(
+    conn: &mut DbConnection,
+    now_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = on_backend!(conn, c => jobs::table
+        .filter(jobs::status.eq(JobStatus::Queued))
+        .filter(jobs::key.is_not_null())
+        .filter(jobs::run_after.gt(jobs::created_at))
+        .filter(jobs::run_after.le(now_ms))
+        .group_by(jobs::tenant_id)
+        .select((jobs::tenant_id, diesel::dsl::count_star()))
+        .load(c))?;
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

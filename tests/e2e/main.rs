@@ -12,5 +12,6 @@ mod environment;
 mod lifecycle;
 mod messages;
 mod operate;
+mod redaction;
 mod rooms;
 mod settings;

@@ -4,9 +4,12 @@
 //! their state events, aliases, transaction ids — that a daemon can run its jobs against it, checks
 //! the as_token and the `?user_id=` identity assertion as Synapse does, and records every request.
 //!
+//! Timelines are kept for `/messages` (backwards, with a `senders` filter) and `/redact`: state
+//! events, messages the bots send and those a test posts ([`FakeHomeserver::post_message`]).
+//!
 //! Not modelled: power levels (any joined user may do anything), room-version rules (v12 creators
 //! in `power_level_content_override` succeed here), namespaces (any local registered user may be
-//! asserted), timelines, `/sync`, federation. Only `Authorization: Bearer` is read, not
+//! asserted), history visibility, `/sync`, federation. Only `Authorization: Bearer` is read, not
 //! `?access_token=`. It serves on the test's own tokio runtime: use a multi-thread runtime if the
 //! test ever blocks (e.g. `Daemon::stop`), or the fake cannot answer meanwhile.
 
@@ -49,6 +52,9 @@ pub enum Fault {
     Forbidden(&'static str),
     /// 401 `M_UNKNOWN_TOKEN` for this one request (`set_token_accepted` for a lasting rejection).
     UnknownToken,
+    /// No fault: the request is answered as usual (queue some before a fault meant for a later
+    /// request). Recorded as no fault.
+    Pass,
 }
 
 /// What a request was for, from its path (and method, for state). Faults are queued per endpoint.
@@ -70,6 +76,10 @@ pub enum Endpoint {
     GetState,
     /// `PUT /v3/rooms/{roomId}/send/{type}/{txnId}`, whatever the event type.
     SendMessage,
+    /// `GET /v3/rooms/{roomId}/messages`.
+    Messages,
+    /// `PUT /v3/rooms/{roomId}/redact/{eventId}/{txnId}`.
+    Redact,
     /// `GET`, `PUT` and `DELETE /v3/directory/room/{alias}`.
     DirectoryAlias,
     /// `GET` and `PUT /v3/directory/list/room/{roomId}`: the room directory entry.
@@ -117,6 +127,7 @@ impl FakeHomeserver {
             aliases: HashMap::new(),
             published: HashSet::new(),
             txns: HashMap::new(),
+            timelines: HashMap::new(),
             next_id: 0,
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -165,6 +176,41 @@ impl FakeHomeserver {
         let state = lock(&self.state);
         state.log.iter().filter(|r| r.endpoint == endpoint).count()
     }
+
+    /// Adds an `m.room.message` by `sender` to the room's timeline, stamped `origin_server_ts`
+    /// (unix ms; `None`: now), as if the user had sent it; returns its event id.
+    pub fn post_message(
+        &self,
+        room_id: &str,
+        sender: &str,
+        origin_server_ts: Option<u64>,
+    ) -> String {
+        let mut state = lock(&self.state);
+        let content = json!({"msgtype": "m.text", "body": "hello"});
+        state.append(room_id, sender, "m.room.message", content, origin_server_ts)
+    }
+
+    /// The room's timeline, oldest first.
+    pub fn timeline(&self, room_id: &str) -> Vec<Value> {
+        lock(&self.state)
+            .timelines
+            .get(room_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Target event id → how many redaction events were made for it (a txnId sent again makes
+    /// none: it answers with the first).
+    pub fn redactions(&self) -> HashMap<String, usize> {
+        let state = lock(&self.state);
+        let mut counts = HashMap::new();
+        for event in state.timelines.values().flatten() {
+            if let Some(target) = event["redacts"].as_str() {
+                *counts.entry(target.to_owned()).or_default() += 1;
+            }
+        }
+        counts
+    }
 }
 
 type Answer = (u16, Value);
@@ -185,7 +231,10 @@ struct State {
     published: HashSet<String>,
     /// `{room}/{type}/{txnId}` → event id. Synapse keys appservice txn ids by path and appservice,
     /// not by the asserted user: two bots reusing a txn id in one room get the first one's event.
+    /// Redactions are keyed `{room}/redact/{eventId}/{txnId}`.
     txns: HashMap<String, String>,
+    /// Room id → its events, oldest first (state events too).
+    timelines: HashMap<String, Vec<Value>>,
     next_id: u64,
 }
 
@@ -226,7 +275,8 @@ async fn handle(
         let fault = state
             .faults
             .get_mut(&endpoint)
-            .and_then(VecDeque::pop_front);
+            .and_then(VecDeque::pop_front)
+            .filter(|fault| *fault != Fault::Pass);
         let (status, answer) = match fault.as_ref().and_then(fault_answer) {
             Some(answer) => answer,
             None => state
@@ -234,6 +284,7 @@ async fn handle(
                     endpoint,
                     method.as_str(),
                     rest,
+                    uri.query().unwrap_or(""),
                     token,
                     user_id.as_deref(),
                     parsed,
@@ -286,6 +337,8 @@ fn classify(method: &str, rest: &[&str]) -> Endpoint {
         }
         ["v3", "rooms", _, "state", _] | ["v3", "rooms", _, "state", _, _] => E::GetState,
         ["v3", "rooms", _, "send", _, _] => E::SendMessage,
+        ["v3", "rooms", _, "messages"] => E::Messages,
+        ["v3", "rooms", _, "redact", _, _] => E::Redact,
         ["v3", "directory", "room", _] => E::DirectoryAlias,
         ["v3", "directory", "list", "room", _] => E::DirectoryList,
         ["v3", "profile", _] | ["v3", "profile", _, "displayname"] => E::Profile,
@@ -323,8 +376,14 @@ fn fault_answer(fault: &Fault) -> Option<Answer> {
         Fault::Status(status) => error(*status, "M_UNKNOWN", format!("fake fault: HTTP {status}")),
         Fault::Forbidden(message) => error(403, "M_FORBIDDEN", message),
         Fault::UnknownToken => unknown_token(),
-        Fault::Timeout(_) => return None,
+        Fault::Timeout(_) | Fault::Pass => return None,
     })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Percent-decodes `text`; a `%` not followed by two hex digits stays as it is.
@@ -370,22 +429,148 @@ impl State {
         content: Value,
     ) -> String {
         let event_id = format!("$fake{}", self.next());
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
         let event = json!({"type": kind, "state_key": key, "content": content, "sender": sender,
-            "room_id": room, "event_id": event_id, "origin_server_ts": ts as u64});
+            "room_id": room, "event_id": event_id, "origin_server_ts": now_ms()});
         let state = self.rooms.entry(room.to_owned()).or_default();
-        state.insert((kind.to_owned(), key.to_owned()), event);
+        state.insert((kind.to_owned(), key.to_owned()), event.clone());
+        self.timelines
+            .entry(room.to_owned())
+            .or_default()
+            .push(event);
         event_id
     }
 
+    /// Appends a message-like event to the room's timeline; returns its id.
+    fn append(
+        &mut self,
+        room: &str,
+        sender: &str,
+        kind: &str,
+        content: Value,
+        origin_server_ts: Option<u64>,
+    ) -> String {
+        let event_id = format!("$fake{}", self.next());
+        let event = json!({"type": kind, "content": content, "sender": sender, "room_id": room,
+            "event_id": event_id, "origin_server_ts": origin_server_ts.unwrap_or_else(now_ms)});
+        self.timelines
+            .entry(room.to_owned())
+            .or_default()
+            .push(event);
+        event_id
+    }
+
+    /// `/messages` backwards from `from` (`t{n}`: before the n-th event; none: the newest), with
+    /// the filter's `senders`; `end` is where the next page starts, absent at the start.
+    fn messages(&self, room: &str, query: &str) -> Result<Value, Answer> {
+        let params: HashMap<String, String> = query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), decode(&v.replace('+', " "))))
+            .collect();
+        if params.get("dir").map(String::as_str) != Some("b") {
+            return Err(error(
+                400,
+                "M_INVALID_PARAM",
+                "the fake pages backwards only",
+            ));
+        }
+        let timeline = self
+            .timelines
+            .get(room)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let from = match params.get("from") {
+            None => timeline.len(),
+            Some(token) => token
+                .strip_prefix('t')
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n <= timeline.len())
+                .ok_or_else(|| error(400, "M_INVALID_PARAM", "Unknown token"))?,
+        };
+        let limit: usize = params
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(10);
+        let filter: Value = params
+            .get("filter")
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default();
+        let senders: Option<Vec<&str>> = filter["senders"]
+            .as_array()
+            .map(|s| s.iter().filter_map(Value::as_str).collect());
+        let mut chunk = Vec::new();
+        let mut next = 0;
+        for index in (0..from).rev() {
+            let event = &timeline[index];
+            let sender = event["sender"].as_str().unwrap_or("");
+            if senders.as_ref().is_some_and(|s| !s.contains(&sender)) {
+                continue;
+            }
+            if chunk.len() == limit {
+                next = index + 1;
+                break;
+            }
+            chunk.push(event.clone());
+        }
+        let mut answer = json!({"start": format!("t{from}"), "chunk": chunk});
+        if next > 0 {
+            answer["end"] = format!("t{next}").into();
+        }
+        Ok(answer)
+    }
+
+    /// Redacts `target`: its content emptied and `unsigned.redacted_because` set; a txnId seen
+    /// before answers with its redaction.
+    fn redact(
+        &mut self,
+        actor: &str,
+        room: &str,
+        target: &str,
+        txn: &str,
+        reason: Option<String>,
+    ) -> Result<Value, Answer> {
+        let key = format!("{room}/redact/{target}/{txn}");
+        if let Some(event_id) = self.txns.get(&key) {
+            return Ok(json!({"event_id": event_id}));
+        }
+        self.require_joined(room, actor)?;
+        let timeline = self
+            .timelines
+            .get(room)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if !timeline.iter().any(|event| event["event_id"] == target) {
+            return Err(not_found("Event not found."));
+        }
+        let mut content = json!({});
+        if let Some(reason) = reason {
+            content["reason"] = reason.into();
+        }
+        let redaction_id = self.append(room, actor, "m.room.redaction", content.clone(), None);
+        let timeline = self.timelines.entry(room.to_owned()).or_default();
+        if let Some(redaction) = timeline.last_mut() {
+            redaction["redacts"] = target.into();
+        }
+        let because = timeline.last().cloned().unwrap_or_default();
+        if let Some(event) = timeline
+            .iter_mut()
+            .find(|event| event["event_id"] == target)
+        {
+            event["content"] = json!({});
+            event["unsigned"] = json!({"redacted_because": because});
+        }
+        self.txns.insert(key, redaction_id.clone());
+        Ok(json!({"event_id": redaction_id}))
+    }
+
     /// The un-faulted answer: token, identity assertion, then the endpoint itself.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         endpoint: Endpoint,
         method: &str,
         rest: &[&str],
+        query: &str,
         token: Option<&str>,
         asserted: Option<&str>,
         body: Option<Value>,
@@ -482,9 +667,16 @@ impl State {
                     return Ok(json!({"event_id": event_id}));
                 }
                 self.require_joined(room, &actor)?;
-                let event_id = format!("$fake{}", self.next());
+                let event_id = self.append(room, &actor, kind, body.clone(), None);
                 self.txns.insert(key, event_id.clone());
                 Ok(json!({"event_id": event_id}))
+            }
+            (E::Messages, "GET", ["v3", "rooms", room, "messages"]) => {
+                self.require_joined(room, &actor)?;
+                self.messages(room, query)
+            }
+            (E::Redact, "PUT", ["v3", "rooms", room, "redact", target, txn]) => {
+                self.redact(&actor, room, target, txn, text("reason"))
             }
             (E::DirectoryAlias, _, [.., alias]) => {
                 let alias = alias.to_string();

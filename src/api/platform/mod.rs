@@ -1,8 +1,8 @@
 //! OpenMeet core → us: the internal platform API on `listen.platform`. Errors are JSON
 //! `{"error": "<sentence>", "code": "<machine code>"}`.
 //!
-//! Tenant-scoped calls (a tenant's `api_token` reaches only that tenant) declare rooms and read
-//! jobs; `GET /v1/status` is for operators (behind `admin_token`).
+//! Tenant-scoped calls (a tenant's `api_token` reaches only that tenant) declare rooms, moderate
+//! (redactions; the audit log) and read jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
 mod call;
@@ -12,7 +12,9 @@ mod get_room;
 mod job;
 mod member;
 mod messages;
+pub mod moderation_log;
 mod put_room;
+mod redactions;
 mod rename;
 mod status;
 
@@ -75,6 +77,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/messages",
             axum::routing::post(messages::post),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/redactions",
+            axum::routing::post(redactions::room),
+        )
+        .route(
+            "/v1/tenants/{tenant}/redactions",
+            axum::routing::post(redactions::tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/moderation",
+            get(moderation_log::handler),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })

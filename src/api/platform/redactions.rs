@@ -1,0 +1,159 @@
+//! `POST /v1/tenants/{tenant}/rooms/{kind}/{slug}/redactions` and `POST /v1/tenants/{tenant}/redactions`
+//! `{user_id, since?, reason}`: redact the user's events since `since` (RFC 3339; default 24 h
+//! before the call) in the room, or in every managed room of the tenant (the job fans out one job
+//! per room). The job and its audit entry (`redact`) are stored in one transaction; the room job's
+//! result is `{"redacted": n}` (see `jobs/redact_user.rs`).
+
+use axum::body::Bytes;
+use serde::Deserialize;
+
+use super::call::{self, Accepted, RoomCall, TenantCall};
+use super::error::PlatformError;
+use crate::jobs::redact_user;
+use crate::rooms::{FieldError, validate};
+use crate::store::jobs;
+use crate::store::moderation_log::{self, NewEntry};
+
+/// How far back `since` reaches when the call does not say.
+const DEFAULT_WINDOW_MS: i64 = 24 * 3_600 * 1_000;
+
+/// The longest reason, in bytes: it travels in every redaction event.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    user_id: String,
+    since: Option<String>,
+    reason: String,
+}
+
+/// A checked call: whose events, from when, and why.
+struct Redaction {
+    user_id: String,
+    since_ms: i64,
+    reason: String,
+}
+
+impl Redaction {
+    fn read(call: &TenantCall, bytes: &[u8]) -> Result<Self, PlatformError> {
+        let body: Body = call::body(bytes)?;
+        let config = &call.config;
+        let user_id = validate::member_user_id(&body.user_id, &config.homeserver.server_name)?;
+        if config.namespaces.is_our_user(user_id.as_str()) {
+            return Err(FieldError::new(
+                "user_id",
+                format!(
+                    "{user_id} is one of the appservice's own users, whose events are never redacted"
+                ),
+            )
+            .into());
+        }
+        let since_ms = match body.since.as_deref() {
+            None => call.now - DEFAULT_WINDOW_MS,
+            Some(text) => {
+                let since = crate::clock::parse_rfc3339(text).ok_or_else(|| {
+                    FieldError::new(
+                        "since",
+                        format!(
+                            "{text:?} is not an RFC 3339 time; write it like 2026-12-05T10:00:00Z"
+                        ),
+                    )
+                })?;
+                if since > call.now {
+                    return Err(FieldError::new(
+                        "since",
+                        format!(
+                            "{text} is in the future (it is {} here): give the earliest time whose events should go",
+                            crate::clock::rfc3339(call.now)
+                        ),
+                    )
+                    .into());
+                }
+                since
+            }
+        };
+        if body.reason.trim().is_empty() {
+            return Err(FieldError::new(
+                "reason",
+                "must say why, e.g. \"spam\": it is shown in place of each redacted event",
+            )
+            .into());
+        }
+        if body.reason.len() > MAX_REASON_BYTES {
+            return Err(FieldError::new(
+                "reason",
+                format!(
+                    "is {} bytes long, over the limit of {MAX_REASON_BYTES}; shorten it",
+                    body.reason.len()
+                ),
+            )
+            .into());
+        }
+        Ok(Self {
+            user_id: user_id.to_string(),
+            since_ms,
+            reason: body.reason,
+        })
+    }
+
+    /// The call's audit entry, before its room and job are known.
+    fn entry(&self, call: &TenantCall) -> NewEntry {
+        NewEntry {
+            tenant_id: call.tenant.id.clone(),
+            action: "redact".into(),
+            user_id: self.user_id.clone(),
+            reason: Some(self.reason.clone()),
+            actor: call.actor.clone(),
+            ..NewEntry::default()
+        }
+    }
+}
+
+#[tracing::instrument(name = "platform.redact_in_room", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
+pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError> {
+    let redaction = Redaction::read(&room.call, &body)?;
+    let tenant = room.call.tenant.id.clone();
+    let entry = redaction.entry(&room.call);
+    room.queue_on_live_room(move |conn, room, now| {
+        let job = redact_user::new_job(
+            &tenant,
+            Some(room.id),
+            &redaction.user_id,
+            redaction.since_ms,
+            &redaction.reason,
+        );
+        let job = jobs::enqueue(conn, &job, now)?;
+        let entry = NewEntry {
+            room: Some((room.kind.clone(), room.slug.clone())),
+            job_id: Some(job.id),
+            ..entry
+        };
+        moderation_log::append(conn, &entry, now)?;
+        Ok(Ok(job))
+    })
+    .await
+}
+
+#[tracing::instrument(name = "platform.redact_in_tenant", skip_all, fields(tenant = %call.tenant.id))]
+pub async fn tenant(call: TenantCall, body: Bytes) -> Result<Accepted, PlatformError> {
+    let redaction = Redaction::read(&call, &body)?;
+    let entry = redaction.entry(&call);
+    call.queue(move |conn, now| {
+        let job = redact_user::new_job(
+            &entry.tenant_id,
+            None,
+            &redaction.user_id,
+            redaction.since_ms,
+            &redaction.reason,
+        );
+        let job = jobs::enqueue(conn, &job, now)?;
+        let entry = NewEntry {
+            job_id: Some(job.id),
+            ..entry
+        };
+        moderation_log::append(conn, &entry, now)?;
+        Ok(Ok(job))
+    })
+    .await
+}
