@@ -2,14 +2,18 @@
 //! delivered, room by room in arrival order), the worker that runs queued jobs, one file per job
 //! kind, and the pruner that keeps the tables within their retention.
 
+pub mod converge_tenant;
 pub mod decline_invite;
 pub mod diagnose;
+mod ensure_moderation;
 pub mod ensure_room;
 mod ensure_settings;
 mod error;
 pub mod follow_upgrade;
 pub mod inbox;
+pub mod lift_moderation;
 pub mod prune;
+pub mod redact_user;
 mod repairs;
 pub mod teardown_room;
 pub mod worker;
@@ -22,7 +26,8 @@ use crate::store::jobs::Job;
 
 /// The job kinds that carry a room's declaration out: the room's latest one of these is what an
 /// unchanged PUT or a repeated DELETE answers with, and how it ended is the room's status.
-pub const DECLARATION_KINDS: &[&str] = &[ensure_room::KIND, follow_upgrade::KIND, teardown_room::KIND];
+pub const DECLARATION_KINDS: &[&str] =
+    &[ensure_room::KIND, follow_upgrade::KIND, teardown_room::KIND];
 
 /// Every slug the room has had (the current one included) with its alias on this homeserver.
 async fn slug_aliases(
@@ -79,6 +84,9 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         teardown_room::KIND => teardown_room::run(app, job).await,
         decline_invite::KIND => decline_invite::run(app, job).await,
         follow_upgrade::KIND => follow_upgrade::run(app, job).await,
+        converge_tenant::KIND => converge_tenant::run(app, job).await,
+        lift_moderation::KIND => lift_moderation::run(app, job).await,
+        redact_user::KIND => redact_user::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub jobs_dead: IntGaugeVec,
     pub jobs_running: IntGaugeVec,
     pub retention_deleted: IntCounterVec,
+    pub moderation_actions: IntCounterVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -164,6 +165,11 @@ impl Metrics {
                 "retention_deleted_total",
                 "Rows the pruner deleted once older than the retention window, by table.",
                 &["table"]
+            )),
+            moderation_actions: register!(counter_vec(
+                "moderation_actions_total",
+                "Bans and mutes declared or lifted (by a platform call, or by their expiry), by action: ban, unban, mute, unmute.",
+                &["action"]
             )),
             job_seconds: register!(HistogramVec::new(
                 latency("job_seconds", "Duration of one job attempt, by kind."),

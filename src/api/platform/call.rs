@@ -37,10 +37,6 @@ pub struct TenantCall {
     /// Unix ms, from the app's clock.
     pub now: i64,
     /// `X-OpenMeet-Actor`, when the platform said who acted.
-    #[expect(
-        dead_code,
-        reason = "the moderation calls store it with their audit entries"
-    )]
     pub actor: Option<String>,
 }
 

@@ -24,7 +24,8 @@ pub async fn handler(room: RoomCall) -> Result<Accepted, PlatformError> {
                 ))));
             };
             if room.status == RoomStatus::Deleted
-                && let Some(job) = jobs::latest_for_room(conn, room.id, crate::jobs::DECLARATION_KINDS)?
+                && let Some(job) =
+                    jobs::latest_for_room(conn, room.id, crate::jobs::DECLARATION_KINDS)?
             {
                 if !job.status.ended_badly() {
                     return Ok(Ok(job));
