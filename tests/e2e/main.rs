@@ -10,6 +10,7 @@ mod support;
 mod appservice;
 mod environment;
 mod lifecycle;
+mod moderation;
 mod operate;
 mod rooms;
 mod settings;
