@@ -10,7 +10,9 @@ use openmeet_appservice::store::moderation_log::{self, Entry};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::environment::{SERVER_NAME, bot_id, environment, port_turn, ready_daemon};
+use crate::environment::{
+    SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon, ready_daemon_with,
+};
 use crate::support::daemon::Daemon;
 use crate::support::eventually;
 use crate::support::matrix_client::{TestUser, encode, http_client, register_user};
@@ -494,4 +496,40 @@ async fn bad_moderation_input_is_refused_with_a_json_error_and_no_audit_entry() 
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert!(audit(&daemon, "tenantA").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muting_a_host_at_the_bots_level_fails_the_rooms_job_with_a_sentence() {
+    let _turn = port_turn().await;
+    let mut config = fresh_config();
+    config.room_version = Some("10".into());
+    let daemon = ready_daemon_with(config).await;
+    let host = register_user(hs(), "v10-mute-host").await;
+    let body = json!({"name": "V10 Chat", "visibility": "private",
+                      "members": [member(&host, "host")]});
+    let job = daemon.declare("tenantA", "event", "v10-mute", body).await;
+    let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
+    host.join(hs(), &room_id).await;
+
+    let path = format!("rooms/event/v10-mute/mutes/{}", host.user_id);
+    let (status, answer) = call(&daemon, Method::PUT, "tenantA", &path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let token = daemon.config.tenant_token("tenantA");
+    let job = daemon
+        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot mute") && error.contains(&host.user_id),
+        "{job}"
+    );
+    assert_eq!(level(&host, &room_id, &host.user_id).await, Some(100));
+    let room = daemon.get_room("tenantA", "event", "v10-mute").await;
+    assert_eq!(room["status"], "failed", "{room}");
+
+    // Lifted: the room converges again.
+    moderate(&daemon, Method::DELETE, "tenantA", &path, None).await;
+    let room = daemon.get_room("tenantA", "event", "v10-mute").await;
+    assert_eq!(room["status"], "ready", "{room}");
 }
