@@ -1,8 +1,9 @@
 //! `ensure_room`: makes Synapse match a declared room. Creates it once (adopting it when an earlier
 //! attempt created it but crashed before storing its id), puts back the aliases of its slugs and
-//! its settings (`ensure_settings`), invites the declared members, applies their power levels by
-//! read-modify-write, and kicks members removed from the declaration. Each step looks before it
-//! acts, so a re-run changes nothing.
+//! its settings (`ensure_settings`), bans and unbans (`ensure_moderation`), invites the declared
+//! members who are not banned, applies their power levels and the mutes by read-modify-write, and
+//! kicks members removed from the declaration. Each step looks before it acts, so a re-run changes
+//! nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,24 +12,35 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::diagnose::{self, Finding};
-use super::{JobError, ensure_settings, teardown_room};
+use super::{JobError, ensure_moderation, ensure_settings, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
 use crate::rooms::{self, RoomKind};
 use crate::store::jobs::{self as job_store, Job, NewJob};
-use crate::store::rooms::{self as room_store, Member, Room, RoomStatus};
+use crate::store::member_state::{self, MemberState, Membership, Restriction};
+use crate::store::moderation::{self, Moderation};
+use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::unix_ms;
 
 pub const KIND: &str = "ensure_room";
+
+/// The job kinds that bring a tenant's rooms to its moderation: a lifted tenant-wide row stays
+/// while one of them is queued or running.
+const CONVERGING_KINDS: &[&str] = &[KIND, super::converge_tenant::KIND];
 
 /// The reason given when a member the platform removed is kicked.
 const REMOVED: &str = "Removed from the room";
 
 pub fn new_job(room: &Room) -> NewJob {
+    new_job_for(&room.tenant_id, room.id)
+}
+
+/// The job for room `room_key` of `tenant_id`, when only its key is at hand.
+pub fn new_job_for(tenant_id: &str, room_key: i64) -> NewJob {
     NewJob {
-        tenant_id: room.tenant_id.clone(),
-        room_key: Some(room.id),
+        tenant_id: tenant_id.to_owned(),
+        room_key: Some(room_key),
         kind: KIND.to_owned(),
         payload: json!({}),
     }
@@ -38,25 +50,28 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_key = job
         .room_key
         .ok_or_else(|| JobError::Permanent("the job names no room".into()))?;
-    converge(app, room_key, None).await
+    converge(app, job.id, room_key, None).await
 }
 
 /// Makes Synapse match room `room_key` and records how that ended; with `generation`, only if the
 /// room was not deleted since that generation was read. A DELETE accepted meanwhile wins: the
-/// room is neither marked ready nor failed, and what this run created is torn down.
+/// room is neither marked ready nor failed, and what this run created is torn down. `job_id` is
+/// the job that runs it.
 pub async fn converge(
     app: &Arc<App>,
+    job_id: i64,
     room_key: i64,
     generation: Option<i64>,
 ) -> Result<Value, JobError> {
-    let (room, members) = load(app, room_key)
+    let declared = load(app, room_key)
         .await?
         .ok_or_else(|| JobError::Permanent(format!("room {room_key} is no longer declared")))?;
+    let room = &declared.room;
     if !room.status.is_live() || generation.is_some_and(|g| g != room.generation) {
         return Ok(json!({"skipped": "the room was deleted"}));
     }
     let generation = room.generation;
-    let result = ensure(app, &room, &members).await;
+    let result = ensure(app, job_id, &declared).await;
     let now = unix_ms(app.clock.now());
     let (status, error) = match &result {
         Ok(_) => (RoomStatus::Ready, None),
@@ -93,7 +108,14 @@ struct Plan {
     alias: OwnedRoomAliasId,
 }
 
-fn plan(app: &App, room: &Room, members: &[Member]) -> Result<Plan, JobError> {
+/// A room as declared: its members, who is banned or muted there, and the moderation rows read.
+struct Declared {
+    room: Room,
+    members: Vec<MemberState>,
+    moderation: Vec<Moderation>,
+}
+
+fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
     let config = app.config();
     let tenant = config
         .tenants
@@ -107,12 +129,14 @@ fn plan(app: &App, room: &Room, members: &[Member]) -> Result<Plan, JobError> {
         })?;
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
     let levels = &config.roles;
+    // A banned member is no member while the ban holds: not invited, no level.
     let desired = members
         .iter()
+        .filter(|m| !m.ban.is_in_force())
         .filter_map(|m| {
             Some((
                 UserId::parse(&m.user_id).ok()?,
-                levels.level(kind, m.role.as_deref()?).ok()?,
+                levels.level(kind, m.role()?).ok()?,
             ))
         })
         .collect();
@@ -137,7 +161,7 @@ pub async fn ensure_created(
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let lock = app.room_lock(room_key);
     let _creating = lock.lock().await;
-    let Some((room, members)) = load(app, room_key).await? else {
+    let Some(Declared { room, members, .. }) = load(app, room_key).await? else {
         return Ok(None);
     };
     if !room.status.is_live() || room.generation != generation {
@@ -152,7 +176,7 @@ pub async fn ensure_created(
     create(app, &room, &plan).await
 }
 
-async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<(Room, Vec<Member>)>, JobError> {
+async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobError> {
     let loaded = app
         .store
         .run(move |c| {
@@ -160,13 +184,19 @@ async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<(Room, Vec<Member>
                 return Ok(None);
             };
             let members = room_store::members(c, room_key)?;
-            Ok(Some((room, members)))
+            let moderation = moderation::for_room(c, &room.tenant_id, room_key)?;
+            Ok(Some(Declared {
+                members: member_state::member_states(&members, &moderation),
+                room,
+                moderation,
+            }))
         })
         .await?;
     Ok(loaded)
 }
 
-async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value, JobError> {
+async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Value, JobError> {
+    let (room, members) = (&declared.room, declared.members.as_slice());
     let Plan {
         tenant,
         bot,
@@ -221,7 +251,10 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
         version = actual;
     }
     ensure_settings::ensure_settings(app, room, &bot, &room_id, &state).await?;
-    let memberships = state.memberships();
+    let mut memberships = state.memberships();
+    let mut refused =
+        ensure_moderation::ensure_bans(app, &bot, &room_id, &state, members, &mut memberships)
+            .await?;
     for user in desired.keys() {
         match memberships.get(user).map(String::as_str) {
             Some("join" | "invite") => {}
@@ -231,8 +264,10 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             _ => app.homeserver().invite(&bot, &room_id, user).await?,
         }
     }
-    let removed: Vec<&Member> = members.iter().filter(|m| m.role.is_none()).collect();
-    for member in &removed {
+    for member in members {
+        let Membership::Removed { reason } = &member.membership else {
+            continue;
+        };
         let Ok(user) = UserId::parse(&member.user_id) else {
             continue;
         };
@@ -240,7 +275,7 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             memberships.get(&user).map(String::as_str),
             Some("join" | "invite")
         ) {
-            let reason = member.reason.as_deref().unwrap_or(REMOVED);
+            let reason = reason.as_deref().unwrap_or(REMOVED);
             match app.homeserver().kick(&bot, &room_id, &user, reason).await {
                 Ok(()) => {}
                 // Before room version 12 a member at the bot's own level cannot be kicked by it;
@@ -252,13 +287,23 @@ async fn ensure(app: &Arc<App>, room: &Room, members: &[Member]) -> Result<Value
             }
         }
     }
-    let applied =
+    let (applied, unmutable) =
         apply_power_levels(app, &bot, &room_id, &version, &state, &desired, members).await?;
     let now = unix_ms(app.clock.now());
     let room_key = room.id;
+    let read = declared.moderation.clone();
     app.store
-        .write(move |c| room_store::record_applied_levels(c, room_key, &applied, now))
+        .write(move |c| {
+            c.write(|c| {
+                room_store::record_applied_levels(c, room_key, &applied, now)?;
+                moderation::forget_lifted(c, room_key, &read, job_id, CONVERGING_KINDS)
+            })
+        })
         .await?;
+    refused.extend(ensure_moderation::unmutable(&unmutable));
+    if !refused.is_empty() {
+        return Err(JobError::Permanent(refused.join("; ")));
+    }
     let mut result = json!({"room_id": room_id, "alias": alias, "room_version": version});
     if let Some(repair) = repair {
         result["repair"] = repair;
@@ -389,9 +434,10 @@ async fn create(
     Ok(Some((room_id, version)))
 }
 
-/// Reads `m.room.power_levels`, sets the declared levels, drops the entries of removed members the
-/// daemon owned, leaves everyone else's alone, and writes it back when anything changed. Returns
-/// what the daemon now owns per member.
+/// Reads `m.room.power_levels`, sets the declared levels and the mutes, drops the entries of
+/// removed members (and unmuted non-members) the daemon owned, leaves everyone else's alone, and
+/// writes it back when anything changed. Returns what the daemon now owns per member, and the
+/// muted users it cannot lower.
 async fn apply_power_levels(
     app: &Arc<App>,
     bot: &UserId,
@@ -399,8 +445,8 @@ async fn apply_power_levels(
     version: &str,
     state: &RoomState,
     desired: &BTreeMap<OwnedUserId, i64>,
-    members: &[Member],
-) -> Result<Vec<(String, Option<i32>)>, JobError> {
+    members: &[MemberState],
+) -> Result<(Vec<(String, Option<i32>)>, Vec<OwnedUserId>), JobError> {
     let current = state
         .content("m.room.power_levels", "")
         .cloned()
@@ -409,12 +455,24 @@ async fn apply_power_levels(
         Some((sender, content)) => rooms::privileged_creators(version, &sender, content),
         None => BTreeSet::new(),
     };
+    let parsed = |m: &MemberState| UserId::parse(&m.user_id).ok();
+    let muted: BTreeSet<OwnedUserId> = members
+        .iter()
+        .filter(|m| m.mute.is_in_force())
+        .filter_map(parsed)
+        .collect();
+    // A mute's entry is the daemon's while it holds and until its lifting is applied.
     let owned: BTreeSet<OwnedUserId> = members
         .iter()
-        .filter(|m| m.applied_level.is_some())
-        .filter_map(|m| UserId::parse(&m.user_id).ok())
+        .filter(|m| m.applied_level.is_some() || m.mute != Restriction::None)
+        .filter_map(parsed)
         .collect();
-    let reconciled = rooms::reconcile(&current, desired, &owned, bot, &creators);
+    let wanted = rooms::Wanted {
+        desired,
+        muted: &muted,
+        owned: &owned,
+    };
+    let reconciled = rooms::reconcile(&current, wanted, bot, &creators);
     if let Some(content) = &reconciled.content {
         app.homeserver()
             .set_state(bot, room_id, "m.room.power_levels", "", content)
@@ -424,17 +482,19 @@ async fn apply_power_levels(
         tracing::warn!(%user, "cannot change this member's power level: it is at or above the bot's own");
     }
     // For members out of reach, what the room really has: the entry stays theirs to manage.
-    Ok(members
+    let applied = members
         .iter()
+        .filter(|m| m.membership != Membership::None)
         .map(|m| {
             let level = UserId::parse(&m.user_id).ok().and_then(|user| {
                 if reconciled.out_of_reach.contains(&user) {
                     rooms::user_level(&current, &user)
                 } else {
-                    desired.get(&user).copied()
+                    reconciled.levels.get(&user).copied()
                 }
             });
             (m.user_id.clone(), level.map(|level| level as i32))
         })
-        .collect())
+        .collect();
+    Ok((applied, reconciled.unmutable))
 }

@@ -116,5 +116,5 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         return Ok(json!({"skipped": "the room was deleted while the upgrade was followed"}));
     }
     tracing::info!(%replacement, "followed the room upgrade");
-    ensure_room::converge(app, room_key, Some(generation)).await
+    ensure_room::converge(app, job.id, room_key, Some(generation)).await
 }

@@ -2,13 +2,16 @@
 //! delivered, room by room in arrival order), the worker that runs queued jobs, one file per job
 //! kind, and the pruner that keeps the tables within their retention.
 
+pub mod converge_tenant;
 pub mod decline_invite;
 pub mod diagnose;
+mod ensure_moderation;
 pub mod ensure_room;
 mod ensure_settings;
 mod error;
 pub mod follow_upgrade;
 pub mod inbox;
+pub mod lift_moderation;
 pub mod prune;
 pub mod redact_user;
 mod repairs;
@@ -83,6 +86,8 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         decline_invite::KIND => decline_invite::run(app, job).await,
         follow_upgrade::KIND => follow_upgrade::run(app, job).await,
         send_message::KIND => send_message::run(app, job).await,
+        converge_tenant::KIND => converge_tenant::run(app, job).await,
+        lift_moderation::KIND => lift_moderation::run(app, job).await,
         redact_user::KIND => redact_user::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"

@@ -8,7 +8,7 @@ use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
 use ruma::api::client::directory::{get_room_visibility, set_room_visibility};
 use ruma::api::client::discovery::get_capabilities;
 use ruma::api::client::membership::{
-    forget_room, invite_user, join_room_by_id, kick_user, leave_room,
+    ban_user, forget_room, invite_user, join_room_by_id, kick_user, leave_room, unban_user,
 };
 use ruma::api::client::room::Visibility;
 use ruma::api::client::room::create_room::{self, RoomPowerLevelsContentOverride};
@@ -90,6 +90,15 @@ impl RoomState {
             .filter_map(|e| serde_json::from_value::<MemberEvent>(e.clone()).ok())
             .map(|event| (event.state_key, event.content.membership))
             .collect()
+    }
+
+    /// Who banned `user`, when the room's membership for them is `ban`.
+    pub fn banned_by(&self, user: &UserId) -> Option<OwnedUserId> {
+        let event = self.event("m.room.member", user.as_str())?;
+        if event["content"]["membership"] != "ban" {
+            return None;
+        }
+        OwnedUserId::try_from(event["sender"].as_str()?).ok()
     }
 }
 
@@ -329,6 +338,36 @@ impl Client {
             Visibility::Private
         };
         let request = set_room_visibility::v3::Request::new(room_id.to_owned(), visibility);
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    /// Bans `user_id` (kicking them if joined, revoking an invite), with the reason.
+    /// Spec: <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidban>
+    pub async fn ban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let mut request = ban_user::v3::Request::new(room_id.to_owned(), user_id.to_owned());
+        request.reason = Some(reason.to_owned());
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    /// Lifts the ban of `user_id` (their membership becomes `leave`).
+    /// Spec: <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidunban>
+    pub async fn unban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let mut request = unban_user::v3::Request::new(room_id.to_owned(), user_id.to_owned());
+        request.reason = Some(reason.to_owned());
         self.send(request, Some(bot)).await?;
         Ok(())
     }

@@ -64,6 +64,7 @@ pub struct Metrics {
     pub message_requests: IntCounterVec,
     pub redactions: IntCounterVec,
     pub jobs_scheduled_due: IntGaugeVec,
+    pub moderation_actions: IntCounterVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -167,6 +168,11 @@ impl Metrics {
                 "retention_deleted_total",
                 "Rows the pruner deleted once older than the retention window, by table.",
                 &["table"]
+            )),
+            moderation_actions: register!(counter_vec(
+                "moderation_actions_total",
+                "Bans and mutes declared or lifted (by a platform call, or by their expiry), by action: ban, unban, mute, unmute.",
+                &["action"]
             )),
             job_seconds: register!(HistogramVec::new(
                 latency("job_seconds", "Duration of one job attempt, by kind."),

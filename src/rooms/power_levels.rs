@@ -32,6 +32,11 @@ pub struct Reconciled {
     /// level is at or above the bot's own, or the wanted level is above it (rooms before v12).
     /// Their entries are left as they are; everything else is still applied.
     pub out_of_reach: Vec<OwnedUserId>,
+    /// Muted users the bot cannot lower: among `out_of_reach`, or creators with unlimited power.
+    pub unmutable: Vec<OwnedUserId>,
+    /// The level each desired or muted user has once `content` is applied (users out of reach and
+    /// creators left out).
+    pub levels: BTreeMap<OwnedUserId, i64>,
 }
 
 /// createRoom's `power_level_content_override`: the desired levels (0, the default, left out),
@@ -58,20 +63,38 @@ pub fn initial_override(
     Value::Object(content)
 }
 
-/// The room's power levels with the platform's wishes applied (DESIGN §7).
+/// What the platform wants of a room's power levels: the declared members' levels, the muted
+/// users, and the users whose entries the daemon owns.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// Each declared member's role level.
+    pub desired: &'a BTreeMap<OwnedUserId, i64>,
+    /// Users muted here (members or not): below the level that sends messages.
+    pub muted: &'a BTreeSet<OwnedUserId>,
+    /// Users whose entries the daemon wrote: an owned user no longer desired nor muted loses it.
+    pub owned: &'a BTreeSet<OwnedUserId>,
+}
+
+/// The room's power levels with the platform's wishes applied (DESIGN §7, §7.3).
 ///
 /// Each desired user gets its level (no entry when it equals `users_default`, which keeps the
-/// event small in rooms of thousands); users in `owned` that are no longer desired lose their
-/// entry; entries of users never owned, and every other field, stay as they are. `creators` are
-/// the users with unlimited power (see `room_version::privileged_creators`): they are never
-/// listed. The bot is listed at [`BOT_LEVEL`] unless it is one of them.
+/// event small in rooms of thousands); a muted user gets the lower of that and one below the
+/// level `m.room.message` needs ([`muted_level`]); users in `owned` that are neither desired nor
+/// muted lose their entry; entries of users never owned, and every other field, stay as they
+/// are. `creators` are the users with unlimited power (see `room_version::privileged_creators`):
+/// they are never listed, and cannot be muted. The bot is listed at [`BOT_LEVEL`] unless it is
+/// one of them.
 pub fn reconcile(
     current: &Value,
-    desired: &BTreeMap<OwnedUserId, i64>,
-    owned: &BTreeSet<OwnedUserId>,
+    wanted: Wanted<'_>,
     bot: &UserId,
     creators: &BTreeSet<OwnedUserId>,
 ) -> Reconciled {
+    let Wanted {
+        desired,
+        muted,
+        owned,
+    } = wanted;
     let mut content = current.as_object().cloned().unwrap_or_default();
     let mut users = content
         .get("users")
@@ -93,11 +116,23 @@ pub fn reconcile(
         .filter(|user| !desired.contains_key(*user))
         .map(|user| (&**user, None))
         .collect();
-    for (user, wanted) in desired {
+    let mut levels: BTreeMap<OwnedUserId, i64> = desired.clone();
+    let below_sending = muted_level(&content);
+    for user in muted {
+        let level = levels.get(user).copied().unwrap_or(users_default);
+        levels.insert(user.clone(), level.min(below_sending));
+    }
+    let planned = levels.clone();
+    for (user, wanted) in &planned {
         targets.insert(user, (*wanted != users_default).then_some(*wanted));
     }
+    let mut unmutable = Vec::new();
     for creator in creators {
         targets.remove(&**creator);
+        levels.remove(creator);
+        if muted.contains(creator) {
+            unmutable.push(creator.clone());
+        }
     }
     targets.insert(bot, (!bot_is_creator).then_some(BOT_LEVEL));
 
@@ -113,6 +148,10 @@ pub fn reconcile(
         if let Some(own) = bot_level {
             let old_blocks = user != bot && old.is_some_and(|v| level(v).unwrap_or(0) >= own);
             if old_blocks || target.is_some_and(|wanted| wanted > own) {
+                if muted.contains(user) {
+                    unmutable.push(user.to_owned());
+                }
+                levels.remove(user);
                 out_of_reach.push(user.to_owned());
                 continue;
             }
@@ -136,7 +175,21 @@ pub fn reconcile(
     Reconciled {
         content: (content != *current).then_some(content),
         out_of_reach,
+        unmutable,
+        levels,
     }
+}
+
+/// The level of a muted user: one below what sending `m.room.message` needs in a room with
+/// these power levels (`events["m.room.message"]`, else `events_default`, else 0).
+pub fn muted_level(content: &serde_json::Map<String, Value>) -> i64 {
+    let send = content
+        .get("events")
+        .and_then(|events| events.get("m.room.message"))
+        .and_then(level)
+        .or_else(|| content.get("events_default").and_then(level))
+        .unwrap_or(0);
+    send - 1
 }
 
 /// `user`'s own entry in a power-levels `content`, if it has one.

@@ -46,6 +46,34 @@ fn no_creators() -> BTreeSet<OwnedUserId> {
     BTreeSet::new()
 }
 
+/// `power_levels::reconcile` with nobody muted.
+fn reconcile(
+    current: &Value,
+    desired: &BTreeMap<OwnedUserId, i64>,
+    owned: &BTreeSet<OwnedUserId>,
+    bot: &UserId,
+    creators: &BTreeSet<OwnedUserId>,
+) -> Reconciled {
+    muting(current, desired, &BTreeSet::new(), owned, bot, creators)
+}
+
+/// `power_levels::reconcile` with `muted` muted.
+fn muting(
+    current: &Value,
+    desired: &BTreeMap<OwnedUserId, i64>,
+    muted: &BTreeSet<OwnedUserId>,
+    owned: &BTreeSet<OwnedUserId>,
+    bot: &UserId,
+    creators: &BTreeSet<OwnedUserId>,
+) -> Reconciled {
+    let wanted = Wanted {
+        desired,
+        muted,
+        owned,
+    };
+    super::reconcile(current, wanted, bot, creators)
+}
+
 #[test]
 fn initial_override_lists_the_bot_at_100_before_v12() {
     let desired = levels(&[("@host:server.test", 100), ("@mod:server.test", 50)]);
@@ -261,4 +289,75 @@ fn string_levels_of_old_rooms_count_as_their_number() {
     let owned = users(&["@a:server.test"]);
     let result = reconcile(&current, &desired, &owned, &bot(), &no_creators());
     assert_eq!(result.content, None);
+}
+
+#[test]
+fn a_muted_member_goes_one_below_the_message_level_and_back_to_the_role_when_unmuted() {
+    let current = v11_room(json!({"@speaker:server.test": 25}));
+    let desired = levels(&[("@speaker:server.test", 25)]);
+    let owned = users(&["@speaker:server.test"]);
+    let muted = users(&["@speaker:server.test"]);
+    let result = muting(&current, &desired, &muted, &owned, &bot(), &no_creators());
+    let content = result.content.unwrap();
+    assert_eq!(content["users"]["@speaker:server.test"], -1);
+    assert_eq!(result.levels[&user("@speaker:server.test")], -1);
+    assert!(result.unmutable.is_empty());
+
+    let unmuted = reconcile(&content, &desired, &owned, &bot(), &no_creators());
+    assert_eq!(
+        unmuted.content.unwrap()["users"]["@speaker:server.test"],
+        25
+    );
+}
+
+#[test]
+fn a_mute_follows_the_message_level_when_the_room_sets_one() {
+    let mut current = v11_room(json!({"@speaker:server.test": 25}));
+    current["events"]["m.room.message"] = json!(10);
+    let desired = levels(&[("@speaker:server.test", 25), ("@guest:server.test", 0)]);
+    let muted = users(&["@speaker:server.test", "@guest:server.test"]);
+    let result = muting(&current, &desired, &muted, &muted, &bot(), &no_creators());
+    assert_eq!(result.content.unwrap()["users"]["@speaker:server.test"], 9);
+    // Already below the message level: the mute changes nothing for them.
+    assert_eq!(result.levels[&user("@guest:server.test")], 0);
+}
+
+#[test]
+fn a_muted_non_member_loses_the_entry_once_unmuted() {
+    let muted = users(&["@visitor:server.test"]);
+    let content = muting(
+        &v11_room(json!({})),
+        &BTreeMap::new(),
+        &muted,
+        &muted,
+        &bot(),
+        &no_creators(),
+    )
+    .content
+    .unwrap();
+    assert_eq!(content["users"]["@visitor:server.test"], -1);
+    let unmuted = reconcile(&content, &BTreeMap::new(), &muted, &bot(), &no_creators());
+    assert_eq!(unmuted.content.unwrap()["users"], json!({ BOT: 100 }));
+}
+
+#[test]
+fn muting_a_user_at_the_bots_level_or_a_creator_is_reported_unmutable() {
+    let current = v11_room(json!({"@host:server.test": 100}));
+    let desired = levels(&[("@host:server.test", 100)]);
+    let muted = users(&["@host:server.test"]);
+    let result = muting(&current, &desired, &muted, &muted, &bot(), &no_creators());
+    assert_eq!(result.unmutable, vec![user("@host:server.test")]);
+    assert_eq!(result.content, None);
+
+    let creators = users(&[BOT, "@creator:server.test"]);
+    let muted = users(&["@creator:server.test"]);
+    let result = muting(
+        &json!({}),
+        &BTreeMap::new(),
+        &muted,
+        &muted,
+        &bot(),
+        &creators,
+    );
+    assert_eq!(result.unmutable, vec![user("@creator:server.test")]);
 }

@@ -11,6 +11,7 @@ mod appservice;
 mod environment;
 mod lifecycle;
 mod messages;
+mod moderation;
 mod operate;
 mod redaction;
 mod rooms;

@@ -1,11 +1,14 @@
-//! `GET /v1/tenants/{tenant}/rooms/{kind}/{slug}`: the desired and the actual state of a room.
+//! `GET /v1/tenants/{tenant}/rooms/{kind}/{slug}`: the desired and the actual state of a room. Its
+//! members are the declared ones and the users banned or muted in it (by the room or
+//! tenant-wide), each with `banned` and `muted` (`null`, or the reason, scope and expiry).
 
 use axum::Json;
 use serde_json::{Value, json};
 
 use super::call::RoomCall;
 use super::error::PlatformError;
-use crate::store::rooms as room_store;
+use crate::store::member_state::{self, MemberState};
+use crate::store::{moderation, rooms as room_store};
 
 pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
     let (app, config) = (&room.call.app, &room.call.config);
@@ -21,7 +24,11 @@ pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
                 return Ok(None);
             };
             let members = room_store::members(c, room.id)?;
-            Ok(Some((room, members)))
+            let moderation = moderation::for_room(c, &room.tenant_id, room.id)?;
+            Ok(Some((
+                room,
+                member_state::member_states(&members, &moderation),
+            )))
         })
         .await?;
     let Some((stored, members)) = found else {
@@ -49,10 +56,21 @@ pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
         "previous_room_id": stored.previous_room_id,
         "status": stored.status,
         "last_error": stored.last_error,
-        "members": members.iter().filter(|m| m.role.is_some()).map(|m| json!({
-            "user_id": m.user_id,
-            "role": m.role,
-            "power_level": m.applied_level,
-        })).collect::<Vec<_>>(),
+        "members": members.iter().filter_map(member).collect::<Vec<_>>(),
     })))
+}
+
+/// A declared member, or a user banned or muted here; `None` for a removed member.
+fn member(state: &MemberState) -> Option<Value> {
+    let (banned, muted) = (state.ban.in_force(), state.mute.in_force());
+    if state.role().is_none() && banned.is_none() && muted.is_none() {
+        return None;
+    }
+    Some(json!({
+        "user_id": state.user_id,
+        "role": state.role(),
+        "power_level": state.role().and(state.applied_level),
+        "banned": banned,
+        "muted": muted,
+    }))
 }

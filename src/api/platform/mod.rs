@@ -5,6 +5,7 @@
 //! (redactions; the audit log) and read jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
+mod bans;
 mod call;
 mod delete_room;
 mod error;
@@ -12,7 +13,9 @@ mod get_room;
 mod job;
 mod member;
 mod messages;
+mod moderate;
 pub mod moderation_log;
+mod mutes;
 mod put_room;
 mod redactions;
 mod rename;
@@ -89,6 +92,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/tenants/{tenant}/moderation",
             get(moderation_log::handler),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/bans/{user_id}",
+            axum::routing::put(bans::put_in_room).delete(bans::delete_in_room),
+        )
+        .route(
+            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/mutes/{user_id}",
+            axum::routing::put(mutes::put_in_room).delete(mutes::delete_in_room),
+        )
+        .route(
+            "/v1/tenants/{tenant}/bans/{user_id}",
+            axum::routing::put(bans::put_tenant_wide).delete(bans::delete_tenant_wide),
+        )
+        .route(
+            "/v1/tenants/{tenant}/mutes/{user_id}",
+            axum::routing::put(mutes::put_tenant_wide).delete(mutes::delete_tenant_wide),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
