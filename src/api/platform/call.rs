@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use ruma::OwnedRoomAliasId;
+use ruma::{OwnedRoomAliasId, OwnedUserId};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use super::{auth, job};
 use crate::app::App;
 use crate::config::{Config, Tenant};
 use crate::jobs::ensure_room;
-use crate::rooms::{self, RoomKind};
+use crate::rooms::{self, FieldError, RoomKind, validate};
 use crate::store::jobs::{self, Job};
 use crate::store::rooms::{self as room_store, Room};
 use crate::store::{DbConnection, StoreError, unix_ms};
@@ -141,6 +141,30 @@ impl IntoResponse for Accepted {
 }
 
 impl TenantCall {
+    /// The user a call names in `field`: a valid user id of this homeserver, and not one of the
+    /// appservice's own users (the sender and the tenant bots are never members, banned, muted or
+    /// redacted; DESIGN §7.1). `not_ours` says why in the call's terms.
+    pub fn platform_user(
+        &self,
+        field: &str,
+        value: &str,
+        not_ours: &str,
+    ) -> Result<OwnedUserId, PlatformError> {
+        let user_id = validate::member_user_id(value, &self.config.homeserver.server_name)
+            .map_err(|mut error| {
+                error.field = field.into();
+                error
+            })?;
+        if self.config.namespaces.is_our_user(user_id.as_str()) {
+            return Err(FieldError::new(
+                field,
+                format!("{user_id} is one of the appservice's own users, {not_ours}"),
+            )
+            .into());
+        }
+        Ok(user_id)
+    }
+
     /// Runs `change` in one write transaction and answers with the job it returns; the worker is
     /// woken. `change` may refuse the call with a `PlatformError` (then nothing is written).
     pub async fn queue<F>(&self, change: F) -> Result<Accepted, PlatformError>

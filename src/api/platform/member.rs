@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
 use super::put_room::{MemberBody, declared_members};
-use crate::rooms::{FieldError, validate};
 use crate::store::rooms as room_store;
 
 #[derive(Deserialize)]
@@ -40,7 +39,7 @@ pub async fn put(
 ) -> Result<Accepted, PlatformError> {
     let body: PutBody = call::body(&body)?;
     let (user_id, role) = declared_members(
-        &room.call.config,
+        &room.call,
         room.kind,
         &[MemberBody {
             user_id,
@@ -58,19 +57,12 @@ pub async fn delete(
     body: Bytes,
 ) -> Result<Accepted, PlatformError> {
     let body: DeleteBody = call::body(&body)?;
-    let config = &room.call.config;
-    let user_id = validate::member_user_id(&user_id, &config.homeserver.server_name)?;
-    if config.namespaces.is_our_user(user_id.as_str()) {
-        return Err(FieldError::new("user_id", not_a_member(&user_id)).into());
-    }
+    let user_id = room.call.platform_user("user_id", &user_id, NOT_A_MEMBER)?;
     change(&room, user_id.to_string(), None, body.reason).await
 }
 
-/// Why the sender or a tenant bot cannot be removed as a member (DESIGN §7.1; a PUT of one is
-/// refused by `declared_members` in the same words).
-fn not_a_member(user_id: &ruma::UserId) -> String {
-    format!("{user_id} is one of the appservice's own users, not a member the platform manages")
-}
+/// Why the sender or a tenant bot is no member (DESIGN §7.1).
+pub const NOT_A_MEMBER: &str = "not a member the platform manages";
 
 /// Stores the member's new role (`None`: removed) and queues the room's job, in one transaction.
 async fn change(

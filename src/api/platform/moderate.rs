@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use crate::jobs::{converge_tenant, lift_moderation, redact_user};
-use crate::rooms::{FieldError, validate};
+use crate::rooms::FieldError;
 use crate::store::moderation::{self, Declared, Kind, Scope};
 use crate::store::moderation_log::{self, NewEntry};
 use crate::store::{DbConnection, StoreError, jobs};
@@ -118,16 +118,7 @@ impl Action {
 
 /// The user a call names: a valid user id of our homeserver, not the sender or a tenant bot.
 fn user(call: &TenantCall, value: &str) -> Result<OwnedUserId, PlatformError> {
-    let config = &call.config;
-    let user_id = validate::member_user_id(value, &config.homeserver.server_name)?;
-    if config.namespaces.is_our_user(user_id.as_str()) {
-        return Err(FieldError::new(
-            "user_id",
-            format!("{user_id} is one of the appservice's own users: it cannot be banned or muted"),
-        )
-        .into());
-    }
-    Ok(user_id)
+    call.platform_user("user_id", value, "which cannot be banned or muted")
 }
 
 /// A user the homeserver says it does not have is refused (a typo would ban nobody). When the

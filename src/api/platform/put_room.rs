@@ -7,9 +7,9 @@
 use axum::body::Bytes;
 use serde::Deserialize;
 
-use super::call::{self, Accepted, RoomCall};
+use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
-use crate::config::Config;
+use super::member::NOT_A_MEMBER;
 use crate::rooms::{self, validate};
 use crate::store::rooms::{self as room_store, Declaration};
 
@@ -38,7 +38,7 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
     }
     let visibility = validate::visibility(&body.visibility)?;
     let members = match &body.members {
-        Some(members) => Some(declared_members(&room.call.config, room.kind, members)?),
+        Some(members) => Some(declared_members(&room.call, room.kind, members)?),
         None => None,
     };
     let declaration = Declaration {
@@ -68,17 +68,14 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
 
 /// Checks every member and role; returns `(user_id, role)` pairs.
 pub fn declared_members(
-    config: &Config,
+    call: &TenantCall,
     kind: rooms::RoomKind,
     members: &[MemberBody],
 ) -> Result<Vec<(String, String)>, PlatformError> {
-    let levels = &config.roles;
+    let levels = &call.config.roles;
     let mut declared: Vec<(String, String)> = Vec::with_capacity(members.len());
     for member in members {
-        let user_id = validate::member_user_id(&member.user_id, &config.homeserver.server_name)?;
-        if config.namespaces.is_our_user(user_id.as_str()) {
-            return Err(rooms::FieldError::new("user_id", format!("{user_id} is one of the appservice's own users, not a member the platform manages")).into());
-        }
+        let user_id = call.platform_user("user_id", &member.user_id, NOT_A_MEMBER)?;
         levels.level(kind, &member.role)?;
         if declared.iter().any(|(u, _)| u == user_id.as_str()) {
             return Err(rooms::FieldError::new(

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use crate::jobs::redact_user;
-use crate::rooms::{FieldError, validate};
+use crate::rooms::FieldError;
 use crate::store::jobs;
 use crate::store::moderation_log::{self, NewEntry};
 
@@ -38,17 +38,8 @@ struct Redaction {
 impl Redaction {
     fn read(call: &TenantCall, bytes: &[u8]) -> Result<Self, PlatformError> {
         let body: Body = call::body(bytes)?;
-        let config = &call.config;
-        let user_id = validate::member_user_id(&body.user_id, &config.homeserver.server_name)?;
-        if config.namespaces.is_our_user(user_id.as_str()) {
-            return Err(FieldError::new(
-                "user_id",
-                format!(
-                    "{user_id} is one of the appservice's own users, whose events are never redacted"
-                ),
-            )
-            .into());
-        }
+        let user_id =
+            call.platform_user("user_id", &body.user_id, "whose events are never redacted")?;
         let since_ms = match body.since.as_deref() {
             None => call.now - DEFAULT_WINDOW_MS,
             Some(text) => {
