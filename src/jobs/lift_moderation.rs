@@ -126,7 +126,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     };
     app.metrics
         .moderation_actions
-        .with_label_values(&[kind.action(false)])
+        .with_label_values(&[kind.action(false), "expired"])
         .inc();
     app.jobs_wakeup.notify_one();
     Ok(json!({"lifted": kind.as_str(), "converging": converging}))

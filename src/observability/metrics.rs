@@ -171,8 +171,8 @@ impl Metrics {
             )),
             moderation_actions: register!(counter_vec(
                 "moderation_actions_total",
-                "Bans and mutes declared or lifted (by a platform call, or by their expiry), by action: ban, unban, mute, unmute.",
-                &["action"]
+                "Moderation calls and liftings, by action (ban, unban, mute, unmute) and outcome: accepted (a platform call stored it), refused (a 4xx, nothing stored), expired (lifted by its expiry).",
+                &["action", "outcome"]
             )),
             job_seconds: register!(HistogramVec::new(
                 latency("job_seconds", "Duration of one job attempt, by kind."),

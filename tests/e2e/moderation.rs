@@ -256,7 +256,12 @@ async fn a_tenant_wide_ban_reaches_every_room_of_the_tenant_and_rooms_declared_l
     let room = daemon.get_room("tenantA", "event", "tban-later").await;
     let banned = &listed(&room, &troll.user_id)["banned"];
     assert_eq!(banned["scope"], "tenant", "{room}");
-    assert!(banned["expires_at"].as_i64().is_some(), "{room}");
+    assert!(
+        banned["expires_at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with("Z")),
+        "{room}"
+    );
 
     // The other tenant's room is untouched.
     assert_eq!(
@@ -496,6 +501,19 @@ async fn bad_moderation_input_is_refused_with_a_json_error_and_no_audit_entry() 
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert!(audit(&daemon, "tenantA").is_empty());
+    let counted = |outcome: &'static str| {
+        let daemon = &daemon;
+        async move {
+            daemon
+                .metric(
+                    "openmeet_as_moderation_actions_total",
+                    &format!("outcome=\"{outcome}\""),
+                )
+                .await
+        }
+    };
+    assert!(counted("refused").await >= 5.0, "refusals are not counted");
+    assert_eq!(counted("accepted").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

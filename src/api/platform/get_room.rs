@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::call::RoomCall;
 use super::error::PlatformError;
-use crate::store::member_state::{self, MemberState};
+use crate::store::member_state::{self, Hold, MemberState};
 use crate::store::{moderation, rooms as room_store};
 
 pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
@@ -70,7 +70,16 @@ fn member(state: &MemberState) -> Option<Value> {
         "user_id": state.user_id,
         "role": state.role(),
         "power_level": state.role().and(state.applied_level),
-        "banned": banned,
-        "muted": muted,
+        "banned": banned.map(hold),
+        "muted": muted.map(hold),
     }))
+}
+
+/// A ban or mute in force, its expiry in RFC 3339 like the audit log's times.
+fn hold(hold: &Hold) -> Value {
+    json!({
+        "scope": hold.scope,
+        "reason": hold.reason,
+        "expires_at": hold.expires_at.map(crate::clock::rfc3339),
+    })
 }

@@ -58,6 +58,20 @@ impl Action {
         reason: Option<String>,
         expires_in_seconds: Option<i64>,
     ) -> Result<Self, PlatformError> {
+        let checked = Self::check_declare(call, kind, user_id, reason, expires_in_seconds).await;
+        if checked.is_err() {
+            count(call, kind.action(true), REFUSED);
+        }
+        checked
+    }
+
+    async fn check_declare(
+        call: &TenantCall,
+        kind: Kind,
+        user_id: &str,
+        reason: Option<String>,
+        expires_in_seconds: Option<i64>,
+    ) -> Result<Self, PlatformError> {
         let user_id = user(call, user_id)?;
         let reason = reason_checked(kind, reason)?;
         let expires_at = match expires_in_seconds {
@@ -87,6 +101,19 @@ impl Action {
 
     /// The lifting of a ban or mute for the user in the path.
     pub fn lift(
+        call: &TenantCall,
+        kind: Kind,
+        user_id: &str,
+        body: LiftBody,
+    ) -> Result<Self, PlatformError> {
+        let checked = Self::check_lift(call, kind, user_id, body);
+        if checked.is_err() {
+            count(call, kind.action(false), REFUSED);
+        }
+        checked
+    }
+
+    fn check_lift(
         call: &TenantCall,
         kind: Kind,
         user_id: &str,
@@ -244,7 +271,7 @@ pub async fn in_room(room: &RoomCall, action: Action) -> Result<Accepted, Platfo
             Ok(Ok(job))
         })
         .await?;
-    count(&room.call, name);
+    count(&room.call, name, ACCEPTED);
     Ok(accepted)
 }
 
@@ -275,14 +302,19 @@ pub async fn tenant_wide(call: &TenantCall, action: Action) -> Result<Accepted, 
             Ok(Ok(job))
         })
         .await?;
-    count(call, name);
+    count(call, name, ACCEPTED);
     Ok(accepted)
 }
 
-fn count(call: &TenantCall, action: &str) {
+/// `outcome` of `openmeet_as_moderation_actions_total` for a call that stored its action.
+const ACCEPTED: &str = "accepted";
+/// … and for a call refused with a 4xx (nothing stored).
+const REFUSED: &str = "refused";
+
+fn count(call: &TenantCall, action: &str, outcome: &str) {
     call.app
         .metrics
         .moderation_actions
-        .with_label_values(&[action])
+        .with_label_values(&[action, outcome])
         .inc();
 }
