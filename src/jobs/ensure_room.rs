@@ -11,8 +11,8 @@ use std::sync::Arc;
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
-use super::diagnose::{self, Finding};
-use super::{JobError, ensure_moderation, ensure_settings, teardown_room};
+use super::diagnose;
+use super::{JobError, ensure_moderation, ensure_settings, repair_room, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
@@ -209,33 +209,18 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
-    let mut repair = None;
     let first = app.homeserver().room_state(&bot, &room_id).await;
-    let state = match first {
-        Ok(state) if diagnose::healthy(&state, &bot) => state,
+    let (state, repair) = match first {
+        Ok(state) if diagnose::healthy(&state, &bot) => (state, None),
         first => {
-            let finding = diagnose::classify(app, &bot, &room_id, first).await?;
-            tracing::warn!(%room_id, ?finding, "the room needs repair: {}", finding.action());
-            match restore(app, &bot, &room_id, finding).await? {
-                Some(state) => {
-                    repair = Some(json!({"finding": finding, "action": "restored"}));
-                    state
-                }
-                None => {
-                    let lost = room_id.clone();
-                    let Some(replacement) = replace(app, room, &bot, &lost).await? else {
-                        return Ok(
-                            json!({"skipped": "the room was deleted while it was being replaced"}),
-                        );
-                    };
-                    (room_id, version) = replacement;
-                    tracing::warn!(%lost, new = %room_id, "replaced the room");
-                    repair = Some(
-                        json!({"finding": finding, "action": "replaced", "previous_room_id": lost}),
-                    );
-                    app.homeserver().room_state(&bot, &room_id).await?
-                }
+            let Some(repaired) = repair_room::repair(app, room, &bot, &room_id, first).await?
+            else {
+                return Ok(json!({"skipped": "the room was deleted while it was being replaced"}));
+            };
+            if let Some((new_id, new_version)) = repaired.replacement {
+                (room_id, version) = (new_id, new_version);
             }
+            (repaired.state, Some(repaired.record))
         }
     };
     // A room adopted from the sender may be of another version than new rooms get.
@@ -309,67 +294,6 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         result["repair"] = repair;
     }
     Ok(result)
-}
-
-/// Brings the bot back with its power where the room allows it; `None`: the room must be replaced.
-async fn restore(
-    app: &Arc<App>,
-    bot: &UserId,
-    room_id: &RoomId,
-    finding: Finding,
-) -> Result<Option<RoomState>, JobError> {
-    let acted = match finding {
-        Finding::BotNotJoined {
-            sender_can_repair: true,
-        }
-        | Finding::BotLacksPower {
-            sender_can_repair: true,
-        } => {
-            diagnose::sender_repair(app, bot, room_id).await?;
-            true
-        }
-        Finding::BotNotJoined {
-            sender_can_repair: false,
-        } => rejoin(app, bot, room_id).await?,
-        _ => false,
-    };
-    if !acted {
-        return Ok(None);
-    }
-    let state = app.homeserver().room_state(bot, room_id).await?;
-    Ok(diagnose::healthy(&state, bot).then_some(state))
-}
-
-/// The bot was removed: it joins again if it may (a public room, or invited back). Returns false
-/// when it may not (a private room it was not invited back to).
-async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
-    match app.homeserver().join(bot, room_id).await {
-        Ok(()) => Ok(true),
-        // 403: not allowed in; 404: no joined member left on the server to join through.
-        Err(error) if error.is_no_way_in() => Ok(false),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// A room the bot cannot manage again (unknown to the homeserver, or out of the bot's and the
-/// sender's reach) is replaced: its aliases (in our exclusive namespace, so the appservice may
-/// remove them) move to a new room, created like the first, whose id is stored with the old one
-/// as `previous_room_id`. The old room keeps its history.
-async fn replace(
-    app: &Arc<App>,
-    room: &Room,
-    bot: &UserId,
-    lost: &RoomId,
-) -> Result<Option<(OwnedRoomId, String)>, JobError> {
-    tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
-    for (_, alias) in super::slug_aliases(app, room).await? {
-        app.homeserver().ensure_alias_removed(bot, alias).await?;
-    }
-    let (room_key, now) = (room.id, unix_ms(app.clock.now()));
-    app.store
-        .write(move |c| room_store::clear_created(c, room_key, now))
-        .await?;
-    ensure_created(app, room_key, room.generation).await
 }
 
 /// Creates the room, or adopts it when the alias already points to one (an earlier attempt

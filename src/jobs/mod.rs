@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod lift_moderation;
 pub mod prune;
 pub mod redact_user;
+mod repair_room;
 mod repairs;
 pub mod send_message;
 pub mod teardown_room;

@@ -1,0 +1,116 @@
+//! The repair `ensure_room` makes when its first read shows the bot out of the room or without
+//! its power (DESIGN §6, "What transactions trigger"; `rooms reconcile`): the gentlest that
+//! works — the sender invites and empowers the bot, or the bot joins again — else the room is
+//! replaced under the same aliases and the old id kept as `previous_room_id`.
+
+use std::sync::Arc;
+
+use ruma::{OwnedRoomId, RoomId, UserId};
+use serde_json::{Value, json};
+
+use super::JobError;
+use super::diagnose::{self, Finding};
+use crate::app::App;
+use crate::matrix::{self, RoomState};
+use crate::store::rooms::{self as room_store, Room};
+use crate::store::unix_ms;
+
+/// A repaired room: its state to go on with, the new room when it was replaced, and what was done
+/// (for the job's result).
+pub struct Repaired {
+    pub state: RoomState,
+    /// `(room id, room version)` of the replacement.
+    pub replacement: Option<(OwnedRoomId, String)>,
+    pub record: Value,
+}
+
+/// Classes the room from the bot's `first` read and repairs it; `None` when the room was deleted
+/// while it was being replaced.
+pub async fn repair(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    room_id: &RoomId,
+    first: Result<RoomState, matrix::Error>,
+) -> Result<Option<Repaired>, JobError> {
+    let finding = diagnose::classify(app, bot, room_id, first).await?;
+    tracing::warn!(%room_id, ?finding, "the room needs repair: {}", finding.action());
+    if let Some(state) = restore(app, bot, room_id, finding).await? {
+        return Ok(Some(Repaired {
+            state,
+            replacement: None,
+            record: json!({"finding": finding, "action": "restored"}),
+        }));
+    }
+    let Some((new_id, version)) = replace(app, room, bot, room_id).await? else {
+        return Ok(None);
+    };
+    tracing::warn!(lost = %room_id, new = %new_id, "replaced the room");
+    let state = app.homeserver().room_state(bot, &new_id).await?;
+    Ok(Some(Repaired {
+        state,
+        record: json!({"finding": finding, "action": "replaced", "previous_room_id": room_id}),
+        replacement: Some((new_id, version)),
+    }))
+}
+
+/// Brings the bot back with its power where the room allows it; `None`: the room must be replaced.
+async fn restore(
+    app: &Arc<App>,
+    bot: &UserId,
+    room_id: &RoomId,
+    finding: Finding,
+) -> Result<Option<RoomState>, JobError> {
+    let acted = match finding {
+        Finding::BotNotJoined {
+            sender_can_repair: true,
+        }
+        | Finding::BotLacksPower {
+            sender_can_repair: true,
+        } => {
+            diagnose::sender_repair(app, bot, room_id).await?;
+            true
+        }
+        Finding::BotNotJoined {
+            sender_can_repair: false,
+        } => rejoin(app, bot, room_id).await?,
+        _ => false,
+    };
+    if !acted {
+        return Ok(None);
+    }
+    let state = app.homeserver().room_state(bot, room_id).await?;
+    Ok(diagnose::healthy(&state, bot).then_some(state))
+}
+
+/// The bot was removed: it joins again if it may (a public room, or invited back). Returns false
+/// when it may not (a private room it was not invited back to).
+async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
+    match app.homeserver().join(bot, room_id).await {
+        Ok(()) => Ok(true),
+        // 403: not allowed in; 404: no joined member left on the server to join through.
+        Err(error) if error.is_no_way_in() => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A room the bot cannot manage again (unknown to the homeserver, or out of the bot's and the
+/// sender's reach) is replaced: its aliases (in our exclusive namespace, so the appservice may
+/// remove them) move to a new room, created like the first, whose id is stored with the old one
+/// as `previous_room_id`. The old room keeps its history.
+async fn replace(
+    app: &Arc<App>,
+    room: &Room,
+    bot: &UserId,
+    lost: &RoomId,
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
+    tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
+    for (_, alias) in super::slug_aliases(app, room).await? {
+        app.homeserver().ensure_alias_removed(bot, alias).await?;
+    }
+    let (room_key, now) = (room.id, unix_ms(app.clock.now()));
+    app.store
+        .write(move |c| room_store::clear_created(c, room_key, now))
+        .await?;
+    super::ensure_room::ensure_created(app, room_key, room.generation).await
+}
