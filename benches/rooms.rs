@@ -113,6 +113,8 @@ fn main() {
         .and_then(|value| value.trim().parse::<usize>().ok())
         .filter(|rooms| *rooms > 0)
         .unwrap_or(ROOMS);
+    // `OPENMEET_BENCH_ONLY=enqueue`: only the platform API's enqueue rate.
+    let enqueue_only = std::env::var("OPENMEET_BENCH_ONLY").is_ok_and(|only| only == "enqueue");
     let bench_started = Instant::now();
     // Synapse loads the registration of this config; every daemon below is a copy of it. The
     // registration's namespaces cover every tenant's bot and alias, so each run has its own.
@@ -135,6 +137,28 @@ fn main() {
         .expect("a tokio runtime");
     let report = runtime.block_on(async {
         let hs = synapse.url.clone();
+        if enqueue_only {
+            // The enqueue runs name members without Synapse knowing them.
+            let members: Vec<String> = (0..50)
+                .map(|i| format!("@bench-member-{i:03}:{SERVER_NAME}"))
+                .collect();
+            let mut enqueue = Vec::new();
+            for (backend, database) in [
+                (Backend::Postgres, Some(postgres_enqueue)),
+                (Backend::Sqlite, None),
+            ] {
+                let config = run_config(&base, "eq", database, false);
+                enqueue.extend(enqueue_runs(backend, config, &members, synapse_pid).await);
+            }
+            return Report {
+                rooms: 0,
+                postgres: postgres_info,
+                declared: Vec::new(),
+                directs: Vec::new(),
+                enqueue,
+                total: Duration::ZERO,
+            };
+        }
         let started = Instant::now();
         let members = register_members(&hs, rooms * MEMBERS).await;
         eprintln!(
@@ -1233,7 +1257,11 @@ impl EnqueueLoad {
     async fn run(&self, duration: Duration) -> (Vec<Duration>, usize) {
         let deadline = Instant::now() + duration;
         let mut workers = JoinSet::new();
-        for _ in 0..ENQUEUE_CLIENTS {
+        let clients = std::env::var("OPENMEET_BENCH_CLIENTS")
+            .ok()
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .unwrap_or(ENQUEUE_CLIENTS);
+        for _ in 0..clients {
             let (client, base, tenants, members, member_count, next) = (
                 self.client.clone(),
                 self.base.clone(),
