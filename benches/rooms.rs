@@ -178,7 +178,7 @@ fn main() {
         let mut declared = Vec::new();
         let mut directs = Vec::new();
 
-        let sqlite = start_daemon(run_config(&base, "sq", None, true)).await;
+        let mut sqlite = start_daemon(run_config(&base, "sq", None, true)).await;
         // Every member invited once, so that no measured run pays for Synapse's cold caches.
         let warmup = Instant::now();
         let warmup_rooms = members.len().div_ceil(WARMUP_MEMBERS);
@@ -223,8 +223,8 @@ fn main() {
             .await,
         );
         wait_inbox_processed(&sqlite).await;
-        stop(sqlite);
-        let postgres = start_daemon(run_config(&base, "pg", Some(postgres_rooms), true)).await;
+        sqlite.stop();
+        let mut postgres = start_daemon(run_config(&base, "pg", Some(postgres_rooms), true)).await;
         declared
             .push(declared_run(Backend::Postgres, &postgres, &members, rooms, synapse_pid).await);
         directs.push(
@@ -240,7 +240,7 @@ fn main() {
             .await,
         );
         wait_inbox_processed(&postgres).await;
-        stop(postgres);
+        postgres.stop();
 
         let mut enqueue = Vec::new();
         for (backend, database) in [
@@ -345,6 +345,22 @@ fn room_members(members: &[String], room: usize, per_room: usize) -> Vec<(String
             )
         })
         .collect()
+}
+
+/// The `PUT` body declaring room `room` (private) with `members`; without `members` when none.
+fn put_body(room: usize, members: &[(String, &str)]) -> Value {
+    let mut body = json!({
+        "name": room_name(room),
+        "topic": room_topic(room),
+        "visibility": "private",
+    });
+    if !members.is_empty() {
+        body["members"] = members
+            .iter()
+            .map(|(user_id, role)| json!({"user_id": user_id, "role": role}))
+            .collect();
+    }
+    body
 }
 
 /// The server's version, and whether a connection to `url` (as the daemon makes it) uses TLS:
@@ -521,11 +537,6 @@ async fn start_daemon(config: DaemonConfig) -> Daemon {
     daemon
 }
 
-/// SIGTERM, a clean exit, and the daemon's PostgreSQL database dropped.
-fn stop(mut daemon: Daemon) {
-    daemon.stop();
-}
-
 /// Declares `rooms` rooms on `daemon` at once and waits until every job has succeeded.
 async fn declared_run(
     backend: Backend,
@@ -554,15 +565,7 @@ async fn declared_run(
         let tenant = tenant_ids[tenant_of(room)].clone();
         let token = daemon.config.tenant_token(&tenant);
         let url = format!("{base}/v1/tenants/{tenant}/rooms/event/{}", slug(room));
-        let body = json!({
-            "name": room_name(room),
-            "topic": room_topic(room),
-            "visibility": "private",
-            "members": room_members(members, room, MEMBERS)
-                .into_iter()
-                .map(|(user_id, role)| json!({"user_id": user_id, "role": role}))
-                .collect::<Vec<_>>(),
-        });
+        let body = put_body(room, &room_members(members, room, MEMBERS));
         let client = client.clone();
         puts.spawn(async move {
             let (status, answer) =
@@ -1276,21 +1279,7 @@ impl EnqueueLoad {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let (tenant, token) = &tenants[n % tenants.len()];
                     let url = format!("{base}/v1/tenants/{tenant}/rooms/event/enqueue-{n:07}");
-                    let mut body = json!({
-                        "name": format!("Enqueue Room {n}"),
-                        "topic": format!("Chat room for enqueue room {n}"),
-                        "visibility": "private",
-                    });
-                    if member_count > 0 {
-                        body["members"] = (0..member_count)
-                            .map(|i| {
-                                json!({
-                                    "user_id": members[(n + i) % members.len()],
-                                    "role": role(i),
-                                })
-                            })
-                            .collect();
-                    }
+                    let body = put_body(n, &room_members(&members, n, member_count));
                     let body = serde_json::to_vec(&body).expect("a JSON body");
                     let started = Instant::now();
                     let response = client

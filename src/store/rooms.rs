@@ -163,85 +163,35 @@ pub fn declare(
     })
 }
 
-/// A new room and its slug, in one statement on PostgreSQL (a data-modifying `WITH`).
-const INSERT_ROOM_POSTGRES: &str = "
-WITH room AS (
-  INSERT INTO rooms (tenant_id, kind, slug, name, topic, visibility, status, created_at, updated_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-  RETURNING id, tenant_id, kind, slug, generation
-), slug AS (
-  INSERT INTO room_slugs (tenant_id, kind, slug, room_key) SELECT tenant_id, kind, slug, id FROM room
-)
-SELECT id, generation FROM room";
-
-/// What the database chose for a new room.
-#[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    generation: i64,
-}
-
-/// Stores a room never declared before (status `pending`) under its slug.
+/// Stores a room never declared before (status `pending`) under its slug. (One data-modifying
+/// `WITH` on PostgreSQL saves a round trip but costs more: raw SQL is parsed and planned on every
+/// call, where these two statements are prepared once per connection.)
 fn insert(conn: &mut DbConnection, d: &Declaration, now_ms: i64) -> Result<Room, StoreError> {
-    use diesel::sql_types::{BigInt, Nullable, Text};
-    let room = match conn {
-        DbConnection::Postgres(c) => {
-            let inserted: Inserted = diesel::sql_query(INSERT_ROOM_POSTGRES)
-                .bind::<Text, _>(&d.tenant_id)
-                .bind::<Text, _>(&d.kind)
-                .bind::<Text, _>(&d.slug)
-                .bind::<Text, _>(&d.name)
-                .bind::<Nullable<Text>, _>(&d.topic)
-                .bind::<Text, _>(&d.visibility)
-                .bind::<Text, _>(RoomStatus::Pending.as_str())
-                .bind::<BigInt, _>(now_ms)
-                .get_result(c)?;
-            Room {
-                id: inserted.id,
-                tenant_id: d.tenant_id.clone(),
-                kind: d.kind.clone(),
-                slug: d.slug.clone(),
-                name: d.name.clone(),
-                topic: d.topic.clone(),
-                visibility: d.visibility.clone(),
-                room_id: None,
-                room_version: None,
-                status: RoomStatus::Pending,
-                last_error: None,
-                created_at: now_ms,
-                updated_at: now_ms,
-                previous_room_id: None,
-                generation: inserted.generation,
-            }
-        }
-        DbConnection::Sqlite(c) => {
-            let room: Room = diesel::insert_into(rooms::table)
-                .values((
-                    rooms::tenant_id.eq(&d.tenant_id),
-                    rooms::kind.eq(&d.kind),
-                    rooms::slug.eq(&d.slug),
-                    rooms::name.eq(&d.name),
-                    rooms::topic.eq(&d.topic),
-                    rooms::visibility.eq(&d.visibility),
-                    rooms::status.eq(RoomStatus::Pending.as_str()),
-                    rooms::created_at.eq(now_ms),
-                    rooms::updated_at.eq(now_ms),
-                ))
-                .returning(Room::as_returning())
-                .get_result(c)?;
-            diesel::insert_into(room_slugs::table)
-                .values((
-                    room_slugs::tenant_id.eq(&d.tenant_id),
-                    room_slugs::kind.eq(&d.kind),
-                    room_slugs::slug.eq(&d.slug),
-                    room_slugs::room_key.eq(room.id),
-                ))
-                .execute(c)?;
-            room
-        }
-    };
+    let room = on_backend!(conn, c => {
+        let room: Room = diesel::insert_into(rooms::table)
+            .values((
+                rooms::tenant_id.eq(&d.tenant_id),
+                rooms::kind.eq(&d.kind),
+                rooms::slug.eq(&d.slug),
+                rooms::name.eq(&d.name),
+                rooms::topic.eq(&d.topic),
+                rooms::visibility.eq(&d.visibility),
+                rooms::status.eq(RoomStatus::Pending.as_str()),
+                rooms::created_at.eq(now_ms),
+                rooms::updated_at.eq(now_ms),
+            ))
+            .returning(Room::as_returning())
+            .get_result(c)?;
+        diesel::insert_into(room_slugs::table)
+            .values((
+                room_slugs::tenant_id.eq(&d.tenant_id),
+                room_slugs::kind.eq(&d.kind),
+                room_slugs::slug.eq(&d.slug),
+                room_slugs::room_key.eq(room.id),
+            ))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(room)
+    })?;
     Ok(room)
 }
 

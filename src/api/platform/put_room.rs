@@ -57,8 +57,7 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
 }
 
 /// Stores the declaration (and, when given, exactly these members) and returns the room's job:
-/// for a new room, one read and four writes (the room, its slug, its members, its job; the room
-/// and its slug are one statement on PostgreSQL).
+/// for a new room, one read and four writes (the room, its slug, its members, its job).
 fn store(
     conn: &mut DbConnection,
     declaration: &Declaration,
@@ -163,8 +162,7 @@ mod tests {
         let conn = &mut *store.connection().expect("a connection");
         let five = members(5);
 
-        // BEGIN, the room by slug, the room, its slug, its job, COMMIT (on PostgreSQL the room and
-        // its slug are one statement).
+        // BEGIN, the room by slug, the room, its slug, its job, COMMIT.
         assert_eq!(statements(conn, "party", None).1, 6);
         // … and one insert for all members.
         let (first, count) = statements(conn, "picnic", Some(&five));
