@@ -10,7 +10,7 @@ use std::time::Duration;
 use openmeet_appservice::config::{Database, DatabaseUrl};
 use openmeet_appservice::store::Store;
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
-use openmeet_appservice::store::rooms::{self, Declaration};
+use openmeet_appservice::store::rooms::{self, Declaration, Declared, RoomStatus};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +88,7 @@ on_both_backends!(
     an_idempotency_key_queues_one_job_even_when_callers_race,
     only_the_lease_holder_saves_progress_and_the_next_claim_reads_it,
     scheduled_jobs_count_as_due_once_their_time_has_come,
+    a_declaration_and_its_members_are_stored_once_and_read_back_by_slug,
 );
 
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
@@ -491,4 +492,70 @@ fn scheduled_jobs_count_as_due_once_their_time_has_come(backend: Backend) {
     let mut due = scheduled_due_by_tenant(conn, 10_000).unwrap();
     due.sort();
     assert_eq!(due, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+}
+
+fn a_declaration_and_its_members_are_stored_once_and_read_back_by_slug(backend: Backend) {
+    let store = store("declare", backend);
+    let conn = &mut *store.connection().unwrap();
+    let mut declaration = Declaration {
+        tenant_id: "t".into(),
+        kind: "event".into(),
+        slug: "party".into(),
+        name: "Party Chat".into(),
+        topic: Some("Bring snacks".into()),
+        visibility: "private".into(),
+    };
+    let (room, declared) = rooms::declare(conn, &declaration, 7).unwrap();
+    assert_eq!(declared, Declared::New);
+    assert_eq!(
+        (room.status, room.created_at, room.generation),
+        (RoomStatus::Pending, 7, 0)
+    );
+    let found = rooms::find(conn, "t", "event", "party").unwrap().unwrap();
+    assert_eq!(format!("{found:?}"), format!("{room:?}"));
+    assert_eq!(rooms::slugs(conn, room.id).unwrap(), ["party"]);
+
+    let members = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(u, r)| ((*u).to_owned(), (*r).to_owned()))
+            .collect()
+    };
+    let stored = |conn: &mut _| -> Vec<(String, Option<String>)> {
+        rooms::members(conn, room.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_id, m.role))
+            .collect()
+    };
+    let first = members(&[("@a:s", "host"), ("@b:s", "participant")]);
+    assert!(rooms::declare_members_of_new_room(conn, room.id, &first, 7).unwrap());
+    assert!(!rooms::declare_members(conn, room.id, &first, 8).unwrap());
+    let next = members(&[("@a:s", "moderator"), ("@c:s", "participant")]);
+    assert!(rooms::declare_members(conn, room.id, &next, 9).unwrap());
+    assert_eq!(
+        stored(conn),
+        [
+            ("@a:s".to_owned(), Some("moderator".to_owned())),
+            ("@b:s".to_owned(), None),
+            ("@c:s".to_owned(), Some("participant".to_owned())),
+        ]
+    );
+
+    assert_eq!(
+        rooms::declare(conn, &declaration, 10).unwrap().1,
+        Declared::Unchanged
+    );
+    declaration.topic = None;
+    let (changed, declared) = rooms::declare(conn, &declaration, 11).unwrap();
+    assert_eq!(
+        (declared, changed.id, changed.topic.clone()),
+        (Declared::Changed, room.id, None)
+    );
+    rooms::mark_deleted(conn, &changed, 12).unwrap();
+    let (again, declared) = rooms::declare(conn, &declaration, 13).unwrap();
+    assert_eq!(
+        (declared, again.id, again.status),
+        (Declared::Changed, room.id, RoomStatus::Pending)
+    );
 }

@@ -101,73 +101,112 @@ pub struct Declaration {
     pub visibility: String,
 }
 
+/// What [`declare`] did to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// A room with this slug was never declared: a new row, with no members yet.
+    New,
+    /// The room's settings changed, or a deleted room was declared again.
+    Changed,
+    Unchanged,
+}
+
+impl Declared {
+    pub fn changed(self) -> bool {
+        self != Self::Unchanged
+    }
+}
+
 /// Stores `declaration`: a new room (status `pending`), or new settings for the room that has (or
-/// had) this slug. Returns the room and whether anything changed.
+/// had) this slug. Returns the room and what changed. One read, then at most one write.
 pub fn declare(
     conn: &mut DbConnection,
     declaration: &Declaration,
     now_ms: i64,
-) -> Result<(Room, bool), StoreError> {
+) -> Result<(Room, Declared), StoreError> {
     let d = declaration;
-    let declared = write_transaction!(conn, c => {
-        let existing: Option<Room> = room_slugs::table
+    within_write(conn, |conn| {
+        let existing: Option<Room> = on_backend!(&mut *conn, c => room_slugs::table
             .inner_join(rooms::table)
             .filter(room_slugs::tenant_id.eq(&d.tenant_id))
             .filter(room_slugs::kind.eq(&d.kind))
             .filter(room_slugs::slug.eq(&d.slug))
             .select(Room::as_select())
             .first(c)
-            .optional()?;
-        match existing {
-            Some(room) if room.name == d.name && room.topic == d.topic && room.visibility == d.visibility && room.status.is_live() => {
-                Ok((room, false))
-            }
-            Some(room) => {
-                // A deleted room declared again starts over as a new room.
-                let live = room.status.is_live();
-                let status = if live { room.status } else { RoomStatus::Pending };
-                let room_id = if live { room.room_id.clone() } else { None };
-                let updated = diesel::update(rooms::table.find(room.id))
-                    .set((
-                        rooms::name.eq(&d.name),
-                        rooms::topic.eq(&d.topic),
-                        rooms::visibility.eq(&d.visibility),
-                        rooms::status.eq(status.as_str()),
-                        rooms::room_id.eq(room_id),
-                        rooms::updated_at.eq(now_ms),
-                    ))
-                    .returning(Room::as_returning())
-                    .get_result(c)?;
-                Ok((updated, true))
-            }
-            None => {
-                let room: Room = diesel::insert_into(rooms::table)
-                    .values((
-                        rooms::tenant_id.eq(&d.tenant_id),
-                        rooms::kind.eq(&d.kind),
-                        rooms::slug.eq(&d.slug),
-                        rooms::name.eq(&d.name),
-                        rooms::topic.eq(&d.topic),
-                        rooms::visibility.eq(&d.visibility),
-                        rooms::status.eq(RoomStatus::Pending.as_str()),
-                        rooms::created_at.eq(now_ms),
-                        rooms::updated_at.eq(now_ms),
-                    ))
-                    .returning(Room::as_returning())
-                    .get_result(c)?;
-                diesel::insert_into(room_slugs::table)
-                    .values((
-                        room_slugs::tenant_id.eq(&d.tenant_id),
-                        room_slugs::kind.eq(&d.kind),
-                        room_slugs::slug.eq(&d.slug),
-                        room_slugs::room_key.eq(room.id),
-                    ))
-                    .execute(c)?;
-                Ok::<_, diesel::result::Error>((room, true))
-            }
+            .optional())?;
+        let Some(room) = existing else {
+            return Ok((insert(conn, d, now_ms)?, Declared::New));
+        };
+        let live = room.status.is_live();
+        if live && room.name == d.name && room.topic == d.topic && room.visibility == d.visibility {
+            return Ok((room, Declared::Unchanged));
         }
+        // A deleted room declared again starts over as a new room.
+        let status = if live {
+            room.status
+        } else {
+            RoomStatus::Pending
+        };
+        let room_id = if live { room.room_id.clone() } else { None };
+        let updated = on_backend!(conn, c => diesel::update(rooms::table.find(room.id))
+            .set((
+                rooms::name.eq(&d.name),
+                rooms::topic.eq(&d.topic),
+                rooms::visibility.eq(&d.visibility),
+                rooms::status.eq(status.as_str()),
+                rooms::room_id.eq(room_id),
+                rooms::updated_at.eq(now_ms),
+            ))
+            .returning(Room::as_returning())
+            .get_result(c))?;
+        Ok((updated, Declared::Changed))
+    })
+}
+
+/// Stores a room never declared before (status `pending`) under its slug. (One data-modifying
+/// `WITH` on PostgreSQL saves a round trip but costs more: raw SQL is parsed and planned on every
+/// call, where these two statements are prepared once per connection.)
+fn insert(conn: &mut DbConnection, d: &Declaration, now_ms: i64) -> Result<Room, StoreError> {
+    let room = on_backend!(conn, c => {
+        let room: Room = diesel::insert_into(rooms::table)
+            .values((
+                rooms::tenant_id.eq(&d.tenant_id),
+                rooms::kind.eq(&d.kind),
+                rooms::slug.eq(&d.slug),
+                rooms::name.eq(&d.name),
+                rooms::topic.eq(&d.topic),
+                rooms::visibility.eq(&d.visibility),
+                rooms::status.eq(RoomStatus::Pending.as_str()),
+                rooms::created_at.eq(now_ms),
+                rooms::updated_at.eq(now_ms),
+            ))
+            .returning(Room::as_returning())
+            .get_result(c)?;
+        diesel::insert_into(room_slugs::table)
+            .values((
+                room_slugs::tenant_id.eq(&d.tenant_id),
+                room_slugs::kind.eq(&d.kind),
+                room_slugs::slug.eq(&d.slug),
+                room_slugs::room_key.eq(room.id),
+            ))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(room)
     })?;
-    Ok(declared)
+    Ok(room)
+}
+
+/// Runs `work` in a write transaction, or in the caller's when it has one: a savepoint there would
+/// cost two more round trips per call, and the callers roll their whole transaction back on error.
+fn within_write<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let depth = on_backend!(&mut *conn, c => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth())?;
+    match depth {
+        Some(_) => work(conn),
+        None => conn.write(work),
+    }
 }
 
 /// The room that has, or had, this slug.
@@ -246,50 +285,84 @@ pub fn members(conn: &mut DbConnection, room_key: i64) -> Result<Vec<Member>, St
 }
 
 /// Declares exactly these `(user_id, role)` members: new ones are added, changed roles updated,
-/// and members not listed are marked removed (role `None`). Returns whether anything changed.
+/// and members not listed are marked removed (role `None`). Returns whether anything changed. One
+/// read, and one multi-row upsert when something changed.
 pub fn declare_members(
     conn: &mut DbConnection,
     room_key: i64,
     declared: &[(String, String)],
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let changed = write_transaction!(conn, c => {
-        let current: Vec<Member> = room_members::table
+    within_write(conn, |conn| {
+        let current: Vec<(String, Option<String>)> = on_backend!(&mut *conn, c => room_members::table
             .filter(room_members::room_key.eq(room_key))
-            .select(Member::as_select())
-            .load(c)?;
-        let mut changed = false;
-        for (user_id, role) in declared {
-            match current.iter().find(|m| &m.user_id == user_id) {
-                Some(member) if member.role.as_deref() == Some(role.as_str()) => {}
-                Some(_) => {
-                    diesel::update(room_members::table.find((room_key, user_id)))
-                        .set((room_members::role.eq(role), room_members::updated_at.eq(now_ms)))
-                        .execute(c)?;
-                    changed = true;
-                }
-                None => {
-                    diesel::insert_into(room_members::table)
-                        .values((
-                            room_members::room_key.eq(room_key),
-                            room_members::user_id.eq(user_id),
-                            room_members::role.eq(role),
-                            room_members::updated_at.eq(now_ms),
-                        ))
-                        .execute(c)?;
-                    changed = true;
-                }
-            }
-        }
-        for member in current.iter().filter(|m| m.role.is_some() && !declared.iter().any(|(u, _)| u == &m.user_id)) {
-            diesel::update(room_members::table.find((room_key, &member.user_id)))
-                .set((room_members::role.eq(None::<String>), room_members::updated_at.eq(now_ms)))
-                .execute(c)?;
-            changed = true;
-        }
-        Ok::<_, diesel::result::Error>(changed)
-    })?;
-    Ok(changed)
+            .select((room_members::user_id, room_members::role))
+            .load(c))?;
+        let added_or_changed = declared.iter().filter(|(user_id, role)| {
+            !current
+                .iter()
+                .any(|(u, r)| u == user_id && r.as_deref() == Some(role.as_str()))
+        });
+        let removed = current.iter().filter(|(user_id, role)| {
+            role.is_some() && !declared.iter().any(|(u, _)| u == user_id)
+        });
+        let rows: Vec<(&str, Option<&str>)> = added_or_changed
+            .map(|(user_id, role)| (user_id.as_str(), Some(role.as_str())))
+            .chain(removed.map(|(user_id, _)| (user_id.as_str(), None)))
+            .collect();
+        upsert_members(conn, room_key, &rows, now_ms)?;
+        Ok(!rows.is_empty())
+    })
+}
+
+/// Declares the members of a room [`declare`] has just made ([`Declared::New`]): it has none yet,
+/// so there is nothing to read first. Returns whether any were declared.
+pub fn declare_members_of_new_room(
+    conn: &mut DbConnection,
+    room_key: i64,
+    declared: &[(String, String)],
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let rows: Vec<(&str, Option<&str>)> = declared
+        .iter()
+        .map(|(user_id, role)| (user_id.as_str(), Some(role.as_str())))
+        .collect();
+    upsert_members(conn, room_key, &rows, now_ms)?;
+    Ok(!rows.is_empty())
+}
+
+/// Sets these `(user_id, role)` members' roles in one statement, adding the ones not yet stored.
+fn upsert_members(
+    conn: &mut DbConnection,
+    room_key: i64,
+    rows: &[(&str, Option<&str>)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    use diesel::upsert::excluded;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(user_id, role)| {
+            (
+                room_members::room_key.eq(room_key),
+                room_members::user_id.eq(*user_id),
+                room_members::role.eq(*role),
+                room_members::updated_at.eq(now_ms),
+            )
+        })
+        .collect();
+    on_backend!(conn, c => diesel::insert_into(room_members::table)
+        .values(&values)
+        .on_conflict((room_members::room_key, room_members::user_id))
+        .do_update()
+        .set((
+            room_members::role.eq(excluded(room_members::role)),
+            room_members::updated_at.eq(excluded(room_members::updated_at)),
+        ))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Declares one member with `role`, or — with `None` — marks them removed, to be kicked with

@@ -220,8 +220,11 @@ pub fn ensure_if_changed(
     changed: bool,
     now: i64,
 ) -> Result<Job, StoreError> {
-    match jobs::latest_for_room(conn, room.id, crate::jobs::DECLARATION_KINDS)? {
-        Some(job) if !changed && !job.status.ended_badly() => Ok(job),
-        _ => jobs::enqueue(conn, &ensure_room::new_job(room), now),
+    if !changed {
+        match jobs::latest_for_room(conn, room.id, crate::jobs::DECLARATION_KINDS)? {
+            Some(job) if !job.status.ended_badly() => return Ok(job),
+            _ => {}
+        }
     }
+    jobs::enqueue(conn, &ensure_room::new_job(room), now)
 }

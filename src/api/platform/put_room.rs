@@ -11,7 +11,9 @@ use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use super::member::NOT_A_MEMBER;
 use crate::rooms::{self, validate};
-use crate::store::rooms::{self as room_store, Declaration};
+use crate::store::jobs::Job;
+use crate::store::rooms::{self as room_store, Declaration, Declared};
+use crate::store::{DbConnection, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,20 +52,27 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
         visibility: visibility.as_str().to_owned(),
     };
     room.call
-        .queue(move |conn, now| {
-            let (room, room_changed) = room_store::declare(conn, &declaration, now)?;
-            let members_changed = match &members {
-                Some(members) => room_store::declare_members(conn, room.id, members, now)?,
-                None => false,
-            };
-            Ok(Ok(call::ensure_if_changed(
-                conn,
-                &room,
-                room_changed || members_changed,
-                now,
-            )?))
-        })
+        .queue(move |conn, now| Ok(Ok(store(conn, &declaration, members.as_deref(), now)?)))
         .await
+}
+
+/// Stores the declaration (and, when given, exactly these members) and returns the room's job:
+/// for a new room, one read and four writes (the room, its slug, its members, its job).
+fn store(
+    conn: &mut DbConnection,
+    declaration: &Declaration,
+    members: Option<&[(String, String)]>,
+    now: i64,
+) -> Result<Job, StoreError> {
+    let (room, declared) = room_store::declare(conn, declaration, now)?;
+    let members_changed = match (members, declared) {
+        (Some(members), Declared::New) => {
+            room_store::declare_members_of_new_room(conn, room.id, members, now)?
+        }
+        (Some(members), _) => room_store::declare_members(conn, room.id, members, now)?,
+        (None, _) => false,
+    };
+    call::ensure_if_changed(conn, &room, declared.changed() || members_changed, now)
 }
 
 /// Checks every member and role; returns `(user_id, role)` pairs.
@@ -87,4 +96,103 @@ pub fn declared_members(
         declared.push((user_id.to_string(), member.role.clone()));
     }
     Ok(declared)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::Connection;
+    use diesel::connection::InstrumentationEvent;
+
+    use super::*;
+    use crate::config::{Database, DatabaseUrl};
+    use crate::on_backend;
+    use crate::store::Store;
+
+    fn declaration(slug: &str) -> Declaration {
+        Declaration {
+            tenant_id: "tenantA".into(),
+            kind: "event".into(),
+            slug: slug.into(),
+            name: "Party Chat".into(),
+            topic: Some("Chat room for the party".into()),
+            visibility: "private".into(),
+        }
+    }
+
+    fn members(count: usize) -> Vec<(String, String)> {
+        (0..count)
+            .map(|i| (format!("@user{i}:server.test"), "participant".to_owned()))
+            .collect()
+    }
+
+    /// The statements one PUT sends, as the handler runs it (one write transaction).
+    fn statements(
+        conn: &mut DbConnection,
+        slug: &str,
+        members: Option<&[(String, String)]>,
+    ) -> (Job, usize) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        on_backend!(&mut *conn, c => c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        let job = conn
+            .write(|conn| store(conn, &declaration(slug), members, 1_000))
+            .expect("stored");
+        on_backend!(&mut *conn, c => c.set_instrumentation(|_: InstrumentationEvent<'_>| {}));
+        (job, count.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_put_costs_one_read_and_a_write_per_table_it_changes() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}/put_room.db", dir.path().display());
+        let store = Store::new(&Database {
+            url: DatabaseUrl::parse(&url).expect("a valid URL"),
+            migrate_on_start: true,
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        });
+        store.migrate().expect("migrations apply");
+        let conn = &mut *store.connection().expect("a connection");
+        let five = members(5);
+
+        // BEGIN, the room by slug, the room, its slug, its job, COMMIT.
+        assert_eq!(statements(conn, "party", None).1, 6);
+        // … and one insert for all members.
+        let (first, count) = statements(conn, "picnic", Some(&five));
+        assert_eq!(count, 7);
+        // The same again: BEGIN, the room, its members, its latest job, COMMIT; nothing queued.
+        let (same, count) = statements(conn, "picnic", Some(&five));
+        assert_eq!(count, 5);
+        assert_eq!(same.id, first.id);
+        // Members changed: one upsert for the added, changed and removed, and a new job.
+        let mut changed = members(6);
+        changed[0].1 = "host".into();
+        changed.remove(1);
+        let (requeued, count) = statements(conn, "picnic", Some(&changed));
+        assert_eq!(count, 6);
+        assert_ne!(requeued.id, same.id);
+        let stored = room_store::members(conn, requeued.room_key.expect("a room")).expect("read");
+        let roles: Vec<(&str, Option<&str>)> = stored
+            .iter()
+            .map(|m| (m.user_id.as_str(), m.role.as_deref()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("@user0:server.test", Some("host")),
+                ("@user1:server.test", None),
+                ("@user2:server.test", Some("participant")),
+                ("@user3:server.test", Some("participant")),
+                ("@user4:server.test", Some("participant")),
+                ("@user5:server.test", Some("participant")),
+            ]
+        );
+    }
 }
