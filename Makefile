@@ -22,8 +22,11 @@ lint: ## formatting and clippy, as CI runs them
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# `make bench BENCHES=transactions` runs one of them.
+BENCHES ?= transactions rooms
+
 bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
-	$(CARGO) bench --bench transactions && $(CARGO) bench --bench rooms
+	@set -e; for bench in $(BENCHES); do $(CARGO) bench --bench $$bench; done
 
 sample: ## regenerate config.sample.yaml and registration/example.yaml
 	$(CARGO) run -q -- generate-config --blank-tokens > config.sample.yaml

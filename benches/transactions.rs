@@ -1,18 +1,19 @@
 //! Benchmark of the transaction push path: `PUT /_matrix/app/v1/transactions/{txnId}` on a
-//! running daemon (release build), on SQLite and on PostgreSQL.
+//! running daemon (release build), on SQLite and on PostgreSQL, side by side with a null server
+//! measured in the same run.
 //!
-//! For each backend it starts a fresh daemon on a fresh database, pointed at one real Synapse (so
-//! that `/health/ready` can turn green), and measures:
+//! The null server is this benchmark's own binary started again with `--null-server`: one tokio
+//! thread that reads each body and answers `{}` (nothing parsed, nothing stored) — the ceiling an
+//! HTTP server on this machine reaches, so the daemon's numbers read as a ratio to it. For each
+//! daemon, a fresh database, pointed at one real Synapse (so that `/health/ready` turns green):
 //!
-//! - start to ready: spawn → `/health/ready` answers 200, once on the fresh database (migrations
-//!   included) and once more on the migrated one; start to live (first answer) alongside;
-//! - idle RSS (VmRSS once ready, before load) and peak RSS (VmHWM after all the load);
-//! - for transactions of 1, 10 and 100 realistic events (~500 bytes, messages and member events
-//!   across a few rooms, Synapse's client format), pushed serially as Synapse does and 16 at a
-//!   time: txn/s, events/s, client-side p50/p99 ack latency, the daemon's own mean ack time (its
-//!   `transaction_ack_seconds` histogram) and the daemon's CPU seconds per 10k events (utime +
-//!   stime from /proc, including the inbox processor working the events off).
+//! - start to ready (fresh database, then migrated) and idle RSS (VmRSS once ready, before load);
+//! - for 100-event transactions one in flight (as Synapse sends them) and 16 in flight, and for
+//!   1-event transactions: txn/s, events/s, client-side p50/p99 ack latency, the daemon's CPU
+//!   seconds per 10k events (utime + stime from /proc, counted until the inbox processor has worked
+//!   every event off) and the drain time (last acknowledgement to an empty inbox).
 //!
+//! Events are ~500 bytes, Synapse's client format: 4 messages to 1 member event over a few rooms.
 //! The table goes to stdout and to `target/bench/transactions.md`.
 //!
 //! Run it with `make bench`, or:
@@ -32,6 +33,7 @@ mod common;
 use common::{cpu_seconds, mib, ms, percentile, proc_status_kib, row, table};
 
 use std::fmt::Write as _;
+use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,11 +49,34 @@ use support::matrix_client::http_client;
 use support::synapse::Synapse;
 
 const SERVER_NAME: &str = "openmeet.test";
-/// (events per transaction, transactions per measured run).
-const SIZES: [(usize, usize); 3] = [(1, 2_000), (10, 1_000), (100, 300)];
-const CONCURRENCY: [usize; 2] = [1, 16];
-/// A measured run is scaled down so that it takes about this long at most.
-const MAX_RUN: Duration = Duration::from_secs(30);
+
+/// A measured load: (events per transaction, transactions in flight, transactions).
+#[derive(Clone, Copy, PartialEq)]
+struct Workload {
+    events_per_txn: usize,
+    in_flight: usize,
+    txns: usize,
+}
+
+const WORKLOADS: [Workload; 3] = [
+    Workload {
+        events_per_txn: 100,
+        in_flight: 1,
+        txns: 4_000,
+    },
+    Workload {
+        events_per_txn: 100,
+        in_flight: 16,
+        txns: 4_000,
+    },
+    Workload {
+        events_per_txn: 1,
+        in_flight: 1,
+        txns: 10_000,
+    },
+];
+/// A measured run is scaled down so that its pushes take about this long at most.
+const MAX_RUN: Duration = Duration::from_secs(6);
 const ROOMS: [&str; 5] = [
     "!KdJsQpLxRtvBnWmzYh:openmeet.test",
     "!aPqRsTuVwXyZbCdEfG:openmeet.test",
@@ -62,6 +87,10 @@ const ROOMS: [&str; 5] = [
 const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
 
 fn main() {
+    if std::env::args().any(|arg| arg == "--null-server") {
+        null_server::serve();
+        return;
+    }
     if !std::env::args().any(|arg| arg == "--bench") {
         println!("transactions: a benchmark; run it with `cargo bench --bench transactions`");
         return;
@@ -78,7 +107,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mut reports = Vec::new();
+    let mut reports = vec![runtime.block_on(bench_null_server())];
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let fresh = DaemonConfig::new("bench", None);
         let database_url = match backend {
@@ -101,33 +130,69 @@ fn main() {
     println!("written to {}", dir.join("transactions.md").display());
 }
 
+/// What answered the pushes.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    Null,
+    Daemon(Backend),
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Backend {
     Sqlite,
     Postgres,
 }
 
-impl Backend {
+impl Server {
     fn name(self) -> &'static str {
         match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres => "PostgreSQL",
-        }
-    }
-
-    /// Target (p50, p99) for serial 100-event transactions.
-    fn target_ms(self) -> (f64, f64) {
-        match self {
-            Self::Sqlite => (1.0, 5.0),
-            Self::Postgres => (3.0, 10.0),
+            Self::Null => "null server",
+            Self::Daemon(Backend::Sqlite) => "daemon, SQLite",
+            Self::Daemon(Backend::Postgres) => "daemon, PostgreSQL",
         }
     }
 }
 
-struct BackendReport {
-    backend: Backend,
-    fresh_start: Startup,
-    migrated_start: Startup,
+/// Issue 11's targets for a run, as (what, met) pairs.
+fn targets(server: Server, run: &RunReport) -> Vec<(String, bool)> {
+    let Server::Daemon(backend) = server else {
+        return Vec::new();
+    };
+    let workload = run.workload;
+    let (txn_s, p50, p99) = (run.txns_per_second(), ms(run.p50), ms(run.p99));
+    let cpu = run.cpu_per_10k_events();
+    let mut targets = Vec::new();
+    let mut check = |what: String, met: bool| targets.push((what, met));
+    match (backend, workload.events_per_txn, workload.in_flight) {
+        (Backend::Sqlite, 100, 1) => {
+            check("≥ 1500 txn/s".into(), txn_s >= 1500.0);
+            check("p50 ≤ 0.7".into(), p50 <= 0.7);
+            check("p99 ≤ 3".into(), p99 <= 3.0);
+            check("CPU ≤ 0.07".into(), cpu <= 0.07);
+        }
+        (Backend::Postgres, 100, 1) => {
+            check("≥ 800 txn/s".into(), txn_s >= 800.0);
+            check("p99 ≤ 10".into(), p99 <= 10.0);
+        }
+        (Backend::Sqlite, 100, 16) => {
+            check(
+                "≥ 150k events/s".into(),
+                run.events_per_second() >= 150_000.0,
+            );
+        }
+        (Backend::Sqlite, 1, 1) => {
+            check("≥ 2500 txn/s".into(), txn_s >= 2500.0);
+            check("p50 ≤ 0.4".into(), p50 <= 0.4);
+        }
+        _ => {}
+    }
+    targets
+}
+
+struct ServerReport {
+    server: Server,
+    /// Start to ready: fresh database (migrations included), then migrated. None for the null server.
+    starts: Option<(Duration, Duration)>,
     idle_rss_kib: u64,
     /// The anonymous part of the idle RSS (the rest is the binary and shared libraries).
     idle_anon_kib: u64,
@@ -137,25 +202,72 @@ struct BackendReport {
 }
 
 struct RunReport {
-    events_per_txn: usize,
-    concurrency: usize,
+    workload: Workload,
     txns: usize,
     wall: Duration,
     p50: Duration,
     p99: Duration,
-    server_mean: Duration,
+    /// Last acknowledgement to an empty inbox.
+    drain: Duration,
     cpu_seconds: f64,
     errors: usize,
 }
 
-#[derive(Clone, Copy)]
-struct Startup {
-    live: Duration,
-    ready: Duration,
+impl RunReport {
+    fn txns_per_second(&self) -> f64 {
+        self.txns as f64 / self.wall.as_secs_f64()
+    }
+
+    fn events_per_second(&self) -> f64 {
+        self.txns_per_second() * self.workload.events_per_txn as f64
+    }
+
+    fn cpu_per_10k_events(&self) -> f64 {
+        self.cpu_seconds * 10_000.0 / (self.txns * self.workload.events_per_txn) as f64
+    }
 }
 
-async fn bench_backend(backend: Backend, config: DaemonConfig) -> BackendReport {
-    eprintln!("== {}", backend.name());
+async fn bench_null_server() -> ServerReport {
+    eprintln!("== null server");
+    let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .arg("--null-server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the null server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+        .read_line(&mut line)
+        .expect("the null server's port");
+    let port: u16 = line.trim().parse().expect("a port number");
+    let pid = child.id();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle_rss_kib = proc_status_kib(pid, "VmRSS");
+    let idle_anon_kib = proc_status_kib(pid, "RssAnon");
+    let target = Target {
+        base: format!("http://127.0.0.1:{port}"),
+        token: "null".into(),
+        pid,
+        daemon: None,
+    };
+    let runs = run_workloads(Server::Null, &target).await;
+    let peak_rss_kib = proc_status_kib(pid, "VmHWM");
+    drop(child.stdin.take()); // the server exits when its stdin closes
+    let _ = child.wait();
+    ServerReport {
+        server: Server::Null,
+        starts: None,
+        idle_rss_kib,
+        idle_anon_kib,
+        peak_rss_kib,
+        runs,
+        txn_id_resets: 0.0,
+    }
+}
+
+async fn bench_backend(backend: Backend, config: DaemonConfig) -> ServerReport {
+    let server = Server::Daemon(backend);
+    eprintln!("== {}", server.name());
     let fresh_start = time_start(&config).await;
     let migrated_start = time_start(&config).await;
     let daemon = Daemon::start(config).await;
@@ -164,26 +276,16 @@ async fn bench_backend(backend: Backend, config: DaemonConfig) -> BackendReport 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_kib = proc_status_kib(pid, "VmRSS");
     let idle_anon_kib = proc_status_kib(pid, "RssAnon");
-
-    let mut load = Load::new(&daemon);
-    let mut runs = Vec::new();
-    for (events_per_txn, txns) in SIZES {
-        for concurrency in CONCURRENCY {
-            let run = load.run(events_per_txn, txns, concurrency).await;
-            eprintln!(
-                "{} {events_per_txn:>3} events x {concurrency:>2}: {} txns, p50 {:.2} ms, p99 {:.2} ms",
-                backend.name(),
-                run.txns,
-                ms(run.p50),
-                ms(run.p99)
-            );
-            runs.push(run);
-        }
-    }
-    BackendReport {
-        backend,
-        fresh_start,
-        migrated_start,
+    let target = Target {
+        base: format!("http://127.0.0.1:{}", daemon.config.appservice_port),
+        token: daemon.config.tokens.hs_token.clone(),
+        pid,
+        daemon: Some(&daemon),
+    };
+    let runs = run_workloads(server, &target).await;
+    ServerReport {
+        server,
+        starts: Some((fresh_start, migrated_start)),
         idle_rss_kib,
         idle_anon_kib,
         peak_rss_kib: proc_status_kib(pid, "VmHWM"),
@@ -194,9 +296,31 @@ async fn bench_backend(backend: Backend, config: DaemonConfig) -> BackendReport 
     }
 }
 
+async fn run_workloads(server: Server, target: &Target<'_>) -> Vec<RunReport> {
+    let mut load = Load::new(target);
+    let mut runs = Vec::new();
+    for workload in WORKLOADS {
+        let run = load.run(workload).await;
+        eprintln!(
+            "{:<18} {:>3} events x {:>2}: {} txns, {:.0} txn/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.3} s/10k events, drain {:.0} ms",
+            server.name(),
+            workload.events_per_txn,
+            workload.in_flight,
+            run.txns,
+            run.txns_per_second(),
+            ms(run.p50),
+            ms(run.p99),
+            run.cpu_per_10k_events(),
+            ms(run.drain),
+        );
+        runs.push(run);
+    }
+    runs
+}
+
 /// Spawns `serve` on `config`, polls `/health/ready` every millisecond until it answers 200, then
 /// stops the process (SIGTERM).
-async fn time_start(config: &DaemonConfig) -> Startup {
+async fn time_start(config: &DaemonConfig) -> Duration {
     let client = http_client();
     let url = format!("http://127.0.0.1:{}/health/ready", config.metrics_port);
     let config_path = config.write();
@@ -215,13 +339,11 @@ async fn time_start(config: &DaemonConfig) -> Startup {
         .stderr(log)
         .spawn()
         .expect("spawn openmeet-appservice serve");
-    let mut live = None;
     let ready = loop {
-        if let Ok(response) = client.get(&url).send().await {
-            live.get_or_insert(started.elapsed());
-            if response.status() == StatusCode::OK {
-                break started.elapsed();
-            }
+        if let Ok(response) = client.get(&url).send().await
+            && response.status() == StatusCode::OK
+        {
+            break started.elapsed();
         }
         assert!(
             child.try_wait().expect("poll the daemon").is_none(),
@@ -235,10 +357,7 @@ async fn time_start(config: &DaemonConfig) -> Startup {
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     terminate(&mut child);
-    Startup {
-        live: live.unwrap_or(ready),
-        ready,
-    }
+    ready
 }
 
 fn terminate(child: &mut Child) {
@@ -270,57 +389,66 @@ async fn wait_ready(daemon: &Daemon) {
     .await;
 }
 
-/// Pushes transactions to one daemon through one keep-alive client, as Synapse would.
+/// Where the pushes go: the null server, or a daemon (whose inbox is then waited for).
+struct Target<'a> {
+    base: String,
+    token: String,
+    pid: u32,
+    daemon: Option<&'a Daemon>,
+}
+
+/// Pushes transactions through one keep-alive client, as Synapse would.
 struct Load<'a> {
-    daemon: &'a Daemon,
+    target: &'a Target<'a>,
     client: reqwest::Client,
     events: EventFactory,
     next_txn: u64,
 }
 
 impl<'a> Load<'a> {
-    fn new(daemon: &'a Daemon) -> Self {
+    fn new(target: &'a Target<'a>) -> Self {
         Self {
-            daemon,
+            target,
             client: http_client(),
             events: EventFactory::default(),
             next_txn: 1,
         }
     }
 
-    /// A warm-up, then `txns` transactions of `events_per_txn` events, `concurrency` in flight
-    /// (fewer transactions when they would take longer than [`MAX_RUN`]).
-    async fn run(&mut self, events_per_txn: usize, txns: usize, concurrency: usize) -> RunReport {
-        let warmup = (txns / 10).max(2 * concurrency);
+    /// A warm-up, then the workload's transactions (fewer when they would take longer than
+    /// [`MAX_RUN`]); CPU is counted until the inbox is empty again.
+    async fn run(&mut self, workload: Workload) -> RunReport {
+        let Workload {
+            events_per_txn,
+            in_flight,
+            txns,
+        } = workload;
+        let warmup = (txns / 20).max(4 * in_flight);
         let bodies = self.bodies(warmup, events_per_txn);
         let started = Instant::now();
-        self.push_all(bodies, concurrency).await;
+        self.push_all(bodies, in_flight).await;
         let per_txn = started.elapsed().as_secs_f64() / warmup as f64;
         let txns = txns.min((MAX_RUN.as_secs_f64() / per_txn) as usize).max(50);
         let bodies = self.bodies(txns, events_per_txn);
         self.wait_inbox_processed().await;
 
-        let pid = self.daemon.pid().expect("the daemon runs");
-        let (ack_sum, ack_count) = self.server_ack().await;
+        let pid = self.target.pid;
         let cpu_before = cpu_seconds(pid);
         let started = Instant::now();
-        let (mut latencies, errors) = self.push_all(bodies, concurrency).await;
+        let (mut latencies, errors) = self.push_all(bodies, in_flight).await;
         let wall = started.elapsed();
         self.wait_inbox_processed().await;
+        let drain = started.elapsed() - wall;
         let cpu_seconds = cpu_seconds(pid) - cpu_before;
-        let (ack_sum_after, ack_count_after) = self.server_ack().await;
 
         latencies.sort();
         RunReport {
-            events_per_txn,
-            concurrency,
+            workload,
             txns,
             wall,
             p50: percentile(&latencies, 0.50),
             p99: percentile(&latencies, 0.99),
-            server_mean: Duration::from_secs_f64(
-                (ack_sum_after - ack_sum) / (ack_count_after - ack_count).max(1.0),
-            ),
+            drain,
             cpu_seconds,
             errors,
         }
@@ -338,21 +466,18 @@ impl<'a> Load<'a> {
             .collect()
     }
 
-    /// Sends every body, `concurrency` at a time; returns each request's latency and the number
+    /// Sends every body, `in_flight` at a time; returns each request's latency and the number
     /// of answers other than 200.
     async fn push_all(
         &self,
         bodies: Vec<(String, Bytes)>,
-        concurrency: usize,
+        in_flight: usize,
     ) -> (Vec<Duration>, usize) {
         let queue = Arc::new(Mutex::new(bodies.into_iter()));
-        let base = format!(
-            "http://127.0.0.1:{}/_matrix/app/v1/transactions/",
-            self.daemon.config.appservice_port
-        );
-        let token = self.daemon.config.tokens.hs_token.clone();
+        let base = format!("{}/_matrix/app/v1/transactions/", self.target.base);
+        let token = self.target.token.clone();
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..concurrency {
+        for _ in 0..in_flight {
             let (queue, client, base, token) = (
                 queue.clone(),
                 self.client.clone(),
@@ -398,30 +523,79 @@ impl<'a> Load<'a> {
         (all, errors)
     }
 
-    /// Waits until the inbox processor has worked off every stored event.
+    /// Waits until the daemon's inbox processor has worked off every stored event (every 5 ms,
+    /// one scrape of the metrics each time).
     async fn wait_inbox_processed(&self) {
-        let daemon = self.daemon;
-        support::eventually("the inbox to drain", Duration::from_secs(120), || async {
-            let received = daemon.metric("openmeet_as_events_received_total", "").await;
-            let processed = daemon
-                .metric("openmeet_as_events_processed_total", "")
-                .await;
-            (processed >= received).then_some(())
-        })
-        .await;
+        let Some(daemon) = self.target.daemon else {
+            return;
+        };
+        let url = format!("http://127.0.0.1:{}/metrics", daemon.config.metrics_port);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .expect("metrics answer")
+                .text()
+                .await
+                .expect("metrics body");
+            let value = |name: &str| -> f64 {
+                text.lines()
+                    .filter(|line| {
+                        line.starts_with(name) && line[name.len()..].starts_with(['{', ' '])
+                    })
+                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            };
+            let received = value("openmeet_as_events_received_total");
+            if value("openmeet_as_events_processed_total") >= received {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the inbox did not drain in 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// The ceiling: reads each body, answers `{}`, on one thread (run as `--null-server`; prints its
+/// port, exits when its stdin closes).
+mod null_server {
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::put;
+
+    async fn transaction(
+        body: Bytes,
+    ) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+        std::hint::black_box(body);
+        ([(CONTENT_TYPE, "application/json")], "{}")
     }
 
-    /// (sum in seconds, count) of the daemon's own ack-time histogram.
-    async fn server_ack(&self) -> (f64, f64) {
-        let daemon = self.daemon;
-        (
-            daemon
-                .metric("openmeet_as_transaction_ack_seconds_sum", "")
-                .await,
-            daemon
-                .metric("openmeet_as_transaction_ack_seconds_count", "")
-                .await,
-        )
+    pub fn serve() {
+        std::thread::spawn(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+            std::process::exit(0);
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind a port");
+            println!("{}", listener.local_addr().expect("its address").port());
+            let app =
+                Router::new().route("/_matrix/app/v1/transactions/{txn_id}", put(transaction));
+            axum::serve(listener, app).await.expect("the null server");
+        });
     }
 }
 
@@ -468,102 +642,120 @@ fn event_id(n: u64) -> String {
     format!("${}", &hex[..43])
 }
 
-fn render(reports: &[BackendReport]) -> String {
+fn render(reports: &[ServerReport]) -> String {
     let mut out = String::from("# Transaction push benchmark\n\n");
     let sample = (0..1000).map(|n| EventFactory { count: n }.next().to_string().len());
     let _ = writeln!(
         out,
-        "`PUT /_matrix/app/v1/transactions/{{txnId}}` on the release build, log level info, \
-         mean event size {} bytes. Latency is client-side per request; server mean is the daemon's \
-         own `transaction_ack_seconds`; CPU is the daemon's utime+stime per 10k events, inbox \
-         processing included.\n",
-        sample.sum::<usize>() / 1000
+        "`PUT /_matrix/app/v1/transactions/{{txnId}}`, release build, log level info, mean event \
+         size {} bytes, {} cores shared by the load generator, the servers, PostgreSQL and an idle \
+         Synapse. Latency is client-side per request. CPU is the server's utime + stime per 10k \
+         events, counted until its inbox is empty again (processing included); drain is the last \
+         acknowledgement to an empty inbox. \"vs null\" is the daemon's txn/s over the null \
+         server's (reads the body, answers `{{}}`) in the same run.\n",
+        sample.sum::<usize>() / 1000,
+        std::thread::available_parallelism().map_or(0, usize::from),
     );
+    let null_runs = reports
+        .iter()
+        .find(|report| report.server == Server::Null)
+        .map(|report| &report.runs);
     let mut load = vec![row(&[
-        "backend",
         "events/txn",
         "in flight",
+        "server",
         "txns",
         "txn/s",
         "events/s",
         "p50 ms",
         "p99 ms",
-        "server mean ms",
         "CPU s/10k events",
+        "drain ms",
+        "vs null",
         "errors",
-        "target p50/p99",
+        "targets (issue 11)",
     ])];
-    for report in reports {
-        for run in &report.runs {
-            let target = if run.events_per_txn == 100 && run.concurrency == 1 {
-                let (p50, p99) = report.backend.target_ms();
-                let met = ms(run.p50) <= p50 && ms(run.p99) <= p99;
-                format!(
-                    "≤ {p50} / ≤ {p99} ms: {}",
-                    if met { "met" } else { "MISSED" }
-                )
-            } else {
-                String::new()
+    for workload in WORKLOADS {
+        let null = null_runs
+            .and_then(|runs| runs.iter().find(|run| run.workload == workload))
+            .map(RunReport::txns_per_second);
+        for report in reports {
+            let Some(run) = report.runs.iter().find(|run| run.workload == workload) else {
+                continue;
             };
-            let seconds = run.wall.as_secs_f64();
-            let events = (run.txns * run.events_per_txn) as f64;
+            let targets: Vec<String> = targets(report.server, run)
+                .into_iter()
+                .map(|(what, met)| format!("{what} {}", if met { "met" } else { "MISSED" }))
+                .collect();
             load.push(row(&[
-                report.backend.name(),
-                &run.events_per_txn.to_string(),
-                &run.concurrency.to_string(),
+                &workload.events_per_txn.to_string(),
+                &workload.in_flight.to_string(),
+                report.server.name(),
                 &run.txns.to_string(),
-                &format!("{:.0}", run.txns as f64 / seconds),
-                &format!("{:.0}", events / seconds),
+                &format!("{:.0}", run.txns_per_second()),
+                &format!("{:.0}", run.events_per_second()),
                 &format!("{:.2}", ms(run.p50)),
                 &format!("{:.2}", ms(run.p99)),
-                &format!("{:.2}", ms(run.server_mean)),
-                &format!("{:.2}", run.cpu_seconds * 10_000.0 / events),
+                &format!("{:.3}", run.cpu_per_10k_events()),
+                &format!("{:.0}", ms(run.drain)),
+                &null.map_or(String::new(), |null| {
+                    format!("{:.0} %", 100.0 * run.txns_per_second() / null)
+                }),
                 &run.errors.to_string(),
-                &target,
+                &targets.join(", "),
             ]));
         }
     }
     out.push_str(&table(&load));
 
     let mut process = vec![row(&[
-        "backend",
-        "start→live ms (fresh DB)",
-        "start→ready ms (fresh DB, with migrations)",
-        "start→live ms (migrated)",
+        "server",
+        "start→ready ms (fresh DB, migrations)",
         "start→ready ms (migrated)",
         "idle RSS MiB (anonymous)",
         "peak RSS MiB",
+        "target",
     ])];
     for report in reports {
+        let start = |pick: fn(&(Duration, Duration)) -> Duration| {
+            report
+                .starts
+                .as_ref()
+                .map_or(String::new(), |starts| format!("{:.0}", ms(pick(starts))))
+        };
+        let rss_target = match report.server {
+            Server::Null => String::new(),
+            Server::Daemon(_) => format!(
+                "idle RSS ≤ 20 MiB {}",
+                if mib(report.idle_rss_kib) <= 20.0 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            ),
+        };
         process.push(row(&[
-            report.backend.name(),
-            &format!("{:.0}", ms(report.fresh_start.live)),
-            &format!("{:.0}", ms(report.fresh_start.ready)),
-            &format!("{:.0}", ms(report.migrated_start.live)),
-            &format!("{:.0}", ms(report.migrated_start.ready)),
+            report.server.name(),
+            &start(|starts| starts.0),
+            &start(|starts| starts.1),
             &format!(
                 "{:.1} ({:.1})",
                 mib(report.idle_rss_kib),
                 mib(report.idle_anon_kib)
             ),
             &format!("{:.1}", mib(report.peak_rss_kib)),
+            &rss_target,
         ]));
     }
     out.push('\n');
     out.push_str(&table(&process));
-    let _ = writeln!(
-        out,
-        "\nTargets: serial 100-event transactions p50 ≤ 1 ms and p99 ≤ 5 ms on SQLite, ≤ 3 ms and \
-         ≤ 10 ms on PostgreSQL; idle RSS ≤ 15 MiB; start to ready ≤ 100 ms plus migrations \
-         (ready includes the preflight round trips to Synapse: whoami and the appservice ping)."
-    );
     for report in reports {
         if report.txn_id_resets > 0.0 {
             let _ = writeln!(
                 out,
                 "\n{}: {} transactions arrived below the highest txnId seen (concurrent pushes \
                  commit out of order) and were logged as a counter reset.",
-                report.backend.name(),
+                report.server.name(),
                 report.txn_id_resets
             );
         }

@@ -220,12 +220,28 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
     no_room.as_object_mut().unwrap().remove("room_id");
     let script_key = member("$script", ROOM, ALICE, "javascript:alert(1)", "join");
     let good = message("$good", ROOM, ALICE, "fine");
-    // A valid envelope around content ruma cannot read: acknowledged, stored, then quarantined
-    // by the processor.
-    let mut bad_content = message("$badcontent", ROOM, ALICE, "x");
-    bad_content["content"]["msgtype"] = json!(5);
+    // A valid envelope around content ruma cannot read, in an event the processor acts on:
+    // acknowledged, stored, then quarantined by the processor. A chat message is never parsed
+    // beyond its envelope, so one without a msgtype is just a message.
+    let bad_content = json!({
+        "type": "m.room.power_levels",
+        "event_id": "$badcontent",
+        "room_id": ROOM,
+        "sender": ALICE,
+        "state_key": "",
+        "origin_server_ts": 1,
+        "content": {"users": 5},
+    });
+    let mut no_msgtype = message("$nomsgtype", ROOM, ALICE, "x");
+    no_msgtype["content"]
+        .as_object_mut()
+        .unwrap()
+        .remove("msgtype");
     let (status, answer) = daemon
-        .push("3", transaction(&[no_room, good, script_key, bad_content]))
+        .push(
+            "3",
+            transaction(&[no_room, good, script_key, bad_content, no_msgtype]),
+        )
         .await;
     assert_eq!((status, answer), (StatusCode::OK, json!({})));
     assert_eq!(
@@ -234,20 +250,23 @@ async fn unreadable_bodies_and_events_are_acknowledged_and_quarantined(backend: 
             .await,
         2.0
     );
-    wait_processed(&daemon, 2.0).await;
+    wait_processed(&daemon, 3.0).await;
     assert_eq!(
         daemon
             .metric("openmeet_as_events_quarantined_total", "")
             .await,
         3.0
     );
-    assert_eq!(stored_ids(&daemon), ["$badcontent", "$good"]);
+    assert_eq!(stored_ids(&daemon), ["$badcontent", "$good", "$nomsgtype"]);
     let outcomes: Vec<Value> = daemon
         .inbox_events()
         .iter()
         .map(|e| e["outcome"].clone())
         .collect();
-    assert_eq!(outcomes, [json!("quarantined"), json!("message")]);
+    assert_eq!(
+        outcomes,
+        [json!("message"), json!("quarantined"), json!("message")]
+    );
 
     let quarantined = daemon.quarantine();
     let ids: Vec<Option<&str>> = quarantined

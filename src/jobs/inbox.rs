@@ -3,6 +3,11 @@
 //! lost; a batch is never half-marked). One process works the inbox at a time, which keeps every
 //! room in order.
 //!
+//! Events are classified from their stored envelope (type, sender, state key); only the content of
+//! the types something is done about — memberships, power levels, tombstones, the settings the
+//! daemon owns — is read, and quarantined when it cannot be. Chat messages, most of the traffic,
+//! are never parsed beyond the envelope the acknowledgement checked.
+//!
 //! Actions on what the events mean (repairs, upgrades, declining invites) come with the rooms work;
 //! the classification here is what they will dispatch on.
 
@@ -22,16 +27,23 @@ use crate::store::inbox::{self, Handled, PendingEvent};
 use crate::store::unix_ms;
 
 /// Events per database transaction.
-const BATCH: i64 = 200;
+const BATCH: i64 = 500;
+/// How long the processor lets a burst gather once woken: under a steady stream of transactions it
+/// would otherwise wake, read, classify and commit once for every one of them.
+const GATHER: Duration = Duration::from_millis(3);
 /// How often the processor looks for work without being woken (events stored by another replica).
 const POLL: Duration = Duration::from_secs(1);
-/// How often housekeeping runs while the processor is busy (it always runs when it goes idle).
+/// How often housekeeping runs while the processor is busy.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often at most when it goes idle (under a steady trickle of transactions it goes idle after
+/// every one, and a checkpoint each time would cost more than the events).
+const IDLE_HOUSEKEEPING: Duration = Duration::from_millis(100);
 
 /// What an event means to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
-    /// Not a room event ruma understands (its envelope was fine): quarantined, with the reason.
+    /// Content ruma cannot read in an event we would act on (its envelope was fine): quarantined,
+    /// with the reason.
     Malformed(String),
     /// Sent by one of our own users: an echo, no reason to act.
     OwnEcho,
@@ -76,42 +88,77 @@ impl Observed {
     }
 }
 
+/// A membership's content, as far as it matters here (an event's other fields are skipped).
 #[derive(Deserialize)]
-struct MembershipContent {
-    content: Membership,
+struct MembershipEvent<'a> {
+    #[serde(borrow)]
+    content: Membership<'a>,
 }
 
 #[derive(Deserialize)]
-struct Membership {
-    membership: String,
+struct Membership<'a> {
+    #[serde(borrow)]
+    membership: std::borrow::Cow<'a, str>,
 }
 
 pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
-    if let Err(error) = serde_json::from_str::<AnyTimelineEvent>(&event.event_json) {
-        return Observed::Malformed(format!(
-            "the {} event is malformed ({error})",
-            event.event_type
-        ));
-    }
-    let is_ours = |user: &str| UserId::parse(user).is_ok_and(|user| config.is_own_user(&user));
+    let is_ours = |user: &str| <&UserId>::try_from(user).is_ok_and(|user| config.is_own_user(user));
+    let is_setting = |event_type: &str| {
+        settings::OWNED.contains(&event_type) && event.state_key.as_deref() == Some("")
+    };
     match event.event_type.as_str() {
         "m.room.member" if event.state_key.as_deref().is_some_and(is_ours) => {
-            let membership = serde_json::from_str::<MembershipContent>(&event.event_json)
-                .map_or_else(|_| "unknown".to_owned(), |m| m.content.membership);
-            Observed::OwnMembership(membership)
+            if let Err(malformed) = read_fully(event) {
+                return malformed;
+            }
+            match read_membership(event) {
+                Ok(membership) => Observed::OwnMembership(membership.into_owned()),
+                Err(malformed) => malformed,
+            }
         }
         _ if is_ours(&event.sender) => Observed::OwnEcho,
-        "m.room.member" => Observed::Membership,
-        "m.room.power_levels" => Observed::PowerLevels,
-        setting if settings::OWNED.contains(&setting) && event.state_key.as_deref() == Some("") => {
-            Observed::Settings
+        "m.room.member" => match read_membership(event) {
+            Ok(_) => Observed::Membership,
+            Err(malformed) => malformed,
+        },
+        acted_on
+            if matches!(acted_on, "m.room.power_levels" | "m.room.tombstone")
+                || is_setting(acted_on) =>
+        {
+            if let Err(malformed) = read_fully(event) {
+                return malformed;
+            }
+            match acted_on {
+                "m.room.power_levels" => Observed::PowerLevels,
+                "m.room.tombstone" => Observed::Tombstone,
+                _ => Observed::Settings,
+            }
         }
-        "m.room.tombstone" => Observed::Tombstone,
         "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => {
             Observed::Message
         }
         _ => Observed::Other,
     }
+}
+
+/// Parses the whole event with ruma, as the repairs will; reserved for the few events acted on.
+fn read_fully(event: &PendingEvent) -> Result<(), Observed> {
+    serde_json::from_str::<AnyTimelineEvent>(&event.event_json)
+        .map(drop)
+        .map_err(|error| malformed(event, error))
+}
+
+fn read_membership(event: &PendingEvent) -> Result<std::borrow::Cow<'_, str>, Observed> {
+    serde_json::from_str::<MembershipEvent>(&event.event_json)
+        .map(|event| event.content.membership)
+        .map_err(|error| malformed(event, error))
+}
+
+fn malformed(event: &PendingEvent, error: serde_json::Error) -> Observed {
+    Observed::Malformed(format!(
+        "the {} event is malformed ({error})",
+        event.event_type
+    ))
 }
 
 /// Works the inbox until `shutdown` turns true.
@@ -128,13 +175,18 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 0
             }
         };
-        if worked == 0 || last_housekeeping.elapsed() >= HOUSEKEEPING {
+        let due = if worked == 0 {
+            IDLE_HOUSEKEEPING
+        } else {
+            HOUSEKEEPING
+        };
+        if last_housekeeping.elapsed() >= due {
             housekeeping(&app).await;
             last_housekeeping = Instant::now();
         }
         if worked == 0 {
             tokio::select! {
-                _ = app.inbox_wakeup.notified() => {}
+                _ = app.inbox_wakeup.notified() => tokio::time::sleep(GATHER).await,
                 _ = tokio::time::sleep(POLL) => {}
                 _ = shutdown.changed() => {}
             }
@@ -158,21 +210,33 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
             super::repairs::follow_up(config, now),
         )
         .await?;
+    let debug = tracing::enabled!(tracing::Level::DEBUG);
+    // Counted per label once per batch, not per event.
+    let mut by_label: Vec<(&str, u64)> = Vec::new();
     for (event, handled) in &processed {
-        let _span = tracing::debug_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
-        match &handled.quarantine {
-            Some(reason) => {
-                app.metrics.events_quarantined.inc();
-                tracing::warn!(%reason, "quarantined");
-            }
-            None => {
-                tracing::debug!(event_type = %event.event_type, outcome = %handled.outcome, "processed")
+        if handled.quarantine.is_some() || debug {
+            let _span = tracing::warn_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
+            match &handled.quarantine {
+                Some(reason) => {
+                    app.metrics.events_quarantined.inc();
+                    tracing::warn!(%reason, "quarantined");
+                }
+                None => {
+                    tracing::debug!(event_type = %event.event_type, outcome = %handled.outcome, "processed")
+                }
             }
         }
+        let label = Metrics::event_type_label(&event.event_type);
+        match by_label.iter_mut().find(|(known, _)| *known == label) {
+            Some((_, count)) => *count += 1,
+            None => by_label.push((label, 1)),
+        }
+    }
+    for (label, count) in by_label {
         app.metrics
             .events_processed
-            .with_label_values(&[Metrics::event_type_label(&event.event_type)])
-            .inc();
+            .with_label_values(&[label])
+            .inc_by(count);
     }
     Ok(processed.len())
 }
@@ -355,18 +419,42 @@ mod tests {
     }
 
     #[test]
-    fn content_ruma_cannot_read_is_quarantined_by_the_processor() {
+    fn content_we_would_act_on_is_quarantined_when_ruma_cannot_read_it() {
         let alice = "@alice:matrix.openmeet.net";
-        let observed = classify(
+        let bot = "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net";
+        for (event_type, state_key, content) in [
+            ("m.room.power_levels", "", r#"{"users":5}"#),
+            ("m.room.tombstone", "", r#"{"body":"moved"}"#),
+            ("m.room.name", "", r#"{"name":5}"#),
+            ("m.room.member", alice, r#"{"displayname":"no membership"}"#),
+            ("m.room.member", bot, r#"{"membership":5}"#),
+        ] {
+            let observed = classify(
+                &config(),
+                &event(event_type, alice, Some(state_key), content),
+            );
+            let handled = observed.handled();
+            assert_eq!(handled.outcome, "quarantined", "{event_type} {content}");
+            assert!(
+                handled
+                    .quarantine
+                    .is_some_and(|reason| reason.contains(event_type)),
+                "{event_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn chat_events_are_not_parsed_beyond_the_envelope() {
+        let alice = "@alice:matrix.openmeet.net";
+        for content in [r#"{"body":"no msgtype"}"#, r#"{"msgtype":5,"body":"x"}"#] {
+            let observed = classify(&config(), &event("m.room.message", alice, None, content));
+            assert_eq!(observed, Observed::Message, "{content}");
+        }
+        let unknown = classify(
             &config(),
-            &event("m.room.message", alice, None, r#"{"msgtype":5,"body":"x"}"#),
+            &event("com.example", alice, None, r#"{"x":[1]}"#),
         );
-        let handled = observed.handled();
-        assert_eq!(handled.outcome, "quarantined");
-        assert!(
-            handled
-                .quarantine
-                .is_some_and(|reason| reason.contains("m.room.message"))
-        );
+        assert_eq!(unknown, Observed::Other);
     }
 }

@@ -8,6 +8,7 @@
 //! acknowledged — only a database outage answers 503, so Synapse keeps the transaction. Here only
 //! the envelope is checked; the processor parses the content and quarantines what fails there.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use ruma::{EventId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -50,10 +51,12 @@ pub async fn handler(
     }
     app.metrics.transactions_received.inc();
     let received_at = unix_ms(app.clock.now());
+    // Parsed before taking SQLite's write turn, so concurrent pushes parse side by side.
+    let txn = parse(txn_id, &body, received_at);
+    drop(body);
     let stored = app
         .store
         .write(move |conn| {
-            let txn = parse(txn_id, &body, received_at);
             let recorded = inbox::record_transaction(conn, &txn)?;
             Ok((txn, recorded))
         })
@@ -117,15 +120,21 @@ struct Body<'a> {
     events: Vec<&'a RawValue>,
 }
 
-/// The fields every stored event needs, validated by ruma's identifier types.
+/// The fields every stored event needs, borrowed from the body where no escape needs decoding;
+/// every other field is skipped unread (the processor reads the content of the few types it acts
+/// on).
 #[derive(Deserialize)]
-struct Envelope {
-    event_id: OwnedEventId,
-    room_id: OwnedRoomId,
-    sender: OwnedUserId,
-    #[serde(rename = "type")]
-    event_type: String,
-    state_key: Option<String>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    room_id: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    state_key: Option<Cow<'a, str>>,
 }
 
 /// Splits a transaction body into events to store and entries to quarantine. Never fails: what
@@ -157,14 +166,12 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
                     Ok(envelope) => {
                         fingerprint.update(envelope.event_id.as_bytes());
                         events.push(NewEvent {
-                            event_id: envelope.event_id.into(),
-                            room_id: envelope.room_id.into(),
-                            event_type: envelope.event_type,
-                            sender: envelope.sender.into(),
-                            state_key: envelope.state_key,
-                            txn_id: txn_id.clone(),
+                            event_id: envelope.event_id.into_owned(),
+                            room_id: envelope.room_id.into_owned(),
+                            event_type: envelope.event_type.into_owned(),
+                            sender: envelope.sender.into_owned(),
+                            state_key: envelope.state_key.map(Cow::into_owned),
                             event_json: json.to_owned(),
-                            received_at,
                         });
                     }
                     Err(reason) => {
@@ -185,11 +192,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
             }
         }
     }
-    let fingerprint = fingerprint
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = hex(&fingerprint.finalize());
     IncomingTransaction {
         txn_id,
         fingerprint,
@@ -200,24 +203,41 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
     }
 }
 
+/// Lowercase hexadecimal, the fingerprint's stored form.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    out
+}
+
 /// Reads one event's envelope: ids that ruma accepts, and for a membership a user as state key.
-/// (The full parse of the content waits for the inbox processor, off the acknowledgement's path.)
-fn read_event(json: &str) -> Result<Envelope, String> {
+/// (The content waits for the inbox processor, off the acknowledgement's path.)
+fn read_event(json: &str) -> Result<Envelope<'_>, String> {
     let envelope: Envelope = serde_json::from_str(json)
         .map_err(|error| format!("the event lacks a valid envelope ({error})"))?;
     let fields = [
-        envelope.event_id.as_str(),
-        envelope.room_id.as_str(),
-        envelope.sender.as_str(),
+        &envelope.event_id,
+        &envelope.room_id,
+        &envelope.sender,
         &envelope.event_type,
-        envelope.state_key.as_deref().unwrap_or_default(),
+        envelope.state_key.as_ref().unwrap_or(&Cow::Borrowed("")),
     ];
     if fields.iter().any(|field| field.contains('\0')) {
         return Err("the event's envelope holds a NUL character".into());
     }
+    let invalid = |field: &str, error: ruma::IdParseError| {
+        format!("the event lacks a valid envelope ({field}: {error})")
+    };
+    <&EventId>::try_from(&*envelope.event_id).map_err(|error| invalid("event_id", error))?;
+    <&RoomId>::try_from(&*envelope.room_id).map_err(|error| invalid("room_id", error))?;
+    <&UserId>::try_from(&*envelope.sender).map_err(|error| invalid("sender", error))?;
     if envelope.event_type == "m.room.member" {
         let state_key = envelope.state_key.as_deref().unwrap_or_default();
-        UserId::parse(state_key).map_err(|error| {
+        <&UserId>::try_from(state_key).map_err(|error| {
             format!("the m.room.member event's state_key {state_key:?} is not a user id ({error})")
         })?;
     }
