@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig};
 use support::fake_homeserver::{Endpoint, FakeHomeserver, Fault};
-use support::matrix_client::http_client;
 
 const SERVER: &str = "fake.openmeet.test";
 const SPAMMER: &str = "@spammer:fake.openmeet.test";
@@ -60,19 +59,10 @@ async fn call_as(
     token: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let url = format!("http://127.0.0.1:{}{path}", daemon.config.platform_port);
-    let response = http_client()
-        .request(method, url)
-        .bearer_auth(token)
-        .header("x-openmeet-actor", actor)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
+    let headers = [("x-openmeet-actor", actor)];
+    daemon
+        .platform_raw(method, path, Some(token), &headers, Some(body.to_string()))
         .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// `GET moderation{query}` as `tenant`.

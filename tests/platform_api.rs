@@ -231,22 +231,21 @@ async fn post_message(
     body: &str,
     key: Option<&str>,
 ) -> (StatusCode, serde_json::Value) {
-    let url = format!(
-        "http://127.0.0.1:{}/v1/tenants/{tenant}/rooms/event/{slug}/messages",
-        daemon.config.platform_port
-    );
-    let mut request = support::matrix_client::http_client()
-        .post(url)
-        .bearer_auth(daemon.config.tenant_token(tenant))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).expect("a JSON answer"))
+    let path = format!("/v1/tenants/{tenant}/rooms/event/{slug}/messages");
+    let token = daemon.config.tenant_token(tenant);
+    let headers: Vec<(&str, &str)> = key
+        .map(|key| ("Idempotency-Key", key))
+        .into_iter()
+        .collect();
+    daemon
+        .platform_raw(
+            Method::POST,
+            &path,
+            Some(&token),
+            &headers,
+            Some(body.to_owned()),
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::environment::{
@@ -12,26 +12,25 @@ use crate::environment::{
 use crate::support::daemon::Daemon;
 use crate::support::eventually;
 use crate::support::hold_proxy::HoldProxy;
-use crate::support::matrix_client::{TestUser, encode, http_client, register_user};
+use crate::support::matrix_client::{TestUser, encode, register_user};
 
 /// `POST …/messages` in tenantA's event room `slug`, with an `Idempotency-Key` when given.
 async fn post(daemon: &Daemon, slug: &str, body: Value, key: Option<&str>) -> (StatusCode, Value) {
-    let url = format!(
-        "http://127.0.0.1:{}/v1/tenants/tenantA/rooms/event/{slug}/messages",
-        daemon.config.platform_port
-    );
-    let mut request = http_client()
-        .post(url)
-        .bearer_auth(daemon.config.tenant_token("tenantA"))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.expect("the platform listener answers");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).expect("a JSON answer"))
+    let path = format!("/v1/tenants/tenantA/rooms/event/{slug}/messages");
+    let token = daemon.config.tenant_token("tenantA");
+    let headers: Vec<(&str, &str)> = key
+        .map(|key| ("Idempotency-Key", key))
+        .into_iter()
+        .collect();
+    daemon
+        .platform_raw(
+            Method::POST,
+            &path,
+            Some(&token),
+            &headers,
+            Some(body.to_string()),
+        )
+        .await
 }
 
 /// Posts a message and waits for its job; returns the job (asserted succeeded).

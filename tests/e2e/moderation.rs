@@ -15,7 +15,7 @@ use crate::environment::{
 };
 use crate::support::daemon::Daemon;
 use crate::support::eventually;
-use crate::support::matrix_client::{TestUser, encode, http_client, register_user};
+use crate::support::matrix_client::{TestUser, encode, register_user};
 
 /// The platform user every call here says acted.
 const ACTOR: &str = "openmeet-user-42";
@@ -32,25 +32,16 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let url = format!(
-        "http://127.0.0.1:{}/v1/tenants/{tenant}/{path}",
-        daemon.config.platform_port
-    );
-    let mut request = http_client()
-        .request(method, url)
-        .bearer_auth(daemon.config.tenant_token(tenant))
-        .header("x-openmeet-actor", ACTOR);
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("the platform listener answers");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text:?}"));
-    (status, json)
+    let token = daemon.config.tenant_token(tenant);
+    daemon
+        .platform_raw(
+            method,
+            &format!("/v1/tenants/{tenant}/{path}"),
+            Some(&token),
+            &[("x-openmeet-actor", ACTOR)],
+            body.map(|body| body.to_string()),
+        )
+        .await
 }
 
 /// A moderation call that must be accepted; waits for its job to succeed and returns it.

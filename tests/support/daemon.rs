@@ -491,6 +491,20 @@ impl Daemon {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.platform_raw(method, path, token, &[], body.map(|body| body.to_string()))
+            .await
+    }
+
+    /// Like [`Daemon::platform`], with more headers (`X-OpenMeet-Actor`, `Idempotency-Key`) and
+    /// a body sent as it is (it need not be JSON). The answer must be JSON.
+    pub async fn platform_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut request = http_client().request(
             method,
             format!("{}{path}", self.base(self.config.platform_port)),
@@ -498,10 +512,13 @@ impl Daemon {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
-                .body(body.to_string());
+                .body(body);
         }
         let response = request.send().await.expect("the platform listener answers");
         let status = response.status();
