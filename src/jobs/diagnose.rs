@@ -143,36 +143,3 @@ async fn sender_can_repair(
     };
     Ok(can_bring_in && (authority.bot_has_power(bot) || authority.may_empower(&sender, bot)))
 }
-
-/// The sender invites the bot (unless invited or joined), the bot joins, and the sender raises the
-/// bot to its level: from then on the bot manages the room.
-pub async fn sender_repair(app: &App, bot: &UserId, room_id: &RoomId) -> Result<(), matrix::Error> {
-    let sender = app.config().sender_user_id();
-    let homeserver = app.homeserver();
-    let state = homeserver.room_state(&sender, room_id).await?;
-    let membership = state.memberships().get(bot).cloned();
-    if !matches!(membership.as_deref(), Some("join" | "invite")) {
-        homeserver.invite(&sender, room_id, bot).await?;
-    }
-    if membership.as_deref() != Some("join") {
-        homeserver.join(bot, room_id).await?;
-    }
-    if !state
-        .authority()
-        .is_some_and(|authority| authority.bot_has_power(bot))
-    {
-        let mut content = state
-            .content("m.room.power_levels", "")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({}));
-        if !content["users"].is_object() {
-            content["users"] = serde_json::json!({});
-        }
-        content["users"][bot.as_str()] = crate::rooms::power_levels::BOT_LEVEL.into();
-        homeserver
-            .set_state(&sender, room_id, "m.room.power_levels", "", &content)
-            .await?;
-    }
-    tracing::info!(%room_id, "the sender brought the tenant bot into the room with power: the bot manages it from now on");
-    Ok(())
-}

@@ -14,7 +14,7 @@ use ruma::RoomId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{JobError, diagnose, ensure_room, teardown_room};
+use super::{JobError, diagnose, ensure_room, repair_room, teardown_room};
 use crate::app::App;
 use crate::store::jobs::{self as job_store, Job, NewJob};
 use crate::store::rooms::{self as room_store, Room, RoomStatus};
@@ -82,7 +82,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                 "the bot {bot} joined the upgraded room {replacement} but has no power there: give it power level 100 in that room (or, from room version 12, upgrade again naming it in additional_creators), then retry the job"
             )));
         }
-        diagnose::sender_repair(app, &bot, &replacement).await?;
+        repair_room::sender_repair(app, &bot, &replacement).await?;
         state = app.homeserver().room_state(&bot, &replacement).await?;
     }
     let version = state

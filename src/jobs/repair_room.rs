@@ -68,7 +68,7 @@ async fn restore(
         | Finding::BotLacksPower {
             sender_can_repair: true,
         } => {
-            diagnose::sender_repair(app, bot, room_id).await?;
+            sender_repair(app, bot, room_id).await?;
             true
         }
         Finding::BotNotJoined {
@@ -113,4 +113,37 @@ async fn replace(
         .write(move |c| room_store::clear_created(c, room_key, now))
         .await?;
     super::ensure_room::ensure_created(app, room_key, room.generation).await
+}
+
+/// The sender invites the bot (unless invited or joined), the bot joins, and the sender raises the
+/// bot to its level: from then on the bot manages the room.
+pub async fn sender_repair(app: &App, bot: &UserId, room_id: &RoomId) -> Result<(), matrix::Error> {
+    let sender = app.config().sender_user_id();
+    let homeserver = app.homeserver();
+    let state = homeserver.room_state(&sender, room_id).await?;
+    let membership = state.memberships().get(bot).cloned();
+    if !matches!(membership.as_deref(), Some("join" | "invite")) {
+        homeserver.invite(&sender, room_id, bot).await?;
+    }
+    if membership.as_deref() != Some("join") {
+        homeserver.join(bot, room_id).await?;
+    }
+    if !state
+        .authority()
+        .is_some_and(|authority| authority.bot_has_power(bot))
+    {
+        let mut content = state
+            .content("m.room.power_levels", "")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        if !content["users"].is_object() {
+            content["users"] = serde_json::json!({});
+        }
+        content["users"][bot.as_str()] = crate::rooms::power_levels::BOT_LEVEL.into();
+        homeserver
+            .set_state(&sender, room_id, "m.room.power_levels", "", &content)
+            .await?;
+    }
+    tracing::info!(%room_id, "the sender brought the tenant bot into the room with power: the bot manages it from now on");
+    Ok(())
 }
