@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openmeet_appservice::config::{Database, DatabaseUrl};
-use openmeet_appservice::store::Store;
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
 use openmeet_appservice::store::rooms::{self, Declaration, Declared, RoomStatus};
+use openmeet_appservice::store::{Store, job_keys, members};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug)]
@@ -421,7 +421,7 @@ fn an_idempotency_key_queues_one_job_even_when_callers_race(backend: Backend) {
             std::thread::spawn(move || {
                 let mut conn = store.connection().unwrap();
                 start.wait();
-                jobs::enqueue_once(&mut conn, &job, "message:k1", 0).unwrap()
+                job_keys::enqueue_once(&mut conn, &job, "message:k1", 0).unwrap()
             })
         })
         .collect();
@@ -436,12 +436,12 @@ fn an_idempotency_key_queues_one_job_even_when_callers_race(backend: Backend) {
     assert_eq!(claim(&store, "w", 1, 1), vec![first]);
     assert!(finish(&store, first, "w", succeeded(), 2));
     let mut conn = store.connection().unwrap();
-    let (again, queued) = jobs::enqueue_once(&mut conn, &job("t1"), "message:k1", 3).unwrap();
+    let (again, queued) = job_keys::enqueue_once(&mut conn, &job("t1"), "message:k1", 3).unwrap();
     assert_eq!(
         (again.id, again.status, queued),
         (first, JobStatus::Succeeded, false)
     );
-    let (other, queued) = jobs::enqueue_once(&mut conn, &job("t2"), "message:k1", 3).unwrap();
+    let (other, queued) = job_keys::enqueue_once(&mut conn, &job("t2"), "message:k1", 3).unwrap();
     assert!(queued && other.id != first, "a key is per tenant");
 }
 
@@ -479,11 +479,11 @@ fn scheduled_jobs_count_as_due_once_their_time_has_come(backend: Backend) {
         kind: "lift".into(),
         payload: json!({}),
     };
-    jobs::enqueue_keyed(conn, &job("a"), "unmute:1", 5_000, 0).unwrap();
-    jobs::enqueue_keyed(conn, &job("a"), "unmute:2", 9_000, 0).unwrap();
-    jobs::enqueue_keyed(conn, &job("b"), "unban:1", 4_000, 0).unwrap();
+    job_keys::enqueue_keyed(conn, &job("a"), "unmute:1", 5_000, 0).unwrap();
+    job_keys::enqueue_keyed(conn, &job("a"), "unmute:2", 9_000, 0).unwrap();
+    job_keys::enqueue_keyed(conn, &job("b"), "unban:1", 4_000, 0).unwrap();
     // Due at once (an Idempotency-Key, not a schedule) and unkeyed: never counted.
-    jobs::enqueue_keyed(conn, &job("a"), "message:1", 0, 0).unwrap();
+    job_keys::enqueue_keyed(conn, &job("a"), "message:1", 0, 0).unwrap();
     jobs::enqueue(conn, &job("a"), 0).unwrap();
     assert_eq!(scheduled_due_by_tenant(conn, 1_000).unwrap(), []);
     let mut due = scheduled_due_by_tenant(conn, 6_000).unwrap();
@@ -522,17 +522,17 @@ fn a_declaration_and_its_members_are_stored_once_and_read_back_by_slug(backend: 
             .collect()
     };
     let stored = |conn: &mut _| -> Vec<(String, Option<String>)> {
-        rooms::members(conn, room.id)
+        members::members(conn, room.id)
             .unwrap()
             .into_iter()
             .map(|m| (m.user_id, m.role))
             .collect()
     };
     let first = members(&[("@a:s", "host"), ("@b:s", "participant")]);
-    assert!(rooms::declare_members_of_new_room(conn, room.id, &first, 7).unwrap());
-    assert!(!rooms::declare_members(conn, room.id, &first, 8).unwrap());
+    assert!(members::declare_members_of_new_room(conn, room.id, &first, 7).unwrap());
+    assert!(!members::declare_members(conn, room.id, &first, 8).unwrap());
     let next = members(&[("@a:s", "moderator"), ("@c:s", "participant")]);
-    assert!(rooms::declare_members(conn, room.id, &next, 9).unwrap());
+    assert!(members::declare_members(conn, room.id, &next, 9).unwrap());
     assert_eq!(
         stored(conn),
         [

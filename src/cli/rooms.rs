@@ -75,7 +75,7 @@ pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
             let Some(room) = rooms::find(&mut conn, &tenant, &kind, &slug)? else {
                 bail!("no room {tenant}/{kind}/{slug} is declared: see `rooms list`");
             };
-            let members = rooms::members(&mut conn, room.id)?;
+            let members = crate::store::members::members(&mut conn, room.id)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"room": room, "members": members}))?

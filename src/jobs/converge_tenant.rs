@@ -28,7 +28,7 @@ pub fn queue(conn: &mut DbConnection, tenant_id: &str, now_ms: i64) -> Result<Jo
         kind: KIND.to_owned(),
         payload: json!({}),
     };
-    job_store::enqueue_keyed(conn, &job, KEY, now_ms, now_ms)
+    crate::store::job_keys::enqueue_keyed(conn, &job, KEY, now_ms, now_ms)
 }
 
 /// The tenant's latest fan-out, unless it ended badly: what a tenant-wide call that changes
@@ -39,7 +39,7 @@ pub fn queue_if_changed(
     changed: bool,
     now_ms: i64,
 ) -> Result<Job, StoreError> {
-    match job_store::find_keyed(conn, tenant_id, KEY)? {
+    match crate::store::job_keys::find_keyed(conn, tenant_id, KEY)? {
         Some(job)
             if !changed && !job.status.ended_badly() && job.status != JobStatus::Cancelled =>
         {

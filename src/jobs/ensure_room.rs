@@ -183,7 +183,7 @@ async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobErro
             let Some(room) = room_store::get(c, room_key)? else {
                 return Ok(None);
             };
-            let members = room_store::members(c, room_key)?;
+            let members = crate::store::members::members(c, room_key)?;
             let moderation = moderation::for_room(c, &room.tenant_id, room_key)?;
             Ok(Some(Declared {
                 members: member_state::member_states(&members, &moderation),
@@ -280,7 +280,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     app.store
         .write(move |c| {
             c.write(|c| {
-                room_store::record_applied_levels(c, room_key, &applied, now)?;
+                crate::store::members::record_applied_levels(c, room_key, &applied, now)?;
                 moderation::forget_lifted(c, room_key, &read, job_id, CONVERGING_KINDS)
             })
         })

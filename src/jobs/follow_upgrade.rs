@@ -106,7 +106,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                 }
                 // Not ready again until members and levels are applied in the new room.
                 room_store::set_status(c, room_key, RoomStatus::Pending, None, now)?;
-                room_store::forget_applied_levels(c, room_key, now)?;
+                crate::store::members::forget_applied_levels(c, room_key, now)?;
                 Ok(true)
             })
         })

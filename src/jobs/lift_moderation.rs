@@ -59,10 +59,10 @@ pub fn schedule(
                     user_id: user_id.to_owned(),
                 }),
             };
-            job_store::enqueue_keyed(conn, &job, &key, at, now_ms)?;
+            crate::store::job_keys::enqueue_keyed(conn, &job, &key, at, now_ms)?;
         }
         None => {
-            job_store::cancel_keyed(conn, tenant_id, &key, now_ms)?;
+            crate::store::job_keys::cancel_keyed(conn, tenant_id, &key, now_ms)?;
         }
     }
     Ok(())

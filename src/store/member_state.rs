@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::members::Member;
 use super::moderation::{Kind, Moderation, Scope};
-use super::rooms::Member;
 
 /// One user's place in a room's declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,12 @@
 
 mod connection;
 pub mod inbox;
+mod inbox_rows;
+pub mod job_keys;
 mod job_status;
 pub mod jobs;
 pub mod member_state;
+pub mod members;
 pub mod migrations;
 pub mod moderation;
 pub mod moderation_log;

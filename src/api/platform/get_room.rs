@@ -23,7 +23,7 @@ pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
             let Some(room) = room_store::find(c, &tenant, kind, &slug)? else {
                 return Ok(None);
             };
-            let members = room_store::members(c, room.id)?;
+            let members = crate::store::members::members(c, room.id)?;
             let moderation = moderation::for_room(c, &room.tenant_id, room.id)?;
             Ok(Some((
                 room,

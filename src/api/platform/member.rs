@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
 use super::put_room::{MemberBody, declared_members};
-use crate::store::rooms as room_store;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +71,7 @@ async fn change(
     reason: Option<String>,
 ) -> Result<Accepted, PlatformError> {
     room.queue_on_live_room(move |conn, room, now| {
-        let changed = room_store::set_member(
+        let changed = crate::store::members::set_member(
             conn,
             room.id,
             &user_id,

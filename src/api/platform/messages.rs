@@ -17,7 +17,7 @@ use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
 use crate::jobs::send_message::{self, Message, MessageType};
 use crate::rooms::FieldError;
-use crate::store::jobs;
+use crate::store::{job_keys, jobs};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// At most this many characters in an `Idempotency-Key`.
@@ -65,7 +65,7 @@ pub async fn post(
             .call
             .app
             .store
-            .run(move |c| jobs::find_keyed(c, &tenant, &key))
+            .run(move |c| job_keys::find_keyed(c, &tenant, &key))
             .await?;
         if let Some(first) = first {
             count(true);
@@ -80,7 +80,7 @@ pub async fn post(
             let Some(key) = key else {
                 return Ok(Ok(jobs::enqueue(conn, &job, now)?));
             };
-            let (job, queued) = jobs::enqueue_once(conn, &job, &key, now)?;
+            let (job, queued) = job_keys::enqueue_once(conn, &job, &key, now)?;
             seen.store(!queued, Ordering::Relaxed);
             Ok(Ok(job))
         })

@@ -67,9 +67,9 @@ fn store(
     let (room, declared) = room_store::declare(conn, declaration, now)?;
     let members_changed = match (members, declared) {
         (Some(members), Declared::New) => {
-            room_store::declare_members_of_new_room(conn, room.id, members, now)?
+            crate::store::members::declare_members_of_new_room(conn, room.id, members, now)?
         }
-        (Some(members), _) => room_store::declare_members(conn, room.id, members, now)?,
+        (Some(members), _) => crate::store::members::declare_members(conn, room.id, members, now)?,
         (None, _) => false,
     };
     call::ensure_if_changed(conn, &room, declared.changed() || members_changed, now)
@@ -178,7 +178,8 @@ mod tests {
         let (requeued, count) = statements(conn, "picnic", Some(&changed));
         assert_eq!(count, 6);
         assert_ne!(requeued.id, same.id);
-        let stored = room_store::members(conn, requeued.room_key.expect("a room")).expect("read");
+        let stored =
+            crate::store::members::members(conn, requeued.room_key.expect("a room")).expect("read");
         let roles: Vec<(&str, Option<&str>)> = stored
             .iter()
             .map(|m| (m.user_id.as_str(), m.role.as_deref()))
