@@ -105,7 +105,7 @@ async fn clear(
     state: &matrix::RoomState,
 ) -> Result<(usize, Vec<String>), JobError> {
     let homeserver = &app.homeserver();
-    homeserver.unpublish(bot, room_id).await?;
+    homeserver.set_published(bot, room_id, false).await?;
     if state
         .content("m.room.canonical_alias", "")
         .is_some_and(|content| content.as_object().is_some_and(|c| !c.is_empty()))

@@ -171,14 +171,6 @@ impl Client {
         }
     }
 
-    /// Takes the room out of the public room directory.
-    pub async fn unpublish(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error> {
-        let request =
-            set_room_visibility::v3::Request::new(room_id.to_owned(), Visibility::Private);
-        self.send(request, Some(bot)).await?;
-        Ok(())
-    }
-
     /// `bot` leaves the room and forgets it; a bot already out counts as done.
     pub async fn ensure_left_and_forgotten(
         &self,
