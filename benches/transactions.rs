@@ -22,8 +22,8 @@
 //! TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench transactions
 //! ```
 //!
-//! Without `TEST_POSTGRES_URL` PostgreSQL is an embedded throwaway cluster. Under `cargo test` (no
-//! `--bench` argument) the binary does nothing.
+//! `BENCH_BACKENDS=sqlite` measures one backend only. Without `TEST_POSTGRES_URL` PostgreSQL is an
+//! embedded throwaway cluster. Under `cargo test` (no `--bench` argument) the binary does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly by design
 
 #[path = "../tests/support/mod.rs"]
@@ -108,7 +108,7 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     let mut reports = vec![runtime.block_on(bench_null_server())];
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in backends() {
         let fresh = DaemonConfig::new("bench", None);
         let database_url = match backend {
             Backend::Sqlite => fresh.database_url,
@@ -128,6 +128,19 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create target/bench");
     std::fs::write(dir.join("transactions.md"), &markdown).expect("write the report");
     println!("written to {}", dir.join("transactions.md").display());
+}
+
+/// The backends to measure: both, or those `BENCH_BACKENDS` names (`sqlite,postgres`).
+fn backends() -> Vec<Backend> {
+    let chosen = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    chosen
+        .split(',')
+        .map(|name| match name.trim() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" => Backend::Postgres,
+            other => panic!("BENCH_BACKENDS: {other:?} is not sqlite or postgres"),
+        })
+        .collect()
 }
 
 /// What answered the pushes.

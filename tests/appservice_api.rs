@@ -163,6 +163,21 @@ async fn retried_events_under_a_new_txn_id_are_processed_once(backend: Backend) 
     );
     wait_processed(&daemon, 3.0).await;
     assert_eq!(stored_ids(&daemon), ["$a", "$b", "$c"]);
+
+    // After a restart the dedupe still knows every stored event (on SQLite it is a set in memory,
+    // loaded from the table), and an event twice in one transaction is stored once.
+    let mut daemon = daemon;
+    daemon.stop();
+    daemon.restart().await;
+    let d = message("$d", ROOM, ALICE, "d");
+    let c = message("$c", ROOM, ALICE, "c");
+    daemon.push_ok("3", transaction(&[c, d.clone(), d])).await;
+    assert_eq!(
+        daemon.metric("openmeet_as_events_received_total", "").await,
+        1.0,
+        "only $d is new after the restart"
+    );
+    assert_eq!(stored_ids(&daemon), ["$a", "$b", "$c", "$d"]);
 }
 
 async fn lower_txn_id_after_a_reset_is_still_processed(backend: Backend) {

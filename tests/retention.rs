@@ -17,11 +17,12 @@ use openmeet_appservice::config::Config;
 use openmeet_appservice::config::sample::{SampleTokens, render};
 use openmeet_appservice::jobs::prune;
 use openmeet_appservice::on_backend;
+use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::rooms::{self, Declaration};
-use openmeet_appservice::store::{DbConnection, Store};
+use openmeet_appservice::store::{DbConnection, Store, unix_ms};
 use serde_json::json;
 use support::Backend;
 
@@ -206,6 +207,9 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     }
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
 
+    // The event-id dedupe now holds every stored event (on SQLite a set in memory, loaded here).
+    assert_eq!(record(&app, "t0", &["$old0", "$new0"]).await, 0);
+
     // Day 8.5: the inbox rows are half a day old and stay; jobs ended before day 6.5 go.
     clock.0.store(8 * DAY + DAY / 2, Ordering::SeqCst);
     let deleted = prune::prune(&app, &shutdown).await.unwrap();
@@ -289,10 +293,41 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     let audit =
         moderation_log::list(&mut app.store.connection().unwrap(), None, None, 0, 10).unwrap();
     assert_eq!(audit.iter().map(|e| e.at).collect::<Vec<_>>(), [9 * DAY]);
+
+    // A pruned event is forgotten by the dedupe (its memory stays bounded on SQLite), a kept one
+    // is not.
+    assert_eq!(record(&app, "t1", &["$old0", "$new0"]).await, 1);
     drop(app);
     if backend_is_postgres(&url) {
         support::postgres::drop_database(&url);
     }
+}
+
+/// Stores a transaction of messages with `event_ids` as the acknowledgement does; returns how
+/// many of them were new.
+async fn record(app: &App, txn_id: &str, event_ids: &[&str]) -> usize {
+    let events = event_ids
+        .iter()
+        .map(|id| NewEvent {
+            event_id: (*id).into(),
+            room_id: "!r:x".into(),
+            event_type: "m.room.message".into(),
+            sender: "@u:x".into(),
+            state_key: None,
+            event_json: "{}".into(),
+        })
+        .collect();
+    let txn = IncomingTransaction {
+        txn_id: txn_id.into(),
+        fingerprint: txn_id.into(),
+        received_at: unix_ms(app.clock.now()),
+        unreadable: false,
+        events,
+        quarantined: Vec::new(),
+    };
+    let (_, recorded) = app.store.record_transaction(txn).await.unwrap();
+    assert!(!recorded.duplicate);
+    recorded.new_events
 }
 
 fn backend_is_postgres(url: &str) -> bool {

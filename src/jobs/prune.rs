@@ -62,6 +62,9 @@ pub async fn prune(
             }
             tokio::task::yield_now().await;
         }
+        if table == Table::InboxEvents && total > 0 {
+            app.store.forget_pruned_events().await?;
+        }
         if total > 0 {
             tracing::info!(
                 table = table.name(),

@@ -6,11 +6,15 @@
 //! stored again; pending events are handed out in `id` order, one batch at a time across all
 //! processes sharing the database.
 
+use std::collections::HashSet;
+use std::sync::PoisonError;
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
 use super::inbox_rows::InsertRows;
 use super::schema::{as_transactions, inbox_events, quarantine};
+use super::seen_events::{self, SeenEvents};
 use super::{Backend, DbConnection, Store, StoreError};
 use crate::{on_backend, write_transaction};
 
@@ -62,10 +66,87 @@ pub struct Recorded {
     pub reset_from: Option<i64>,
 }
 
-/// Stores `txn` in one write transaction (see the module's guarantees).
-pub fn record_transaction(
+impl Store {
+    /// Stores `txn` (see the module's guarantees) as a write someone waits for, and hands it back
+    /// with what storing it did.
+    pub async fn record_transaction(
+        &self,
+        txn: IncomingTransaction,
+    ) -> Result<(IncomingTransaction, Recorded), StoreError> {
+        let seen = self.seen_events.clone();
+        self.write(move |conn| {
+            let recorded = match (seen, &mut *conn) {
+                (Some(seen), DbConnection::Sqlite(c)) => {
+                    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                    let seen = match &mut *seen {
+                        Some(seen) => seen,
+                        empty => empty.insert(SeenEvents::load(c)?),
+                    };
+                    record_new_to_sqlite(conn, &txn, seen)?
+                }
+                _ => {
+                    let events: Vec<&NewEvent> = txn.events.iter().collect();
+                    record(conn, &txn, &events)?
+                }
+            };
+            Ok((txn, recorded))
+        })
+        .await
+    }
+
+    /// SQLite: lets the event-id dedupe forget what the retention pruner deleted (call it after a
+    /// pruning pass). Nothing to do on PostgreSQL, where the table is the dedupe.
+    pub async fn forget_pruned_events(&self) -> Result<(), StoreError> {
+        let Some(seen) = self.seen_events.clone() else {
+            return Ok(());
+        };
+        self.write_in_background(move |conn| {
+            let first_row_id: Option<i64> = on_backend!(conn, c => inbox_events::table
+                .select(diesel::dsl::min(inbox_events::id))
+                .get_result(c))?;
+            if let Some(seen) = seen.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                seen.forget_below(first_row_id);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// SQLite: stores only the events `seen` does not hold (nor the transaction twice), then adds
+/// them to `seen` once committed.
+fn record_new_to_sqlite(
     conn: &mut DbConnection,
     txn: &IncomingTransaction,
+    seen: &mut SeenEvents,
+) -> Result<Recorded, StoreError> {
+    let mut fingerprints = Vec::with_capacity(txn.events.len());
+    let mut in_this_one: HashSet<_, seen_events::BuildFingerprintHasher> =
+        HashSet::with_capacity_and_hasher(txn.events.len(), Default::default());
+    let mut events = Vec::with_capacity(txn.events.len());
+    for event in &txn.events {
+        let fingerprint = seen_events::fingerprint(&event.event_id);
+        if !seen.contains(&fingerprint) && in_this_one.insert(fingerprint) {
+            fingerprints.push(fingerprint);
+            events.push(event);
+        }
+    }
+    let recorded = record(conn, txn, &events)?;
+    if !recorded.duplicate && !events.is_empty() {
+        let last_row_id: Option<i64> = on_backend!(conn, c => inbox_events::table
+            .select(diesel::dsl::max(inbox_events::id))
+            .get_result(c))?;
+        seen.remember(last_row_id.unwrap_or_default(), fingerprints);
+    }
+    Ok(recorded)
+}
+
+/// Stores `txn` with `events` (its events, or on SQLite those not seen before) in one write
+/// transaction.
+fn record(
+    conn: &mut DbConnection,
+    txn: &IncomingTransaction,
+    events: &[&NewEvent],
 ) -> Result<Recorded, StoreError> {
     let txn_number = txn.txn_id.parse::<i64>().ok();
     let recorded = write_transaction!(conn, c => {
@@ -91,7 +172,7 @@ pub fn record_transaction(
         if inserted == 0 {
             return Ok(Recorded { duplicate: true, ..Recorded::default() });
         }
-        let new_events = c.insert_events(&txn.txn_id, txn.received_at, &txn.events)?;
+        let new_events = c.insert_events(&txn.txn_id, txn.received_at, events)?;
         c.insert_quarantined(&txn.quarantined)?;
         // Synapse counts up from 1 after its database is reset; a txnId merely below the highest
         // (e.g. concurrent pushes committing out of order) is not a reset.

@@ -21,12 +21,13 @@ const SQLITE_MAX_ROWS: usize = 128;
 
 /// Inserting many rows, each backend its own way.
 pub(super) trait InsertRows {
-    /// Inserts the events not stored yet, in order; returns how many were new.
+    /// Inserts `events` in order — on PostgreSQL skipping those stored before (the unique index
+    /// decides; on SQLite the caller did) — and returns how many were stored.
     fn insert_events(
         &mut self,
         txn_id: &str,
         received_at: i64,
-        events: &[NewEvent],
+        events: &[&NewEvent],
     ) -> QueryResult<usize>;
     fn insert_quarantined(&mut self, entries: &[NewQuarantine]) -> QueryResult<()>;
 }
@@ -39,7 +40,7 @@ impl InsertRows for PgConnection {
         &mut self,
         txn_id: &str,
         received_at: i64,
-        events: &[NewEvent],
+        events: &[&NewEvent],
     ) -> QueryResult<usize> {
         if events.is_empty() {
             return Ok(0);
@@ -67,15 +68,15 @@ impl InsertRows for PgConnection {
     }
 }
 
-/// SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING` statements (diesel cannot write a
-/// multi-row upsert for SQLite), in chunks of powers of two so that each size is prepared once
-/// per connection and then reused from diesel's statement cache.
+/// SQLite: multi-row `INSERT` statements of events the caller found new (`store/seen_events.rs`;
+/// the table has no unique index to conflict on), in chunks of powers of two so that each size is
+/// prepared once per connection and then reused from diesel's statement cache.
 impl InsertRows for SqliteConnection {
     fn insert_events(
         &mut self,
         txn_id: &str,
         received_at: i64,
-        mut events: &[NewEvent],
+        mut events: &[&NewEvent],
     ) -> QueryResult<usize> {
         let mut new = 0;
         while !events.is_empty() {
@@ -109,12 +110,12 @@ impl InsertRows for SqliteConnection {
 const INSERT_EVENTS: &str = "INSERT INTO inbox_events \
     (event_id, room_id, event_type, sender, state_key, event_json, txn_id, received_at) ";
 
-/// `INSERT … VALUES (…), … ON CONFLICT (event_id) DO NOTHING` for one chunk of events. Its SQL
-/// depends only on the row count, so diesel caches the prepared statement by its text.
+/// `INSERT … VALUES (…), …` for one chunk of events. Its SQL depends only on the row count, so
+/// diesel caches the prepared statement by its text.
 struct InsertEventsValues<'a> {
     txn_id: &'a str,
     received_at: i64,
-    events: &'a [NewEvent],
+    events: &'a [&'a NewEvent],
 }
 
 impl<DB> QueryFragment<DB> for InsertEventsValues<'_>
@@ -147,7 +148,6 @@ where
             out.push_bind_param::<BigInt, _>(&self.received_at)?;
             out.push_sql(")");
         }
-        out.push_sql(" ON CONFLICT (event_id) DO NOTHING");
         Ok(())
     }
 }

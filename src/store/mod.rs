@@ -17,17 +17,19 @@ pub mod moderation_log;
 pub mod retention;
 pub mod rooms;
 pub mod schema;
+mod seen_events;
 pub mod state;
 pub mod status;
 mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::r2d2::{self, Pool};
 
 use self::connection::Manager;
 pub use self::connection::{DbConnection, sqlite_write};
+use self::seen_events::SeenEvents;
 use self::writer::Writer;
 use crate::config::{self, DatabaseUrl};
 use crate::on_backend;
@@ -58,6 +60,9 @@ pub struct Store {
     backend: Backend,
     /// SQLite's one writer, shared in this process (see `writer.rs`). `None` on PostgreSQL.
     writer: Option<Arc<Writer>>,
+    /// SQLite's event-id dedupe (see `seen_events.rs`), loaded at the first transaction. `None` on
+    /// PostgreSQL.
+    seen_events: Option<Arc<Mutex<Option<SeenEvents>>>>,
 }
 
 impl Store {
@@ -79,10 +84,12 @@ impl Store {
             .error_handler(Box::new(LogErrors))
             .build_unchecked(Manager::new(database.url.clone(), database.acquire_timeout));
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(Writer::default()));
+        let seen_events = (backend == Backend::Sqlite).then(Arc::default);
         Self {
             pool,
             backend,
             writer,
+            seen_events,
         }
     }
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, empty_object};
 use crate::app::App;
 use crate::probe;
-use crate::store::inbox::{self, IncomingTransaction, NewEvent, NewQuarantine};
+use crate::store::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
 
 /// Synapse's own limit for a transaction body.
@@ -54,13 +54,7 @@ pub async fn handler(
     // Parsed before taking SQLite's write turn, so concurrent pushes parse side by side.
     let txn = parse(txn_id, &body, received_at);
     drop(body);
-    let stored = app
-        .store
-        .write(move |conn| {
-            let recorded = inbox::record_transaction(conn, &txn)?;
-            Ok((txn, recorded))
-        })
-        .await;
+    let stored = app.store.record_transaction(txn).await;
     let response = match stored {
         Ok((txn, recorded)) => {
             let metrics = &app.metrics;
