@@ -75,3 +75,30 @@ fn a_command_on_an_unmigrated_database_says_to_migrate() {
     let (code, _, stderr) = config.cli_as_written(&["jobs", "list", "-c", "{config}"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `migrate --revert 1` undoes the newest migration, and `migrate` applies it again.
+#[test]
+fn the_newest_migration_can_be_reverted_and_applied_again() {
+    let config = DaemonConfig::new("cli-revert", None);
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "--revert", "1", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    let newest = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
+    )
+    .unwrap()
+    .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+    .filter(|name| !name.ends_with(".md"))
+    .max()
+    .unwrap();
+    // diesel names a migration by its version: the folder's date and number without dashes.
+    let (version, _) = newest.split_once('_').unwrap();
+    assert!(
+        stderr.contains(&format!("reverted {}", version.replace('-', ""))),
+        "{stderr}"
+    );
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("applied"), "{stderr}");
+}

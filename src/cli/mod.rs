@@ -68,7 +68,12 @@ enum Command {
     /// Print the registration YAML for Synapse's app_service_config_files.
     Registration,
     /// Apply pending database migrations, then exit.
-    Migrate,
+    Migrate {
+        /// Instead, revert the N most recently applied migrations (before running an older
+        /// binary on this database; see migrations/README.md).
+        #[arg(long, value_name = "N")]
+        revert: Option<usize>,
+    },
     /// Preflight: config, database, homeserver, as_token, sender, and an appservice ping round trip.
     #[command(after_help = check::EXIT_CODES_HELP)]
     Check,
@@ -128,8 +133,14 @@ pub fn main() -> ExitCode {
         Command::Registration => finish(load(&path, log_format).map(|config| {
             print!("{}", Registration::from_config(&config).to_yaml());
         })),
-        Command::Migrate => finish(load(&path, log_format).and_then(|config| {
+        Command::Migrate { revert } => finish(load(&path, log_format).and_then(|config| {
             let app = App::new(config, Arc::new(SystemClock))?;
+            if let Some(count) = revert {
+                for name in app.store.revert_migrations(count)? {
+                    eprintln!("reverted {name}");
+                }
+                return Ok(());
+            }
             let applied = app.store.migrate()?;
             if applied.is_empty() {
                 eprintln!("the database is up to date");

@@ -13,20 +13,54 @@ const MIGRATION_LOCK: i64 = 0x006f_6d61_736d_6967; // "omasmig"
 
 /// Applies pending migrations and returns the names of those applied.
 pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
-    let applied = match conn {
+    change(conn, Change::ApplyPending)
+}
+
+/// Reverts the `count` most recently applied migrations, newest first (to roll the binary back
+/// past a release whose schema the older one cannot use); returns their names.
+pub fn revert_last(conn: &mut DbConnection, count: usize) -> Result<Vec<String>, StoreError> {
+    change(conn, Change::RevertLast(count))
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    ApplyPending,
+    RevertLast(usize),
+}
+
+/// Makes `change` with the backend's migrations; on PostgreSQL under the advisory lock, so one
+/// replica migrates while the others wait.
+fn change(conn: &mut DbConnection, change: Change) -> Result<Vec<String>, StoreError> {
+    let changed = match conn {
         DbConnection::Postgres(c) => {
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
-            let result = c
-                .run_pending_migrations(POSTGRES)
-                .map(|v| v.iter().map(ToString::to_string).collect());
+            let result = make(c, || POSTGRES, change);
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
             result
         }
-        DbConnection::Sqlite(c) => c
-            .run_pending_migrations(SQLITE)
-            .map(|v| v.iter().map(ToString::to_string).collect()),
+        DbConnection::Sqlite(c) => make(c, || SQLITE, change),
     };
-    applied.map_err(|error| StoreError::Migration(error.to_string()))
+    changed.map_err(|error| StoreError::Migration(error.to_string()))
+}
+
+fn make<DB: diesel::backend::Backend>(
+    harness: &mut impl MigrationHarness<DB>,
+    // Each harness call takes the source by value; the embedded sets are constants.
+    source: fn() -> EmbeddedMigrations,
+    change: Change,
+) -> diesel::migration::Result<Vec<String>> {
+    match change {
+        Change::ApplyPending => harness
+            .run_pending_migrations(source())
+            .map(|v| v.iter().map(ToString::to_string).collect()),
+        Change::RevertLast(count) => (0..count)
+            .map(|_| {
+                harness
+                    .revert_last_migration(source())
+                    .map(|v| v.to_string())
+            })
+            .collect(),
+    }
 }
 
 /// Names of the migrations not yet applied.

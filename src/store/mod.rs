@@ -178,6 +178,11 @@ impl Store {
         migrations::run_pending(&mut *self.connection()?)
     }
 
+    /// Reverts the `count` most recently applied migrations; returns their names, newest first.
+    pub fn revert_migrations(&self, count: usize) -> Result<Vec<String>, StoreError> {
+        migrations::revert_last(&mut *self.connection()?, count)
+    }
+
     /// A round trip to the database, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| {
