@@ -30,12 +30,14 @@
 mod support;
 
 mod common;
-use common::{cpu_seconds, mib, ms, percentile, proc_status_kib, row, table};
+use common::daemon::{Backend, SERVER_NAME, backends, fresh_copy, start_daemon, start_synapse};
+use common::load::{Put, put_all};
+use common::{cpu_seconds, mib, ms, percentile, proc_status_kib, row, table, write_report};
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,9 +48,6 @@ use sha2::{Digest, Sha256};
 use support::daemon::{BIN, Daemon, DaemonConfig};
 use support::events;
 use support::matrix_client::http_client;
-use support::synapse::Synapse;
-
-const SERVER_NAME: &str = "openmeet.test";
 
 /// A measured load: (events per transaction, transactions in flight, transactions).
 #[derive(Clone, Copy, PartialEq)]
@@ -95,52 +94,16 @@ fn main() {
         println!("transactions: a benchmark; run it with `cargo bench --bench transactions`");
         return;
     }
-    // Synapse loads the registration of this config; every daemon below is a copy of it.
-    let mut base = DaemonConfig::new("bench", None);
-    base.server_name = SERVER_NAME.into();
-    base.log_level = "info".into();
-    let synapse = Synapse::start(SERVER_NAME, &[base.registration()]);
-    base.appservice_port_registered = true;
-    base.homeserver_url = synapse.url.clone();
+    let (_synapse, base) = start_synapse();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = common::runtime();
     let mut reports = vec![runtime.block_on(bench_null_server())];
     for backend in backends() {
-        let fresh = DaemonConfig::new("bench", None);
-        let database_url = match backend {
-            Backend::Sqlite => fresh.database_url,
-            Backend::Postgres => support::postgres::fresh_database("bench_transactions"),
-        };
-        let config = DaemonConfig {
-            dir: fresh.dir,
-            database_url,
-            ..base.clone()
-        };
+        let config = fresh_copy(&base, backend.fresh_database("bench_transactions"));
         reports.push(runtime.block_on(bench_backend(backend, config)));
     }
 
-    let markdown = render(&reports);
-    println!("\n{markdown}");
-    let dir = support::python::repo_root().join("target").join("bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    std::fs::write(dir.join("transactions.md"), &markdown).expect("write the report");
-    println!("written to {}", dir.join("transactions.md").display());
-}
-
-/// The backends to measure: both, or those `BENCH_BACKENDS` names (`sqlite,postgres`).
-fn backends() -> Vec<Backend> {
-    let chosen = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
-    chosen
-        .split(',')
-        .map(|name| match name.trim() {
-            "sqlite" => Backend::Sqlite,
-            "postgres" => Backend::Postgres,
-            other => panic!("BENCH_BACKENDS: {other:?} is not sqlite or postgres"),
-        })
-        .collect()
+    write_report("transactions.md", &render(&reports));
 }
 
 /// What answered the pushes.
@@ -148,12 +111,6 @@ fn backends() -> Vec<Backend> {
 enum Server {
     Null,
     Daemon(Backend),
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Backend {
-    Sqlite,
-    Postgres,
 }
 
 impl Server {
@@ -283,9 +240,8 @@ async fn bench_backend(backend: Backend, config: DaemonConfig) -> ServerReport {
     eprintln!("== {}", server.name());
     let fresh_start = time_start(&config).await;
     let migrated_start = time_start(&config).await;
-    let daemon = Daemon::start(config).await;
+    let daemon = start_daemon(config).await;
     let pid = daemon.pid().expect("the daemon runs");
-    wait_ready(&daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_kib = proc_status_kib(pid, "VmRSS");
     let idle_anon_kib = proc_status_kib(pid, "RssAnon");
@@ -385,23 +341,6 @@ fn terminate(child: &mut Child) {
     );
 }
 
-async fn wait_ready(daemon: &Daemon) {
-    let url = format!(
-        "http://127.0.0.1:{}/health/ready",
-        daemon.config.metrics_port
-    );
-    let client = http_client();
-    support::eventually(
-        "the daemon to be ready",
-        Duration::from_secs(30),
-        || async {
-            let response = client.get(&url).send().await.ok()?;
-            (response.status() == StatusCode::OK).then_some(())
-        },
-    )
-    .await;
-}
-
 /// Where the pushes go: the null server, or a daemon (whose inbox is then waited for).
 struct Target<'a> {
     base: String,
@@ -486,91 +425,22 @@ impl<'a> Load<'a> {
         bodies: Vec<(String, Bytes)>,
         in_flight: usize,
     ) -> (Vec<Duration>, usize) {
-        let queue = Arc::new(Mutex::new(bodies.into_iter()));
+        let queue = Mutex::new(bodies.into_iter());
         let base = format!("{}/_matrix/app/v1/transactions/", self.target.base);
         let token = self.target.token.clone();
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..in_flight {
-            let (queue, client, base, token) = (
-                queue.clone(),
-                self.client.clone(),
-                base.clone(),
-                token.clone(),
-            );
-            workers.spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0;
-                loop {
-                    let Some((txn_id, body)) = queue.lock().expect("queue lock").next() else {
-                        break;
-                    };
-                    let started = Instant::now();
-                    let response = client
-                        .put(format!("{base}{txn_id}"))
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let ok = match response {
-                        Ok(response) => {
-                            let status = response.status();
-                            let _ = response.bytes().await;
-                            status == StatusCode::OK
-                        }
-                        Err(_) => false,
-                    };
-                    latencies.push(started.elapsed());
-                    errors += usize::from(!ok);
-                }
-                (latencies, errors)
-            });
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        while let Some(result) = workers.join_next().await {
-            let (latencies, worker_errors) = result.expect("a load worker panicked");
-            all.extend(latencies);
-            errors += worker_errors;
-        }
-        (all, errors)
+        put_all(&self.client, in_flight, StatusCode::OK, move || {
+            let (txn_id, body) = queue.lock().expect("queue lock").next()?;
+            let (url, token) = (format!("{base}{txn_id}"), token.clone());
+            Some(Put { url, token, body })
+        })
+        .await
     }
 
     /// Waits until the daemon's inbox processor has worked off every stored event (every 5 ms,
     /// one scrape of the metrics each time).
     async fn wait_inbox_processed(&self) {
-        let Some(daemon) = self.target.daemon else {
-            return;
-        };
-        let url = format!("http://127.0.0.1:{}/metrics", daemon.config.metrics_port);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let text = self
-                .client
-                .get(&url)
-                .send()
-                .await
-                .expect("metrics answer")
-                .text()
-                .await
-                .expect("metrics body");
-            let value = |name: &str| -> f64 {
-                text.lines()
-                    .filter(|line| {
-                        line.starts_with(name) && line[name.len()..].starts_with(['{', ' '])
-                    })
-                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                    .sum()
-            };
-            let received = value("openmeet_as_events_received_total");
-            if value("openmeet_as_events_processed_total") >= received {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the inbox did not drain in 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if let Some(daemon) = self.target.daemon {
+            common::metrics::wait_inbox_processed(&self.client, daemon).await;
         }
     }
 }

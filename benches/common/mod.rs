@@ -1,6 +1,11 @@
-//! What both benchmarks share: reading a process's CPU time and memory from /proc, latency
-//! percentiles, and the padded markdown tables of their reports.
+//! What both benchmarks share: the daemon's backends, config and readiness ([`daemon`]), its
+//! metrics ([`metrics`]), the load loop ([`load`]), reading a process's CPU time and memory from
+//! /proc, latency percentiles, and the padded markdown tables of their reports.
 #![allow(dead_code)]
+
+pub mod daemon;
+pub mod load;
+pub mod metrics;
 
 use std::time::Duration;
 
@@ -49,6 +54,14 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// The ids of the processes running now (the numeric entries of /proc).
+pub fn pids() -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").expect("read /proc");
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+}
+
 /// utime + stime of a process, in seconds; `None` when it is gone.
 pub fn try_cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -72,4 +85,23 @@ pub fn proc_status_kib(pid: u32, key: &str) -> u64 {
         .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// The multi-threaded tokio runtime a benchmark drives its load from.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Prints a report and writes it to `target/bench/{file}`.
+pub fn write_report(file: &str, markdown: &str) {
+    println!("\n{markdown}");
+    let dir = crate::support::python::repo_root()
+        .join("target")
+        .join("bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    std::fs::write(dir.join(file), markdown).expect("write the report");
+    println!("written to {}", dir.join(file).display());
 }
