@@ -16,4 +16,5 @@ pub mod rooms;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod tenant_moves;
 pub mod watchdog;

@@ -1,7 +1,8 @@
 //! SIGHUP: read the config file again and put it in force without dropping a request — tenants
 //! added or removed, platform and admin tokens, hs_tokens (a rotation), the as_token, the log
 //! level, job limits. Listeners and the database keep what they started with (a restart changes
-//! them). A config that does not load is refused whole and the running one stays.
+//! them). A config that does not load, or that moves a tenant with rooms to another homeserver
+//! (`tenant_moves`), is refused whole and the running one stays.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,8 +66,8 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
         notes.push("jobs.worker_id changes at the next restart");
         new.jobs.worker_id = old.jobs.worker_id.clone();
     }
-    let registration_changed = crate::registration::Registration::from_config(&new).to_yaml()
-        != crate::registration::Registration::from_config(&old).to_yaml();
+    crate::tenant_moves::refuse_moves(&old, &new, &app.store).map_err(|error| error.to_string())?;
+    let changed_registrations = changed_registrations(&old, &new);
     let added: Vec<String> = new
         .tenants
         .iter()
@@ -99,12 +100,26 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
         if notes.is_empty() { "" } else { "; " },
         notes.join("; ")
     );
-    if registration_changed {
+    for id in changed_registrations {
         tracing::warn!(
-            "the registration derived from the new config differs from the old one: print it with `openmeet-appservice registration`, install it in Synapse's app_service_config_files and restart Synapse (an hs_token list rotation needs this only when its first token changed)"
+            homeserver = %id,
+            "the registration derived from the new config differs from the old one: print it with `openmeet-appservice registration --homeserver {id}`, install it in that Synapse's app_service_config_files and restart that Synapse (an hs_token list rotation needs this only when its first token changed)"
         );
     }
     app.health.config_changed.notify_one();
     app.jobs_wakeup.notify_one();
     Ok(())
+}
+
+/// The ids of the homeservers whose registration differs between `old` and `new` (added ones too).
+fn changed_registrations(old: &Config, new: &Config) -> Vec<String> {
+    let render = |homeserver: &crate::config::HomeserverConfig<'_>| {
+        crate::registration::Registration::of(homeserver).to_yaml()
+    };
+    new.homeservers()
+        .filter(|homeserver| {
+            old.homeserver_by_id(homeserver.id).map(|old| render(&old)) != Some(render(homeserver))
+        })
+        .map(|homeserver| homeserver.id.to_owned())
+        .collect()
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::daemon::DaemonConfig;
+use support::daemon::{DaemonConfig, ExtraHomeserver};
 
 fn sqlite_file(config: &DaemonConfig) -> PathBuf {
     PathBuf::from(config.database_url.strip_prefix("sqlite://").unwrap())
@@ -101,4 +101,100 @@ fn the_newest_migration_can_be_reverted_and_applied_again() {
     let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("applied"), "{stderr}");
+}
+
+/// A config with a second homeserver `eu-b` (not running), tenant B on it.
+fn two_homeservers(name: &str) -> DaemonConfig {
+    let mut config = DaemonConfig::new(name, None);
+    let mut second = ExtraHomeserver::new(
+        "eu-b",
+        &format!("http://127.0.0.1:{}", support::python::free_port()),
+        "matrix-b.test",
+    );
+    second.tenants.push("tenantB".into());
+    config.tenants.push(("tenantB".into(), "Tenant B".into()));
+    config.homeservers.push(second);
+    config
+}
+
+#[test]
+fn registration_prints_each_homeservers_own_registration() {
+    let config = two_homeservers("cli-registrations");
+    let second = &config.homeservers[0];
+    let (code, default, stderr) = config.cli(&["registration"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, explicit, stderr) = config.cli(&["registration", "--homeserver", "default"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(default, explicit);
+    assert!(
+        default.contains(&format!("as_token: {}", config.tokens.as_token))
+            && default.contains(r"test\.openmeet\.invalid")
+            && !default.contains("matrix-b"),
+        "{default}"
+    );
+    let (code, of_b, stderr) = config.cli(&["registration", "--homeserver", "eu-b"]);
+    assert_eq!(code, 0, "{stderr}");
+    let of_b: serde_yaml::Value = serde_yaml::from_str(&of_b).unwrap();
+    assert_eq!(
+        of_b["as_token"].as_str(),
+        Some(second.tokens.as_token.as_str())
+    );
+    assert_eq!(
+        of_b["hs_token"].as_str(),
+        Some(second.tokens.hs_token.as_str())
+    );
+    assert_eq!(of_b["sender_localpart"].as_str(), Some("openmeet-bot"));
+    assert_eq!(
+        of_b["namespaces"]["users"][0]["regex"].as_str(),
+        Some(r"@openmeet-bot(-[a-z0-9._=/-]+)?:matrix-b\.test")
+    );
+    assert_eq!(
+        of_b["namespaces"]["aliases"][0]["regex"].as_str(),
+        Some(r"#(event|group)-.+:matrix-b\.test")
+    );
+}
+
+#[test]
+fn an_unknown_homeserver_id_exits_2_and_lists_the_known_ones() {
+    let config = two_homeservers("cli-unknown-homeserver");
+    for line in [
+        &["registration", "--homeserver", "eu-c"][..],
+        &["check", "--homeserver", "eu-c"],
+    ] {
+        let (code, stdout, stderr) = config.cli(line);
+        assert_eq!(code, 2, "`{}`: {stdout}{stderr}", line.join(" "));
+        assert!(
+            stderr.contains("\"eu-c\"")
+                && stderr.contains("the known homeservers are default, eu-b"),
+            "`{}` said: {stderr}",
+            line.join(" ")
+        );
+        assert!(!stdout.contains("as_token"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_one_block_per_homeserver() {
+    // Neither homeserver runs: each block fails at its first step, and the exit code is the
+    // first failing homeserver's (12: the homeserver does not answer).
+    let config = two_homeservers("cli-check-blocks");
+    let (code, stdout, stderr) = config.cli(&["check"]);
+    assert_eq!(code, 12, "{stdout}{stderr}");
+    let default_block = stdout.find("homeserver default (test.openmeet.invalid):");
+    let second_block = stdout.find("homeserver eu-b (matrix-b.test):");
+    assert!(
+        matches!((default_block, second_block), (Some(a), Some(b)) if a < b),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.matches("FAIL the homeserver at").count(),
+        2,
+        "one failure per homeserver: {stderr}"
+    );
+    assert!(stderr.contains(&config.homeservers[0].url), "{stderr}");
+
+    let (code, stdout, stderr) = config.cli(&["check", "--homeserver", "eu-b"]);
+    assert_eq!(code, 12, "{stdout}{stderr}");
+    assert!(!stdout.contains("homeserver default"), "{stdout}");
+    assert_eq!(stderr.matches("FAIL").count(), 1, "{stderr}");
 }

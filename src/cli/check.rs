@@ -1,6 +1,7 @@
 //! `check`: the preflight as a command, with a distinct exit code per failure and a sentence
-//! saying how to fix it. When nothing listens on `listen.appservice`, `check` answers Synapse's
-//! ping itself for the duration, so it also works before the daemon is deployed.
+//! saying how to fix it; one block per homeserver (or the one `--homeserver` names). When nothing
+//! listens on `listen.appservice`, `check` answers Synapse's ping itself for the duration, so it
+//! also works before the daemon is deployed.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,8 +14,9 @@ use crate::matrix::preflight::{self, Step};
 use crate::observability::logging;
 use crate::store::migrations;
 
-pub const EXIT_CODES_HELP: &str = "Exit codes:
+pub const EXIT_CODES_HELP: &str = "Exit codes (with several homeservers: the first failing one's):
   0   every check passed
+  2   --homeserver names no configured homeserver
   10  the config is invalid
   11  the database is unreachable
   12  the homeserver does not answer
@@ -35,7 +37,7 @@ fn exit_code(step: Step) -> u8 {
     }
 }
 
-pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
+pub fn run(path: &Path, homeserver: Option<&str>, log_format: Option<LogFormat>) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(error) => {
@@ -45,6 +47,21 @@ pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
         }
     };
     logging::init("warn", log_format.unwrap_or(config.logging.format));
+    let ids: Vec<String> = match homeserver {
+        Some(id) if config.homeserver_by_id(id).is_none() => {
+            eprintln!(
+                "FAIL --homeserver {id:?} is not in the config: the known homeservers are {} (`default` is the top-level one)",
+                config.homeserver_ids().join(", ")
+            );
+            return ExitCode::from(super::USAGE);
+        }
+        Some(id) => vec![id.to_owned()],
+        None => config
+            .homeserver_ids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    };
     println!("ok   config {} is valid", path.display());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -53,18 +70,35 @@ pub fn run(path: &Path, log_format: Option<LogFormat>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match App::new(config, Arc::new(SystemClock)) {
-        Ok(app) => runtime.block_on(checks(app)),
-        Err(error) => {
-            eprintln!("FAIL {error}");
-            ExitCode::from(exit_code(preflight::Step::Versions))
+    if let Err(code) = runtime.block_on(database(&config)) {
+        return code;
+    }
+    let mut outcome = ExitCode::SUCCESS;
+    let several = !config.additional_homeservers.is_empty();
+    for id in ids {
+        let focused = config
+            .for_homeserver(&id)
+            .expect("the ids are the config's own");
+        if several || homeserver.is_some() {
+            println!("homeserver {id} ({}):", focused.homeserver.server_name);
+        }
+        let code = match App::new(focused, Arc::new(SystemClock)) {
+            Ok(app) => runtime.block_on(homeserver_checks(app)),
+            Err(error) => {
+                eprintln!("FAIL {error}");
+                ExitCode::from(exit_code(preflight::Step::Versions))
+            }
+        };
+        if outcome == ExitCode::SUCCESS {
+            outcome = code;
         }
     }
+    outcome
 }
 
-async fn checks(app: Arc<App>) -> ExitCode {
-    let config = app.config().clone();
-    let store = app.store.clone();
+async fn database(config: &Config) -> Result<(), ExitCode> {
+    let store = crate::store::Store::new(&config.database);
+    let described = config.database.url.describe();
     match tokio::task::spawn_blocking(move || {
         store
             .connection()
@@ -72,27 +106,30 @@ async fn checks(app: Arc<App>) -> ExitCode {
     })
     .await
     {
-        Ok(Ok(pending)) if pending.is_empty() => println!(
-            "ok   database {} is reachable and migrated",
-            config.database.url.describe()
-        ),
+        Ok(Ok(pending)) if pending.is_empty() => {
+            println!("ok   database {described} is reachable and migrated");
+        }
         Ok(Ok(pending)) => println!(
-            "ok   database {} is reachable; {} migration(s) pending (`serve` applies them, or run `migrate`)",
-            config.database.url.describe(),
+            "ok   database {described} is reachable; {} migration(s) pending (`serve` applies them, or run `migrate`)",
             pending.len()
         ),
         Ok(Err(error)) => {
             eprintln!(
-                "FAIL database {}: {error}: check database.url and that the database server is running.",
-                config.database.url.describe()
+                "FAIL database {described}: {error}: check database.url and that the database server is running."
             );
-            return ExitCode::from(11);
+            return Err(ExitCode::from(11));
         }
         Err(error) => {
             eprintln!("FAIL database check did not finish: {error}");
-            return ExitCode::from(11);
+            return Err(ExitCode::from(11));
         }
     }
+    Ok(())
+}
+
+/// The preflight against the homeserver `app`'s config has in the default place.
+async fn homeserver_checks(app: Arc<App>) -> ExitCode {
+    let config = app.config();
     // Answer Synapse's ping ourselves when no daemon listens on the appservice address.
     let responder = match tokio::net::TcpListener::bind(config.listen.appservice).await {
         Ok(listener) => {
@@ -106,6 +143,7 @@ async fn checks(app: Arc<App>) -> ExitCode {
     let result = run_steps(&app).await;
     if let Some(responder) = responder {
         responder.abort();
+        let _ = responder.await;
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

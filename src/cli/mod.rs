@@ -65,8 +65,17 @@ enum Command {
         #[arg(long)]
         blank_tokens: bool,
     },
-    /// Print the registration YAML for Synapse's app_service_config_files.
-    Registration,
+    /// Print one homeserver's registration YAML for its Synapse's app_service_config_files.
+    #[command(
+        long_about = "Print one homeserver's registration YAML for its Synapse's app_service_config_files.\n\n\
+            Each homeserver's Synapse loads its own registration, with namespaces on that homeserver's \
+            server_name. Without --homeserver: the top-level (default) homeserver's."
+    )]
+    Registration {
+        /// The homeservers[].id to print the registration of; `default` or absent: the top-level one.
+        #[arg(long, value_name = "ID")]
+        homeserver: Option<String>,
+    },
     /// Apply pending database migrations, then exit.
     Migrate {
         /// Instead, revert the N most recently applied migrations (before running an older
@@ -74,9 +83,13 @@ enum Command {
         #[arg(long, value_name = "N")]
         revert: Option<usize>,
     },
-    /// Preflight: config, database, homeserver, as_token, sender, and an appservice ping round trip.
+    /// Preflight: config, database, and per homeserver: reachable, as_token, sender, and an appservice ping round trip.
     #[command(after_help = check::EXIT_CODES_HELP)]
-    Check,
+    Check {
+        /// Check only this homeservers[].id (`default`: the top-level one); absent: every homeserver, one block each.
+        #[arg(long, value_name = "ID")]
+        homeserver: Option<String>,
+    },
     /// Operator tools over the job table.
     Jobs {
         #[command(subcommand)]
@@ -108,7 +121,7 @@ enum Command {
 }
 
 /// Exit status for a command line that lacks something (clap's own usage errors exit 2 too).
-const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -129,10 +142,20 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::GenerateConfig { .. } => unreachable!("answered above"),
-        Command::Check => check::run(&path, log_format),
-        Command::Registration => finish(load(&path, log_format).map(|config| {
-            print!("{}", Registration::from_config(&config).to_yaml());
-        })),
+        Command::Check { homeserver } => check::run(&path, homeserver.as_deref(), log_format),
+        Command::Registration { homeserver } => match load(&path, log_format) {
+            Err(error) => finish(Err(error)),
+            Ok(config) => match pick_homeserver(&config, homeserver.as_deref()) {
+                Ok(homeserver) => {
+                    print!("{}", Registration::of(&homeserver).to_yaml());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(USAGE)
+                }
+            },
+        },
         Command::Migrate { revert } => finish(load(&path, log_format).and_then(|config| {
             let app = App::new(config, Arc::new(SystemClock))?;
             if let Some(count) = revert {
@@ -176,6 +199,21 @@ pub fn main() -> ExitCode {
                 .and_then(|config| moderation::run(config, command)),
         ),
     }
+}
+
+/// The homeserver `--homeserver ID` names (absent: the default one), or a sentence listing the
+/// known ids.
+fn pick_homeserver<'c>(
+    config: &'c Config,
+    id: Option<&str>,
+) -> Result<crate::config::HomeserverConfig<'c>, String> {
+    let id = id.unwrap_or(crate::config::DEFAULT_ID);
+    config.homeserver_by_id(id).ok_or_else(|| {
+        format!(
+            "--homeserver {id:?} is not in the config: the known homeservers are {} (`default` is the top-level one)",
+            config.homeserver_ids().join(", ")
+        )
+    })
 }
 
 /// Like [`load`], for commands that read what the daemon stored: a SQLite file that is not there

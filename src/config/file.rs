@@ -12,6 +12,9 @@ pub struct FileConfig {
     pub homeserver: HomeserverSection,
     #[serde(default)]
     pub appservice: AppserviceSection,
+    /// More homeservers, each with its own registration (DESIGN §13).
+    #[serde(default)]
+    pub homeservers: Vec<HomeserversEntry>,
     #[serde(default)]
     pub listen: ListenSection,
     #[serde(default)]
@@ -82,6 +85,32 @@ pub struct AppserviceSection {
     pub url: Option<String>,
 }
 
+impl AppserviceSection {
+    /// Takes `id`, `sender_localpart` and `bot_prefix` from `top` where this section leaves them out.
+    pub fn inherit(&mut self, top: &Self) {
+        for (own, top) in [
+            (&mut self.id, &top.id),
+            (&mut self.sender_localpart, &top.sender_localpart),
+            (&mut self.bot_prefix, &top.bot_prefix),
+        ] {
+            if own.is_none() {
+                own.clone_from(top);
+            }
+        }
+    }
+}
+
+/// One `homeservers[]` entry: an id, and the same two sections as the top level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserversEntry {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub homeserver: HomeserverSection,
+    #[serde(default)]
+    pub appservice: AppserviceSection,
+}
+
 /// `hs_token` may be one token or, during a rotation, a list with the current one first.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -127,6 +156,8 @@ pub struct TenantSection {
     pub name: Option<String>,
     pub api_token: Option<String>,
     pub api_token_file: Option<PathBuf>,
+    /// The `homeservers[].id` its rooms live on; absent: the top-level homeserver.
+    pub homeserver: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

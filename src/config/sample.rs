@@ -73,6 +73,21 @@ appservice:
   # Where Synapse reaches the daemon's appservice listener; goes into the registration.
   url: http://127.0.0.1:8009
 
+# More homeservers, for tenants that have their own Matrix server (compliance, region). Each has an
+# id ([a-z0-9-]+, not "default"), a homeserver section and an appservice section shaped like the
+# two above; appservice id, sender_localpart and bot_prefix default to the ones above. Each
+# homeserver's Synapse loads its own registration: `openmeet-appservice registration --homeserver ID`.
+# Tokens must differ from every other homeserver's. Tenants pick one with `homeserver: ID`.
+# homeservers:
+#   - id: eu-tenant-a
+#     homeserver:
+#       url: https://matrix-a.example.org
+#       server_name: matrix-a.example.org
+#     appservice:
+#       as_token_file: /run/secrets/eu-tenant-a/as_token
+#       hs_token_file: /run/secrets/eu-tenant-a/hs_token
+#       url: http://openmeet-appservice:8009
+
 listen:
   # Synapse only. Use 0.0.0.0:8009 in a container.
   appservice: 127.0.0.1:8009
@@ -95,10 +110,13 @@ database:
 
 tenants:
   # One entry per OpenMeet tenant: its id (kept as given in room aliases), a display name, and the
-  # token OpenMeet core presents on the platform API for this tenant.
+  # token OpenMeet core presents on the platform API for this tenant. `homeserver: ID` puts its
+  # bot and rooms on one of `homeservers` (default: the top-level one); it cannot change while the
+  # tenant has rooms (a reload that does so is refused).
   - id: lsdfaopkljdfs
     name: OpenMeet
     api_token: {tenant_token}
+    # homeserver: eu-tenant-a
 
 # Guards GET /v1/status on the platform listener; leave it out to turn that route off.
 admin_token: {admin_token}

@@ -16,6 +16,17 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `presented` is one of `secrets`, comparing SHA-256 digests in constant time so
+    /// that neither the content nor the length of a secret leaks through timing.
+    pub fn any_matches(secrets: &[Secret], presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let presented = Sha256::digest(presented.as_bytes());
+        secrets.iter().fold(false, |found, secret| {
+            found | bool::from(Sha256::digest(secret.0.as_bytes()).ct_eq(&presented))
+        })
+    }
 }
 
 impl fmt::Debug for Secret {

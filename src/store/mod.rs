@@ -20,6 +20,7 @@ pub mod schema;
 mod seen_events;
 pub mod state;
 pub mod status;
+pub mod tenant_rooms;
 mod writer;
 
 use std::sync::{Arc, Mutex};

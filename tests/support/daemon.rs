@@ -70,6 +70,32 @@ pub struct DaemonConfig {
     pub extra_secrets: Vec<String>,
     /// hs_tokens accepted after `tokens.hs_token` (a rotation in progress).
     pub previous_hs_tokens: Vec<String>,
+    /// `homeservers[]`: more homeservers, each with its own tokens and tenants.
+    pub homeservers: Vec<ExtraHomeserver>,
+}
+
+/// A `homeservers[]` entry of a test config.
+#[derive(Clone, Debug)]
+pub struct ExtraHomeserver {
+    pub id: String,
+    pub url: String,
+    pub server_name: String,
+    pub tokens: Tokens,
+    /// The ids of the config's tenants that live on it (`tenants[].homeserver`).
+    pub tenants: Vec<String>,
+}
+
+impl ExtraHomeserver {
+    /// `id` at `url` for `server_name`, with fresh tokens and no tenants yet.
+    pub fn new(id: &str, url: &str, server_name: &str) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            server_name: server_name.into(),
+            tokens: Tokens::fresh(),
+            tenants: Vec::new(),
+        }
+    }
 }
 
 impl DaemonConfig {
@@ -99,6 +125,7 @@ impl DaemonConfig {
             probe_interval_seconds: 0,
             extra_secrets: Vec::new(),
             previous_hs_tokens: Vec::new(),
+            homeservers: Vec::new(),
             dir,
         }
     }
@@ -112,12 +139,42 @@ impl DaemonConfig {
             .tenants
             .iter()
             .map(|(id, name)| {
+                let homeserver = self
+                    .homeservers
+                    .iter()
+                    .find(|homeserver| homeserver.tenants.contains(id))
+                    .map(|homeserver| format!(", homeserver: {}", homeserver.id))
+                    .unwrap_or_default();
                 format!(
-                    "  - {{id: {id}, name: {name:?}, api_token: {}}}\n",
+                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}}}\n",
                     self.tenant_token(id)
                 )
             })
             .collect();
+        let homeservers: String = self
+            .homeservers
+            .iter()
+            .map(|homeserver| {
+                format!(
+                    "  - id: {}\n    homeserver: {{url: {:?}, server_name: {}, timeout_seconds: {}, check_interval_seconds: {}, probe_interval_seconds: {}}}\n    \
+                     appservice: {{as_token: {}, hs_token: {}, url: 'http://127.0.0.1:{}'}}\n",
+                    homeserver.id,
+                    homeserver.url,
+                    homeserver.server_name,
+                    self.homeserver_timeout_seconds,
+                    self.check_interval_seconds,
+                    self.probe_interval_seconds,
+                    homeserver.tokens.as_token,
+                    homeserver.tokens.hs_token,
+                    self.appservice_port
+                )
+            })
+            .collect();
+        let homeservers = if homeservers.is_empty() {
+            homeservers
+        } else {
+            format!("homeservers:\n{homeservers}")
+        };
         format!(
             "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n  \
              check_interval_seconds: {check}\n  probe_interval_seconds: {probe}\n{room_version}\
@@ -125,7 +182,7 @@ impl DaemonConfig {
              as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
              listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
              database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
-             tenants:\n{tenants}\
+             tenants:\n{tenants}{homeservers}\
              logging:\n  level: {log_level}\n{log_format}{extra}",
             hs = self.homeserver_url,
             timeout = self.homeserver_timeout_seconds,
@@ -173,6 +230,10 @@ impl DaemonConfig {
         let mut secrets = vec![self.tokens.as_token.clone(), self.tokens.hs_token.clone()];
         secrets.extend(self.tenants.iter().map(|(id, _)| self.tenant_token(id)));
         secrets.extend(self.extra_secrets.iter().cloned());
+        for homeserver in &self.homeservers {
+            secrets.push(homeserver.tokens.as_token.clone());
+            secrets.push(homeserver.tokens.hs_token.clone());
+        }
         secrets.extend(self.previous_hs_tokens.iter().cloned());
         secrets
     }
@@ -229,6 +290,18 @@ impl DaemonConfig {
         let (code, stdout, stderr) = self.cli(&["registration"]);
         assert_eq!(code, 0, "registration failed: {stderr}");
         let path = self.dir.join("registration.yaml");
+        std::fs::write(&path, stdout).expect("write the registration");
+        path
+    }
+
+    /// The registration `registration --homeserver ID` prints, written next to the config.
+    pub fn registration_of(&self, homeserver: &str) -> PathBuf {
+        let (code, stdout, stderr) = self.cli(&["registration", "--homeserver", homeserver]);
+        assert_eq!(
+            code, 0,
+            "registration --homeserver {homeserver} failed: {stderr}"
+        );
+        let path = self.dir.join(format!("registration-{homeserver}.yaml"));
         std::fs::write(&path, stdout).expect("write the registration");
         path
     }
