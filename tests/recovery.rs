@@ -43,6 +43,7 @@ impl Homeserver {
             port: Some(free_port()),
             workdir: Some(scratch_dir("synapse")),
             database_dir: keep_database.then(|| scratch_dir("synapse-db")),
+            mas: false,
         };
         config.homeserver_url = format!("http://127.0.0.1:{}", placement.port.unwrap());
         Self {

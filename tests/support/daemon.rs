@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::matrix_client::http_client;
 use super::python::free_port;
+pub use super::second_homeserver::ExtraHomeserver;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_openmeet-appservice");
 
@@ -74,30 +75,6 @@ pub struct DaemonConfig {
     pub homeservers: Vec<ExtraHomeserver>,
 }
 
-/// A `homeservers[]` entry of a test config.
-#[derive(Clone, Debug)]
-pub struct ExtraHomeserver {
-    pub id: String,
-    pub url: String,
-    pub server_name: String,
-    pub tokens: Tokens,
-    /// The ids of the config's tenants that live on it (`tenants[].homeserver`).
-    pub tenants: Vec<String>,
-}
-
-impl ExtraHomeserver {
-    /// `id` at `url` for `server_name`, with fresh tokens and no tenants yet.
-    pub fn new(id: &str, url: &str, server_name: &str) -> Self {
-        Self {
-            id: id.into(),
-            url: url.into(),
-            server_name: server_name.into(),
-            tokens: Tokens::fresh(),
-            tenants: Vec::new(),
-        }
-    }
-}
-
 impl DaemonConfig {
     /// A config in a fresh directory, on `database_url` (`None`: a SQLite file in that directory),
     /// pointing at a homeserver that is not there unless `homeserver_url` is changed.
@@ -139,42 +116,14 @@ impl DaemonConfig {
             .tenants
             .iter()
             .map(|(id, name)| {
-                let homeserver = self
-                    .homeservers
-                    .iter()
-                    .find(|homeserver| homeserver.tenants.contains(id))
-                    .map(|homeserver| format!(", homeserver: {}", homeserver.id))
-                    .unwrap_or_default();
+                let homeserver = ExtraHomeserver::of_tenant(&self.homeservers, id);
                 format!(
                     "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}}}\n",
                     self.tenant_token(id)
                 )
             })
             .collect();
-        let homeservers: String = self
-            .homeservers
-            .iter()
-            .map(|homeserver| {
-                format!(
-                    "  - id: {}\n    homeserver: {{url: {:?}, server_name: {}, timeout_seconds: {}, check_interval_seconds: {}, probe_interval_seconds: {}}}\n    \
-                     appservice: {{as_token: {}, hs_token: {}, url: 'http://127.0.0.1:{}'}}\n",
-                    homeserver.id,
-                    homeserver.url,
-                    homeserver.server_name,
-                    self.homeserver_timeout_seconds,
-                    self.check_interval_seconds,
-                    self.probe_interval_seconds,
-                    homeserver.tokens.as_token,
-                    homeserver.tokens.hs_token,
-                    self.appservice_port
-                )
-            })
-            .collect();
-        let homeservers = if homeservers.is_empty() {
-            homeservers
-        } else {
-            format!("homeservers:\n{homeservers}")
-        };
+        let homeservers = ExtraHomeserver::section(&self.homeservers, self);
         format!(
             "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n  \
              check_interval_seconds: {check}\n  probe_interval_seconds: {probe}\n{room_version}\

@@ -120,7 +120,53 @@ pub async fn register_user(hs_url: &str, localpart: &str) -> TestUser {
     }
 }
 
+/// A human on a MAS-delegated Synapse (`Placement { mas: true, .. }`): the stand-in MAS at
+/// `mas_url` provisions `@localpart` and a device on Synapse as MAS does, and hands out an access
+/// token that it vouches for when Synapse introspects it. The stand-in of an OAuth login.
+pub async fn login_via_mas(mas_url: &str, localpart: &str) -> TestUser {
+    let answer = expect_ok(
+        &format!("a stand-in MAS session for {localpart}"),
+        request(
+            mas_url,
+            None,
+            Method::POST,
+            "/_test/sessions",
+            Some(json!({ "localpart": localpart })),
+        )
+        .await,
+    );
+    TestUser {
+        user_id: answer["user_id"]
+            .as_str()
+            .expect("user_id in the stand-in's answer")
+            .to_owned(),
+        access_token: answer["access_token"]
+            .as_str()
+            .expect("access_token in the stand-in's answer")
+            .to_owned(),
+    }
+}
+
+/// How many token introspections the stand-in MAS at `mas_url` answered, and how many of them
+/// it refused (`active: false`).
+pub async fn mas_introspections(mas_url: &str) -> (u64, u64) {
+    let stats = expect_ok(
+        "the stand-in MAS's stats",
+        request(mas_url, None, Method::GET, "/_test/stats", None).await,
+    );
+    (
+        stats["introspections"].as_u64().expect("introspections"),
+        stats["refused"].as_u64().expect("refused"),
+    )
+}
+
 impl TestUser {
+    /// `GET /account/whoami` as this user: the status and the answer, unchecked.
+    pub async fn whoami(&self, hs: &str) -> (StatusCode, Value) {
+        self.request(hs, Method::GET, "/_matrix/client/v3/account/whoami", None)
+            .await
+    }
+
     /// Any client-server call as this user; `path` starts with `/_matrix/`.
     pub async fn request(
         &self,

@@ -3,12 +3,17 @@
 Usage (with the test venv's python, see testenv.sh):
 
     python synapse.py --workdir DIR --port PORT --server-name NAME \
-        [--registration FILE ...]
+        [--registration FILE ...] [--mas]
 
 Writes DIR/homeserver.yaml, starts Synapse as a child process and prints one
 line `READY <url>` on stdout once the client API answers. It then waits until
 its stdin reaches EOF (the test process that started it has exited, even if it
 was killed) or it receives SIGTERM/SIGINT, stops Synapse and exits.
+
+With --mas, Synapse delegates authentication to a stand-in Matrix Authentication Service
+(`_mas.py`, run in this process; `matrix_authentication_service` in homeserver.yaml, which records
+its endpoint and shared secret): humans get their tokens from the stand-in, appservices still use
+their as_token.
 
 Everything except the READY line goes to stderr. Synapse's own log is
 DIR/homeserver.log; what Synapse prints before its logging is set up (config
@@ -30,6 +35,7 @@ import urllib.request
 
 import yaml  # PyYAML, a dependency of Synapse
 
+from _mas import StandIn
 from _watchdog import kill_with_parent, watch_stdin
 
 START_TIMEOUT_S = 120
@@ -148,7 +154,7 @@ def write_log_config(workdir):
     return path
 
 
-def write_config(args, db_dir):
+def write_config(args, db_dir, mas=None):
     workdir = args.workdir
     signing_key = os.path.join(workdir, "signing.key")
     write_signing_key(signing_key)
@@ -191,6 +197,15 @@ def write_config(args, db_dir):
         "url_preview_enabled": False,
         **RATE_LIMITS,
     }
+    if mas is not None:
+        # MSC3861: Synapse asks MAS about every token that is not an appservice's; registration
+        # and passwords are MAS's business then (Synapse refuses to start with them on).
+        config["enable_registration"] = False
+        config["matrix_authentication_service"] = {
+            "enabled": True,
+            "endpoint": mas.url + "/",
+            "secret": mas.secret,
+        }
     path = os.path.join(workdir, "homeserver.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
@@ -256,6 +271,11 @@ def main():
     parser.add_argument("--server-name", required=True)
     parser.add_argument("--registration", action="append", default=[])
     parser.add_argument(
+        "--mas",
+        action="store_true",
+        help="delegate authentication to a stand-in Matrix Authentication Service (MSC3861)",
+    )
+    parser.add_argument(
         "--database-dir",
         help="keep Synapse's SQLite database in this directory (kept at exit, reused by the next start); default: a fresh one, removed at exit",
     )
@@ -281,9 +301,16 @@ def main():
         db_dir, db_on_tmpfs = os.path.abspath(args.database_dir), False
     else:
         db_dir, db_on_tmpfs = database_dir(args.workdir)
+    mas = None
+    url = f"http://127.0.0.1:{args.port}"
+    if args.mas:
+        sessions = os.path.join(args.workdir, "mas_sessions.json")
+        mas = StandIn(base64.b16encode(os.urandom(24)).decode().lower(), args.server_name, sessions)
+        mas.synapse_url = url
+        mas.start()
+        log(f"stand-in MAS at {mas.url}")
     try:
-        config_path = write_config(args, db_dir)
-        url = f"http://127.0.0.1:{args.port}"
+        config_path = write_config(args, db_dir, mas)
         proc = start_synapse(config_path, args.workdir)
         try:
             if not wait_until_ready(proc, url, args.workdir, stop):
@@ -296,6 +323,8 @@ def main():
         finally:
             stop_synapse(proc)
     finally:
+        if mas is not None:
+            mas.stop()
         if db_on_tmpfs:
             shutil.rmtree(db_dir, ignore_errors=True)
 

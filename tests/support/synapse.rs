@@ -27,6 +27,9 @@ pub struct Placement {
     pub port: Option<u16>,
     pub workdir: Option<PathBuf>,
     pub database_dir: Option<PathBuf>,
+    /// Delegate authentication to a stand-in Matrix Authentication Service (MSC3861), as
+    /// OpenMeet's own Synapse does: humans log in through it ([`Synapse::mas_url`]).
+    pub mas: bool,
 }
 
 pub struct Synapse {
@@ -35,6 +38,8 @@ pub struct Synapse {
     pub server_name: String,
     /// homeserver.yaml, homeserver.log, synapse.stderr.log, media_store, ...
     pub workdir: PathBuf,
+    /// The stand-in MAS this Synapse delegates authentication to, if started with `mas`.
+    pub mas_url: Option<String>,
     /// synapse.py, with our end of its stdin: dropping that stops Synapse.
     child: Child,
 }
@@ -76,6 +81,9 @@ impl Synapse {
             args.push("--registration".to_owned());
             args.push(registration.display().to_string());
         }
+        if placement.mas {
+            args.push("--mas".to_owned());
+        }
         let started = std::time::Instant::now();
         match python::spawn_until_ready(
             "synapse.py",
@@ -85,14 +93,23 @@ impl Synapse {
         ) {
             Ok((child, url)) => {
                 eprintln!(
-                    "synapse: {url} ({server_name}) ready in {:.1} s, workdir {}",
+                    "synapse: {url} ({server_name}{}) ready in {:.1} s, workdir {}",
+                    if placement.mas { ", MAS-delegated" } else { "" },
                     started.elapsed().as_secs_f64(),
                     workdir.display()
                 );
+                let mas_url = placement.mas.then(|| {
+                    homeserver_yaml(&workdir)["matrix_authentication_service"]["endpoint"]
+                        .as_str()
+                        .expect("synapse.py --mas writes the stand-in's endpoint")
+                        .trim_end_matches('/')
+                        .to_owned()
+                });
                 Synapse {
                     url,
                     server_name: server_name.to_owned(),
                     workdir,
+                    mas_url,
                     child,
                 }
             }
@@ -124,10 +141,7 @@ impl Synapse {
             #[diesel(sql_type = Text)]
             membership: String,
         }
-        let config = std::fs::read_to_string(self.workdir.join("homeserver.yaml"))
-            .expect("read homeserver.yaml");
-        let config: serde_yaml::Value =
-            serde_yaml::from_str(&config).expect("parse homeserver.yaml");
+        let config = homeserver_yaml(&self.workdir);
         let path = config["database"]["args"]["database"]
             .as_str()
             .expect("Synapse's SQLite path");
@@ -154,6 +168,29 @@ impl Synapse {
     pub fn user_id(&self, localpart: &str) -> String {
         format!("@{localpart}:{}", self.server_name)
     }
+}
+
+/// The homeserver.yaml synapse.py wrote into `workdir`.
+fn homeserver_yaml(workdir: &std::path::Path) -> serde_yaml::Value {
+    let text =
+        std::fs::read_to_string(workdir.join("homeserver.yaml")).expect("read homeserver.yaml");
+    serde_yaml::from_str(&text).expect("parse homeserver.yaml")
+}
+
+/// Runs two start-ups at once (each Synapse start is mostly waiting for its own Python process),
+/// e.g. the default homeserver and the MAS-delegated second one.
+pub fn start_both<A: Send, B: Send>(
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    std::thread::scope(|scope| {
+        let second = scope.spawn(second);
+        let first = first();
+        let second = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second)
+    })
 }
 
 impl Drop for Synapse {
