@@ -67,6 +67,9 @@ enum Command {
     },
     /// Print the registration YAML for Synapse's app_service_config_files.
     Registration,
+    /// Print the platform API's OpenAPI 3.1 document (what `GET /v1/openapi.json` serves; `make
+    /// openapi` writes it to docs/platform-api.openapi.json).
+    Openapi,
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Preflight: config, database, homeserver, as_token, sender, and an appservice ping round trip.
@@ -116,6 +119,10 @@ pub fn main() -> ExitCode {
         print!("{}", render(tokens.as_ref()));
         return ExitCode::SUCCESS;
     }
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::api::platform::openapi::document());
+        return ExitCode::SUCCESS;
+    }
     let Some(path) = cli.config else {
         eprintln!(
             "error: this command needs the config: give -c FILE (before or after the subcommand) or set OPENMEET_AS_CONFIG; `openmeet-appservice generate-config > config.yaml` writes one"
@@ -123,7 +130,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(USAGE);
     };
     match cli.command {
-        Command::GenerateConfig { .. } => unreachable!("answered above"),
+        Command::GenerateConfig { .. } | Command::Openapi => unreachable!("answered above"),
         Command::Check => check::run(&path, log_format),
         Command::Registration => finish(load(&path, log_format).map(|config| {
             print!("{}", Registration::from_config(&config).to_yaml());
