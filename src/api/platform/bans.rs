@@ -22,7 +22,7 @@ use crate::store::moderation::Kind;
 #[schema(as = RoomBan)]
 struct RoomBody {
     /// Why (members see it with the ban): required, not blank, at most 1024 bytes.
-    #[schema(value_type = String, required = true, example = "Spam")]
+    #[schema(value_type = String, required = true, pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$", max_length = 1024, example = "Spam")]
     reason: Option<String>,
     /// Lift it by itself after this many seconds (1 to a year); left out, until lifted.
     #[schema(minimum = 1, maximum = 31_622_400)]
@@ -35,7 +35,7 @@ struct RoomBody {
 #[schema(as = TenantBan)]
 struct TenantBody {
     /// Why (members see it with the ban): required, not blank, at most 1024 bytes.
-    #[schema(value_type = String, required = true, example = "Spam")]
+    #[schema(value_type = String, required = true, pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$", max_length = 1024, example = "Spam")]
     reason: Option<String>,
     /// Lift it by itself after this many seconds (1 to a year); left out, until lifted.
     #[schema(minimum = 1, maximum = 31_622_400)]

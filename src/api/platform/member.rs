@@ -30,7 +30,8 @@ struct PutBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = MemberRemoval)]
 struct DeleteBody {
-    /// Shown with the kick.
+    /// Shown with the kick: no control character but line breaks and tabs.
+    #[schema(pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
     reason: Option<String>,
 }
 
@@ -89,6 +90,9 @@ pub async fn delete(
     body: Bytes,
 ) -> Result<Accepted, PlatformError> {
     let body: DeleteBody = call::body(&body)?;
+    if let Some(reason) = &body.reason {
+        crate::rooms::validate::lines("reason", reason)?;
+    }
     let user_id = room.call.platform_user("user_id", &user_id, NOT_A_MEMBER)?;
     change(&room, user_id.to_string(), None, body.reason).await
 }

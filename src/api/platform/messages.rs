@@ -36,9 +36,10 @@ const MAX_MENTIONED_USERS: usize = 100;
 struct Body {
     /// The plain text (the fallback when `html` is given); not blank. `body` and `html` together
     /// are at most 32 KiB.
-    #[schema(example = "Doors open at 7")]
+    #[schema(pattern = r"\S", example = "Doors open at 7")]
     body: String,
     /// Sent as `format: org.matrix.custom.html`; not blank when given.
+    #[schema(pattern = r"\S")]
     html: Option<String>,
     /// `m.notice` when left out.
     #[schema(value_type = Option<MessageType>)]
@@ -54,6 +55,7 @@ struct Body {
 struct MentionsBody {
     /// Matrix user ids, at most 100.
     #[serde(default)]
+    #[schema(max_items = 100, inline)]
     user_ids: Vec<String>,
     /// Mention the whole room (`@room`).
     #[serde(default)]

@@ -81,7 +81,7 @@ pub fn representation(entry: &Entry) -> ModerationEntry {
 #[into_params(parameter_in = Query)]
 struct Query {
     /// Only this user's entries (a full Matrix user id).
-    #[param(example = "@alice:example.org")]
+    #[param(pattern = r"^@[^:\s]+:\S+$", example = "@alice:example.org")]
     user_id: Option<String>,
     /// Entries after this id (default 0: from the start).
     #[param(minimum = 0, required = false)]

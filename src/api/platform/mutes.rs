@@ -22,6 +22,10 @@ use crate::store::moderation::Kind;
 #[schema(as = Mute)]
 struct Body {
     /// Why, for the audit log: not blank, at most 1024 bytes.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 1024
+    )]
     reason: Option<String>,
     /// Lift it by itself after this many seconds (1 to a year); left out, until lifted.
     #[schema(minimum = 1, maximum = 31_622_400)]

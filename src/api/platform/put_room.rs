@@ -25,8 +25,16 @@ use crate::store::{DbConnection, StoreError};
 #[schema(as = RoomDeclaration)]
 struct Body {
     /// The room's name: one line, not blank, at most 255 bytes (e.g. "Summer Party Chat").
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 255
+    )]
     name: String,
     /// The topic: may span lines, at most 8192 bytes; left out, the room has none declared.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 8192
+    )]
     topic: Option<String>,
     #[schema(value_type = Visibility)]
     visibility: String,
@@ -41,6 +49,7 @@ struct Body {
 #[schema(as = DeclaredMember)]
 pub struct MemberBody {
     /// A Matrix user of this homeserver, not the appservice's own (e.g. "@alice:example.org").
+    #[schema(pattern = r"^@[^:\s]+:\S+$")]
     pub user_id: String,
     /// A role of the room's kind in `roles` of the daemon's config (by default events: host,
     /// moderator, speaker, participant, guest; groups: owner, admin, moderator, member).

@@ -29,12 +29,16 @@ pub const MAX_REASON_BYTES: usize = 1024;
 #[schema(as = Redaction)]
 struct Body {
     /// A Matrix user of this homeserver, not the appservice's own.
-    #[schema(example = "@spammer:example.org")]
+    #[schema(pattern = r"^@[^:\s]+:\S+$", example = "@spammer:example.org")]
     user_id: String,
     /// RFC 3339, not in the future; default 24 hours before the call.
-    #[schema(example = "2026-12-05T10:00:00Z")]
+    #[schema(format = DateTime, example = "2026-12-05T10:00:00Z")]
     since: Option<String>,
     /// Shown in place of each redacted event; not blank, at most 1024 bytes.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 1024
+    )]
     reason: String,
 }
 
@@ -81,6 +85,7 @@ impl Redaction {
             )
             .into());
         }
+        crate::rooms::validate::lines("reason", &body.reason)?;
         if body.reason.len() > MAX_REASON_BYTES {
             return Err(FieldError::new(
                 "reason",

@@ -19,7 +19,7 @@ use crate::store::rooms::{self as room_store, Renamed};
 #[schema(as = Rename)]
 struct Body {
     /// Letters, digits and `. _ = -`, like every slug.
-    #[schema(example = "summer-party-2027")]
+    #[schema(pattern = "^[A-Za-z0-9._=-]+$", example = "summer-party-2027")]
     new_slug: String,
 }
 
