@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help setup demo test lint bench sample
+.PHONY: help setup demo test lint bench sample openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,3 +32,6 @@ sample: ## regenerate config.sample.yaml and registration/example.yaml
 	$(CARGO) run -q -- generate-config --blank-tokens > config.sample.yaml
 	mkdir -p target && sed -E 's/^( *)(as|hs|api|admin)_token: ""/\1\2_token: YOUR-\2-TOKEN-FROM-CONFIG/' config.sample.yaml > target/example-config.yaml
 	$(CARGO) run -q -- registration -c target/example-config.yaml > registration/example.yaml
+
+openapi: ## regenerate docs/platform-api.openapi.json, the platform API's OpenAPI document
+	$(CARGO) run -q -- openapi > docs/platform-api.openapi.json

@@ -20,7 +20,7 @@ use crate::store::{StoreError, inbox, unix_ms};
 /// The newest failed and dead jobs shown per tenant (the queue counts them all).
 pub const FAILED_JOBS_PER_TENANT: i64 = 100;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     pub version: String,
     /// The backend and where it is, without credentials.
@@ -33,20 +33,20 @@ pub struct Status {
     pub tenants: Vec<TenantStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inbox {
     pub pending: i64,
     pub oldest_received_at_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ready {
     pub as_token: bool,
     /// The daemon's last appservice ping round trip; `null` from the command (it cannot know).
     pub ping: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantStatus {
     pub id: String,
     /// `null` for a tenant that is no longer configured but still has jobs.
@@ -63,7 +63,7 @@ pub struct TenantStatus {
     pub failed_jobs: Vec<FailedJobStatus>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queue {
     pub queued: i64,
     pub running: i64,
@@ -75,7 +75,7 @@ pub struct Queue {
     pub oldest_queued_age_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailedJobStatus {
     pub id: i64,
     pub kind: String,

@@ -76,6 +76,9 @@ enum Command {
         #[arg(long, value_name = "ID")]
         homeserver: Option<String>,
     },
+    /// Print the platform API's OpenAPI 3.1 document (what `GET /v1/openapi.json` serves; `make
+    /// openapi` writes it to docs/platform-api.openapi.json).
+    Openapi,
     /// Apply pending database migrations, then exit.
     Migrate {
         /// Instead, revert the N most recently applied migrations (before running an older
@@ -134,6 +137,10 @@ pub fn main() -> ExitCode {
         print!("{}", render(tokens.as_ref()));
         return ExitCode::SUCCESS;
     }
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::api::platform::openapi::document());
+        return ExitCode::SUCCESS;
+    }
     let Some(path) = cli.config else {
         eprintln!(
             "error: this command needs the config: give -c FILE (before or after the subcommand) or set OPENMEET_AS_CONFIG; `openmeet-appservice generate-config > config.yaml` writes one"
@@ -141,7 +148,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(USAGE);
     };
     match cli.command {
-        Command::GenerateConfig { .. } => unreachable!("answered above"),
+        Command::GenerateConfig { .. } | Command::Openapi => unreachable!("answered above"),
         Command::Check { homeserver } => check::run(&path, homeserver.as_deref(), log_format),
         Command::Registration { homeserver } => match load(&path, log_format) {
             Err(error) => finish(Err(error)),

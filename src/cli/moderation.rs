@@ -43,7 +43,7 @@ pub fn run(config: Config, command: ModerationCommand) -> anyhow::Result<()> {
             let entries =
                 moderation_log::list(&mut conn, tenant.as_deref(), user.as_deref(), after, limit)?;
             for entry in entries {
-                let mut line = representation(&entry);
+                let mut line = serde_json::to_value(representation(&entry))?;
                 line["tenant"] = entry.tenant_id.into();
                 println!("{}", serde_json::to_string(&line)?);
             }

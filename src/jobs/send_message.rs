@@ -19,7 +19,7 @@ use crate::store::rooms::{self as room_store, Room};
 pub const KIND: &str = "send_message";
 
 /// `m.notice` (the default: bots do not answer it, and by default it does not notify) or `m.text`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MessageType {
     #[default]
     #[serde(rename = "m.notice")]

@@ -29,7 +29,9 @@ impl FieldError {
 }
 
 /// Whether the room is open to anyone on the server or to invited users only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
@@ -82,12 +84,18 @@ pub fn topic(topic: &str) -> Result<(), FieldError> {
             ),
         ));
     }
-    if topic
+    lines("topic", topic)
+}
+
+/// Text that may span lines (a topic, a reason): no control character but line breaks and tabs.
+/// PostgreSQL cannot store a NUL at all; the other control characters are no better in Matrix.
+pub fn lines(field: &str, text: &str) -> Result<(), FieldError> {
+    if text
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(FieldError::new(
-            "topic",
+            field,
             "holds a control character other than a line break or tab; remove it",
         ));
     }

@@ -8,7 +8,7 @@ use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
 /// Where a declared room stands; stored as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomStatus {
     /// Declared; its job has not made Synapse match yet.

@@ -13,7 +13,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use ruma::{OwnedRoomAliasId, OwnedUserId};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::error::PlatformError;
 use super::{auth, job};
@@ -121,9 +120,14 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str,
         .ok_or(PlatformError::UnknownPath)
 }
 
-/// The request's JSON body as `T`; an empty body reads as `{}` when `T` allows it.
+/// The request's JSON body as `T`; an empty body (or `null`, as the OpenAPI document allows for
+/// an optional body) reads as `{}` when `T` allows it.
 pub fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PlatformError> {
-    let bytes = if bytes.is_empty() { b"{}" } else { bytes };
+    let bytes = if bytes.is_empty() || bytes == b"null" {
+        b"{}"
+    } else {
+        bytes
+    };
     serde_json::from_slice(bytes).map_err(|error| PlatformError::BadBody(error.to_string()))
 }
 
@@ -134,7 +138,9 @@ impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         (
             StatusCode::ACCEPTED,
-            Json(json!({"job": job::representation(&self.0)})),
+            Json(job::JobAccepted {
+                job: job::representation(&self.0),
+            }),
         )
             .into_response()
     }

@@ -6,11 +6,28 @@
 
 use super::call::{Accepted, RoomCall};
 use super::error::PlatformError;
+use super::job::JobAccepted;
+use super::openapi::{RoomPath, TenantErrors};
 use crate::jobs::teardown_room;
 use crate::rooms;
 use crate::store::jobs;
 use crate::store::rooms::{self as room_store, RoomStatus};
 
+/// Tear the room down: alias and directory entry first, then every member out, then the bot
+/// leaves. A repeated DELETE is accepted and answers with the teardown, or queues a fresh one when
+/// that one ended `failed` or `dead`.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
+    operation_id = "delete_room",
+    tag = "rooms",
+    params(RoomPath),
+    responses(
+        (status = 202, description = "Marked deleted; the job tears it down in Synapse.", body = JobAccepted),
+        TenantErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.delete_room", skip_all, fields(tenant = %room.call.tenant.id, kind = %room.kind.as_str(), slug = %room.slug))]
 pub async fn handler(room: RoomCall) -> Result<Accepted, PlatformError> {
     let (tenant, kind, slug) = (room.call.tenant.id.clone(), room.kind, room.slug.clone());

@@ -4,9 +4,40 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::rooms::FieldError;
+
+/// Every error the platform API answers, whatever the status (DESIGN §7).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(
+    example = json!({"error": "no tenant tenantX is configured: add it to tenants in the daemon's config", "code": "unknown_tenant"})
+)]
+pub struct ErrorBody {
+    /// A sentence saying what is wrong and how to fix it.
+    pub error: String,
+    pub code: ErrorCode,
+}
+
+/// The machine code of an error; one per way a call can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MissingToken,
+    UnknownToken,
+    Forbidden,
+    UnknownTenant,
+    NotFound,
+    MethodNotAllowed,
+    InvalidInput,
+    BadBody,
+    Conflict,
+    TooLarge,
+    DatabaseUnavailable,
+    BadRequest,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -46,22 +77,25 @@ pub enum PlatformError {
 }
 
 impl PlatformError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
-            Self::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown_token"),
-            Self::OtherTenant(_) | Self::AdminOnly => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::UnknownTenant(_) => (StatusCode::NOT_FOUND, "unknown_tenant"),
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, ErrorCode::MissingToken),
+            Self::UnknownToken => (StatusCode::UNAUTHORIZED, ErrorCode::UnknownToken),
+            Self::OtherTenant(_) | Self::AdminOnly => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Self::UnknownTenant(_) => (StatusCode::NOT_FOUND, ErrorCode::UnknownTenant),
             Self::NotFound(_) | Self::UnknownPath | Self::StatusDisabled => {
-                (StatusCode::NOT_FOUND, "not_found")
+                (StatusCode::NOT_FOUND, ErrorCode::NotFound)
             }
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
-            Self::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Self::Unreadable { status, .. } => (*status, "bad_request"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            Self::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidInput),
+            Self::BadBody(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadBody),
+            Self::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
+            Self::DatabaseUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::DatabaseUnavailable,
+            ),
+            Self::Unreadable { status, .. } => (*status, ErrorCode::BadRequest),
         }
     }
 }
@@ -82,10 +116,10 @@ impl From<crate::store::StoreError> for PlatformError {
 impl IntoResponse for PlatformError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        (
-            status,
-            Json(json!({"error": self.to_string(), "code": code})),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: self.to_string(),
+            code,
+        };
+        (status, Json(body)).into_response()
     }
 }

@@ -3,14 +3,77 @@
 //! tenant-wide), each with `banned` and `muted` (`null`, or the reason, scope and expiry).
 
 use axum::Json;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::call::RoomCall;
 use super::error::PlatformError;
+use super::openapi::{RoomPath, TenantErrors};
+use crate::rooms::RoomKind;
+use crate::rooms::validate::Visibility;
 use crate::store::member_state::{self, Hold, MemberState};
+use crate::store::rooms::RoomStatus;
 use crate::store::{moderation, rooms as room_store};
 
-pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
+/// A declared room: what the platform declared and what the daemon made of it in Matrix.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    pub tenant: String,
+    #[schema(value_type = RoomKind)]
+    pub kind: String,
+    /// The slug the room has now (after a rename, the new one).
+    pub slug: String,
+    /// `#{kind}-{slug}-{tenant}:{server}`.
+    pub alias: String,
+    pub name: String,
+    pub topic: Option<String>,
+    #[schema(value_type = Visibility)]
+    pub visibility: String,
+    /// The Matrix room, once created; never parse it (v12 room ids have no server part).
+    pub room_id: Option<String>,
+    pub room_version: Option<String>,
+    /// The Matrix room this one replaced, when a lost room had to be made again.
+    pub previous_room_id: Option<String>,
+    pub status: RoomStatus,
+    /// Why the room's last job failed, when `status` is `failed`.
+    pub last_error: Option<String>,
+    /// The declared members and the users banned or muted here.
+    pub members: Vec<MemberView>,
+}
+
+/// A declared member, or a user banned or muted in the room.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    /// The declared role; `null` for a user who is only banned or muted.
+    pub role: Option<String>,
+    /// The power level the daemon applied for the role, once it has.
+    pub power_level: Option<i32>,
+    pub banned: Option<HoldView>,
+    pub muted: Option<HoldView>,
+}
+
+/// A ban or mute in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    /// `room`, or `tenant` for a tenant-wide ban or mute.
+    pub scope: &'static str,
+    pub reason: Option<String>,
+    /// When it lifts by itself (RFC 3339); `null`: until lifted.
+    pub expires_at: Option<String>,
+}
+
+/// The desired and actual state of a room, also after DELETE (`status: deleted`).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
+    operation_id = "get_room",
+    tag = "rooms",
+    params(RoomPath),
+    responses((status = 200, description = "The room.", body = RoomView), TenantErrors),
+    security(("tenant_token" = [])),
+)]
+pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
     let (app, config) = (&room.call.app, &room.call.config);
     let (tenant, kind, slug) = (
         room.call.tenant.id.clone(),
@@ -43,43 +106,43 @@ pub async fn handler(room: RoomCall) -> Result<Json<Value>, PlatformError> {
         &room.call.tenant.id,
         &config.homeserver.server_name,
     )?;
-    Ok(Json(json!({
-        "tenant": stored.tenant_id,
-        "kind": stored.kind,
-        "slug": stored.slug,
-        "alias": alias,
-        "name": stored.name,
-        "topic": stored.topic,
-        "visibility": stored.visibility,
-        "room_id": stored.room_id,
-        "room_version": stored.room_version,
-        "previous_room_id": stored.previous_room_id,
-        "status": stored.status,
-        "last_error": stored.last_error,
-        "members": members.iter().filter_map(member).collect::<Vec<_>>(),
-    })))
+    Ok(Json(RoomView {
+        tenant: stored.tenant_id,
+        kind: stored.kind,
+        slug: stored.slug,
+        alias: alias.to_string(),
+        name: stored.name,
+        topic: stored.topic,
+        visibility: stored.visibility,
+        room_id: stored.room_id,
+        room_version: stored.room_version,
+        previous_room_id: stored.previous_room_id,
+        status: stored.status,
+        last_error: stored.last_error,
+        members: members.iter().filter_map(member).collect(),
+    }))
 }
 
 /// A declared member, or a user banned or muted here; `None` for a removed member.
-fn member(state: &MemberState) -> Option<Value> {
+fn member(state: &MemberState) -> Option<MemberView> {
     let (banned, muted) = (state.ban.in_force(), state.mute.in_force());
     if state.role().is_none() && banned.is_none() && muted.is_none() {
         return None;
     }
-    Some(json!({
-        "user_id": state.user_id,
-        "role": state.role(),
-        "power_level": state.role().and(state.applied_level),
-        "banned": banned.map(hold),
-        "muted": muted.map(hold),
-    }))
+    Some(MemberView {
+        user_id: state.user_id.clone(),
+        role: state.role().map(str::to_owned),
+        power_level: state.role().and(state.applied_level),
+        banned: banned.map(hold),
+        muted: muted.map(hold),
+    })
 }
 
 /// A ban or mute in force, its expiry in RFC 3339 like the audit log's times.
-fn hold(hold: &Hold) -> Value {
-    json!({
-        "scope": hold.scope,
-        "reason": hold.reason,
-        "expires_at": hold.expires_at.map(crate::clock::rfc3339),
-    })
+fn hold(hold: &Hold) -> HoldView {
+    HoldView {
+        scope: hold.scope,
+        reason: hold.reason.clone(),
+        expires_at: hold.expires_at.map(crate::clock::rfc3339),
+    }
 }

@@ -7,33 +7,52 @@
 use axum::body::Bytes;
 use axum::extract::Path;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
+use super::job::JobAccepted;
+use super::moderate::UserPath;
+use super::openapi::{BodyErrors, RoomPath, TenantErrors};
 use super::put_room::{MemberBody, declared_members};
 
-#[derive(Deserialize)]
+/// A member's role.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MemberRole)]
 struct PutBody {
+    /// A role of the room's kind in `roles` of the daemon's config.
     role: String,
 }
 
-#[derive(Deserialize)]
+/// Why the member is removed (optional; the body may be empty).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MemberRemoval)]
 struct DeleteBody {
+    /// Shown with the kick: no control character but line breaks and tabs.
+    #[schema(pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
     reason: Option<String>,
 }
 
-/// The `{user_id}` at the end of the path (the room's part is read by [`RoomCall`]).
-#[derive(Deserialize)]
-pub struct MemberPath {
-    user_id: String,
-}
-
+/// Invite the user (if not in the room) with the role's power level.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
+    operation_id = "put_member",
+    tag = "rooms",
+    params(RoomPath, UserPath),
+    request_body = PutBody,
+    responses(
+        (status = 202, description = "Stored; the job makes Synapse match.", body = JobAccepted),
+        TenantErrors, BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.put_member", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn put(
     room: RoomCall,
-    Path(MemberPath { user_id }): Path<MemberPath>,
+    Path(UserPath { user_id }): Path<UserPath>,
     body: Bytes,
 ) -> Result<Accepted, PlatformError> {
     let body: PutBody = call::body(&body)?;
@@ -49,13 +68,31 @@ pub async fn put(
     change(&room, user_id, Some(role), None).await
 }
 
+/// Kick the user (or revoke the invite) and drop their power-level entry; removing a
+/// non-member succeeds.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
+    operation_id = "delete_member",
+    tag = "rooms",
+    params(RoomPath, UserPath),
+    request_body = Option<DeleteBody>,
+    responses(
+        (status = 202, description = "Stored; the job makes Synapse match.", body = JobAccepted),
+        TenantErrors, BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.delete_member", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn delete(
     room: RoomCall,
-    Path(MemberPath { user_id }): Path<MemberPath>,
+    Path(UserPath { user_id }): Path<UserPath>,
     body: Bytes,
 ) -> Result<Accepted, PlatformError> {
     let body: DeleteBody = call::body(&body)?;
+    if let Some(reason) = &body.reason {
+        crate::rooms::validate::lines("reason", reason)?;
+    }
     let user_id = room.call.platform_user("user_id", &user_id, NOT_A_MEMBER)?;
     change(&room, user_id.to_string(), None, body.reason).await
 }

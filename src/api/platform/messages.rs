@@ -12,9 +12,12 @@ use axum::http::HeaderMap;
 use ruma::UserId;
 use ruma::events::Mentions;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
+use super::job::JobAccepted;
+use super::openapi::{BodyErrors, RoomPath, TenantErrors};
 use crate::jobs::send_message::{self, Message, MessageType};
 use crate::rooms::FieldError;
 use crate::store::{job_keys, jobs};
@@ -26,25 +29,60 @@ const MAX_KEY_CHARS: usize = 255;
 const MAX_TEXT_BYTES: usize = 32 * 1024;
 const MAX_MENTIONED_USERS: usize = 100;
 
-#[derive(Deserialize)]
+/// A message the tenant's bot sends.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BotMessage)]
 struct Body {
+    /// The plain text (the fallback when `html` is given); not blank. `body` and `html` together
+    /// are at most 32 KiB.
+    #[schema(pattern = r"\S", example = "Doors open at 7")]
     body: String,
+    /// Sent as `format: org.matrix.custom.html`; not blank when given.
+    #[schema(pattern = r"\S")]
     html: Option<String>,
+    /// `m.notice` when left out.
+    #[schema(value_type = Option<MessageType>)]
     msgtype: Option<String>,
     #[serde(default)]
     mentions: MentionsBody,
 }
 
-#[derive(Deserialize, Default)]
+/// Who the message mentions (`m.mentions`).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MessageMentions)]
 struct MentionsBody {
+    /// Matrix user ids, at most 100.
     #[serde(default)]
+    #[schema(max_items = 100, inline)]
     user_ids: Vec<String>,
+    /// Mention the whole room (`@room`).
     #[serde(default)]
     room: bool,
 }
 
+/// The tenant's bot says this in the room, after the room's earlier jobs; the job's `result` is
+/// `{"event_id"}`. A repeated POST with the same `Idempotency-Key` answers with the first job and
+/// sends nothing new.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/messages",
+    operation_id = "post_message",
+    tag = "messages",
+    params(
+        RoomPath,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "Any text of 1 to 255 characters; the same key again sends nothing new."),
+    ),
+    request_body = Body,
+    responses(
+        (status = 202, description = "Queued; the job sends it.", body = JobAccepted),
+        TenantErrors,
+        BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.post_message", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn post(
     room: RoomCall,

@@ -16,6 +16,7 @@ mod messages;
 mod moderate;
 pub mod moderation_log;
 mod mutes;
+pub mod openapi;
 mod put_room;
 mod redactions;
 mod rename;
@@ -110,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::put(mutes::put_tenant_wide).delete(mutes::delete_tenant_wide),
         )
         .route("/v1/jobs/{id}", get(job::get))
+        .route("/v1/openapi.json", get(openapi::served))
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
         .method_not_allowed_fallback(|| async { PlatformError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,6 +6,7 @@
 
 use ruma::OwnedUserId;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
@@ -25,15 +26,24 @@ pub const MAX_REASON_BYTES: usize = 1024;
 const REDACT_SINCE_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The body of `DELETE …/bans/{user_id}` and `…/mutes/{user_id}` (both optional).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Lifting)]
 pub struct LiftBody {
+    /// Why it is lifted, for the audit log; not blank, at most 1024 bytes.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 1024
+    )]
     reason: Option<String>,
 }
 
 /// The `{user_id}` at the end of the path.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct UserPath {
+    /// A Matrix user of this homeserver, not the appservice's own.
+    #[param(pattern = r"^@[^:\s]+:\S+$", example = "@alice:example.org")]
     pub user_id: String,
 }
 
@@ -183,6 +193,7 @@ fn reason_text(reason: String) -> Result<String, PlatformError> {
             FieldError::new("reason", "must not be blank; say why, or leave it out").into(),
         );
     }
+    crate::rooms::validate::lines("reason", &reason)?;
     if reason.len() > MAX_REASON_BYTES {
         return Err(FieldError::new(
             "reason",

@@ -5,40 +5,89 @@
 
 use axum::Json;
 use axum::extract::RawQuery;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::call::TenantCall;
 use super::error::PlatformError;
+use super::openapi::{TenantErrors, TenantPath};
 use crate::clock::rfc3339;
 use crate::rooms::FieldError;
+use crate::rooms::RoomKind;
 use crate::store::moderation_log::{self, Entry};
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// How an entry reads in the API and in `moderation list`.
-pub fn representation(entry: &Entry) -> Value {
-    let room = match (&entry.room_kind, &entry.room_slug) {
-        (Some(kind), Some(slug)) => json!({"kind": kind, "slug": slug}),
-        _ => Value::Null,
-    };
-    json!({
-        "id": entry.id,
-        "at": rfc3339(entry.at),
-        "action": entry.action,
-        "user_id": entry.user_id,
-        "room": room,
-        "reason": entry.reason,
-        "actor": entry.actor,
-        "expires_at": entry.expires_at.map(rfc3339),
-        "job": entry.job_id,
-    })
+/// One moderation call, as the audit log keeps it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerationEntry {
+    /// Page on with `after` = the last entry's id.
+    pub id: i64,
+    /// When the call arrived (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// `ban`, `unban`, `mute`, `unmute` or `redact`.
+    pub action: String,
+    pub user_id: String,
+    /// The room; `null` for a tenant-wide call.
+    pub room: Option<RoomRef>,
+    pub reason: Option<String>,
+    /// `X-OpenMeet-Actor` of the call.
+    pub actor: Option<String>,
+    /// When the ban or mute lifts by itself (RFC 3339).
+    pub expires_at: Option<String>,
+    /// The job that carries it out.
+    pub job: Option<i64>,
 }
 
-/// What the query asks for.
+/// A room by its kind and slug.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomRef {
+    #[schema(value_type = RoomKind)]
+    pub kind: String,
+    pub slug: String,
+}
+
+/// A page of the audit log, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerationLog {
+    pub entries: Vec<ModerationEntry>,
+}
+
+/// How an entry reads in the API and in `moderation list`.
+pub fn representation(entry: &Entry) -> ModerationEntry {
+    let room = match (&entry.room_kind, &entry.room_slug) {
+        (Some(kind), Some(slug)) => Some(RoomRef {
+            kind: kind.clone(),
+            slug: slug.clone(),
+        }),
+        _ => None,
+    };
+    ModerationEntry {
+        id: entry.id,
+        at: rfc3339(entry.at),
+        action: entry.action.clone(),
+        user_id: entry.user_id.clone(),
+        room,
+        reason: entry.reason.clone(),
+        actor: entry.actor.clone(),
+        expires_at: entry.expires_at.map(rfc3339),
+        job: entry.job_id,
+    }
+}
+
+/// What the query asks for (its fields document the query parameters).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Query {
+    /// Only this user's entries (a full Matrix user id).
+    #[param(pattern = r"^@[^:\s]+:\S+$", example = "@alice:example.org")]
     user_id: Option<String>,
+    /// Entries after this id (default 0: from the start).
+    #[param(minimum = 0, required = false)]
     after: i64,
+    /// At most this many entries (default 100).
+    #[param(minimum = 1, maximum = 1000, required = false)]
     limit: i64,
 }
 
@@ -92,11 +141,21 @@ impl Query {
     }
 }
 
+/// The tenant's moderation audit log, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/moderation",
+    operation_id = "moderation_log",
+    tag = "moderation",
+    params(TenantPath, Query),
+    responses((status = 200, description = "A page of entries.", body = ModerationLog), TenantErrors),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.moderation_log", skip_all, fields(tenant = %call.tenant.id))]
 pub async fn handler(
     call: TenantCall,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, PlatformError> {
+) -> Result<Json<ModerationLog>, PlatformError> {
     let Query {
         user_id,
         after,
@@ -108,8 +167,9 @@ pub async fn handler(
         .store
         .run(move |c| moderation_log::list(c, Some(&tenant), user_id.as_deref(), after, limit))
         .await?;
-    let entries: Vec<Value> = entries.iter().map(representation).collect();
-    Ok(Json(json!({"entries": entries})))
+    Ok(Json(ModerationLog {
+        entries: entries.iter().map(representation).collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -6,31 +6,73 @@
 
 use axum::body::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
+use super::job::JobAccepted;
 use super::member::NOT_A_MEMBER;
+use super::openapi::{BodyErrors, RoomPath, TenantErrors};
+use crate::rooms::validate::Visibility;
 use crate::rooms::{self, validate};
 use crate::store::jobs::Job;
 use crate::store::rooms::{self as room_store, Declaration, Declared};
 use crate::store::{DbConnection, StoreError};
 
-#[derive(Deserialize)]
+/// A room's declaration: the whole truth for what it names (DESIGN §7.1).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RoomDeclaration)]
 struct Body {
+    /// The room's name: one line, not blank, at most 255 bytes (e.g. "Summer Party Chat").
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 255
+    )]
     name: String,
+    /// The topic: may span lines, at most 8192 bytes; left out, the room has none declared.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 8192
+    )]
     topic: Option<String>,
+    #[schema(value_type = Visibility)]
     visibility: String,
+    /// When given, exactly these members (others the daemon added are removed); left out, the
+    /// members stay as declared before.
     members: Option<Vec<MemberBody>>,
 }
 
-#[derive(Deserialize)]
+/// A declared member and their role.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeclaredMember)]
 pub struct MemberBody {
+    /// A Matrix user of this homeserver, not the appservice's own (e.g. "@alice:example.org").
+    #[schema(pattern = r"^@[^:\s]+:\S+$")]
     pub user_id: String,
+    /// A role of the room's kind in `roles` of the daemon's config (by default events: host,
+    /// moderator, speaker, participant, guest; groups: owner, admin, moderator, member).
     pub role: String,
 }
 
+/// This room should exist with these settings (and, with `members`, exactly these members).
+/// The same declaration again queues nothing new and answers with the room's latest job, unless
+/// that job ended `failed` or `dead`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
+    operation_id = "put_room",
+    tag = "rooms",
+    params(RoomPath),
+    request_body = Body,
+    responses(
+        (status = 202, description = "Stored; the job makes Synapse match.", body = JobAccepted),
+        TenantErrors,
+        BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.put_room", skip_all, fields(tenant = %room.call.tenant.id, kind = %room.kind.as_str(), slug = %room.slug))]
 pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let body: Body = call::body(&body)?;

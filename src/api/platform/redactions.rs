@@ -6,9 +6,12 @@
 
 use axum::body::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
+use super::job::JobAccepted;
+use super::openapi::{BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::jobs::redact_user;
 use crate::rooms::FieldError;
 use crate::store::jobs;
@@ -20,11 +23,22 @@ const DEFAULT_WINDOW_MS: i64 = 24 * 3_600 * 1_000;
 /// The longest reason, in bytes: it travels in every redaction event.
 pub const MAX_REASON_BYTES: usize = 1024;
 
-#[derive(Deserialize)]
+/// Whose events to redact, from when, and why.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Redaction)]
 struct Body {
+    /// A Matrix user of this homeserver, not the appservice's own.
+    #[schema(pattern = r"^@[^:\s]+:\S+$", example = "@spammer:example.org")]
     user_id: String,
+    /// RFC 3339, not in the future; default 24 hours before the call.
+    #[schema(format = DateTime, example = "2026-12-05T10:00:00Z")]
     since: Option<String>,
+    /// Shown in place of each redacted event; not blank, at most 1024 bytes.
+    #[schema(
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        max_length = 1024
+    )]
     reason: String,
 }
 
@@ -71,6 +85,7 @@ impl Redaction {
             )
             .into());
         }
+        crate::rooms::validate::lines("reason", &body.reason)?;
         if body.reason.len() > MAX_REASON_BYTES {
             return Err(FieldError::new(
                 "reason",
@@ -101,6 +116,21 @@ impl Redaction {
     }
 }
 
+/// Redact the user's events in the room, newest first, back to `since`; the job's `result` is
+/// `{"redacted": n}`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/redactions",
+    operation_id = "redact_in_room",
+    tag = "moderation",
+    params(RoomPath),
+    request_body = Body,
+    responses(
+        (status = 202, description = "Queued, with its audit entry.", body = JobAccepted),
+        TenantErrors, BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.redact_in_room", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let redaction = Redaction::read(&room.call, &body)?;
@@ -126,6 +156,20 @@ pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError
     .await
 }
 
+/// Redact the user's events in every managed room of the tenant (the job fans out one per room).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/redactions",
+    operation_id = "redact_in_tenant",
+    tag = "moderation",
+    params(TenantPath),
+    request_body = Body,
+    responses(
+        (status = 202, description = "Queued, with its audit entry.", body = JobAccepted),
+        TenantErrors, BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.redact_in_tenant", skip_all, fields(tenant = %call.tenant.id))]
 pub async fn tenant(call: TenantCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let redaction = Redaction::read(&call, &body)?;

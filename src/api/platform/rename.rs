@@ -4,18 +4,41 @@
 
 use axum::body::Bytes;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::call::{self, Accepted, RoomCall};
-use super::error::PlatformError;
+use super::error::{ErrorBody, PlatformError};
+use super::job::JobAccepted;
+use super::openapi::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms;
 use crate::store::rooms::{self as room_store, Renamed};
 
-#[derive(Deserialize)]
+/// The room's new slug.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Rename)]
 struct Body {
+    /// Letters, digits and `. _ = -`, like every slug.
+    #[schema(pattern = "^[A-Za-z0-9._=-]+$", example = "summer-party-2027")]
     new_slug: String,
 }
 
+/// The event or group got a new slug: the new alias is added and made canonical; the old one
+/// keeps resolving as an alternative.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/rename",
+    operation_id = "rename_room",
+    tag = "rooms",
+    params(RoomPath),
+    request_body = Body,
+    responses(
+        (status = 202, description = "Stored; the job adds the alias.", body = JobAccepted),
+        (status = 409, description = "The new slug belongs to another room (`conflict`).", body = ErrorBody),
+        TenantErrors, BodyErrors,
+    ),
+    security(("tenant_token" = [])),
+)]
 #[tracing::instrument(name = "platform.rename", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let body: Body = call::body(&body)?;

@@ -10,10 +10,26 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
 
-use super::error::PlatformError;
+use super::error::{ErrorBody, PlatformError};
 use crate::app::App;
 use crate::status::{self, HomeserverView, Status};
 
+/// Per tenant: its bot, the job queue and its failed jobs; and the inbox. The same as
+/// `openmeet-appservice status --json`.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    operation_id = "get_status",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The daemon's status.", body = Status),
+        (status = 401, description = "No bearer token (`missing_token`).", body = ErrorBody),
+        (status = 403, description = "Not the admin token (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No admin_token is configured: the route is off (`not_found`).", body = ErrorBody),
+        (status = 503, description = "The database could not be reached (`database_unavailable`).", body = ErrorBody),
+    ),
+    security(("admin_token" = [])),
+)]
 #[tracing::instrument(name = "platform.status", skip_all)]
 pub async fn handler(
     State(app): State<Arc<App>>,

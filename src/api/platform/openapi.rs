@@ -1,0 +1,192 @@
+//! The platform API's OpenAPI 3.1 document (DESIGN §7.4), generated from the `#[utoipa::path]`
+//! annotation next to each handler and the `ToSchema` types the handlers answer with, so it
+//! cannot drift from the code. Served at `GET /v1/openapi.json` without auth, printed by
+//! `openmeet-appservice openapi`, and checked in as `docs/platform-api.openapi.json`
+//! (`make openapi` rewrites it; `tests/openapi.rs` fails when it is stale).
+//!
+//! A new route: annotate its handler with `#[utoipa::path]` (reusing the path parameters and
+//! error sets below) and add it to `paths(...)` — one line.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
+
+use super::error::ErrorBody;
+use crate::rooms::RoomKind;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OpenMeet appservice platform API",
+        description = "The internal API OpenMeet core uses to declare Matrix rooms, their members \
+            and moderation, send bot messages and follow the jobs that carry it all out. Every \
+            error is JSON `{\"error\": \"<sentence>\", \"code\": \"<machine code>\"}`.",
+    ),
+    paths(
+        super::put_room::handler,
+        super::get_room::handler,
+        super::delete_room::handler,
+        super::member::put,
+        super::member::delete,
+        super::rename::handler,
+        super::messages::post,
+        super::redactions::room,
+        super::redactions::tenant,
+        super::bans::put_in_room,
+        super::bans::delete_in_room,
+        super::bans::put_tenant_wide,
+        super::bans::delete_tenant_wide,
+        super::mutes::put_in_room,
+        super::mutes::delete_in_room,
+        super::mutes::put_tenant_wide,
+        super::mutes::delete_tenant_wide,
+        super::moderation_log::handler,
+        super::job::get,
+        super::status::handler,
+        served,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "rooms", description = "Declared rooms and their members (DESIGN §7, §7.1)."),
+        (name = "messages", description = "Bot messages (DESIGN §7.2)."),
+        (name = "moderation", description = "Bans, mutes, redactions and the audit log (DESIGN §7.3)."),
+        (name = "jobs", description = "The jobs mutating calls queue."),
+        (name = "operations", description = "For operators, and this document."),
+    ),
+)]
+pub struct PlatformApi;
+
+/// The security schemes the operations name: the tenant's `api_token`, and `admin_token`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "tenant_token",
+            bearer(
+                "The tenant's `tenants[].api_token` from the daemon's config; it reaches only \
+                 that tenant's paths and jobs.",
+            ),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            bearer("The daemon's `admin_token`; without one in the config the route is off."),
+        );
+    }
+}
+
+/// The document as served and checked in: pretty-printed JSON (keys in a stable order), ending
+/// with a newline.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut text = PlatformApi::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|error| unreachable!("the OpenAPI document serializes: {error}"));
+        text.push('\n');
+        text
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "get_openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object)),
+)]
+pub async fn served() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+/// `{tenant}`: the tenant a tenant-scoped call is for.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's id as configured (`tenants[].id`, case kept); the token must be its own.
+    #[param(pattern = "^[A-Za-z0-9._=]+$", example = "tenantA")]
+    pub tenant: String,
+}
+
+/// `{tenant}/rooms/{kind}/{slug}`: a declared room.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RoomPath {
+    /// The tenant's id as configured (`tenants[].id`, case kept); the token must be its own.
+    #[param(pattern = "^[A-Za-z0-9._=]+$", example = "tenantA")]
+    pub tenant: String,
+    /// An event's chat or a group's.
+    #[param(inline)]
+    pub kind: RoomKind,
+    /// The event's or group's URL slug: letters, digits and `. _ = -`, case kept; the whole
+    /// alias it makes must fit in 255 bytes.
+    #[param(pattern = "^[A-Za-z0-9._=-]+$", example = "summer-party-2026")]
+    pub slug: String,
+}
+
+/// `X-OpenMeet-Actor`: who acted, on the moderation calls.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ActorHeader {
+    /// The platform user who acted, stored with the audit entry (trimmed, at most 255
+    /// characters kept).
+    #[param(rename = "X-OpenMeet-Actor")]
+    pub actor: Option<String>,
+}
+
+/// The errors any tenant-scoped call may answer, each a JSON [`ErrorBody`].
+#[derive(IntoResponses)]
+pub enum TenantErrors {
+    /// A path segment, query parameter, header or body field is not valid (`invalid_input`,
+    /// `bad_body`, `bad_request`); the sentence names it.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No bearer token, or not a tenant's (`missing_token`, `unknown_token`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token belongs to another tenant (`forbidden`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such tenant, room, user or job (`unknown_tenant`, `not_found`).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The database could not be reached; try again (`database_unavailable`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The error of a call with a JSON body, besides [`TenantErrors`].
+#[derive(IntoResponses)]
+pub enum BodyErrors {
+    /// The body is larger than 1 MiB (`too_large`).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_the_crates_version_and_no_server() {
+        let document: serde_json::Value =
+            serde_json::from_str(document()).expect("the document is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(document.get("servers").is_none(), "{}", document["servers"]);
+    }
+}
