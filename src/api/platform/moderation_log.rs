@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 
 use super::call::TenantCall;
 use super::error::PlatformError;
+use super::page;
 use crate::clock::rfc3339;
 use crate::rooms::FieldError;
 use crate::store::moderation_log::{self, Entry};
 
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
+pub use super::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// How an entry reads in the API and in `moderation list`.
 pub fn representation(entry: &Entry) -> Value {
@@ -60,26 +60,8 @@ impl Query {
                     })?;
                     parsed.user_id = Some(value.into_owned());
                 }
-                "after" => {
-                    parsed.after = value.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                        FieldError::new(
-                            "after",
-                            format!("{value:?} is not an entry id: give the id of the last entry you have, or 0"),
-                        )
-                    })?;
-                }
-                "limit" => {
-                    parsed.limit = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            FieldError::new(
-                                "limit",
-                                format!("{value:?} is not a number from 1 to {MAX_LIMIT}"),
-                            )
-                        })?;
-                }
+                "after" => parsed.after = page::after(&value, "entry")?,
+                "limit" => parsed.limit = page::limit(&value)?,
                 other => {
                     return Err(FieldError::new(
                         other,
