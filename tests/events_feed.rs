@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! The events feed over HTTP (`GET /v1/tenants/{t}/events`, DESIGN §7.4) on both backends, with
-//! the fake homeserver making a job die on demand: a declared room, a bot message, a dead job and
-//! a DELETE each show up once, in order, with the ids the platform needs; `after` returns exactly
+//! the fake homeserver making a job die on demand: a declared room, a bot message, a mute, a dead
+//! job and a DELETE each show up once, in order, with the ids the platform needs; `after` returns exactly
 //! the newer events; a bad cursor is a 400 JSON error; a token reaches only its own tenant's feed.
 
 mod support;
@@ -33,6 +33,20 @@ async fn setup(backend: Backend) -> (FakeHomeserver, Daemon) {
     let daemon = Daemon::start(config).await;
     daemon.wait_ready(true, Duration::from_secs(30)).await;
     (fake, daemon)
+}
+
+/// A user of the fake homeserver (registered as an appservice registers its users).
+async fn register(fake: &FakeHomeserver, daemon: &Daemon, localpart: &str) -> String {
+    let (status, answer) = support::matrix_client::request(
+        &fake.url,
+        Some(&daemon.config.tokens.as_token),
+        Method::POST,
+        "/_matrix/client/v3/register",
+        Some(json!({"type": "m.login.application_service", "username": localpart})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["user_id"].as_str().unwrap().to_owned()
 }
 
 /// `GET …/events?{query}` as `tenant`'s own token.
@@ -84,6 +98,21 @@ async fn the_feed_tells_each_change_once_in_order_and_pages_by_id(backend: Backe
         .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
         .await;
     assert_eq!(message["status"], "succeeded", "{message}");
+    let muted = register(&fake, &daemon, "muted").await;
+    let path = format!("/v1/tenants/tenantA/rooms/event/launch/mutes/{muted}");
+    let (status, answer) = daemon
+        .platform(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"reason": "spam"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let mute = daemon
+        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(mute["status"], "succeeded", "{mute}");
     fake.fail_next(Endpoint::CreateRoom, 1, Fault::Status(500));
     let flaky = daemon.put_room("tenantA", "event", "flaky", body).await;
     let dead = daemon.wait_for_job(flaky, &token).await;
@@ -128,6 +157,11 @@ async fn the_feed_tells_each_change_once_in_order_and_pages_by_id(backend: Backe
                 &json!({"job": message["id"], "event_id": message["result"]["event_id"]})
             ),
             (
+                "moderation.applied",
+                &launch,
+                &json!({"job": mute["id"], "action": "mute", "user_id": muted})
+            ),
+            (
                 "room.failed",
                 &flaky_room,
                 &json!({"job": flaky, "error": error})
@@ -151,8 +185,8 @@ async fn the_feed_tells_each_change_once_in_order_and_pages_by_id(backend: Backe
             .unwrap()
             .starts_with('$')
     );
-    assert_eq!(ids(&page), [1, 2, 3, 4, 5]);
-    assert_eq!(page["next_after"], 5);
+    assert_eq!(ids(&page), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(page["next_after"], 6);
     for event in events {
         assert_eq!(event["tenant"], "tenantA", "{event}");
         let at = event["at"].as_str().unwrap();
@@ -163,11 +197,11 @@ async fn the_feed_tells_each_change_once_in_order_and_pages_by_id(backend: Backe
     let (_, newer) = feed(&daemon, "tenantA", "?after=2").await;
     assert_eq!(
         (ids(&newer), &newer["next_after"]),
-        (vec![3, 4, 5], &json!(5))
+        (vec![3, 4, 5, 6], &json!(6))
     );
     assert_eq!(newer["events"][0], events[2]);
-    let (_, none) = feed(&daemon, "tenantA", "?after=5").await;
-    assert_eq!(none, json!({"events": [], "next_after": 5}));
+    let (_, none) = feed(&daemon, "tenantA", "?after=6").await;
+    assert_eq!(none, json!({"events": [], "next_after": 6}));
     let (_, cut) = feed(&daemon, "tenantA", "?after=1&limit=2").await;
     assert_eq!((ids(&cut), &cut["next_after"]), (vec![2, 3], &json!(3)));
 
