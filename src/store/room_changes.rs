@@ -1,7 +1,8 @@
 //! The changes of a declared room that the platform is told about: its Matrix room stored
-//! (created, adopted, replaced, upgraded) and the status its jobs and the inbox leave. Each change that the platform may care about appends its outbox event
-//! (`store/outbox.rs`) in the same transaction, and only when something changed: a second
-//! `set_created` of the same room id, or `ready` set on a ready room, tells nothing.
+//! (created, adopted, replaced, upgraded) and the status its jobs and the inbox leave. Each appends
+//! its outbox event (`store/outbox.rs`) in the same transaction, and only when something changed:
+//! a second `set_created` of the same room id, or `ready` set on a ready room, tells nothing.
+//! Each locks the room's row first, so what it compares with is what it replaces.
 
 use diesel::prelude::*;
 use serde_json::json;
