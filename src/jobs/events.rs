@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::inbox::Observed;
 use super::{send_message, teardown_room};
-use crate::store::inbox::PendingEvent;
+use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::jobs::{Job, Outcome};
 use crate::store::outbox::{self, EventType};
 use crate::store::rooms::{self as room_store, Room, RoomStatus};
@@ -72,36 +72,41 @@ fn tore_down(room: &Room, result: &Value) -> bool {
     room.status == RoomStatus::Deleted && result["room_id"].as_str() == room.room_id.as_deref()
 }
 
-/// A declared member of a managed room joined (`member.joined`), or, having joined, left, was
-/// kicked or was banned (`member.left`), as the membership `event` delivered by Synapse says.
-/// Whether they were joined before comes from `unsigned.prev_content`, which Synapse sends with
-/// state events: a display name change (join → join) or a declined invite (invite → leave) is no
-/// news. The bots' own kicks and bans of a member (echoes) count; their own memberships do not.
-pub fn membership_seen(
+/// For each membership event of the inbox batch: a declared member of a managed room joined
+/// (`member.joined`), or, having joined, left, was kicked or was banned (`member.left`). Whether
+/// they were joined before comes from `unsigned.prev_content`, which Synapse sends with state
+/// events: a display name change (join → join) or a declined invite (invite → leave) is no news.
+/// The bots' kicks and bans of a member (echoes) count; the bots' own memberships do not.
+///
+/// Called after the batch's repairs: a transaction that appends holds the tenant's outbox head
+/// until it commits, so appending last keeps the locks in one order everywhere — rooms, then
+/// heads — as the worker takes them (`record_job_failure`, then `job_finished`).
+pub fn members_seen(
     conn: &mut DbConnection,
-    event: &PendingEvent,
-    meaning: &Observed,
+    processed: &[(PendingEvent, Handled<Observed>)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    if event.event_type != "m.room.member"
-        || !matches!(meaning, Observed::Membership | Observed::OwnEcho)
-    {
-        return Ok(());
+    for (event, handled) in processed {
+        if event.event_type != "m.room.member"
+            || !matches!(handled.meaning, Observed::Membership | Observed::OwnEcho)
+        {
+            continue;
+        }
+        let (Some(user_id), Some((event_type, membership))) = (
+            event.state_key.as_deref(),
+            membership_change(&event.event_json),
+        ) else {
+            continue;
+        };
+        let Some(room) = room_store::find_live_by_room_id(conn, &event.room_id)? else {
+            continue;
+        };
+        if members::is_declared(conn, room.id, user_id)? {
+            let data =
+                json!({"user_id": user_id, "room_id": event.room_id, "membership": membership});
+            outbox::append_for_room(conn, &room, event_type, data, now_ms)?;
+        }
     }
-    let (Some(user_id), Some((event_type, membership))) = (
-        event.state_key.as_deref(),
-        membership_change(&event.event_json),
-    ) else {
-        return Ok(());
-    };
-    let Some(room) = room_store::find_live_by_room_id(conn, &event.room_id)? else {
-        return Ok(());
-    };
-    if !members::is_declared(conn, room.id, user_id)? {
-        return Ok(());
-    }
-    let data = json!({"user_id": user_id, "room_id": event.room_id, "membership": membership});
-    outbox::append_for_room(conn, &room, event_type, data, now_ms)?;
     Ok(())
 }
 

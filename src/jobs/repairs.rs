@@ -30,7 +30,6 @@ pub fn follow_up(
 ) -> impl FnOnce(&mut DbConnection, &[Processed]) -> Result<(), StoreError> + Send + 'static {
     move |conn, processed| {
         for (event, handled) in processed {
-            super::events::membership_seen(conn, event, &handled.meaning, now_ms)?;
             match &handled.meaning {
                 Observed::OwnMembership(membership) if membership == "invite" => {
                     decline_if_unmanaged(conn, &config, event, now_ms)?
@@ -77,7 +76,7 @@ pub fn follow_up(
                 _ => {}
             }
         }
-        Ok(())
+        super::events::members_seen(conn, processed, now_ms)
     }
 }
 
