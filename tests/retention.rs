@@ -2,7 +2,8 @@
 //! Retention (DESIGN §7.1, `jobs/prune.rs`): with `inbox_days: 1`, `jobs_days: 2` and the app's
 //! clock moved by hand, rows older than their window go and newer ones stay — never a pending
 //! event, a queued job or a room's latest job — in batches, counted per table, on both backends.
-//! Moderation audit entries go with the jobs' window.
+//! Moderation audit entries and outbox events go with the jobs' window; a tenant's event ids keep
+//! counting after its events are pruned.
 
 mod support;
 
@@ -20,6 +21,7 @@ use openmeet_appservice::on_backend;
 use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
+use openmeet_appservice::store::outbox::{self, EventType};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::rooms::{self, Declaration};
 use openmeet_appservice::store::{DbConnection, Store, unix_ms};
@@ -183,6 +185,12 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
         moderation_log::append(&mut app.store.connection().unwrap(), &entry, at).unwrap();
     }
 
+    // Outbox: two events from day 5 (to go), one from day 9.
+    for at in [5 * DAY, 5 * DAY + 1, 9 * DAY] {
+        let conn = &mut *app.store.connection().unwrap();
+        outbox::append(conn, "t", EventType::RoomReady, None, json!({}), at).unwrap();
+    }
+
     // Inbox: 1,205 events processed on day 8 (three batches), 3 still pending from day 8, 4
     // processed on day 9.5; a transaction and a quarantine row from each day.
     {
@@ -220,7 +228,8 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::AsTransactions, 0),
             (Table::Quarantine, 0),
             (Table::Jobs, 2),
-            (Table::ModerationLog, 2)
+            (Table::ModerationLog, 2),
+            (Table::OutboxEvents, 2)
         ]
     );
     assert_eq!(
@@ -239,7 +248,8 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::AsTransactions, 1),
             (Table::Quarantine, 1),
             (Table::Jobs, 0),
-            (Table::ModerationLog, 0)
+            (Table::ModerationLog, 0),
+            (Table::OutboxEvents, 0)
         ]
     );
     let conn = &mut *app.store.connection().unwrap();
@@ -297,6 +307,18 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     // A pruned event is forgotten by the dedupe (its memory stays bounded on SQLite), a kept one
     // is not.
     assert_eq!(record(&app, "t1", &["$old0", "$new0"]).await, 1);
+    let conn = &mut *app.store.connection().unwrap();
+    let kept = outbox::list_after(conn, "t", 0, 10).unwrap();
+    assert_eq!(
+        kept.iter().map(|e| (e.seq, e.at_ms)).collect::<Vec<_>>(),
+        [(3, 9 * DAY)]
+    );
+    assert_eq!(
+        outbox::append(conn, "t", EventType::RoomReady, None, json!({}), 10 * DAY).unwrap(),
+        4,
+        "ids go on counting after pruning"
+    );
+    assert_eq!(metric("outbox_events"), 2);
     drop(app);
     if backend_is_postgres(&url) {
         support::postgres::drop_database(&url);

@@ -10,8 +10,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 pub struct Retention {
     /// Processed inbox events (the chat the bots saw), transactions and quarantine rows.
     pub inbox: Duration,
-    /// Jobs that ended (succeeded, failed, dead, cancelled), a room's latest job excepted, and
-    /// moderation audit entries.
+    /// Jobs that ended (succeeded, failed, dead, cancelled), a room's latest job excepted,
+    /// moderation audit entries and outbox events (the events feed).
     pub jobs: Duration,
 }
 

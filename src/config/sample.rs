@@ -141,7 +141,7 @@ retention:
   # transactions and quarantined bodies, in days.
   inbox_days: 7
   # Jobs that ended (succeeded, failed, dead, cancelled), in days; a room's latest job is kept.
-  # Moderation audit entries (GET moderation) are kept as long.
+  # Moderation audit entries (GET moderation) and the events feed (GET events) are kept as long.
   jobs_days: 30
 
 # The power level each role gets, merged over these defaults (list only what you change). The tenant

@@ -9,6 +9,7 @@ mod ensure_moderation;
 pub mod ensure_room;
 mod ensure_settings;
 mod error;
+mod events;
 pub mod follow_upgrade;
 pub mod inbox;
 pub mod lift_moderation;

@@ -39,7 +39,7 @@ pub async fn prune(
     let mut deleted = Vec::new();
     for table in Table::ALL {
         let window = match table {
-            Table::Jobs | Table::ModerationLog => windows.jobs,
+            Table::Jobs | Table::ModerationLog | Table::OutboxEvents => windows.jobs,
             Table::InboxEvents | Table::AsTransactions | Table::Quarantine => windows.inbox,
         };
         let cutoff = now - window.as_millis() as i64;

@@ -76,7 +76,7 @@ pub fn follow_up(
                 _ => {}
             }
         }
-        Ok(())
+        super::events::members_seen(conn, processed, now_ms)
     }
 }
 

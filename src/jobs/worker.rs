@@ -145,11 +145,14 @@ async fn attempt(app: Arc<App>, job: Job) {
         app.metrics.jobs.with_label_values(&[&job.kind, label]).inc();
         app.metrics.job_seconds.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
         let owner = app.config().jobs.worker_id.clone();
-        let (id, room) = (job.id, failing_room(&job));
+        let (id, room, ended) = (job.id, failing_room(&job), job.clone());
         let finished = app.store.write_in_background(move |c| c.write(|c| {
             let held = jobs::finish(c, id, &owner, &outcome, now)?;
             if let (true, Some((room_key, teardown)), Some(error)) = (held, room, outcome.final_error()) {
-                room_store::record_job_failure(c, room_key, error, teardown, now)?;
+                room_store::record_job_failure(c, room_key, id, error, teardown, now)?;
+            }
+            if held {
+                super::events::job_finished(c, &ended, &outcome, now)?;
             }
             Ok(held)
         }));

@@ -50,6 +50,24 @@ impl fmt::Display for RoomKind {
     }
 }
 
+/// A declared room by its kind and slug, as the audit log, the events feed and webhooks name it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RoomRef {
+    #[schema(value_type = RoomKind)]
+    pub kind: String,
+    pub slug: String,
+}
+
+impl RoomRef {
+    /// From a row's nullable `(room_kind, room_slug)` columns: `None` for a tenant-wide row.
+    pub fn from_columns(kind: Option<&str>, slug: Option<&str>) -> Option<Self> {
+        Some(Self {
+            kind: kind?.to_owned(),
+            slug: slug?.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ pub mod validate;
 pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};
 pub use authority::{Authority, Power};
 pub use create::{DeclaredRoom, create_room_body};
-pub use kind::RoomKind;
+pub use kind::{RoomKind, RoomRef};
 pub use power_levels::{Reconciled, Wanted, initial_override, reconcile, user_level};
 pub use roles::RoleLevels;
 pub use room_version::{creators_have_unlimited_power, privileged_creators};

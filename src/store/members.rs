@@ -192,3 +192,17 @@ pub fn forget_applied_levels(
         .execute(c))?;
     Ok(())
 }
+
+/// Whether the platform declares `user_id` a member of room `room_key` (not removed).
+pub fn is_declared(
+    conn: &mut DbConnection,
+    room_key: i64,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    let role: Option<Option<String>> = on_backend!(conn, c => room_members::table
+        .find((room_key, user_id))
+        .select(room_members::role)
+        .first(c)
+        .optional())?;
+    Ok(role.flatten().is_some())
+}

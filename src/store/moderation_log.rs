@@ -91,3 +91,13 @@ pub fn list(
     })?;
     Ok(entries)
 }
+
+/// The entries of the calls job `job_id` carries out, oldest first.
+pub fn for_job(conn: &mut DbConnection, job_id: i64) -> Result<Vec<Entry>, StoreError> {
+    let entries = on_backend!(conn, c => moderation_log::table
+        .filter(moderation_log::job_id.eq(job_id))
+        .order(moderation_log::id)
+        .select(Entry::as_select())
+        .load(c))?;
+    Ok(entries)
+}

@@ -5,13 +5,16 @@
 //! What goes: processed inbox events (never pending ones), Synapse's transactions and quarantine
 //! rows by when they arrived; jobs that ended (succeeded, failed, dead, cancelled) by when they
 //! ended — except a room's latest job, which answers the platform's repeated PUT or DELETE;
-//! moderation audit entries by when the call was made (with the jobs' window).
+//! moderation audit entries by when the call was made and outbox events by when they happened
+//! (both with the jobs' window; a tenant's event ids keep counting in `outbox_heads`).
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::jobs::JobStatus;
-use super::schema::{as_transactions, inbox_events, jobs, moderation_log, quarantine};
+use super::schema::{
+    as_transactions, inbox_events, jobs, moderation_log, outbox_events, quarantine,
+};
 use super::{DbConnection, StoreError};
 use crate::write_transaction;
 
@@ -26,15 +29,17 @@ pub enum Table {
     Quarantine,
     Jobs,
     ModerationLog,
+    OutboxEvents,
 }
 
 impl Table {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::InboxEvents,
         Self::AsTransactions,
         Self::Quarantine,
         Self::Jobs,
         Self::ModerationLog,
+        Self::OutboxEvents,
     ];
 
     /// The table's name, also the metric's `table` label.
@@ -45,6 +50,7 @@ impl Table {
             Self::Quarantine => "quarantine",
             Self::Jobs => "jobs",
             Self::ModerationLog => "moderation_log",
+            Self::OutboxEvents => "outbox_events",
         }
     }
 }
@@ -133,6 +139,15 @@ pub fn prune_batch(
                 .limit(limit)
                 .load(c)?;
             diesel::delete(old.filter(moderation_log::id.eq_any(&ids))).execute(c)
+        }
+        Table::OutboxEvents => {
+            let old = outbox_events::table.filter(outbox_events::at_ms.lt(cutoff_ms));
+            let ids: Vec<i64> = old
+                .order(outbox_events::at_ms)
+                .select(outbox_events::id)
+                .limit(limit)
+                .load(c)?;
+            diesel::delete(old.filter(outbox_events::id.eq_any(&ids))).execute(c)
         }
     })?;
     Ok(deleted)

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
+pub use super::room_changes::{record_job_failure, set_created, set_status, set_status_if_current};
 use super::schema::{room_members, room_slugs, rooms};
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
@@ -147,7 +148,12 @@ pub fn declare(
         } else {
             RoomStatus::Pending
         };
-        let room_id = if live { room.room_id.clone() } else { None };
+        // … with no Matrix room, nor one it replaced.
+        let (room_id, previous_room_id) = if live {
+            (room.room_id.clone(), room.previous_room_id.clone())
+        } else {
+            (None, None)
+        };
         let updated = on_backend!(conn, c => diesel::update(rooms::table.find(room.id))
             .set((
                 rooms::name.eq(&d.name),
@@ -155,6 +161,7 @@ pub fn declare(
                 rooms::visibility.eq(&d.visibility),
                 rooms::status.eq(status.as_str()),
                 rooms::room_id.eq(room_id),
+                rooms::previous_room_id.eq(previous_room_id),
                 rooms::updated_at.eq(now_ms),
             ))
             .returning(Room::as_returning())
@@ -259,39 +266,6 @@ pub fn find_by_room_id(conn: &mut DbConnection, room_id: &str) -> Result<Option<
 pub fn get(conn: &mut DbConnection, key: i64) -> Result<Option<Room>, StoreError> {
     let room = on_backend!(conn, c => rooms::table.find(key).select(Room::as_select()).first(c).optional())?;
     Ok(room)
-}
-
-/// Stores the Matrix room once created (or adopted after a crash between creating and storing),
-/// unless the room was deleted since `generation` was read. Returns whether it was stored; when
-/// not, whoever created the Matrix room must tear it down (DELETE wins).
-pub fn set_created(
-    conn: &mut DbConnection,
-    room_key: i64,
-    generation: i64,
-    room_id: &str,
-    room_version: &str,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
-    let updated = on_backend!(conn, c => diesel::update(current(room_key, generation))
-        .set((rooms::room_id.eq(room_id), rooms::room_version.eq(room_version), rooms::updated_at.eq(now_ms)))
-        .execute(c))?;
-    Ok(updated == 1)
-}
-
-/// The room `room_key`, if it is still declared and not deleted since `generation` was read.
-type Current = diesel::dsl::Filter<
-    diesel::dsl::Filter<
-        diesel::dsl::Filter<rooms::table, diesel::dsl::Eq<rooms::id, i64>>,
-        diesel::dsl::Eq<rooms::generation, i64>,
-    >,
-    diesel::dsl::NotEq<rooms::status, &'static str>,
->;
-
-fn current(room_key: i64, generation: i64) -> Current {
-    rooms::table
-        .filter(rooms::id.eq(room_key))
-        .filter(rooms::generation.eq(generation))
-        .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
 }
 
 /// Marks the room deleted: raises its generation (so nothing begun before may bring it back),
@@ -424,22 +398,6 @@ pub fn clear_created(
     Ok(())
 }
 
-/// Sets how the room's job ended, unless the room was deleted since `generation` was read.
-/// Returns whether it was set.
-pub fn set_status_if_current(
-    conn: &mut DbConnection,
-    room_key: i64,
-    generation: i64,
-    status: RoomStatus,
-    last_error: Option<&str>,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
-    let updated = on_backend!(conn, c => diesel::update(current(room_key, generation))
-        .set((rooms::status.eq(status.as_str()), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
-        .execute(c))?;
-    Ok(updated == 1)
-}
-
 /// The payloads of the jobs of `kind` for live rooms that have not succeeded or been cancelled
 /// (queued, running, failed or dead: an operator may still retry them).
 pub fn unsettled_job_payloads(
@@ -455,39 +413,4 @@ pub fn unsettled_job_payloads(
         .select(jobs::payload)
         .load(c))?;
     Ok(payloads)
-}
-
-pub fn set_status(
-    conn: &mut DbConnection,
-    room_key: i64,
-    status: RoomStatus,
-    last_error: Option<&str>,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
-        .set((rooms::status.eq(status.as_str()), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
-        .execute(c))?;
-    Ok(())
-}
-
-/// A job of the room ended `failed` or `dead`: the room shows it (`failed`, with `error`). A
-/// deleted room stays deleted; only its own teardown's error (`teardown`) is shown there.
-pub fn record_job_failure(
-    conn: &mut DbConnection,
-    room_key: i64,
-    error: &str,
-    teardown: bool,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let room = rooms::table.find(room_key);
-    on_backend!(conn, c => if teardown {
-        diesel::update(room.filter(rooms::status.eq(RoomStatus::Deleted.as_str())))
-            .set((rooms::last_error.eq(error), rooms::updated_at.eq(now_ms)))
-            .execute(c)
-    } else {
-        diesel::update(room.filter(rooms::status.ne(RoomStatus::Deleted.as_str())))
-            .set((rooms::status.eq(RoomStatus::Failed.as_str()), rooms::last_error.eq(error), rooms::updated_at.eq(now_ms)))
-            .execute(c)
-    })?;
-    Ok(())
 }

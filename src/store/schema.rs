@@ -143,3 +143,24 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    outbox_heads (tenant) {
+        tenant -> Text,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox_events (id) {
+        id -> BigInt,
+        tenant -> Text,
+        seq -> BigInt,
+        #[sql_name = "type"]
+        event_type -> Text,
+        at_ms -> BigInt,
+        room_kind -> Nullable<Text>,
+        room_slug -> Nullable<Text>,
+        data -> Text,
+    }
+}

@@ -9,6 +9,7 @@ mod support;
 
 mod appservice;
 mod environment;
+mod events;
 mod lifecycle;
 mod messages;
 mod moderation;

@@ -219,7 +219,7 @@ async fn the_loop_back_probe_measures_delivery() {
 
 /// The stored room id of a declared room, overwritten as an import of another environment's
 /// data would leave it.
-fn import_foreign_room_id(daemon: &Daemon, slug: &str, foreign: &str) {
+pub(crate) fn import_foreign_room_id(daemon: &Daemon, slug: &str, foreign: &str) {
     use diesel::sql_types::Text;
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
     let path = daemon

@@ -14,6 +14,7 @@ pub mod python;
 pub mod raw_http;
 pub mod second_homeserver;
 pub mod synapse;
+pub mod test_store;
 pub mod tmpfs;
 
 /// The two databases the daemon runs on; tests that must hold on both run once per backend

@@ -9,6 +9,7 @@ mod bans;
 mod call;
 mod delete_room;
 mod error;
+mod events;
 mod get_room;
 mod job;
 mod member;
@@ -17,6 +18,7 @@ mod moderate;
 pub mod moderation_log;
 mod mutes;
 pub mod openapi;
+mod page;
 mod put_room;
 mod redactions;
 mod rename;
@@ -94,6 +96,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/tenants/{tenant}/moderation",
             get(moderation_log::handler),
         )
+        .route("/v1/tenants/{tenant}/events", get(events::handler))
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/bans/{user_id}",
             axum::routing::put(bans::put_in_room).delete(bans::delete_in_room),

@@ -11,13 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::call::TenantCall;
 use super::error::PlatformError;
 use super::openapi::{TenantErrors, TenantPath};
+use super::page;
 use crate::clock::rfc3339;
 use crate::rooms::FieldError;
-use crate::rooms::RoomKind;
+use crate::rooms::RoomRef;
 use crate::store::moderation_log::{self, Entry};
 
-pub const DEFAULT_LIMIT: i64 = 100;
-pub const MAX_LIMIT: i64 = 1000;
+pub use super::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// One moderation call, as the audit log keeps it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,14 +40,6 @@ pub struct ModerationEntry {
     pub job: Option<i64>,
 }
 
-/// A room by its kind and slug.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoomRef {
-    #[schema(value_type = RoomKind)]
-    pub kind: String,
-    pub slug: String,
-}
-
 /// A page of the audit log, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModerationLog {
@@ -56,13 +48,7 @@ pub struct ModerationLog {
 
 /// How an entry reads in the API and in `moderation list`.
 pub fn representation(entry: &Entry) -> ModerationEntry {
-    let room = match (&entry.room_kind, &entry.room_slug) {
-        (Some(kind), Some(slug)) => Some(RoomRef {
-            kind: kind.clone(),
-            slug: slug.clone(),
-        }),
-        _ => None,
-    };
+    let room = RoomRef::from_columns(entry.room_kind.as_deref(), entry.room_slug.as_deref());
     ModerationEntry {
         id: entry.id,
         at: rfc3339(entry.at),
@@ -109,26 +95,8 @@ impl Query {
                     })?;
                     parsed.user_id = Some(value.into_owned());
                 }
-                "after" => {
-                    parsed.after = value.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                        FieldError::new(
-                            "after",
-                            format!("{value:?} is not an entry id: give the id of the last entry you have, or 0"),
-                        )
-                    })?;
-                }
-                "limit" => {
-                    parsed.limit = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            FieldError::new(
-                                "limit",
-                                format!("{value:?} is not a number from 1 to {MAX_LIMIT}"),
-                            )
-                        })?;
-                }
+                "after" => parsed.after = page::after(&value, "entry")?,
+                "limit" => parsed.limit = page::limit(&value)?,
                 other => {
                     return Err(FieldError::new(
                         other,

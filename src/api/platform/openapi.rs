@@ -22,7 +22,8 @@ use crate::rooms::RoomKind;
     info(
         title = "OpenMeet appservice platform API",
         description = "The internal API OpenMeet core uses to declare Matrix rooms, their members \
-            and moderation, send bot messages and follow the jobs that carry it all out. Every \
+            and moderation, send bot messages, follow the jobs that carry it all out and read what became of it (the events \
+            feed; webhooks POST the same events). Every \
             error is JSON `{\"error\": \"<sentence>\", \"code\": \"<machine code>\"}`.",
     ),
     paths(
@@ -44,6 +45,7 @@ use crate::rooms::RoomKind;
         super::mutes::put_tenant_wide,
         super::mutes::delete_tenant_wide,
         super::moderation_log::handler,
+        super::events::handler,
         super::job::get,
         super::status::handler,
         served,
@@ -54,6 +56,7 @@ use crate::rooms::RoomKind;
         (name = "rooms", description = "Declared rooms and their members (DESIGN §7, §7.1)."),
         (name = "messages", description = "Bot messages (DESIGN §7.2)."),
         (name = "moderation", description = "Bans, mutes, redactions and the audit log (DESIGN §7.3)."),
+        (name = "events", description = "The events feed: what became of the declarations (DESIGN §7.4)."),
         (name = "jobs", description = "The jobs mutating calls queue."),
         (name = "operations", description = "For operators, and this document."),
     ),

@@ -1,0 +1,3 @@
+DROP INDEX moderation_log_job;
+DROP TABLE outbox_events;
+DROP TABLE outbox_heads;

@@ -1,0 +1,170 @@
+//! The outbox events (DESIGN §7.4) that a job's end and Synapse's transactions cause, beyond a
+//! room's own changes (`store/room_changes.rs`), each written in the transaction that records its
+//! cause: the worker's `finish` of the job, or the inbox batch marked processed.
+
+use serde_json::{Value, json};
+
+use super::inbox::Observed;
+use super::{send_message, teardown_room};
+use crate::store::inbox::{Handled, PendingEvent};
+use crate::store::jobs::{Job, Outcome};
+use crate::store::outbox::{self, EventType};
+use crate::store::rooms::{self as room_store, Room, RoomStatus};
+use crate::store::{DbConnection, StoreError, members, moderation_log};
+
+/// What `job`'s end means to the platform: `job.dead`; for a success, `message.sent` (the bot's
+/// message and its event id), `room.deleted` (the teardown of the Matrix room the deleted room
+/// had; a room made by work racing the DELETE is no news) and `moderation.applied` for each
+/// moderation call the job carried out (its audit entries).
+pub fn job_finished(
+    conn: &mut DbConnection,
+    job: &Job,
+    outcome: &Outcome,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let room = match (job.room_key, outcome) {
+        (Some(key), Outcome::Dead { .. } | Outcome::Succeeded { .. }) => {
+            room_store::get(conn, key)?
+        }
+        _ => None,
+    };
+    let place = room.as_ref().map(|r| (r.kind.as_str(), r.slug.as_str()));
+    let tenant = job.tenant_id.as_str();
+    let result = match outcome {
+        Outcome::Dead { error } => {
+            let data = json!({"job": job.id, "kind": job.kind, "error": error});
+            outbox::append(conn, tenant, EventType::JobDead, place, data, now_ms)?;
+            return Ok(());
+        }
+        Outcome::Succeeded { result } => result,
+        _ => return Ok(()),
+    };
+    if job.kind == send_message::KIND
+        && let Some(event_id) = result.get("event_id")
+    {
+        let data = json!({"job": job.id, "event_id": event_id});
+        outbox::append(conn, tenant, EventType::MessageSent, place, data, now_ms)?;
+    }
+    if job.kind == teardown_room::KIND
+        && let Some(room) = room.as_ref().filter(|room| tore_down(room, result))
+    {
+        let data = json!({"room_id": room.room_id, "job": job.id});
+        outbox::append_for_room(conn, room, EventType::RoomDeleted, data, now_ms)?;
+    }
+    for entry in moderation_log::for_job(conn, job.id)? {
+        let place = entry.room_kind.as_deref().zip(entry.room_slug.as_deref());
+        let data = json!({"job": job.id, "action": entry.action, "user_id": entry.user_id});
+        outbox::append(
+            conn,
+            tenant,
+            EventType::ModerationApplied,
+            place,
+            data,
+            now_ms,
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a teardown that ended with `result` took down the Matrix room that `room`, still
+/// deleted, had (or found that it never had one).
+fn tore_down(room: &Room, result: &Value) -> bool {
+    room.status == RoomStatus::Deleted && result["room_id"].as_str() == room.room_id.as_deref()
+}
+
+/// For each membership event of the inbox batch: a declared member of a managed room joined
+/// (`member.joined`), or, having joined, left, was kicked or was banned (`member.left`). Whether
+/// they were joined before comes from `unsigned.prev_content`, which Synapse sends with state
+/// events: a display name change (join → join) or a declined invite (invite → leave) is no news.
+/// The bots' kicks and bans of a member (echoes) count; the bots' own memberships do not.
+///
+/// Called after the batch's repairs: a transaction that appends holds the tenant's outbox head
+/// until it commits, so appending last keeps the locks in one order everywhere — rooms, then
+/// heads — as the worker takes them (`record_job_failure`, then `job_finished`).
+pub fn members_seen(
+    conn: &mut DbConnection,
+    processed: &[(PendingEvent, Handled<Observed>)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for (event, handled) in processed {
+        if event.event_type != "m.room.member"
+            || !matches!(handled.meaning, Observed::Membership | Observed::OwnEcho)
+        {
+            continue;
+        }
+        let (Some(user_id), Some((event_type, membership))) = (
+            event.state_key.as_deref(),
+            membership_change(&event.event_json),
+        ) else {
+            continue;
+        };
+        let Some(room) = room_store::find_live_by_room_id(conn, &event.room_id)? else {
+            continue;
+        };
+        if members::is_declared(conn, room.id, user_id)? {
+            let data =
+                json!({"user_id": user_id, "room_id": event.room_id, "membership": membership});
+            outbox::append_for_room(conn, &room, event_type, data, now_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// `member.joined` or `member.left` with the new membership, when the event is one of those.
+fn membership_change(event_json: &str) -> Option<(EventType, String)> {
+    let event: Value = serde_json::from_str(event_json).ok()?;
+    let now = event["content"]["membership"].as_str()?;
+    let before = event["unsigned"]["prev_content"]["membership"].as_str();
+    let event_type = match (before, now) {
+        (Some("join"), "join") => return None,
+        (_, "join") => EventType::MemberJoined,
+        (Some("join"), "leave" | "ban") => EventType::MemberLeft,
+        _ => return None,
+    };
+    Some((event_type, now.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(content: &str, prev: Option<&str>) -> Option<(EventType, String)> {
+        let mut event = json!({"content": serde_json::from_str::<Value>(content).unwrap()});
+        if let Some(prev) = prev {
+            event["unsigned"] =
+                json!({"prev_content": serde_json::from_str::<Value>(prev).unwrap()});
+        }
+        membership_change(&event.to_string())
+    }
+
+    #[test]
+    fn joins_and_leaves_of_joined_members_are_news_and_the_rest_is_not() {
+        let join = r#"{"membership":"join"}"#;
+        let invite = r#"{"membership":"invite"}"#;
+        let joined = Some((EventType::MemberJoined, "join".to_owned()));
+        assert_eq!(change(join, Some(invite)), joined);
+        assert_eq!(
+            change(join, None),
+            joined,
+            "a public room joined without an invite"
+        );
+        assert_eq!(
+            change(r#"{"membership":"join","displayname":"A"}"#, Some(join)),
+            None
+        );
+        for left in ["leave", "ban"] {
+            let content = format!(r#"{{"membership":"{left}"}}"#);
+            assert_eq!(
+                change(&content, Some(join)),
+                Some((EventType::MemberLeft, left.to_owned()))
+            );
+            assert_eq!(
+                change(&content, Some(invite)),
+                None,
+                "an invite declined or revoked"
+            );
+        }
+        assert_eq!(change(invite, None), None);
+        assert_eq!(change("{}", None), None);
+    }
+}
