@@ -17,3 +17,4 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod watchdog;
+pub mod webhooks;

@@ -127,6 +127,7 @@ pub struct TenantSection {
     pub name: Option<String>,
     pub api_token: Option<String>,
     pub api_token_file: Option<PathBuf>,
+    pub webhook: Option<super::webhook::WebhookSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

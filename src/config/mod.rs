@@ -9,6 +9,7 @@ mod file;
 mod retention;
 pub mod sample;
 pub mod secret;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,8 @@ pub struct Tenant {
     pub id: String,
     pub name: String,
     pub api_token: Secret,
+    /// Where the tenant's events are POSTed, signed (DESIGN §7.4); `None`: no webhook.
+    pub webhook: Option<webhook::Webhook>,
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +316,7 @@ impl Config {
                 tenant.api_token_file.as_deref(),
                 p,
             );
+            let webhook = webhook::validate(&format!("{at}.webhook"), tenant.webhook, p);
             if let (Some(id), Some(name), Some(api_token)) = (tenant_id, name, api_token) {
                 if tenants
                     .iter()
@@ -324,6 +328,7 @@ impl Config {
                     id,
                     name,
                     api_token,
+                    webhook,
                 });
             }
         }

@@ -14,12 +14,14 @@ pub mod members;
 pub mod migrations;
 pub mod moderation;
 pub mod moderation_log;
+pub mod outbox;
 pub mod retention;
 pub mod rooms;
 pub mod schema;
 mod seen_events;
 pub mod state;
 pub mod status;
+pub mod webhook_deliveries;
 mod writer;
 
 use std::sync::{Arc, Mutex};

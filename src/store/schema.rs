@@ -143,3 +143,42 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    outbox_heads (tenant) {
+        tenant -> Text,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox_events (id) {
+        id -> BigInt,
+        tenant -> Text,
+        seq -> BigInt,
+        #[sql_name = "type"]
+        event_type -> Text,
+        at_ms -> BigInt,
+        room_kind -> Nullable<Text>,
+        room_slug -> Nullable<Text>,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (tenant) {
+        tenant -> Text,
+        delivered_seq -> BigInt,
+        attempts -> Integer,
+        next_attempt_ms -> BigInt,
+        failing_since_ms -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        last_error_ms -> Nullable<BigInt>,
+        last_delivered_ms -> Nullable<BigInt>,
+        failed_total -> BigInt,
+        last_failed_seq -> Nullable<BigInt>,
+        lease_owner -> Nullable<Text>,
+        lease_until_ms -> Nullable<BigInt>,
+        created_ms -> BigInt,
+    }
+}

@@ -70,6 +70,8 @@ pub struct DaemonConfig {
     pub extra_secrets: Vec<String>,
     /// hs_tokens accepted after `tokens.hs_token` (a rotation in progress).
     pub previous_hs_tokens: Vec<String>,
+    /// (tenant id, url, secret): the tenant's `webhook`. Its secret must never be logged either.
+    pub webhooks: Vec<(String, String, String)>,
 }
 
 impl DaemonConfig {
@@ -99,6 +101,7 @@ impl DaemonConfig {
             probe_interval_seconds: 0,
             extra_secrets: Vec::new(),
             previous_hs_tokens: Vec::new(),
+            webhooks: Vec::new(),
             dir,
         }
     }
@@ -112,8 +115,16 @@ impl DaemonConfig {
             .tenants
             .iter()
             .map(|(id, name)| {
+                let webhook = self
+                    .webhooks
+                    .iter()
+                    .find(|(tenant, _, _)| tenant == id)
+                    .map(|(_, url, secret)| {
+                        format!(", webhook: {{url: {url:?}, secret: {secret:?}}}")
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "  - {{id: {id}, name: {name:?}, api_token: {}}}\n",
+                    "  - {{id: {id}, name: {name:?}, api_token: {}{webhook}}}\n",
                     self.tenant_token(id)
                 )
             })
@@ -174,6 +185,7 @@ impl DaemonConfig {
         secrets.extend(self.tenants.iter().map(|(id, _)| self.tenant_token(id)));
         secrets.extend(self.extra_secrets.iter().cloned());
         secrets.extend(self.previous_hs_tokens.iter().cloned());
+        secrets.extend(self.webhooks.iter().map(|(_, _, secret)| secret.clone()));
         secrets
     }
 

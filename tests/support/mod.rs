@@ -14,6 +14,7 @@ pub mod python;
 pub mod raw_http;
 pub mod synapse;
 pub mod tmpfs;
+pub mod webhook_receiver;
 
 /// The two databases the daemon runs on; tests that must hold on both run once per backend
 /// ([`on_both_backends!`]).
