@@ -55,8 +55,9 @@ impl Received {
 
 struct Shared {
     log: Mutex<Vec<Received>>,
-    /// Status per tenant (200 when not set).
+    /// Status per tenant (200 when not set), and per `webhook-id` (before the tenant's).
     statuses: Mutex<HashMap<String, u16>>,
+    event_statuses: Mutex<HashMap<String, u16>>,
     /// While true, answers wait.
     held: watch::Sender<bool>,
     /// Requests in flight per tenant, and whether two of one tenant ever overlapped.
@@ -77,6 +78,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             log: Mutex::new(Vec::new()),
             statuses: Mutex::new(HashMap::new()),
+            event_statuses: Mutex::new(HashMap::new()),
             held: watch::channel(false).0,
             in_flight: Mutex::new(HashMap::new()),
             overlapped: Mutex::new(Vec::new()),
@@ -110,6 +112,11 @@ impl Receiver {
     /// Answers `status` to `tenant`'s requests from now on.
     pub fn answer(&self, tenant: &str, status: u16) {
         lock(&self.shared.statuses).insert(tenant.to_owned(), status);
+    }
+
+    /// Answers `status` to the requests carrying `webhook-id: id`, whatever the tenant's status.
+    pub fn answer_event(&self, id: &str, status: u16) {
+        lock(&self.shared.event_statuses).insert(id.to_owned(), status);
     }
 
     /// Holds every answer until [`Receiver::release`].
@@ -199,7 +206,12 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     shared.arrived.send_modify(|n| *n += 1);
     let mut held = shared.held.subscribe();
     let _ = held.wait_for(|held| !*held).await;
-    let status = lock(&shared.statuses).get(&tenant).copied().unwrap_or(200);
+    let id = header("webhook-id");
+    let status = lock(&shared.event_statuses)
+        .get(&id)
+        .or(lock(&shared.statuses).get(&tenant))
+        .copied()
+        .unwrap_or(200);
     lock(&shared.log)[index].answered = status;
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
