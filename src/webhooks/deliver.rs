@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{GIVE_UP_AFTER, LEASE, sign};
@@ -35,11 +36,17 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .map_err(|error| format!("the HTTP client for webhooks could not be set up ({error}): install the system's CA certificates (Debian: apt-get install ca-certificates)"))
 }
 
-/// Delivers `claimed.tenant`'s events under the lease just claimed, in a span naming the tenant.
-pub async fn session(app: Arc<App>, http: reqwest::Client, claimed: Delivery) {
+/// Delivers `claimed.tenant`'s events under the lease just claimed, in a span naming the tenant,
+/// until caught up or `shutdown` turns true (then after the event in flight).
+pub async fn session(
+    app: Arc<App>,
+    http: reqwest::Client,
+    claimed: Delivery,
+    shutdown: watch::Receiver<bool>,
+) {
     let span = tracing::info_span!("webhook", tenant = %claimed.tenant);
     async move {
-        if let Err(error) = deliver(&app, &http, claimed).await {
+        if let Err(error) = deliver(&app, &http, claimed, &shutdown).await {
             tracing::warn!(%error, "could not record a webhook delivery; the lease will lapse and it is tried again");
         }
     }
@@ -47,7 +54,12 @@ pub async fn session(app: Arc<App>, http: reqwest::Client, claimed: Delivery) {
     .await;
 }
 
-async fn deliver(app: &App, http: &reqwest::Client, claimed: Delivery) -> Result<(), StoreError> {
+async fn deliver(
+    app: &App,
+    http: &reqwest::Client,
+    claimed: Delivery,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), StoreError> {
     let owner = app.config().jobs.worker_id.clone();
     let tenant = claimed.tenant;
     let (mut cursor, mut attempts, mut failing_since) = (
@@ -68,7 +80,9 @@ async fn deliver(app: &App, http: &reqwest::Client, claimed: Delivery) -> Result
                 .run(move |c| outbox::list_after(c, &tenant, cursor, 1))
                 .await?
         };
-        let (Some(webhook), Some(event)) = (webhook, next.into_iter().next()) else {
+        let (Some(webhook), Some(event), false) =
+            (webhook, next.into_iter().next(), *shutdown.borrow())
+        else {
             let (tenant, owner) = (tenant.clone(), owner.clone());
             return app
                 .store

@@ -86,8 +86,12 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             Ok(claimed) => {
                 for delivery in claimed {
                     let tenant = delivery.tenant.clone();
-                    let handle =
-                        running.spawn(deliver::session(app.clone(), http.clone(), delivery));
+                    let handle = running.spawn(deliver::session(
+                        app.clone(),
+                        http.clone(),
+                        delivery,
+                        shutdown.clone(),
+                    ));
                     busy.insert(handle.id(), tenant);
                 }
             }
