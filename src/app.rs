@@ -27,6 +27,8 @@ pub struct App {
     pub inbox_wakeup: Notify,
     /// Woken when a job was queued or finished, so the worker claims at once.
     pub jobs_wakeup: Notify,
+    /// Woken after a commit that may have appended outbox events, so webhooks go out at once.
+    pub webhooks_wakeup: Notify,
     /// One creation at a time per room (the worker and alias queries share these).
     room_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
@@ -54,6 +56,7 @@ impl App {
             clock,
             inbox_wakeup: Notify::new(),
             jobs_wakeup: Notify::new(),
+            webhooks_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
             named: Mutex::new(HashMap::new()),
             room_locks: Mutex::new(HashMap::new()),

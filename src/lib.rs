@@ -18,3 +18,4 @@ pub mod status;
 pub mod store;
 pub mod tenant_moves;
 pub mod watchdog;
+pub mod webhooks;

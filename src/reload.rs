@@ -108,6 +108,7 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
     }
     app.health.config_changed.notify_one();
     app.jobs_wakeup.notify_one();
+    app.webhooks_wakeup.notify_one();
     Ok(())
 }
 

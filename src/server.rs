@@ -1,5 +1,5 @@
-//! `serve`: migrations, the three listeners, the inbox processor, the job worker, the retention
-//! pruner, the homeserver watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
+//! `serve`: migrations, the three listeners, the inbox processor, the job worker, the webhook
+//! worker, the retention pruner, the homeserver watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
 //! current inbox batch).
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::{api, jobs, observability, probe, reload, watchdog};
+use crate::{api, jobs, observability, probe, reload, watchdog, webhooks};
 
 /// Serves until SIGTERM or SIGINT; `config_path` is re-read on SIGHUP.
 pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
@@ -67,6 +67,10 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         .jobs
         .enabled
         .then(|| tokio::spawn(probe::run(app.clone(), shutdown_rx.clone())));
+    let webhooks = config
+        .jobs
+        .enabled
+        .then(|| tokio::spawn(webhooks::run(app.clone(), shutdown_rx.clone())));
     let pruner = tokio::spawn(jobs::prune::run(app.clone(), shutdown_rx.clone()));
     let watchdog = tokio::spawn(watchdog::run(app.clone(), shutdown_rx.clone()));
     let queue_stats = tokio::spawn(observability::queue_stats::run(
@@ -91,6 +95,9 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
     let _ = pruner.await;
     if let Some(worker) = worker {
         let _ = worker.await;
+    }
+    if let Some(webhooks) = webhooks {
+        let _ = webhooks.await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! What operators see per tenant — its bot, whether the bot is registered, the as_token's state,
-//! the job queue and the jobs that ended failed or dead within `retention.jobs_days` — shared by `GET /v1/status` (what the running daemon knows)
+//! the job queue, the jobs that ended failed or dead within `retention.jobs_days` and its webhook
+//! delivery — shared by `GET /v1/status` (what the running daemon knows)
 //! and `openmeet-appservice status` (which asks the homeserver itself, so it works while the
 //! daemon is down). Never carries a secret.
 
@@ -15,7 +16,8 @@ use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
-use crate::store::{StoreError, inbox, unix_ms};
+use crate::store::{StoreError, inbox, unix_ms, webhook_deliveries};
+use crate::webhooks::status::WebhookStatus;
 
 /// The newest failed and dead jobs shown per tenant (the queue counts them all).
 pub const FAILED_JOBS_PER_TENANT: i64 = 100;
@@ -61,6 +63,8 @@ pub struct TenantStatus {
     /// The jobs that ended failed or dead within the retention window, newest first, at most
     /// [`FAILED_JOBS_PER_TENANT`].
     pub failed_jobs: Vec<FailedJobStatus>,
+    /// The tenant's webhook delivery; `null` when it has no webhook.
+    pub webhook: Option<WebhookStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -179,7 +183,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
     let config = app.config();
     let now = unix_ms(app.clock.now());
     let since = now - config.retention.jobs.as_millis() as i64;
-    let (queues, failed_jobs, inbox) = app
+    let (queues, failed_jobs, inbox, webhooks) = app
         .store
         .run(move |conn| {
             let queues = queue_status::queue_by_tenant(conn, since)?;
@@ -194,7 +198,8 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 failed_jobs.insert(queue.tenant_id.clone(), latest);
             }
             let inbox = inbox::pending_summary(conn)?;
-            Ok((queues, failed_jobs, inbox))
+            let webhooks = webhook_deliveries::progress(conn)?;
+            Ok((queues, failed_jobs, inbox, webhooks))
         })
         .await?;
     let token = token_label(homeserver.token).to_owned();
@@ -211,6 +216,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 as_token: token.clone(),
                 queue: Queue::default(),
                 failed_jobs: Vec::new(),
+                webhook: None,
             }
         })
         .collect();
@@ -224,6 +230,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 as_token: token.clone(),
                 queue: Queue::default(),
                 failed_jobs: Vec::new(),
+                webhook: None,
             });
         }
     }
@@ -234,6 +241,13 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
         if let Some(failed) = failed_jobs.get(&tenant.id) {
             tenant.failed_jobs = failed.iter().map(failed_job).collect();
         }
+        let webhook = config
+            .tenants
+            .iter()
+            .find(|t| t.id == tenant.id)
+            .and_then(|t| t.webhook.as_ref());
+        let progress = webhooks.iter().find(|p| p.delivery.tenant == tenant.id);
+        tenant.webhook = WebhookStatus::of(webhook, progress, now);
     }
     Ok(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -361,12 +375,13 @@ impl Status {
                 job.last_error.as_deref().unwrap_or("(no error recorded)"),
             ));
         }
+        out.push_str(&crate::webhooks::status::table(&self.tenants, now_ms));
         out
     }
 }
 
 /// `42s`, `3m05s`, `2h07m`, `3d04h`.
-fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
     match s {
         0..60 => format!("{s}s"),
@@ -415,6 +430,7 @@ mod tests {
                     last_error: Some("gave up after 3 attempts: HTTP 500".into()),
                     updated_at_ms: 1_000,
                 }],
+                webhook: None,
             }],
         }
     }

@@ -23,6 +23,8 @@ const ALERTS: &[&str] = &[
     "OpenMeetAppserviceQueueStuck",
     "OpenMeetAppserviceDeadJobs",
     "OpenMeetAppserviceProbeSilent",
+    "OpenMeetAppserviceWebhookLagging",
+    "OpenMeetAppserviceWebhookEventsGivenUp",
     "SynapseAppserviceTransactionsFailing",
 ];
 

@@ -158,6 +158,7 @@ pub struct TenantSection {
     pub api_token_file: Option<PathBuf>,
     /// The `homeservers[].id` its rooms live on; absent: the top-level homeserver.
     pub homeserver: Option<String>,
+    pub webhook: Option<super::webhook::WebhookSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,7 @@ pub mod sample;
 pub mod secret;
 mod tenants;
 mod tokens;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

@@ -117,6 +117,15 @@ tenants:
     name: OpenMeet
     api_token: {tenant_token}
     # homeserver: eu-tenant-a
+    # Where this tenant's events (room.ready, member.joined, ...) are POSTed as JSON, signed the
+    # Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature); leave it out for
+    # none (GET /v1/tenants/{id}/events serves them either way). A new webhook starts with the
+    # events after it was configured. The secret is whsec_ and the base64 of 24 to 64 random bytes
+    # (what Standard Webhooks libraries expect; `echo whsec_$(openssl rand -base64 32)`), or any
+    # other string of 16+ characters used as the HMAC key as it is. (secret_file: a file holding it.)
+    # webhook:
+    #   url: https://api.openmeet.net/matrix/events
+    #   secret_file: /run/secrets/webhook-lsdfaopkljdfs
 
 # Guards GET /v1/status on the platform listener; leave it out to turn that route off.
 admin_token: {admin_token}

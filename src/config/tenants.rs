@@ -4,6 +4,7 @@ use super::checks::required;
 use super::file::TenantSection;
 use super::homeservers::DEFAULT_ID;
 use super::secret::{self, Secret};
+use super::webhook::{self, Webhook};
 
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -13,6 +14,8 @@ pub struct Tenant {
     pub api_token: Secret,
     /// The id of the homeserver its rooms and bot live on ([`DEFAULT_ID`]: the top-level one).
     pub homeserver: String,
+    /// Where the tenant's events are POSTed, signed (DESIGN §7.4); `None`: no webhook.
+    pub webhook: Option<Webhook>,
 }
 
 impl Tenant {
@@ -39,6 +42,7 @@ impl Tenant {
                 tenant.api_token_file.as_deref(),
                 p,
             );
+            let webhook = webhook::validate(&format!("{at}.webhook"), tenant.webhook, p);
             let homeserver = tenant.homeserver.unwrap_or_else(|| DEFAULT_ID.to_owned());
             if !homeservers.contains(&homeserver.as_str()) {
                 p.push(format!(
@@ -58,6 +62,7 @@ impl Tenant {
                     name,
                     api_token,
                     homeserver,
+                    webhook,
                 });
             }
         }

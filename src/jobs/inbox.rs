@@ -184,6 +184,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             housekeeping(&app).await;
             last_housekeeping = Instant::now();
         }
+        if worked > 0 {
+            app.webhooks_wakeup.notify_one();
+        }
         if worked == 0 {
             tokio::select! {
                 _ = app.inbox_wakeup.notified() => tokio::time::sleep(GATHER).await,

@@ -162,6 +162,7 @@ async fn attempt(app: Arc<App>, job: Job) {
             Err(error) => tracing::warn!(%error, "could not record how the attempt ended; the lease will lapse and it runs again"),
         }
         app.jobs_wakeup.notify_one();
+        app.webhooks_wakeup.notify_one();
     }
     .instrument(span)
     .await;

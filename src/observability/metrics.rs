@@ -65,6 +65,9 @@ pub struct Metrics {
     pub redactions: IntCounterVec,
     pub jobs_scheduled_due: IntGaugeVec,
     pub moderation_actions: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_lag_events: IntGaugeVec,
+    pub webhook_oldest_undelivered_age_seconds: GaugeVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -257,6 +260,25 @@ impl Metrics {
                 Opts::new(
                     "openmeet_as_jobs_scheduled_due",
                     "Scheduled jobs (queued with a key for a later time: the lifting of a timed ban or mute) whose time has come and that no worker has taken yet, by tenant; above 0 for long, liftings are late."
+                ),
+                &["tenant"]
+            )),
+            webhook_deliveries: register!(counter_vec(
+                "webhook_deliveries_total",
+                "Webhook POSTs by tenant and outcome: delivered (2xx), retry (failed, tried again with backoff), failed (given up after failing for 24 h; the next event goes).",
+                &["tenant", "outcome"]
+            )),
+            webhook_lag_events: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_webhook_lag_events",
+                    "Outbox events not yet delivered to the tenant's webhook, by tenant (tenants with a webhook)."
+                ),
+                &["tenant"]
+            )),
+            webhook_oldest_undelivered_age_seconds: register!(GaugeVec::new(
+                Opts::new(
+                    "openmeet_as_webhook_oldest_undelivered_age_seconds",
+                    "Age of the oldest event not yet delivered to the tenant's webhook, by tenant (0 when caught up)."
                 ),
                 &["tenant"]
             )),

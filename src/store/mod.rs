@@ -23,6 +23,7 @@ mod seen_events;
 pub mod state;
 pub mod status;
 pub mod tenant_rooms;
+pub mod webhook_deliveries;
 mod writer;
 
 use std::sync::{Arc, Mutex};

@@ -27,8 +27,8 @@ use super::rooms::{Room, within_write};
 use super::schema::{outbox_events, outbox_heads};
 use super::{DbConnection, StoreError};
 use crate::clock::rfc3339;
-use crate::rooms::RoomRef;
 use crate::on_backend;
+use crate::rooms::RoomRef;
 
 /// What an event tells (DESIGN §7.4); stored and published as its dotted name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,6 +99,12 @@ impl EventType {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

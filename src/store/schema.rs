@@ -164,3 +164,21 @@ diesel::table! {
         data -> Text,
     }
 }
+
+diesel::table! {
+    webhook_deliveries (tenant) {
+        tenant -> Text,
+        delivered_seq -> BigInt,
+        attempts -> Integer,
+        next_attempt_ms -> BigInt,
+        failing_since_ms -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        last_error_ms -> Nullable<BigInt>,
+        last_delivered_ms -> Nullable<BigInt>,
+        failed_total -> BigInt,
+        last_failed_seq -> Nullable<BigInt>,
+        lease_owner -> Nullable<Text>,
+        lease_until_ms -> Nullable<BigInt>,
+        created_ms -> BigInt,
+    }
+}

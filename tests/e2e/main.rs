@@ -17,3 +17,4 @@ mod operate;
 mod redaction;
 mod rooms;
 mod settings;
+mod webhooks;

@@ -73,6 +73,8 @@ pub struct DaemonConfig {
     pub previous_hs_tokens: Vec<String>,
     /// `homeservers[]`: more homeservers, each with its own tokens and tenants.
     pub homeservers: Vec<ExtraHomeserver>,
+    /// (tenant id, url, secret): the tenant's `webhook`. Its secret must never be logged either.
+    pub webhooks: Vec<(String, String, String)>,
 }
 
 impl DaemonConfig {
@@ -103,6 +105,7 @@ impl DaemonConfig {
             extra_secrets: Vec::new(),
             previous_hs_tokens: Vec::new(),
             homeservers: Vec::new(),
+            webhooks: Vec::new(),
             dir,
         }
     }
@@ -117,8 +120,16 @@ impl DaemonConfig {
             .iter()
             .map(|(id, name)| {
                 let homeserver = ExtraHomeserver::of_tenant(&self.homeservers, id);
+                let webhook = self
+                    .webhooks
+                    .iter()
+                    .find(|(tenant, _, _)| tenant == id)
+                    .map(|(_, url, secret)| {
+                        format!(", webhook: {{url: {url:?}, secret: {secret:?}}}")
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}}}\n",
+                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}{webhook}}}\n",
                     self.tenant_token(id)
                 )
             })
@@ -184,6 +195,7 @@ impl DaemonConfig {
             secrets.push(homeserver.tokens.hs_token.clone());
         }
         secrets.extend(self.previous_hs_tokens.iter().cloned());
+        secrets.extend(self.webhooks.iter().map(|(_, _, secret)| secret.clone()));
         secrets
     }
 

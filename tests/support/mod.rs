@@ -16,6 +16,7 @@ pub mod second_homeserver;
 pub mod synapse;
 pub mod test_store;
 pub mod tmpfs;
+pub mod webhook_receiver;
 
 /// The two databases the daemon runs on; tests that must hold on both run once per backend
 /// ([`on_both_backends!`]).

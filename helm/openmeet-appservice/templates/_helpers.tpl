@@ -58,6 +58,18 @@ app.kubernetes.io/component: daemon
 {{- printf "tenant.%s" (replace "=" "-" .) }}
 {{- end }}
 
+{{/* Where a tenant's webhook secret is projected (its file name in the secrets directory). */}}
+{{- define "openmeet-appservice.webhookKey" -}}
+{{- printf "webhook.%s" (replace "=" "-" .) }}
+{{- end }}
+
+{{/* The port of an http(s) URL: the one it names, or 443 / 80 by its scheme. */}}
+{{- define "openmeet-appservice.urlPort" -}}
+{{- $url := urlParse . }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if eq $url.scheme "https" }}443{{ else }}80{{ end }}
+{{- end }}
+
 {{/* registration.url, or the Service inside the cluster; normalised as the daemon's URL parser
      does (default port dropped, no trailing slash), so the registration matches `registration`. */}}
 {{- define "openmeet-appservice.registrationUrl" -}}
@@ -220,7 +232,11 @@ namespaces:
 {{- $_ := set $c "database" $database }}
 {{- $tenants := list }}
 {{- range .Values.tenants }}
-{{- $tenants = append $tenants (dict "id" .id "name" .name "api_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.tenantKey" .id))) }}
+{{- $tenant := dict "id" .id "name" .name "api_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.tenantKey" .id)) }}
+{{- if .webhook }}
+{{- $_ := set $tenant "webhook" (dict "url" .webhook.url "secret_file" (printf "%s/%s" $dir (include "openmeet-appservice.webhookKey" .id))) }}
+{{- end }}
+{{- $tenants = append $tenants $tenant }}
 {{- end }}
 {{- $_ := set $c "tenants" $tenants }}
 {{- if .Values.tokens.adminToken }}
@@ -234,6 +250,6 @@ namespaces:
 {{- include "openmeet-appservice.computeSecrets" . }}
 {{- $s := .Values._openmeetSecrets }}
 {{- $tenantRefs := list }}
-{{- range .Values.tenants }}{{ if .existingSecret }}{{ $tenantRefs = append $tenantRefs (list .id .existingSecret .existingSecretKey) }}{{ end }}{{ end }}
+{{- range .Values.tenants }}{{ if .existingSecret }}{{ $tenantRefs = append $tenantRefs (list .id .existingSecret .existingSecretKey) }}{{ end }}{{ with .webhook }}{{ $tenantRefs = append $tenantRefs (list "webhook" .existingSecret .existingSecretKey) }}{{ end }}{{ end }}
 {{- toJson (list $s .Values.tokens.existingSecret .Values.database.existingSecret .Values.database.existingSecretKey $tenantRefs) | sha256sum }}
 {{- end }}

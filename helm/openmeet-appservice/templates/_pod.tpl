@@ -58,6 +58,12 @@ seccompProfile:
           items:
             - {key: {{ .existingSecretKey | default "api_token" | quote }}, path: {{ include "openmeet-appservice.tenantKey" .id | quote }}}
       {{- end }}
+      {{- if .webhook }}
+      - secret:
+          name: {{ .webhook.existingSecret }}
+          items:
+            - {key: {{ .webhook.existingSecretKey | default "webhook_secret" | quote }}, path: {{ include "openmeet-appservice.webhookKey" .id | quote }}}
+      {{- end }}
       {{- end }}
       {{- with .Values.database.existingSecret }}
       - secret:

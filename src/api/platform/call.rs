@@ -186,6 +186,7 @@ impl TenantCall {
             .write(move |conn| conn.write(|conn| change(conn, now)))
             .await??;
         self.app.jobs_wakeup.notify_one();
+        self.app.webhooks_wakeup.notify_one();
         Ok(Accepted(job))
     }
 }
