@@ -24,7 +24,7 @@ use openmeet_appservice::store::moderation_log::{self, NewEntry};
 use openmeet_appservice::store::outbox::{self, EventType};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::rooms::{self, Declaration};
-use openmeet_appservice::store::{DbConnection, Store, unix_ms};
+use openmeet_appservice::store::{DbConnection, Store};
 use serde_json::json;
 use support::Backend;
 
@@ -216,7 +216,8 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
 
     // The event-id dedupe now holds every stored event (on SQLite a set in memory, loaded here).
-    assert_eq!(record(&app, "t0", &["$old0", "$new0"]).await, 0);
+    // (Its transaction is stored, with the old ones' time, and goes with them on day 10.)
+    assert_eq!(record(&app, "t0", &["$old0", "$new0"], 8 * DAY).await, 0);
 
     // Day 8.5: the inbox rows are half a day old and stay; jobs ended before day 6.5 go.
     clock.0.store(8 * DAY + DAY / 2, Ordering::SeqCst);
@@ -245,7 +246,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
         deleted,
         [
             (Table::InboxEvents, 1_205),
-            (Table::AsTransactions, 1),
+            (Table::AsTransactions, 2),
             (Table::Quarantine, 1),
             (Table::Jobs, 0),
             (Table::ModerationLog, 0),
@@ -298,7 +299,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             metric("jobs"),
             metric("moderation_log")
         ),
-        (1_205, 1, 1, 2, 2)
+        (1_205, 2, 1, 2, 2)
     );
     let audit =
         moderation_log::list(&mut app.store.connection().unwrap(), None, None, 0, 10).unwrap();
@@ -306,7 +307,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
 
     // A pruned event is forgotten by the dedupe (its memory stays bounded on SQLite), a kept one
     // is not.
-    assert_eq!(record(&app, "t1", &["$old0", "$new0"]).await, 1);
+    assert_eq!(record(&app, "t1", &["$old0", "$new0"], 10 * DAY).await, 1);
     let conn = &mut *app.store.connection().unwrap();
     let kept = outbox::list_after(conn, "t", 0, 10).unwrap();
     assert_eq!(
@@ -327,7 +328,9 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
 
 /// Stores a transaction of messages with `event_ids` as the acknowledgement does; returns how
 /// many of them were new.
-async fn record(app: &App, txn_id: &str, event_ids: &[&str]) -> usize {
+/// Stores a transaction `txn_id` of messages with `event_ids` received at `at`; returns how many
+/// of them were new.
+async fn record(app: &App, txn_id: &str, event_ids: &[&str], at: i64) -> usize {
     let events = event_ids
         .iter()
         .map(|id| NewEvent {
@@ -342,7 +345,7 @@ async fn record(app: &App, txn_id: &str, event_ids: &[&str]) -> usize {
     let txn = IncomingTransaction {
         txn_id: txn_id.into(),
         fingerprint: txn_id.into(),
-        received_at: unix_ms(app.clock.now()),
+        received_at: at,
         unreadable: false,
         events,
         quarantined: Vec::new(),
