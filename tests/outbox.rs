@@ -23,7 +23,51 @@ on_both_backends!(
     ids_count_per_tenant_and_list_after_pages_by_them,
     an_event_rolls_back_with_its_change_and_leaves_no_gap,
     a_room_tells_only_its_real_transitions,
+    rooms_are_found_by_room_id_in_one_lookup_as_one_by_one,
 );
+
+/// `find_live_by_room_ids` (the inbox batch's one lookup for `member.joined`/`left`) answers
+/// what `find_live_by_room_id` answers for each id: the newest row with the id, if not deleted.
+async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend) {
+    let store = test_store::fresh("outbox_room_ids", backend);
+    let conn = &mut *store.connection().unwrap();
+    let mut declare = |slug: &str, room_id: &str| {
+        let declaration = Declaration {
+            tenant_id: "t".into(),
+            kind: "group".into(),
+            slug: slug.into(),
+            name: "Chat".into(),
+            topic: None,
+            visibility: "private".into(),
+        };
+        let (room, _) = rooms::declare(conn, &declaration, 0).unwrap();
+        assert!(rooms::set_created(conn, room.id, room.generation, room_id, "12", 1).unwrap());
+        rooms::get(conn, room.id).unwrap().unwrap()
+    };
+    let live = declare("live", "!live:x");
+    let gone = declare("gone", "!gone:x");
+    // A deleted room whose Matrix room a newer declaration took over, and the reverse.
+    let old = declare("old", "!taken:x");
+    let newer = declare("newer", "!taken:x");
+    let kept = declare("kept", "!dropped:x");
+    let dropped = declare("dropped", "!dropped:x");
+    drop(declare);
+    let conn = &mut *store.connection().unwrap();
+    for room in [&gone, &old, &dropped] {
+        rooms::mark_deleted(conn, room, 2).unwrap();
+    }
+    let ids = ["!live:x", "!gone:x", "!taken:x", "!dropped:x", "!unknown:x"];
+    let found = rooms::find_live_by_room_ids(conn, &ids).unwrap();
+    for id in ids {
+        let one = rooms::find_live_by_room_id(conn, id).unwrap().map(|r| r.id);
+        assert_eq!(found.get(id).map(|r| r.id), one, "{id}");
+    }
+    let mut found: Vec<(&str, i64)> = found.iter().map(|(id, r)| (id.as_str(), r.id)).collect();
+    found.sort_unstable();
+    assert_eq!(found, [("!live:x", live.id), ("!taken:x", newer.id)]);
+    assert!(kept.id < dropped.id);
+    assert!(rooms::find_live_by_room_ids(conn, &[]).unwrap().is_empty());
+}
 
 fn append(store: &TestStore, tenant: &str, event_type: EventType) -> i64 {
     let conn = &mut *store.connection().unwrap();

@@ -86,25 +86,37 @@ pub fn members_seen(
     processed: &[(PendingEvent, Handled<Observed>)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    for (event, handled) in processed {
-        if event.event_type != "m.room.member"
-            || !matches!(handled.meaning, Observed::Membership | Observed::OwnEcho)
-        {
-            continue;
-        }
-        let (Some(user_id), Some((event_type, membership))) = (
-            event.state_key.as_deref(),
-            membership_change(&event.event_json),
-        ) else {
+    let memberships: Vec<(&PendingEvent, &str)> = processed
+        .iter()
+        .filter(|(event, handled)| {
+            event.event_type == "m.room.member"
+                && matches!(handled.meaning, Observed::Membership | Observed::OwnEcho)
+        })
+        .filter_map(|(event, _)| Some((event, event.state_key.as_deref()?)))
+        .collect();
+    if memberships.is_empty() {
+        return Ok(());
+    }
+    // One query for the batch's rooms, not one per event: most memberships are in rooms we do
+    // not manage, and the acknowledgements wait while this transaction holds SQLite's writer.
+    let mut room_ids: Vec<&str> = memberships
+        .iter()
+        .map(|(event, _)| event.room_id.as_str())
+        .collect();
+    room_ids.sort_unstable();
+    room_ids.dedup();
+    let managed = room_store::find_live_by_room_ids(conn, &room_ids)?;
+    for (event, user_id) in memberships {
+        let Some(room) = managed.get(&event.room_id) else {
             continue;
         };
-        let Some(room) = room_store::find_live_by_room_id(conn, &event.room_id)? else {
+        let Some((event_type, membership)) = membership_change(&event.event_json) else {
             continue;
         };
         if members::is_declared(conn, room.id, user_id)? {
             let data =
                 json!({"user_id": user_id, "room_id": event.room_id, "membership": membership});
-            outbox::append_for_room(conn, &room, event_type, data, now_ms)?;
+            outbox::append_for_room(conn, room, event_type, data, now_ms)?;
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! Declared rooms: what the platform asked for, looked up by any slug the room has had.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -250,6 +252,30 @@ pub fn find_live_by_room_id(
     room_id: &str,
 ) -> Result<Option<Room>, StoreError> {
     Ok(find_by_room_id(conn, room_id)?.filter(|room| room.status.is_live()))
+}
+
+/// [`find_live_by_room_id`] for several room ids in one query: the live managed room of each
+/// room id that has one (by the newest row with that room id, as there).
+pub fn find_live_by_room_ids(
+    conn: &mut DbConnection,
+    room_ids: &[&str],
+) -> Result<HashMap<String, Room>, StoreError> {
+    let mut found: HashMap<String, Room> = HashMap::new();
+    if room_ids.is_empty() {
+        return Ok(found);
+    }
+    let rows: Vec<Room> = on_backend!(conn, c => rooms::table
+        .filter(rooms::room_id.eq_any(room_ids))
+        .order(rooms::id.desc())
+        .select(Room::as_select())
+        .load(c))?;
+    for room in rows {
+        if let Some(room_id) = room.room_id.clone() {
+            found.entry(room_id).or_insert(room);
+        }
+    }
+    found.retain(|_, room| room.status.is_live());
+    Ok(found)
 }
 
 /// The room with this Matrix room id, if we manage (or managed) it.
