@@ -21,6 +21,7 @@ mod tenants;
 mod tokens;
 pub mod webhook;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ruma::{OwnedUserId, UserId};
@@ -76,6 +77,9 @@ pub struct Config {
     pub roles: crate::rooms::RoleLevels,
     /// The anchored matchers of the default homeserver's registration's namespaces.
     pub namespaces: Namespaces,
+    /// Every homeserver's sender and every tenant's bot, for [`Config::is_own_user`], which the
+    /// inbox processor asks of every event.
+    own_users: HashSet<OwnedUserId>,
 }
 
 impl Config {
@@ -173,7 +177,7 @@ impl Config {
             &appservice.bot_prefix,
             &homeserver.server_name,
         );
-        let config = Self {
+        let mut config = Self {
             homeserver,
             appservice,
             additional_homeservers,
@@ -186,7 +190,18 @@ impl Config {
             retention,
             roles,
             namespaces,
+            own_users: HashSet::new(),
         };
+        config.own_users = config
+            .homeservers()
+            .map(|homeserver| homeserver.sender_user_id())
+            .chain(
+                config
+                    .tenants
+                    .iter()
+                    .map(|tenant| config.bot_user_id(tenant)),
+            )
+            .collect();
         homeservers::check_all(&config, &mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -216,9 +231,7 @@ impl Config {
 
     /// Whether `user_id` is a homeserver's sender or the bot of a configured tenant.
     pub fn is_own_user(&self, user_id: &UserId) -> bool {
-        self.homeservers()
-            .any(|homeserver| homeserver.sender_user_id() == user_id)
-            || self.tenant_of_bot(user_id).is_some()
+        self.own_users.contains(user_id)
     }
 }
 

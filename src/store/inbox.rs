@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::PoisonError;
 
+use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
@@ -152,13 +153,7 @@ fn record(
     let recorded = write_transaction!(conn, c => {
         // The last numbered transaction, not the highest ever: after a reset the count starts
         // again from there, so only the first transaction after it is the reset.
-        let previous: Option<i64> = as_transactions::table
-            .filter(as_transactions::txn_number.is_not_null())
-            .order(as_transactions::id.desc())
-            .select(as_transactions::txn_number)
-            .first::<Option<i64>>(c)
-            .optional()?
-            .flatten();
+        let previous = c.last_numbered_txn()?;
         let inserted = diesel::insert_into(as_transactions::table)
             .values((
                 as_transactions::txn_id.eq(&txn.txn_id),
@@ -296,9 +291,67 @@ fn handle_all<T>(
         .collect()
 }
 
-/// The processor's queries, the same for both backends.
-trait InboxQueries: InsertRows {
+/// Reads of the first rows of an ordered query, each backend its own way. SQLite plans a bound
+/// `LIMIT ?` with its value, so binding it again expires the statement and every use prepared it
+/// anew (`sqlite3Reprepare` was 5 % of the acknowledgement's CPU); SQLite steps lazily, so there
+/// the query runs without LIMIT and stops after the rows it needs. PostgreSQL would send every
+/// row: it keeps LIMIT.
+trait FirstRows {
+    /// The txnId number of the last numbered transaction (the newest, not the highest).
+    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>>;
+    /// Up to `limit` pending events, oldest first.
     fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>>;
+}
+
+/// The numbered transactions, newest first (a macro: the query's type differs per backend).
+macro_rules! last_numbered_txns {
+    () => {
+        as_transactions::table
+            .filter(as_transactions::txn_number.is_not_null())
+            .order(as_transactions::id.desc())
+            .select(as_transactions::txn_number)
+    };
+}
+
+/// The pending events, oldest first.
+macro_rules! pending {
+    () => {
+        inbox_events::table
+            .filter(inbox_events::processed_at.is_null())
+            .order(inbox_events::id)
+            .select(PendingEvent::as_select())
+    };
+}
+
+impl FirstRows for PgConnection {
+    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>> {
+        Ok(last_numbered_txns!()
+            .first::<Option<i64>>(self)
+            .optional()?
+            .flatten())
+    }
+
+    fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>> {
+        pending!().limit(limit).load(self)
+    }
+}
+
+impl FirstRows for SqliteConnection {
+    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>> {
+        let mut rows = last_numbered_txns!().load_iter::<Option<i64>, DefaultLoadingMode>(self)?;
+        Ok(rows.next().transpose()?.flatten())
+    }
+
+    fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>> {
+        pending!()
+            .load_iter::<PendingEvent, DefaultLoadingMode>(self)?
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect()
+    }
+}
+
+/// The processor's queries, the same for both backends.
+trait InboxQueries: InsertRows + FirstRows {
     /// Marks the events processed and quarantines those handled as unreadable.
     fn mark_processed<T>(
         &mut self,
@@ -310,15 +363,6 @@ trait InboxQueries: InsertRows {
 macro_rules! inbox_queries {
     ($($connection:ty),*) => {$(
         impl InboxQueries for $connection {
-            fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>> {
-                inbox_events::table
-                    .filter(inbox_events::processed_at.is_null())
-                    .order(inbox_events::id)
-                    .limit(limit)
-                    .select(PendingEvent::as_select())
-                    .load(self)
-            }
-
             fn mark_processed<T>(&mut self, processed: &[(PendingEvent, Handled<T>)], now_ms: i64) -> QueryResult<()> {
                 let quarantined: Vec<NewQuarantine> = processed
                     .iter()
