@@ -31,7 +31,7 @@ on_both_backends!(
 async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend) {
     let store = test_store::fresh("outbox_room_ids", backend);
     let conn = &mut *store.connection().unwrap();
-    let mut declare = |slug: &str, room_id: &str| {
+    fn declare(conn: &mut DbConnection, slug: &str, room_id: &str) -> rooms::Room {
         let declaration = Declaration {
             tenant_id: "t".into(),
             kind: "group".into(),
@@ -43,16 +43,14 @@ async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend
         let (room, _) = rooms::declare(conn, &declaration, 0).unwrap();
         assert!(rooms::set_created(conn, room.id, room.generation, room_id, "12", 1).unwrap());
         rooms::get(conn, room.id).unwrap().unwrap()
-    };
-    let live = declare("live", "!live:x");
-    let gone = declare("gone", "!gone:x");
+    }
+    let live = declare(conn, "live", "!live:x");
+    let gone = declare(conn, "gone", "!gone:x");
     // A deleted room whose Matrix room a newer declaration took over, and the reverse.
-    let old = declare("old", "!taken:x");
-    let newer = declare("newer", "!taken:x");
-    let kept = declare("kept", "!dropped:x");
-    let dropped = declare("dropped", "!dropped:x");
-    drop(declare);
-    let conn = &mut *store.connection().unwrap();
+    let old = declare(conn, "old", "!taken:x");
+    let newer = declare(conn, "newer", "!taken:x");
+    let kept = declare(conn, "kept", "!dropped:x");
+    let dropped = declare(conn, "dropped", "!dropped:x");
     for room in [&gone, &old, &dropped] {
         rooms::mark_deleted(conn, room, 2).unwrap();
     }
