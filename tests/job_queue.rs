@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openmeet_appservice::config::{Database, DatabaseUrl};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
 use openmeet_appservice::store::rooms::{self, Declaration, Declared, RoomStatus};
 use openmeet_appservice::store::{Store, job_keys, members};
 use serde_json::json;
+use support::test_store::{self, TestStore};
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {
@@ -19,44 +19,13 @@ enum Backend {
     Postgres,
 }
 
-/// A store on a fresh database; a PostgreSQL database is dropped again when the test ends.
-struct TestStore {
-    store: Store,
-    url: String,
-}
-
-impl std::ops::Deref for TestStore {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        &self.store
-    }
-}
-
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        if self.url.starts_with("postgres") {
-            let url = self.url.clone();
-            let _ = std::panic::catch_unwind(|| support::postgres::drop_database(&url));
-        }
-    }
-}
-
+/// A migrated store on a fresh database (`support::test_store`).
 fn store(name: &str, backend: Backend) -> TestStore {
-    let url = match backend {
-        Backend::Sqlite => format!(
-            "sqlite://{}/queue.db",
-            support::python::scratch_dir("queue").display()
-        ),
-        Backend::Postgres => support::postgres::fresh_database(name),
+    let backend = match backend {
+        Backend::Sqlite => support::Backend::Sqlite,
+        Backend::Postgres => support::Backend::Postgres,
     };
-    let store = Store::new(&Database {
-        url: DatabaseUrl::parse(&url).unwrap(),
-        migrate_on_start: true,
-        max_connections: 8,
-        acquire_timeout: Duration::from_secs(10),
-    });
-    store.migrate().unwrap();
-    TestStore { store, url }
+    test_store::fresh(name, backend)
 }
 
 macro_rules! on_both_backends {
