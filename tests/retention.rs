@@ -326,10 +326,9 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     }
 }
 
-/// Stores a transaction of messages with `event_ids` as the acknowledgement does; returns how
-/// many of them were new.
-/// Stores a transaction `txn_id` of messages with `event_ids` received at `at`; returns how many
-/// of them were new.
+/// Stores a transaction `txn_id` of messages with `event_ids` received at `at` as the
+/// acknowledgement does (chat messages are settled: stored processed); returns how many of them
+/// were new.
 async fn record(app: &App, txn_id: &str, event_ids: &[&str], at: i64) -> usize {
     let events = event_ids
         .iter()
@@ -340,6 +339,7 @@ async fn record(app: &App, txn_id: &str, event_ids: &[&str], at: i64) -> usize {
             sender: "@u:x".into(),
             state_key: None,
             event_json: "{}".into(),
+            settled: Some("message"),
         })
         .collect();
     let txn = IncomingTransaction {

@@ -62,15 +62,23 @@ impl Observed {
     /// The outcome stored with the event.
     pub fn outcome(&self) -> String {
         match self {
-            Self::Malformed(_) => "quarantined".into(),
-            Self::OwnEcho => "own_echo".into(),
             Self::OwnMembership(membership) => format!("own_membership:{membership}"),
-            Self::PowerLevels => "power_levels".into(),
-            Self::Settings => "settings".into(),
-            Self::Tombstone => "tombstone".into(),
-            Self::Membership => "membership".into(),
-            Self::Message => "message".into(),
-            Self::Other => "other".into(),
+            other => other.label().into(),
+        }
+    }
+
+    /// The outcome without its detail (an own membership's kind).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "quarantined",
+            Self::OwnEcho => "own_echo",
+            Self::OwnMembership(_) => "own_membership",
+            Self::PowerLevels => "power_levels",
+            Self::Settings => "settings",
+            Self::Tombstone => "tombstone",
+            Self::Membership => "membership",
+            Self::Message => "message",
+            Self::Other => "other",
         }
     }
 
@@ -101,43 +109,76 @@ struct Membership<'a> {
     membership: std::borrow::Cow<'a, str>,
 }
 
-pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
-    let is_ours = |user: &str| <&UserId>::try_from(user).is_ok_and(|user| config.is_own_user(user));
-    let is_setting = |event_type: &str| {
-        settings::OWNED.contains(&event_type) && event.state_key.as_deref() == Some("")
-    };
-    match event.event_type.as_str() {
-        "m.room.member" if event.state_key.as_deref().is_some_and(is_ours) => {
-            if let Err(malformed) = read_fully(event) {
-                return malformed;
-            }
-            match read_membership(event) {
-                Ok(membership) => Observed::OwnMembership(membership.into_owned()),
-                Err(malformed) => malformed,
-            }
-        }
-        _ if is_ours(&event.sender) => Observed::OwnEcho,
-        "m.room.member" => match read_membership(event) {
-            Ok(_) => Observed::Membership,
-            Err(malformed) => malformed,
-        },
-        acted_on
-            if matches!(acted_on, "m.room.power_levels" | "m.room.tombstone")
-                || is_setting(acted_on) =>
-        {
-            if let Err(malformed) = read_fully(event) {
-                return malformed;
-            }
-            match acted_on {
-                "m.room.power_levels" => Observed::PowerLevels,
-                "m.room.tombstone" => Observed::Tombstone,
-                _ => Observed::Settings,
-            }
-        }
+/// What the envelope alone says of an event the processor would do nothing with — an echo of our
+/// own users, a chat message, a type the daemon ignores — or `None` for the events it must look
+/// at: memberships (the repairs and the members' joins and leaves read them, echoes included) and
+/// the state the daemon acts on. The acknowledgement stores a settled event processed, with this
+/// outcome, so the processor never reads it back (most of the traffic, the chat, costs no second
+/// write).
+pub fn settled(
+    config: &Config,
+    event_type: &str,
+    sender: &str,
+    state_key: Option<&str>,
+) -> Option<Observed> {
+    if event_type == "m.room.member" {
+        return None;
+    }
+    if is_ours(config, sender) {
+        return Some(Observed::OwnEcho);
+    }
+    if acted_on(event_type, state_key) {
+        return None;
+    }
+    Some(match event_type {
         "m.room.message" | "m.room.encrypted" | "m.reaction" | "m.room.redaction" => {
             Observed::Message
         }
         _ => Observed::Other,
+    })
+}
+
+/// Power levels, tombstones and the room settings the daemon owns (`rooms::settings::OWNED`).
+fn acted_on(event_type: &str, state_key: Option<&str>) -> bool {
+    matches!(event_type, "m.room.power_levels" | "m.room.tombstone")
+        || (settings::OWNED.contains(&event_type) && state_key == Some(""))
+}
+
+fn is_ours(config: &Config, user: &str) -> bool {
+    <&UserId>::try_from(user).is_ok_and(|user| config.is_own_user(user))
+}
+
+pub fn classify(config: &Config, event: &PendingEvent) -> Observed {
+    let state_key = event.state_key.as_deref();
+    if let Some(observed) = settled(config, &event.event_type, &event.sender, state_key) {
+        return observed;
+    }
+    if event.event_type == "m.room.member" {
+        if state_key.is_some_and(|user| is_ours(config, user)) {
+            if let Err(malformed) = read_fully(event) {
+                return malformed;
+            }
+            return match read_membership(event) {
+                Ok(membership) => Observed::OwnMembership(membership.into_owned()),
+                Err(malformed) => malformed,
+            };
+        }
+        if is_ours(config, &event.sender) {
+            return Observed::OwnEcho;
+        }
+        return match read_membership(event) {
+            Ok(_) => Observed::Membership,
+            Err(malformed) => malformed,
+        };
+    }
+    // What is left is acted on: read it whole, as the repairs will.
+    if let Err(malformed) = read_fully(event) {
+        return malformed;
+    }
+    match event.event_type.as_str() {
+        "m.room.power_levels" => Observed::PowerLevels,
+        "m.room.tombstone" => Observed::Tombstone,
+        _ => Observed::Settings,
     }
 }
 
@@ -214,8 +255,6 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
         )
         .await?;
     let debug = tracing::enabled!(tracing::Level::DEBUG);
-    // Counted per label once per batch, not per event.
-    let mut by_label: Vec<(&str, u64)> = Vec::new();
     for (event, handled) in &processed {
         if handled.quarantine.is_some() || debug {
             let _span = tracing::warn_span!("inbox.event", room_id = %event.room_id, event_id = %event.event_id).entered();
@@ -229,19 +268,31 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
                 }
             }
         }
-        let label = Metrics::event_type_label(&event.event_type);
+    }
+    count_processed(
+        &app.metrics,
+        processed.iter().map(|(event, _)| event.event_type.as_str()),
+    );
+    Ok(processed.len())
+}
+
+/// Counts processed events by type: the processor's, and the settled ones the acknowledgement
+/// stored processed. Per label once per batch, not per event.
+pub fn count_processed<'a>(metrics: &Metrics, event_types: impl Iterator<Item = &'a str>) {
+    let mut by_label: Vec<(&str, u64)> = Vec::new();
+    for event_type in event_types {
+        let label = Metrics::event_type_label(event_type);
         match by_label.iter_mut().find(|(known, _)| *known == label) {
             Some((_, count)) => *count += 1,
             None => by_label.push((label, 1)),
         }
     }
     for (label, count) in by_label {
-        app.metrics
+        metrics
             .events_processed
             .with_label_values(&[label])
             .inc_by(count);
     }
-    Ok(processed.len())
 }
 
 /// Between batches, not on the request path: the depth gauges, and SQLite's WAL checkpoint.
@@ -459,5 +510,59 @@ mod tests {
             &event("com.example", alice, None, r#"{"x":[1]}"#),
         );
         assert_eq!(unknown, Observed::Other);
+    }
+
+    #[test]
+    fn the_envelope_settles_exactly_what_the_processor_would_do_nothing_with() {
+        let alice = "@alice:matrix.openmeet.net";
+        let bot = "@openmeet-bot-lsdfaopkljdfs:matrix.openmeet.net";
+        let cases = [
+            (
+                "m.room.message",
+                alice,
+                None,
+                r#"{"body":"no msgtype"}"#,
+                true,
+            ),
+            ("m.reaction", alice, None, "{}", true),
+            ("com.example", alice, None, "{}", true),
+            ("m.room.avatar", alice, Some(""), "{}", true),
+            ("m.room.name", bot, Some(""), r#"{"name":"x"}"#, true),
+            ("m.room.power_levels", bot, Some(""), "{}", true),
+            // The processor looks at these (members_seen reads the bots' kicks too).
+            (
+                "m.room.member",
+                alice,
+                Some(alice),
+                r#"{"membership":"join"}"#,
+                false,
+            ),
+            (
+                "m.room.member",
+                bot,
+                Some(alice),
+                r#"{"membership":"ban"}"#,
+                false,
+            ),
+            (
+                "m.room.member",
+                alice,
+                Some(bot),
+                r#"{"membership":"invite"}"#,
+                false,
+            ),
+            ("m.room.power_levels", alice, Some(""), "{}", false),
+            ("m.room.tombstone", alice, Some(""), "{}", false),
+            ("m.room.name", alice, Some(""), r#"{"name":"x"}"#, false),
+        ];
+        let config = config();
+        for (event_type, sender, state_key, content, settles) in cases {
+            let settled = settled(&config, event_type, sender, state_key);
+            assert_eq!(settled.is_some(), settles, "{event_type} by {sender}");
+            if let Some(settled) = settled {
+                let e = event(event_type, sender, state_key, content);
+                assert_eq!(settled, classify(&config, &e), "{event_type} by {sender}");
+            }
+        }
     }
 }

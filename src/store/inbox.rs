@@ -13,11 +13,11 @@ use diesel::connection::DefaultLoadingMode;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
-use super::inbox_rows::InsertRows;
+use super::inbox_rows::{self, InsertRows};
 use super::schema::{as_transactions, inbox_events, quarantine};
 use super::seen_events::{self, SeenEvents};
 use super::{Backend, DbConnection, Store, StoreError};
-use crate::{on_backend, write_transaction};
+use crate::on_backend;
 
 /// Key of the PostgreSQL advisory lock held by the one process working the inbox at a time.
 const PROCESSOR_LOCK: i64 = 0x006f_6d61_7369_6e62; // "omasinb"
@@ -43,6 +43,9 @@ pub struct NewEvent {
     pub sender: String,
     pub state_key: Option<String>,
     pub event_json: String,
+    /// The outcome of an event the processor would do nothing with (`jobs::inbox::settled`): it is
+    /// stored processed, at its receive time. `None`: it waits for the processor.
+    pub settled: Option<&'static str>,
 }
 
 #[derive(Debug, Insertable)]
@@ -65,6 +68,9 @@ pub struct Recorded {
     /// Set when the txnId is far below (under half) the previous one: Synapse's counter restarted
     /// (its database was reset). Holds the txnId seen before.
     pub reset_from: Option<i64>,
+    /// The positions in the transaction's events of those stored before under another txnId (or
+    /// twice in this one), which were not stored again; usually none.
+    pub seen_before: Vec<usize>,
 }
 
 impl Store {
@@ -83,11 +89,11 @@ impl Store {
                         Some(seen) => seen,
                         empty => empty.insert(SeenEvents::load(c)?),
                     };
-                    record_new_to_sqlite(conn, &txn, seen)?
+                    record_new_to_sqlite(c, &txn, seen)?
                 }
-                _ => {
-                    let events: Vec<&NewEvent> = txn.events.iter().collect();
-                    record(conn, &txn, &events)?
+                (_, DbConnection::Postgres(c)) => record_on_postgres(c, &txn)?,
+                (None, DbConnection::Sqlite(_)) => {
+                    unreachable!("a SQLite store keeps its event-id dedupe in memory")
                 }
             };
             Ok((txn, recorded))
@@ -117,7 +123,7 @@ impl Store {
 /// SQLite: stores only the events `seen` does not hold (nor the transaction twice), then adds
 /// them to `seen` once committed.
 fn record_new_to_sqlite(
-    conn: &mut DbConnection,
+    conn: &mut SqliteConnection,
     txn: &IncomingTransaction,
     seen: &mut SeenEvents,
 ) -> Result<Recorded, StoreError> {
@@ -125,32 +131,18 @@ fn record_new_to_sqlite(
     let mut in_this_one: HashSet<_, seen_events::BuildFingerprintHasher> =
         HashSet::with_capacity_and_hasher(txn.events.len(), Default::default());
     let mut events = Vec::with_capacity(txn.events.len());
-    for event in &txn.events {
+    let mut seen_before = Vec::new();
+    for (position, event) in txn.events.iter().enumerate() {
         let fingerprint = seen_events::fingerprint(&event.event_id);
         if !seen.contains(&fingerprint) && in_this_one.insert(fingerprint) {
             fingerprints.push(fingerprint);
             events.push(event);
+        } else {
+            seen_before.push(position);
         }
     }
-    let recorded = record(conn, txn, &events)?;
-    if !recorded.duplicate && !events.is_empty() {
-        let last_row_id: Option<i64> = on_backend!(conn, c => inbox_events::table
-            .select(diesel::dsl::max(inbox_events::id))
-            .get_result(c))?;
-        seen.remember(last_row_id.unwrap_or_default(), fingerprints);
-    }
-    Ok(recorded)
-}
-
-/// Stores `txn` with `events` (its events, or on SQLite those not seen before) in one write
-/// transaction.
-fn record(
-    conn: &mut DbConnection,
-    txn: &IncomingTransaction,
-    events: &[&NewEvent],
-) -> Result<Recorded, StoreError> {
     let txn_number = txn.txn_id.parse::<i64>().ok();
-    let recorded = write_transaction!(conn, c => {
+    let recorded = super::sqlite_write(conn, |c| {
         // The last numbered transaction, not the highest ever: after a reset the count starts
         // again from there, so only the first transaction after it is the reset.
         let previous = c.last_numbered_txn()?;
@@ -165,19 +157,75 @@ fn record(
             .on_conflict_do_nothing()
             .execute(c)?;
         if inserted == 0 {
-            return Ok(Recorded { duplicate: true, ..Recorded::default() });
+            return Ok(Recorded {
+                duplicate: true,
+                ..Recorded::default()
+            });
         }
-        let new_events = c.insert_events(&txn.txn_id, txn.received_at, events)?;
+        let new_events =
+            inbox_rows::insert_events_to_sqlite(c, &txn.txn_id, txn.received_at, &events)?;
         c.insert_quarantined(&txn.quarantined)?;
-        // Synapse counts up from 1 after its database is reset; a txnId merely below the highest
-        // (e.g. concurrent pushes committing out of order) is not a reset.
-        let reset_from = match (txn_number, previous) {
-            (Some(number), Some(previous)) if number.saturating_mul(2) < previous => Some(previous),
-            _ => None,
-        };
-        Ok::<_, diesel::result::Error>(Recorded { duplicate: false, new_events, reset_from })
+        QueryResult::Ok(Recorded {
+            duplicate: false,
+            new_events,
+            reset_from: reset_from(txn_number, previous),
+            seen_before,
+        })
     })?;
+    if !recorded.duplicate && !events.is_empty() {
+        let last_row_id: Option<i64> = inbox_events::table
+            .select(diesel::dsl::max(inbox_events::id))
+            .get_result(conn)?;
+        seen.remember(last_row_id.unwrap_or_default(), fingerprints);
+    }
     Ok(recorded)
+}
+
+/// PostgreSQL: stores `txn` in one statement (see `inbox_rows::RECORD_ON_POSTGRES`), its unique
+/// index on event ids skipping those stored before. Only when some were does a second query ask
+/// which.
+fn record_on_postgres(
+    conn: &mut PgConnection,
+    txn: &IncomingTransaction,
+) -> Result<Recorded, StoreError> {
+    let txn_number = txn.txn_id.parse::<i64>().ok();
+    let row = inbox_rows::record_on_postgres(conn, txn, txn_number)?;
+    if !row.recorded {
+        return Ok(Recorded {
+            duplicate: true,
+            ..Recorded::default()
+        });
+    }
+    let new_events = usize::try_from(row.new_events).unwrap_or_default();
+    let mut seen_before = Vec::new();
+    if new_events < txn.events.len() {
+        let mut stored: HashSet<String> = inbox_events::table
+            .filter(inbox_events::txn_id.eq(&txn.txn_id))
+            .filter(inbox_events::received_at.eq(txn.received_at))
+            .select(inbox_events::event_id)
+            .load_iter::<String, DefaultLoadingMode>(conn)?
+            .collect::<QueryResult<_>>()?;
+        seen_before = (txn.events.iter().enumerate())
+            .filter(|(_, event)| !stored.remove(&event.event_id))
+            .map(|(position, _)| position)
+            .collect();
+    }
+    Ok(Recorded {
+        duplicate: false,
+        new_events,
+        reset_from: reset_from(txn_number, row.previous),
+        seen_before,
+    })
+}
+
+/// The txnId seen before when `txn_number` is a reset of Synapse's counter: it counts up from 1
+/// after its database is reset, while a txnId merely below the previous one (e.g. concurrent
+/// pushes committing out of order) is not a reset.
+fn reset_from(txn_number: Option<i64>, previous: Option<i64>) -> Option<i64> {
+    match (txn_number, previous) {
+        (Some(number), Some(previous)) if number.saturating_mul(2) < previous => Some(previous),
+        _ => None,
+    }
 }
 
 /// A stored event waiting for the processor.

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, empty_object};
 use crate::app::App;
+use crate::jobs::inbox;
 use crate::probe;
 use crate::store::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
@@ -52,8 +53,18 @@ pub async fn handler(
     app.metrics.transactions_received.inc();
     let received_at = unix_ms(app.clock.now());
     // Parsed before taking SQLite's write turn, so concurrent pushes parse side by side.
-    let txn = parse(txn_id, &body, received_at);
+    let mut txn = parse(txn_id, &body, received_at);
     drop(body);
+    let config = app.config();
+    for event in &mut txn.events {
+        event.settled = inbox::settled(
+            &config,
+            &event.event_type,
+            &event.sender,
+            event.state_key.as_deref(),
+        )
+        .map(|observed| observed.label());
+    }
     let stored = app.store.record_transaction(txn).await;
     let response = match stored {
         Ok((txn, recorded)) => {
@@ -80,6 +91,13 @@ pub async fn handler(
                         "txnId fell below the highest seen: Synapse's transaction counter restarted (was its database reset?); new events are still processed, event ids deduplicate"
                     );
                 }
+                // The settled events were stored processed: counted here, as the processor counts
+                // the rest.
+                let settled = (txn.events.iter().enumerate())
+                    .filter(|(position, _)| recorded.seen_before.binary_search(position).is_err())
+                    .filter(|(_, event)| event.settled.is_some())
+                    .map(|(_, event)| event.event_type.as_str());
+                inbox::count_processed(metrics, settled);
                 if recorded.new_events > 0 {
                     app.inbox_wakeup.notify_one();
                 }
@@ -89,7 +107,7 @@ pub async fn handler(
                     .filter(|e| e.event_type == probe::EVENT_TYPE)
                     .peekable();
                 if probes.peek().is_some() {
-                    let sender = app.config().sender_user_id();
+                    let sender = config.sender_user_id();
                     for event in probes.filter(|e| e.sender == sender.as_str()) {
                         probe::received(&app, &event.event_json);
                     }
@@ -171,6 +189,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
                             sender: envelope.sender.into_owned(),
                             state_key: envelope.state_key.map(Cow::into_owned),
                             event_json: json.to_owned(),
+                            settled: None,
                         });
                     }
                     Err(reason) => {

@@ -1,0 +1,199 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! The inbox's acknowledgement write (`Store::record_transaction`, `src/store/inbox.rs`) on real
+//! SQLite and real PostgreSQL, with no processor running: settled events (those the processor
+//! would do nothing with) are stored processed with their outcome, the others wait for it; events
+//! stored before under another txnId are reported by position and not stored again; a
+//! transaction's quarantined entries are stored with it, once.
+
+mod support;
+
+use openmeet_appservice::store::Store;
+use openmeet_appservice::store::inbox::{
+    self, Handled, IncomingTransaction, NewEvent, NewQuarantine, Recorded, StoredEvent,
+};
+use support::Backend;
+use support::test_store;
+
+on_both_backends!(
+    settled_events_are_stored_processed_and_the_rest_wait_for_the_processor,
+    events_stored_before_are_reported_by_position_and_stored_once,
+    quarantined_entries_are_stored_with_their_transaction_once,
+);
+
+const AT: i64 = 1_700_000_000_000;
+
+fn event(event_id: &str, event_type: &str, settled: Option<&'static str>) -> NewEvent {
+    NewEvent {
+        event_id: event_id.into(),
+        room_id: "!r:example.org".into(),
+        event_type: event_type.into(),
+        sender: "@alice:example.org".into(),
+        state_key: (event_type == "m.room.member").then(|| "@alice:example.org".into()),
+        event_json: format!(r#"{{"event_id":"{event_id}","type":"{event_type}"}}"#),
+        settled,
+    }
+}
+
+fn transaction(txn_id: &str, events: Vec<NewEvent>) -> IncomingTransaction {
+    IncomingTransaction {
+        txn_id: txn_id.into(),
+        fingerprint: format!("fingerprint of {txn_id}"),
+        received_at: AT,
+        unreadable: false,
+        events,
+        quarantined: Vec::new(),
+    }
+}
+
+async fn record(store: &Store, txn: IncomingTransaction) -> Recorded {
+    store.record_transaction(txn).await.unwrap().1
+}
+
+/// Every stored event, oldest first.
+fn stored(store: &Store) -> Vec<StoredEvent> {
+    let mut events = inbox::recent_events(&mut store.connection().unwrap(), 1_000).unwrap();
+    events.reverse();
+    events
+}
+
+async fn settled_events_are_stored_processed_and_the_rest_wait_for_the_processor(backend: Backend) {
+    let store = test_store::fresh("inbox_settled", backend);
+    let recorded = record(
+        &store,
+        transaction(
+            "1",
+            vec![
+                event("$message", "m.room.message", Some("message")),
+                event("$member", "m.room.member", None),
+                event("$levels", "m.room.power_levels", None),
+                event("$echo", "m.room.name", Some("own_echo")),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(recorded.new_events, 4);
+    assert!(recorded.seen_before.is_empty());
+
+    let rows: Vec<_> = stored(&store)
+        .into_iter()
+        .map(|e| (e.event_id, e.processed_at, e.outcome))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("$message".into(), Some(AT), Some("message".into())),
+            ("$member".into(), None, None),
+            ("$levels".into(), None, None),
+            ("$echo".into(), Some(AT), Some("own_echo".into())),
+        ]
+    );
+    let (pending, oldest) = inbox::pending_summary(&mut store.connection().unwrap()).unwrap();
+    assert_eq!((pending, oldest), (2, Some(AT)));
+
+    // The processor is handed only the two that wait, in order.
+    let processed = store
+        .process_inbox(
+            100,
+            AT + 5,
+            |event| Handled {
+                outcome: format!("looked at {}", event.event_type),
+                quarantine: None,
+                meaning: (),
+            },
+            |_, _| Ok(()),
+        )
+        .await
+        .unwrap();
+    let handed: Vec<_> = processed.iter().map(|(e, _)| e.event_id.as_str()).collect();
+    assert_eq!(handed, ["$member", "$levels"]);
+    let outcomes: Vec<_> = stored(&store).into_iter().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Some("message".into()),
+            Some("looked at m.room.member".into()),
+            Some("looked at m.room.power_levels".into()),
+            Some("own_echo".into()),
+        ]
+    );
+}
+
+async fn events_stored_before_are_reported_by_position_and_stored_once(backend: Backend) {
+    let store = test_store::fresh("inbox_seen_before", backend);
+    let first = vec![
+        event("$a", "m.room.message", Some("message")),
+        event("$b", "m.room.member", None),
+    ];
+    assert_eq!(record(&store, transaction("1", first)).await.new_events, 2);
+
+    // $b and $a again under a new txnId, and $c twice in this one.
+    let second = || {
+        vec![
+            event("$b", "m.room.member", None),
+            event("$c", "m.room.message", Some("message")),
+            event("$c", "m.room.message", Some("message")),
+            event("$a", "m.room.message", Some("message")),
+            event("$d", "m.room.member", None),
+        ]
+    };
+    let recorded = record(&store, transaction("2", second())).await;
+    assert_eq!(
+        recorded,
+        Recorded {
+            duplicate: false,
+            new_events: 2,
+            reset_from: None,
+            seen_before: vec![0, 2, 3],
+        }
+    );
+    // The same transaction again is a duplicate as a whole.
+    let again = record(&store, transaction("2", second())).await;
+    assert!(again.duplicate && again.new_events == 0 && again.seen_before.is_empty());
+
+    let ids: Vec<_> = stored(&store).into_iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, ["$a", "$b", "$c", "$d"]);
+}
+
+async fn quarantined_entries_are_stored_with_their_transaction_once(backend: Backend) {
+    let store = test_store::fresh("inbox_quarantine", backend);
+    let with_quarantine = || {
+        let mut txn = transaction("7", vec![event("$ok", "m.room.message", Some("message"))]);
+        txn.quarantined = ["$bad1", "$bad2"]
+            .iter()
+            .map(|id| NewQuarantine {
+                txn_id: "7".into(),
+                event_id: Some((*id).into()),
+                reason: format!("{id} lacks a valid envelope"),
+                body: format!(r#"{{"event_id":"{id}"}}"#),
+                received_at: AT,
+            })
+            .collect();
+        txn
+    };
+    assert_eq!(record(&store, with_quarantine()).await.new_events, 1);
+    assert!(record(&store, with_quarantine()).await.duplicate);
+
+    let mut entries = inbox::recent_quarantine(&mut store.connection().unwrap(), 10).unwrap();
+    entries.reverse();
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|q| (q.txn_id, q.event_id, q.reason, q.received_at))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                "7".into(),
+                Some("$bad1".into()),
+                "$bad1 lacks a valid envelope".into(),
+                AT
+            ),
+            (
+                "7".into(),
+                Some("$bad2".into()),
+                "$bad2 lacks a valid envelope".into(),
+                AT
+            ),
+        ]
+    );
+}
