@@ -36,6 +36,7 @@ fn event(event_id: &str, event_type: &str, settled: Option<&'static str>) -> New
 
 fn transaction(txn_id: &str, events: Vec<NewEvent>) -> IncomingTransaction {
     IncomingTransaction {
+        homeserver: "default".into(),
         txn_id: txn_id.into(),
         fingerprint: format!("fingerprint of {txn_id}"),
         received_at: AT,
@@ -161,6 +162,7 @@ async fn quarantined_entries_are_stored_with_their_transaction_once(backend: Bac
         txn.quarantined = ["$bad1", "$bad2"]
             .iter()
             .map(|id| NewQuarantine {
+                homeserver: "default".into(),
                 txn_id: "7".into(),
                 event_id: Some((*id).into()),
                 reason: format!("{id} lacks a valid envelope"),

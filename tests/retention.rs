@@ -343,6 +343,7 @@ async fn record(app: &App, txn_id: &str, event_ids: &[&str], at: i64) -> usize {
         })
         .collect();
     let txn = IncomingTransaction {
+        homeserver: "default".into(),
         txn_id: txn_id.into(),
         fingerprint: txn_id.into(),
         received_at: at,

@@ -233,6 +233,15 @@ impl Config {
     pub fn is_own_user(&self, user_id: &UserId) -> bool {
         self.own_users.contains(user_id)
     }
+
+    /// Whether `user_id` is one of ours on homeserver `homeserver` (its sender, or the bot of a
+    /// tenant it hosts): server names differ across homeservers (checked at load), and each of our
+    /// users carries its homeserver's.
+    pub fn is_own_user_on(&self, homeserver: &str, user_id: &UserId) -> bool {
+        self.homeserver_by_id(homeserver).is_some_and(|calling| {
+            user_id.server_name() == calling.homeserver.server_name && self.is_own_user(user_id)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_listed_secret_matches_and_nothing_else() {
+        let tokens = [
+            Secret::new("current-token-0123456789"),
+            Secret::new("previous-token-0123456789"),
+        ];
+        assert!(Secret::any_matches(&tokens, "current-token-0123456789"));
+        assert!(Secret::any_matches(&tokens, "previous-token-0123456789"));
+        assert!(!Secret::any_matches(&tokens, "current-token-012345678"));
+        assert!(!Secret::any_matches(&tokens, ""));
+    }
+
+    #[test]
     fn secret_never_prints_its_value() {
         let secret = Secret::new("hunter2hunter2hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");

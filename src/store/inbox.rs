@@ -25,6 +25,8 @@ const PROCESSOR_LOCK: i64 = 0x006f_6d61_7369_6e62; // "omasinb"
 /// A transaction as parsed from Synapse's push, ready to be stored.
 #[derive(Debug)]
 pub struct IncomingTransaction {
+    /// The homeserver that pushed it (its config id): txnIds are its own.
+    pub homeserver: String,
     pub txn_id: String,
     pub fingerprint: String,
     pub received_at: i64,
@@ -51,6 +53,7 @@ pub struct NewEvent {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = quarantine)]
 pub struct NewQuarantine {
+    pub homeserver: String,
     pub txn_id: String,
     pub event_id: Option<String>,
     pub reason: String,
@@ -145,9 +148,10 @@ fn record_new_to_sqlite(
     let recorded = super::sqlite_write(conn, |c| {
         // The last numbered transaction, not the highest ever: after a reset the count starts
         // again from there, so only the first transaction after it is the reset.
-        let previous = c.last_numbered_txn()?;
+        let previous = c.last_numbered_txn(&txn.homeserver)?;
         let inserted = diesel::insert_into(as_transactions::table)
             .values((
+                as_transactions::homeserver.eq(&txn.homeserver),
                 as_transactions::txn_id.eq(&txn.txn_id),
                 as_transactions::fingerprint.eq(&txn.fingerprint),
                 as_transactions::txn_number.eq(txn_number),
@@ -162,8 +166,7 @@ fn record_new_to_sqlite(
                 ..Recorded::default()
             });
         }
-        let new_events =
-            inbox_rows::insert_events_to_sqlite(c, &txn.txn_id, txn.received_at, &events)?;
+        let new_events = inbox_rows::insert_events_to_sqlite(c, txn, &events)?;
         c.insert_quarantined(&txn.quarantined)?;
         QueryResult::Ok(Recorded {
             duplicate: false,
@@ -200,6 +203,7 @@ fn record_on_postgres(
     let mut seen_before = Vec::new();
     if new_events < txn.events.len() {
         let mut stored: HashSet<String> = inbox_events::table
+            .filter(inbox_events::homeserver.eq(&txn.homeserver))
             .filter(inbox_events::txn_id.eq(&txn.txn_id))
             .filter(inbox_events::received_at.eq(txn.received_at))
             .select(inbox_events::event_id)
@@ -233,6 +237,8 @@ fn reset_from(txn_number: Option<i64>, previous: Option<i64>) -> Option<i64> {
 #[diesel(table_name = inbox_events)]
 pub struct PendingEvent {
     pub id: i64,
+    /// The homeserver that delivered it.
+    pub homeserver: String,
     pub txn_id: String,
     pub event_id: String,
     pub room_id: String,
@@ -345,16 +351,18 @@ fn handle_all<T>(
 /// the query runs without LIMIT and stops after the rows it needs. PostgreSQL would send every
 /// row: it keeps LIMIT.
 trait FirstRows {
-    /// The txnId number of the last numbered transaction (the newest, not the highest).
-    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>>;
+    /// The txnId number of `homeserver`'s last numbered transaction (the newest, not the highest).
+    fn last_numbered_txn(&mut self, homeserver: &str) -> QueryResult<Option<i64>>;
     /// Up to `limit` pending events, oldest first.
     fn load_pending(&mut self, limit: i64) -> QueryResult<Vec<PendingEvent>>;
 }
 
-/// The numbered transactions, newest first (a macro: the query's type differs per backend).
+/// A homeserver's numbered transactions, newest first (a macro: the query's type differs per
+/// backend).
 macro_rules! last_numbered_txns {
-    () => {
+    ($homeserver:expr) => {
         as_transactions::table
+            .filter(as_transactions::homeserver.eq($homeserver))
             .filter(as_transactions::txn_number.is_not_null())
             .order(as_transactions::id.desc())
             .select(as_transactions::txn_number)
@@ -372,8 +380,8 @@ macro_rules! pending {
 }
 
 impl FirstRows for PgConnection {
-    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>> {
-        Ok(last_numbered_txns!()
+    fn last_numbered_txn(&mut self, homeserver: &str) -> QueryResult<Option<i64>> {
+        Ok(last_numbered_txns!(homeserver)
             .first::<Option<i64>>(self)
             .optional()?
             .flatten())
@@ -385,8 +393,9 @@ impl FirstRows for PgConnection {
 }
 
 impl FirstRows for SqliteConnection {
-    fn last_numbered_txn(&mut self) -> QueryResult<Option<i64>> {
-        let mut rows = last_numbered_txns!().load_iter::<Option<i64>, DefaultLoadingMode>(self)?;
+    fn last_numbered_txn(&mut self, homeserver: &str) -> QueryResult<Option<i64>> {
+        let mut rows =
+            last_numbered_txns!(homeserver).load_iter::<Option<i64>, DefaultLoadingMode>(self)?;
         Ok(rows.next().transpose()?.flatten())
     }
 
@@ -416,6 +425,7 @@ macro_rules! inbox_queries {
                     .iter()
                     .filter_map(|(event, handled)| {
                         Some(NewQuarantine {
+                            homeserver: event.homeserver.clone(),
                             txn_id: event.txn_id.clone(),
                             event_id: Some(event.event_id.clone()),
                             reason: handled.quarantine.clone()?,
@@ -457,6 +467,8 @@ pub fn pending_summary(conn: &mut DbConnection) -> Result<(i64, Option<i64>), St
 #[diesel(table_name = inbox_events)]
 pub struct StoredEvent {
     pub id: i64,
+    /// The homeserver that delivered it first.
+    pub homeserver: String,
     pub event_id: String,
     pub room_id: String,
     pub event_type: String,
@@ -480,6 +492,7 @@ pub fn recent_events(conn: &mut DbConnection, limit: i64) -> Result<Vec<StoredEv
 #[diesel(table_name = quarantine)]
 pub struct QuarantinedEntry {
     pub id: i64,
+    pub homeserver: String,
     pub txn_id: String,
     pub event_id: Option<String>,
     pub reason: String,

@@ -15,7 +15,7 @@ use super::schema::quarantine;
 /// 65,535 parameters per statement.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// The largest multi-row INSERT of events on SQLite: 10 parameters × 128 rows, far below its limit
+/// The largest multi-row INSERT of events on SQLite: 11 parameters × 128 rows, far below its limit
 /// of 32,766. Smaller chunks are powers of two, so a connection caches at most 8 such statements.
 const SQLITE_MAX_ROWS: usize = 128;
 
@@ -52,8 +52,7 @@ impl InsertRows for SqliteConnection {
 /// cache. Returns how many were stored.
 pub(super) fn insert_events_to_sqlite(
     conn: &mut SqliteConnection,
-    txn_id: &str,
-    received_at: i64,
+    txn: &IncomingTransaction,
     mut events: &[&NewEvent],
 ) -> QueryResult<usize> {
     let mut new = 0;
@@ -65,11 +64,10 @@ pub(super) fn insert_events_to_sqlite(
         };
         let (chunk, rest) = events.split_at(rows);
         new += InsertEventsValues {
-            txn_id,
-            received_at,
+            txn,
             processed_at: chunk
                 .iter()
-                .map(|event| event.settled.map(|_| received_at))
+                .map(|event| event.settled.map(|_| txn.received_at))
                 .collect(),
             events: chunk,
         }
@@ -82,8 +80,7 @@ pub(super) fn insert_events_to_sqlite(
 /// `INSERT … VALUES (…), …` for one chunk of events. Its SQL depends only on the row count, so
 /// diesel caches the prepared statement by its text.
 struct InsertEventsValues<'a> {
-    txn_id: &'a str,
-    received_at: i64,
+    txn: &'a IncomingTransaction,
     /// Per event: its receive time when it is settled, else NULL (pending).
     processed_at: Vec<Option<i64>>,
     events: &'a [&'a NewEvent],
@@ -93,7 +90,7 @@ impl QueryFragment<Sqlite> for InsertEventsValues<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO inbox_events (event_id, room_id, event_type, sender, state_key, \
-             event_json, txn_id, received_at, processed_at, outcome) VALUES ",
+             event_json, homeserver, txn_id, received_at, processed_at, outcome) VALUES ",
         );
         for (i, (event, processed_at)) in self.events.iter().zip(&self.processed_at).enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
@@ -109,9 +106,11 @@ impl QueryFragment<Sqlite> for InsertEventsValues<'_> {
             out.push_sql(", ");
             out.push_bind_param::<Text, _>(&event.event_json)?;
             out.push_sql(", ");
-            out.push_bind_param::<Text, _>(self.txn_id)?;
+            out.push_bind_param::<Text, _>(&self.txn.homeserver)?;
             out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(&self.received_at)?;
+            out.push_bind_param::<Text, _>(&self.txn.txn_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&self.txn.received_at)?;
             out.push_sql(", ");
             out.push_bind_param::<Nullable<BigInt>, _>(processed_at)?;
             out.push_sql(", ");
@@ -157,11 +156,16 @@ impl QueryFragment<Pg> for RecordOnPostgres<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let txn = self.txn;
         out.push_sql(
-            "WITH previous AS (SELECT txn_number FROM as_transactions \
-             WHERE txn_number IS NOT NULL ORDER BY id DESC LIMIT 1), \
-             txn AS (INSERT INTO as_transactions \
-             (txn_id, fingerprint, txn_number, event_count, received_at) VALUES (",
+            "WITH previous AS (SELECT txn_number FROM as_transactions WHERE homeserver = ",
         );
+        out.push_bind_param::<Text, _>(&txn.homeserver)?;
+        out.push_sql(
+            " AND txn_number IS NOT NULL ORDER BY id DESC LIMIT 1), \
+             txn AS (INSERT INTO as_transactions \
+             (homeserver, txn_id, fingerprint, txn_number, event_count, received_at) VALUES (",
+        );
+        out.push_bind_param::<Text, _>(&txn.homeserver)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(&txn.txn_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(&txn.fingerprint)?;
@@ -174,9 +178,11 @@ impl QueryFragment<Pg> for RecordOnPostgres<'_> {
         out.push_sql(
             ") ON CONFLICT DO NOTHING RETURNING id), \
              events AS (INSERT INTO inbox_events (event_id, room_id, event_type, sender, \
-             state_key, event_json, txn_id, received_at, processed_at, outcome) \
+             state_key, event_json, homeserver, txn_id, received_at, processed_at, outcome) \
              SELECT e.event_id, e.room_id, e.event_type, e.sender, e.state_key, e.event_json, ",
         );
+        out.push_bind_param::<Text, _>(&txn.homeserver)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(&txn.txn_id)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&txn.received_at)?;
@@ -201,9 +207,11 @@ impl QueryFragment<Pg> for RecordOnPostgres<'_> {
              AS e(event_id, room_id, event_type, sender, state_key, event_json, outcome, n) \
              WHERE EXISTS (SELECT 1 FROM txn) ORDER BY e.n \
              ON CONFLICT (event_id) DO NOTHING RETURNING 1), \
-             quarantined AS (INSERT INTO quarantine (txn_id, event_id, reason, body, received_at) \
-             SELECT ",
+             quarantined AS (INSERT INTO quarantine \
+             (homeserver, txn_id, event_id, reason, body, received_at) SELECT ",
         );
+        out.push_bind_param::<Text, _>(&txn.homeserver)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(&txn.txn_id)?;
         out.push_sql(", q.event_id, q.reason, q.body, ");
         out.push_bind_param::<BigInt, _>(&txn.received_at)?;
@@ -245,7 +253,7 @@ pub(super) struct RecordedOnPostgres {
     pub new_events: i64,
 }
 
-/// Stores `txn` (whose quarantined entries carry its txnId and receive time) with one
+/// Stores `txn` (whose quarantined entries carry its homeserver, txnId and receive time) with one
 /// [`RecordOnPostgres`] statement.
 pub(super) fn record_on_postgres(
     conn: &mut PgConnection,

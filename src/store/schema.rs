@@ -8,6 +8,7 @@ diesel::table! {
         txn_number -> Nullable<BigInt>,
         event_count -> Integer,
         received_at -> BigInt,
+        homeserver -> Text,
     }
 }
 
@@ -24,6 +25,7 @@ diesel::table! {
         received_at -> BigInt,
         processed_at -> Nullable<BigInt>,
         outcome -> Nullable<Text>,
+        homeserver -> Text,
     }
 }
 
@@ -35,6 +37,7 @@ diesel::table! {
         reason -> Text,
         body -> Text,
         received_at -> BigInt,
+        homeserver -> Text,
     }
 }
 

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
 use crate::jobs::inbox;
@@ -34,6 +36,7 @@ pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
 #[tracing::instrument(name = "as.transaction", skip_all, fields(txn_id = %txn_id))]
 pub async fn handler(
     State(app): State<Arc<App>>,
+    Extension(CallingHomeserver(homeserver)): Extension<CallingHomeserver>,
     Path(txn_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -53,7 +56,7 @@ pub async fn handler(
     app.metrics.transactions_received.inc();
     let received_at = unix_ms(app.clock.now());
     // Parsed before taking SQLite's write turn, so concurrent pushes parse side by side.
-    let mut txn = parse(txn_id, &body, received_at);
+    let mut txn = parse(&homeserver, txn_id, &body, received_at);
     drop(body);
     let config = app.config();
     for event in &mut txn.events {
@@ -106,8 +109,10 @@ pub async fn handler(
                     .iter()
                     .filter(|e| e.event_type == probe::EVENT_TYPE)
                     .peekable();
-                if probes.peek().is_some() {
-                    let sender = config.sender_user_id();
+                if let (Some(_), Some(calling)) =
+                    (probes.peek(), config.homeserver_by_id(&homeserver))
+                {
+                    let sender = calling.sender_user_id();
                     for event in probes.filter(|e| e.sender == sender.as_str()) {
                         probe::received(&app, &event.event_json);
                     }
@@ -153,7 +158,12 @@ struct Envelope<'a> {
 /// cannot be read is quarantined with the reason. Quarantined text is stored lossily: invalid UTF-8
 /// and NUL characters (which PostgreSQL's `text` refuses, which would answer 503 and have Synapse
 /// retry the transaction forever) become U+FFFD.
-pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransaction {
+pub fn parse(
+    homeserver: &str,
+    txn_id: String,
+    body: &[u8],
+    received_at: i64,
+) -> IncomingTransaction {
     let mut fingerprint = Sha256::new();
     let mut events = Vec::new();
     let mut quarantined = Vec::new();
@@ -169,6 +179,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
             unreadable = true;
             fingerprint.update(body);
             quarantined.push(NewQuarantine {
+                homeserver: homeserver.to_owned(),
                 txn_id: txn_id.clone(),
                 event_id: None,
                 reason: format!("the body is not a transaction ({error})"),
@@ -198,6 +209,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
                             .and_then(|v| v.get("event_id")?.as_str().map(without_nul));
                         fingerprint.update(event_id.as_deref().unwrap_or(json).as_bytes());
                         quarantined.push(NewQuarantine {
+                            homeserver: homeserver.to_owned(),
                             txn_id: txn_id.clone(),
                             event_id,
                             reason,
@@ -212,6 +224,7 @@ pub fn parse(txn_id: String, body: &[u8], received_at: i64) -> IncomingTransacti
     }
     let fingerprint = hex(&fingerprint.finalize());
     IncomingTransaction {
+        homeserver: homeserver.to_owned(),
         txn_id,
         fingerprint,
         received_at,
@@ -270,6 +283,7 @@ fn without_nul(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_ID;
 
     fn message(event_id: &str) -> String {
         format!(
@@ -280,7 +294,7 @@ mod tests {
     #[test]
     fn good_events_are_kept_in_order() {
         let body = format!(r#"{{"events":[{},{}]}}"#, message("$a"), message("$b"));
-        let txn = parse("1".into(), body.as_bytes(), 0);
+        let txn = parse(DEFAULT_ID, "1".into(), body.as_bytes(), 0);
         assert!(txn.quarantined.is_empty(), "{:?}", txn.quarantined);
         let ids: Vec<_> = txn.events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids, ["$a", "$b"]);
@@ -289,7 +303,7 @@ mod tests {
     #[test]
     fn unreadable_bodies_are_quarantined_whole() {
         for body in [r#"{"events": "nope"}"#, "[]", "not json", ""] {
-            let txn = parse("1".into(), body.as_bytes(), 0);
+            let txn = parse(DEFAULT_ID, "1".into(), body.as_bytes(), 0);
             assert!(txn.events.is_empty() && txn.unreadable);
             assert_eq!(txn.quarantined.len(), 1, "{body}");
             assert_eq!(txn.quarantined[0].body, body);
@@ -304,7 +318,7 @@ mod tests {
             r#"{{"events":[{no_room},{},{bad_member}]}}"#,
             message("$ok")
         );
-        let txn = parse("1".into(), body.as_bytes(), 0);
+        let txn = parse(DEFAULT_ID, "1".into(), body.as_bytes(), 0);
         assert_eq!(txn.events.len(), 1);
         let quarantined: Vec<_> = txn
             .quarantined
@@ -317,12 +331,13 @@ mod tests {
     #[test]
     fn nul_characters_are_never_stored() {
         // A raw NUL makes the body unreadable; it is kept without it.
-        let txn = parse("1".into(), b"{\"events\": [\0]}", 0);
+        let txn = parse(DEFAULT_ID, "1".into(), b"{\"events\": [\0]}", 0);
         assert!(txn.unreadable);
         assert_eq!(txn.quarantined[0].body, "{\"events\": [\u{fffd}]}");
         // Decoded from an escape into the envelope: the event is quarantined.
         let event = message("$a\\u0000b").replace("m.room.message", "m.room\\u0000message");
         let txn = parse(
+            DEFAULT_ID,
             "1".into(),
             format!(r#"{{"events":[{event}]}}"#).as_bytes(),
             0,
@@ -342,7 +357,7 @@ mod tests {
             r#""origin_server_ts":1,"unsigned":{"age":99}"#,
         );
         let other = format!(r#"{{"events":[{}]}}"#, message("$b"));
-        let fp = |body: &str| parse("1".into(), body.as_bytes(), 0).fingerprint;
+        let fp = |body: &str| parse(DEFAULT_ID, "1".into(), body.as_bytes(), 0).fingerprint;
         assert_eq!(fp(&first), fp(&retried));
         assert_ne!(fp(&first), fp(&other));
     }

@@ -2,17 +2,20 @@
 //!
 //! Spec: <https://spec.matrix.org/v1.19/application-service-api/#get_matrixappv1roomsroomalias>
 //!
-//! Synapse asks when someone resolves or joins an alias in our namespace that it does not know.
+//! Synapse asks when someone resolves or joins an alias in our namespace that it does not know;
+//! only the aliases of the tenants the calling homeserver hosts are ours there.
 //! A room the platform declared is created now (the same creation its queued job would make —
 //! one at a time per room) and we answer 200 once the room and its alias exist, because Synapse
 //! reads its own database again after our answer. Anything else: 404.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use ruma::RoomAliasId;
 
+use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
 use crate::jobs::ensure_room;
@@ -20,12 +23,21 @@ use crate::rooms;
 use crate::store::rooms as room_store;
 
 #[tracing::instrument(name = "as.query_alias", skip_all, fields(alias = %alias))]
-pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> Response {
+pub async fn handler(
+    State(app): State<Arc<App>>,
+    Extension(CallingHomeserver(homeserver)): Extension<CallingHomeserver>,
+    Path(alias): Path<String>,
+) -> Response {
     let outcome = |label: &str| app.metrics.alias_queries.with_label_values(&[label]).inc();
     let config = &app.config();
+    let Some(calling) = config.homeserver_by_id(&homeserver) else {
+        // Its token was accepted under a config a reload has since replaced.
+        outcome("not_ours");
+        return ApiError::NotFound("this appservice has no such alias").into_response();
+    };
     let parsed = RoomAliasId::parse(&alias).ok().and_then(|alias| {
         Some((
-            rooms::parse_alias(alias.as_str(), &config.homeserver.server_name)?,
+            rooms::parse_alias(alias.as_str(), &calling.homeserver.server_name)?,
             alias,
         ))
     });
@@ -33,7 +45,8 @@ pub async fn handler(State(app): State<Arc<App>>, Path(alias): Path<String>) -> 
         outcome("not_ours");
         return ApiError::NotFound("this appservice has no such alias").into_response();
     };
-    let Some(tenant) = config.tenants.iter().find(|t| t.id == parts.tenant) else {
+    let hosted = |t: &&crate::config::Tenant| t.id == parts.tenant && t.homeserver == calling.id;
+    let Some(tenant) = config.tenants.iter().find(hosted) else {
         outcome("unknown_tenant");
         return ApiError::NotFound("no such tenant").into_response();
     };
