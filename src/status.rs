@@ -1,6 +1,7 @@
-//! What operators see per tenant — its bot, whether the bot is registered, the as_token's state,
-//! the job queue, the jobs that ended failed or dead within `retention.jobs_days` and its webhook
-//! delivery — shared by `GET /v1/status` (what the running daemon knows)
+//! What operators see per homeserver — its as_token's state and last ping — and per tenant — its
+//! homeserver and bot, whether the bot is registered, the job queue, the jobs that ended failed
+//! or dead within `retention.jobs_days` and its webhook delivery — shared by `GET /v1/status`
+//! (what the running daemon knows)
 //! and `openmeet-appservice status` (which asks the homeserver itself, so it works while the
 //! daemon is down). Never carries a secret.
 
@@ -29,10 +30,28 @@ pub struct Status {
     pub database: String,
     pub inbox: Inbox,
     pub ready: Ready,
-    /// What the homeserver last said about the as_token: `accepted`, `rejected` or `unknown`.
+    /// What the default homeserver last said about its as_token: `accepted`, `rejected` or
+    /// `unknown` (each homeserver's is in `homeservers`).
     pub as_token: String,
+    /// Every homeserver the config serves, the default one first.
+    pub homeservers: Vec<HomeserverStatus>,
     /// The configured tenants in config order, then any other tenant that still has jobs.
     pub tenants: Vec<TenantStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HomeserverStatus {
+    /// `default` for the top-level homeserver, else its `homeservers[].id`.
+    pub id: String,
+    pub server_name: String,
+    /// What it last said about its as_token: `accepted`, `rejected` or `unknown`.
+    pub as_token: String,
+    /// Its last appservice ping round trip; `null` from the command (it cannot know).
+    pub ping: Option<bool>,
+    /// The token accepted and the last ping made; `null` from the command.
+    pub healthy: Option<bool>,
+    /// The ids of the configured tenants that live on it.
+    pub tenants: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,10 +60,12 @@ pub struct Inbox {
     pub oldest_received_at_ms: Option<i64>,
 }
 
+/// The homeserver half of readiness: true when it holds for at least one homeserver.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ready {
     pub as_token: bool,
-    /// The daemon's last appservice ping round trip; `null` from the command (it cannot know).
+    /// The daemon's last appservice ping round trip made by a homeserver that accepts our token;
+    /// `null` from the command (it cannot know).
     pub ping: Option<bool>,
 }
 
@@ -53,11 +74,13 @@ pub struct TenantStatus {
     pub id: String,
     /// `null` for a tenant that is no longer configured but still has jobs.
     pub name: Option<String>,
+    /// The id of the homeserver it lives on; `null` for a tenant no longer configured.
+    pub homeserver: Option<String>,
     pub bot: Option<String>,
     /// From the daemon: `true` once this process registered or found the bot, `false` for "not
     /// yet confirmed". From the command: what the homeserver answered, `null` if it could not ask.
     pub bot_registered: Option<bool>,
-    /// The one as_token serves every tenant; repeated here per tenant.
+    /// What its homeserver last said about that homeserver's as_token.
     pub as_token: String,
     pub queue: Queue,
     /// The jobs that ended failed or dead within the retention window, newest first, at most
@@ -92,16 +115,26 @@ pub struct FailedJobStatus {
     pub updated_at_ms: i64,
 }
 
-/// What is known of the homeserver: the token's state, each bot's registration, the last ping.
+/// What is known of the homeservers: each one's token state and last ping, each bot's
+/// registration.
 #[derive(Debug, Clone)]
 pub struct HomeserverView {
-    pub token: TokenState,
+    /// In config order, the default one first.
+    pub homeservers: Vec<HomeserverState>,
     pub registered: HashMap<OwnedUserId, bool>,
+}
+
+/// What is known of one homeserver.
+#[derive(Debug, Clone)]
+pub struct HomeserverState {
+    pub id: String,
+    pub token: TokenState,
+    /// `None` from the command (it cannot know the daemon's ping).
     pub ping: Option<bool>,
 }
 
 impl HomeserverView {
-    /// What the running daemon has seen, without calling the homeserver.
+    /// What the running daemon has seen, without calling any homeserver.
     pub fn of_daemon(app: &App) -> Self {
         let config = app.config();
         let registered = config
@@ -113,69 +146,109 @@ impl HomeserverView {
                 (bot, known)
             })
             .collect();
+        let homeservers = app
+            .links()
+            .iter()
+            .map(|link| HomeserverState {
+                id: link.id.clone(),
+                token: link.health.token(),
+                ping: Some(link.health.ping_ok()),
+            })
+            .collect();
         Self {
-            token: app.health.token(),
+            homeservers,
             registered,
-            ping: Some(app.health.ping_ok()),
         }
     }
 
-    /// Asks the homeserver now: `whoami` as the sender for the token, then each tenant bot's
-    /// profile (404: not registered). What it could not learn stays unknown; the second value
-    /// says why, in one sentence.
-    pub async fn check(app: &App) -> (Self, Option<String>) {
+    /// Asks each homeserver now: `whoami` as its sender for the token, then each of its tenant
+    /// bots' profile (404: not registered). What it could not learn stays unknown; the second
+    /// value says why, one sentence per homeserver that could not tell everything.
+    pub async fn check(app: &App) -> (Self, Vec<String>) {
         let config = app.config();
-        let homeserver = app.homeserver();
         let mut view = Self {
-            token: TokenState::Unknown,
+            homeservers: Vec::new(),
             registered: HashMap::new(),
-            ping: None,
         };
-        match homeserver.send(whoami::v3::Request::new(), None).await {
-            Ok(_) => view.token = TokenState::Accepted,
-            Err(error) if error.retry_kind() == RetryKind::CredentialRejected => {
-                view.token = TokenState::Rejected;
-                let problem = format!(
-                    "the homeserver at {} refuses this config's as_token ({}): bot registration is unknown; see `openmeet-appservice check`",
-                    config.homeserver.url,
-                    error.errcode()
-                );
-                return (view, Some(problem));
-            }
-            Err(error) => {
-                let problem = format!(
-                    "the homeserver at {} could not be asked ({error}): token and bot registration are unknown",
-                    config.homeserver.url
-                );
-                return (view, Some(problem));
-            }
+        let mut problems = Vec::new();
+        for homeserver in config.homeservers() {
+            let Some(link) = app.link(homeserver.id) else {
+                continue;
+            };
+            let tenants: Vec<_> = config
+                .tenants
+                .iter()
+                .filter(|tenant| tenant.homeserver == homeserver.id)
+                .collect();
+            let (token, problem) = check_one(&link.client, &homeserver, &tenants, &mut view).await;
+            view.homeservers.push(HomeserverState {
+                id: homeserver.id.to_owned(),
+                token,
+                ping: None,
+            });
+            problems.extend(problem);
         }
-        let mut problem = None;
-        for tenant in &config.tenants {
-            let bot = config.bot_user_id(tenant);
-            match homeserver
-                .send(get_profile::v3::Request::new(bot.clone()), None)
-                .await
-            {
-                Ok(_) => {
-                    view.registered.insert(bot, true);
-                }
-                Err(error) if error.is_not_found() => {
-                    view.registered.insert(bot, false);
-                }
-                Err(error) => {
-                    problem.get_or_insert_with(|| {
-                        format!("could not look up the profile of {bot} ({error}): its registration is unknown")
-                    });
-                }
-            }
-        }
-        (view, problem)
+        (view, problems)
     }
 
     fn registered(&self, bot: &UserId) -> Option<bool> {
         self.registered.get(bot).copied()
     }
+
+    fn token(&self, id: &str) -> TokenState {
+        self.homeservers
+            .iter()
+            .find(|homeserver| homeserver.id == id)
+            .map_or(TokenState::Unknown, |homeserver| homeserver.token)
+    }
+}
+
+/// One homeserver's part of [`HomeserverView::check`]: its token's state, and a sentence when it
+/// could not tell everything.
+async fn check_one(
+    client: &crate::matrix::Client,
+    homeserver: &crate::config::HomeserverConfig<'_>,
+    tenants: &[&crate::config::Tenant],
+    view: &mut HomeserverView,
+) -> (TokenState, Option<String>) {
+    let (id, url) = (homeserver.id, &homeserver.homeserver.url);
+    match client.send(whoami::v3::Request::new(), None).await {
+        Ok(_) => {}
+        Err(error) if error.retry_kind() == RetryKind::CredentialRejected => {
+            let problem = format!(
+                "the homeserver {id} at {url} refuses this config's as_token ({}): bot registration is unknown; see `openmeet-appservice check --homeserver {id}`",
+                error.errcode()
+            );
+            return (TokenState::Rejected, Some(problem));
+        }
+        Err(error) => {
+            let problem = format!(
+                "the homeserver {id} at {url} could not be asked ({error}): token and bot registration are unknown"
+            );
+            return (TokenState::Unknown, Some(problem));
+        }
+    }
+    let mut problem = None;
+    for tenant in tenants {
+        let bot = homeserver.bot_user_id(tenant);
+        match client
+            .send(get_profile::v3::Request::new(bot.clone()), None)
+            .await
+        {
+            Ok(_) => {
+                view.registered.insert(bot, true);
+            }
+            Err(error) if error.is_not_found() => {
+                view.registered.insert(bot, false);
+            }
+            Err(error) => {
+                problem.get_or_insert_with(|| {
+                    format!("could not look up the profile of {bot} ({error}): its registration is unknown")
+                });
+            }
+        }
+    }
+    (TokenState::Accepted, problem)
 }
 
 /// The status from the database and `homeserver`.
@@ -202,7 +275,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             Ok((queues, failed_jobs, inbox, webhooks))
         })
         .await?;
-    let token = token_label(homeserver.token).to_owned();
+    let token = token_label(homeserver.token(crate::config::DEFAULT_ID)).to_owned();
     let mut tenants: Vec<TenantStatus> = config
         .tenants
         .iter()
@@ -211,9 +284,10 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             TenantStatus {
                 id: tenant.id.clone(),
                 name: Some(tenant.name.clone()),
+                homeserver: Some(tenant.homeserver.clone()),
                 bot_registered: homeserver.registered(&bot),
                 bot: Some(bot.to_string()),
-                as_token: token.clone(),
+                as_token: token_label(homeserver.token(&tenant.homeserver)).to_owned(),
                 queue: Queue::default(),
                 failed_jobs: Vec::new(),
                 webhook: None,
@@ -225,6 +299,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             tenants.push(TenantStatus {
                 id: queue.tenant_id.clone(),
                 name: None,
+                homeserver: None,
                 bot: None,
                 bot_registered: None,
                 as_token: token.clone(),
@@ -257,12 +332,51 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             oldest_received_at_ms: inbox.1,
         },
         ready: Ready {
-            as_token: homeserver.token == TokenState::Accepted,
-            ping: homeserver.ping,
+            as_token: homeserver
+                .homeservers
+                .iter()
+                .any(|h| h.token == TokenState::Accepted),
+            ping: ready_ping(homeserver),
         },
         as_token: token,
+        homeservers: homeserver
+            .homeservers
+            .iter()
+            .map(|state| homeserver_status(&config, state))
+            .collect(),
         tenants,
     })
+}
+
+/// Whether a homeserver that accepts our token made its last ping; `None`: unknown (the command).
+fn ready_ping(view: &HomeserverView) -> Option<bool> {
+    let mut known = view
+        .homeservers
+        .iter()
+        .filter_map(|h| h.ping.map(|ping| ping && h.token == TokenState::Accepted));
+    let first = known.next()?;
+    Some(first || known.any(|healthy| healthy))
+}
+
+fn homeserver_status(config: &crate::config::Config, state: &HomeserverState) -> HomeserverStatus {
+    HomeserverStatus {
+        id: state.id.clone(),
+        server_name: config
+            .homeserver_by_id(&state.id)
+            .map(|h| h.homeserver.server_name.to_string())
+            .unwrap_or_default(),
+        as_token: token_label(state.token).to_owned(),
+        ping: state.ping,
+        healthy: state
+            .ping
+            .map(|ping| ping && state.token == TokenState::Accepted),
+        tenants: config
+            .tenants
+            .iter()
+            .filter(|tenant| tenant.homeserver == state.id)
+            .map(|tenant| tenant.id.clone())
+            .collect(),
+    }
 }
 
 pub fn token_label(state: TokenState) -> &'static str {
@@ -337,22 +451,24 @@ impl Status {
                     .map_or_else(|| "-".into(), duration),
             ]);
         }
-        let mut widths = [0; 9];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
+        let mut out = columns(&rows);
+        let mut homeservers =
+            vec![["HOMESERVER", "SERVER NAME", "TOKEN", "PING", "TENANTS"].map(str::to_owned)];
+        for homeserver in &self.homeservers {
+            homeservers.push([
+                homeserver.id.clone(),
+                homeserver.server_name.clone(),
+                homeserver.as_token.clone(),
+                match homeserver.ping {
+                    Some(true) => "ok".into(),
+                    Some(false) => "failing".into(),
+                    None => "-".into(),
+                },
+                homeserver.tenants.join(", "),
+            ]);
         }
-        let mut out = String::new();
-        for row in &rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
+        out.push('\n');
+        out.push_str(&columns(&homeservers));
         let failed: Vec<_> = self
             .tenants
             .iter()
@@ -378,6 +494,27 @@ impl Status {
         out.push_str(&crate::webhooks::status::table(&self.tenants, now_ms));
         out
     }
+}
+
+/// Rows of cells as left-aligned columns two spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `42s`, `3m05s`, `2h07m`, `3d04h`.
@@ -408,9 +545,28 @@ mod tests {
                 ping: None,
             },
             as_token: "accepted".into(),
+            homeservers: vec![
+                HomeserverStatus {
+                    id: "default".into(),
+                    server_name: "example.org".into(),
+                    as_token: "accepted".into(),
+                    ping: Some(true),
+                    healthy: Some(true),
+                    tenants: vec!["tenantA".into()],
+                },
+                HomeserverStatus {
+                    id: "eu".into(),
+                    server_name: "eu.example.org".into(),
+                    as_token: "rejected".into(),
+                    ping: Some(false),
+                    healthy: Some(false),
+                    tenants: vec![],
+                },
+            ],
             tenants: vec![TenantStatus {
                 id: "tenantA".into(),
                 name: Some("Tenant A".into()),
+                homeserver: Some("default".into()),
                 bot: Some("@openmeet-bot-tenanta:example.org".into()),
                 bot_registered: Some(true),
                 as_token: "accepted".into(),
@@ -448,6 +604,10 @@ mod tests {
                 && lines[1].contains("yes")
                 && lines[1].contains("accepted")
                 && lines[1].ends_with("3m05s"),
+            "{table}"
+        );
+        assert!(
+            table.contains("\nHOMESERVER  SERVER NAME     TOKEN     PING     TENANTS\ndefault     example.org     accepted  ok       tenantA\neu          eu.example.org  rejected  failing\n"),
             "{table}"
         );
         assert!(table.contains("job 7  dead  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
