@@ -104,8 +104,11 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut reloads = app.reloads();
-    let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Dropping the set (the supervisor aborted at shutdown) aborts every task in it.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut running: HashMap<String, tokio::task::AbortHandle> = HashMap::new();
     loop {
+        while tasks.try_join_next().is_some() {}
         let links = app.links();
         running.retain(|id, handle| {
             let keep = links.get(id).is_some() && !handle.is_finished();
@@ -116,7 +119,7 @@ where
         });
         for link in links.iter() {
             if !running.contains_key(&link.id) {
-                let handle = tokio::spawn(task(app.clone(), link.id.clone(), shutdown.clone()));
+                let handle = tasks.spawn(task(app.clone(), link.id.clone(), shutdown.clone()));
                 running.insert(link.id.clone(), handle);
             }
         }
@@ -125,7 +128,57 @@ where
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
-    for handle in running.into_values() {
-        handle.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::sample::{SampleTokens, render};
+    use crate::observability::health::TokenState;
+
+    /// The sample config, with a second homeserver `eu` on `eu.example.org` when `second`.
+    fn config(second: bool) -> Config {
+        let mut yaml = render(Some(&SampleTokens::random()));
+        if second {
+            yaml.push_str(
+                "homeservers:\n  - id: eu\n    homeserver: {url: 'http://127.0.0.1:8448', server_name: eu.example.org}\n    \
+                 appservice: {as_token: eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, hs_token: ffffffffffffffffffffffffffffffff, url: 'http://127.0.0.1:8009'}\n",
+            );
+        }
+        Config::from_yaml(Path::new("test.yaml"), &yaml, Vec::new()).expect("a valid config")
+    }
+
+    #[test]
+    fn a_user_is_served_by_the_homeserver_of_its_server_name() {
+        let links = Links::build(&config(true), &Arc::new(Metrics::new()), None).unwrap();
+        let ids: Vec<&str> = links.iter().map(|link| link.id.as_str()).collect();
+        assert_eq!(ids, ["default", "eu"]);
+        let server = |name: &str| ruma::ServerName::parse(name).unwrap();
+        assert_eq!(links.for_server(&server("eu.example.org")).id, "eu");
+        assert_eq!(
+            links
+                .for_server(&server("eu.example.org"))
+                .client
+                .homeserver_id(),
+            "eu"
+        );
+        assert_eq!(links.for_server(&server("elsewhere.example")).id, "default");
+    }
+
+    #[test]
+    fn a_rebuild_keeps_each_homeservers_health_and_an_added_one_starts_unknown() {
+        let metrics = Arc::new(Metrics::new());
+        let before = Links::build(&config(false), &metrics, None).unwrap();
+        before.default_link().health.set_token(TokenState::Rejected);
+        assert_eq!(before.paused(), ["default"]);
+        let after = Links::build(&config(true), &metrics, Some(&before)).unwrap();
+        assert!(Arc::ptr_eq(
+            &before.default_link().health,
+            &after.default_link().health
+        ));
+        assert_eq!(after.get("eu").unwrap().health.token(), TokenState::Unknown);
+        assert_eq!(after.paused(), ["default"]);
     }
 }

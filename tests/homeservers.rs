@@ -434,6 +434,14 @@ async fn a_refused_as_token_pauses_only_that_homeservers_tenants_until_a_reload_
     let during = job(&daemon, "tenantB", paused).await;
     assert_eq!(during["status"], "queued", "{during}");
     assert_eq!(during["attempts"], 0, "{during}");
+    // Not even tried: the worker takes no job of a tenant whose homeserver refuses the token.
+    assert_eq!(
+        daemon
+            .metric("openmeet_as_jobs_total", "outcome=\"paused\"")
+            .await,
+        0.0,
+        "tenant B's job was tried while its homeserver refused the token"
+    );
 
     // Status, from the daemon and from the command, shows each homeserver.
     let (status, answer) = daemon
@@ -511,6 +519,60 @@ async fn a_refused_as_token_pauses_only_that_homeservers_tenants_until_a_reload_
         || async {
             (homeserver_readiness(&daemon, SECOND).await.1["as_token"] == true).then_some(())
         },
+    )
+    .await;
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_homeserver_added_by_sighup_gets_its_client_and_checks_and_serves_its_tenant() {
+    let env = environment();
+    let _turn = turn().await;
+    let registered = fresh_config();
+    let mut config = registered.clone();
+    config.homeservers.clear();
+    config.tenants.retain(|(id, _)| id == "tenantA");
+    let mut daemon = Daemon::start(config).await;
+    daemon.wait_ready(true, Duration::from_secs(60)).await;
+    let (_, body) = daemon.readiness().await;
+    assert_eq!(
+        body["homeservers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["default"],
+        "{body}"
+    );
+
+    // The second homeserver and its tenant arrive by SIGHUP.
+    daemon.config.homeservers = registered.homeservers.clone();
+    daemon.config.tenants = registered.tenants.clone();
+    daemon.reload();
+    eventually(
+        "readiness to name the added homeserver with its token accepted",
+        Duration::from_secs(30),
+        || async {
+            let second = homeserver_readiness(&daemon, SECOND).await.1;
+            (second["as_token"] == true).then_some(())
+        },
+    )
+    .await;
+    let bob = login_via_mas(&env.mas_url(), "added-bob").await;
+    let b = daemon
+        .declare(
+            "tenantB",
+            "event",
+            "added",
+            room_with_host("Added B", &bob.user_id),
+        )
+        .await;
+    assert_room_on(
+        &env.second_url,
+        &b,
+        &format!("#event-added-tenantB:{SECOND_SERVER}"),
+        &bot("tenantB", SECOND_SERVER),
+        &bob,
     )
     .await;
     daemon.stop();

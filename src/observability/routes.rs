@@ -153,3 +153,58 @@ async fn readiness(app: &App) -> Readiness {
     }
     readiness
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn homeserver(id: &str, as_token: bool, ping: bool) -> HomeserverReadiness {
+        HomeserverReadiness {
+            id: id.into(),
+            as_token,
+            ping,
+            reachable: true,
+        }
+    }
+
+    #[test]
+    fn one_homeserver_is_ready_with_the_database_its_token_and_its_ping() {
+        for (database, as_token, ping) in [
+            (true, true, true),
+            (false, true, true),
+            (true, false, true),
+            (true, true, false),
+        ] {
+            let readiness = Readiness {
+                database,
+                homeservers: vec![homeserver("default", as_token, ping)],
+            };
+            assert_eq!(readiness.ready(), database && as_token && ping);
+            assert_eq!(readiness.as_token(), as_token);
+        }
+    }
+
+    #[test]
+    fn several_homeservers_are_ready_while_one_is_healthy() {
+        let ready = |homeservers| {
+            Readiness {
+                database: true,
+                homeservers,
+            }
+            .ready()
+        };
+        assert!(ready(vec![
+            homeserver("default", true, true),
+            homeserver("eu", false, false)
+        ]));
+        assert!(ready(vec![
+            homeserver("default", false, false),
+            homeserver("eu", true, true)
+        ]));
+        // A token accepted by one and a ping made by the other make no healthy homeserver.
+        assert!(!ready(vec![
+            homeserver("default", true, false),
+            homeserver("eu", false, true)
+        ]));
+    }
+}
