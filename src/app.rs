@@ -1,16 +1,17 @@
-//! What every listener and worker of one daemon shares: config, database, homeserver client,
-//! metrics, health, clock. Inbound handlers reach the homeserver only through the methods here.
+//! What every listener and worker of one daemon shares: config, database, the homeservers'
+//! clients and health, metrics, clock. Inbound handlers reach a homeserver only through the
+//! methods here.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ruma::{OwnedUserId, UserId};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::homeserver_links::{HomeserverLink, Links};
 use crate::matrix;
-use crate::observability::health::Health;
 use crate::observability::metrics::Metrics;
 use crate::store::Store;
 
@@ -18,10 +19,12 @@ pub struct App {
     /// Swapped whole on a reload (SIGHUP); read it with `config()`.
     config: RwLock<Arc<Config>>,
     pub store: Store,
-    /// Rebuilt with the config on a reload (the as_token or homeserver settings may change).
-    homeserver: RwLock<Arc<matrix::Client>>,
+    /// Each homeserver's client and health, rebuilt with the config on a reload (an as_token or
+    /// URL may change, a homeserver may be added); health is kept per homeserver id.
+    links: RwLock<Arc<Links>>,
+    /// Bumped by every reload, for the tasks kept per homeserver (watchdog, probe).
+    reloaded: watch::Sender<u64>,
     pub metrics: Arc<Metrics>,
-    pub health: Health,
     pub clock: Arc<dyn Clock>,
     /// Woken when a transaction stored new events, so the inbox processor starts at once.
     pub inbox_wakeup: Notify,
@@ -41,18 +44,14 @@ impl App {
     /// Fails only when no HTTP client can be built (see [`matrix::Client::new`]).
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, matrix::Error> {
         let metrics = Arc::new(Metrics::new());
-        let homeserver = matrix::Client::new(
-            &config.homeserver,
-            config.appservice.as_token.clone(),
-            metrics.clone(),
-        )?;
+        let links = Links::build(&config, &metrics, None)?;
         let store = Store::new(&config.database);
         Ok(Arc::new(Self {
             config: RwLock::new(Arc::new(config)),
             store,
-            homeserver: RwLock::new(Arc::new(homeserver)),
+            links: RwLock::new(Arc::new(links)),
+            reloaded: watch::Sender::new(0),
             metrics,
-            health: Health::default(),
             clock,
             inbox_wakeup: Notify::new(),
             jobs_wakeup: Notify::new(),
@@ -68,26 +67,60 @@ impl App {
         self.config.read().expect("lock is never poisoned").clone()
     }
 
-    /// The homeserver client for the config in force.
-    pub fn homeserver(&self) -> Arc<matrix::Client> {
-        self.homeserver
-            .read()
-            .expect("lock is never poisoned")
+    /// Every homeserver's client and health, for the config in force.
+    pub fn links(&self) -> Arc<Links> {
+        self.links.read().expect("lock is never poisoned").clone()
+    }
+
+    /// The homeserver with this id, while the config serves it.
+    pub fn link(&self, id: &str) -> Option<Arc<HomeserverLink>> {
+        self.links().get(id).cloned()
+    }
+
+    /// The homeserver tenant `tenant_id` lives on; the default one for a tenant no longer
+    /// configured (its jobs fail on that before they call anything).
+    pub fn link_of_tenant(&self, tenant_id: &str) -> Arc<HomeserverLink> {
+        let homeserver = self
+            .config()
+            .homeserver_of(tenant_id)
+            .map(|homeserver| homeserver.id.to_owned());
+        let links = self.links();
+        homeserver
+            .and_then(|id| links.get(&id).cloned())
+            .unwrap_or_else(|| links.default_link().clone())
+    }
+
+    /// The client of the homeserver `user_id` (one of our users) lives on: every call acting as
+    /// a tenant bot or a homeserver's sender goes to that user's own homeserver.
+    pub fn client_for(&self, user_id: &UserId) -> Arc<matrix::Client> {
+        self.links()
+            .for_server(user_id.server_name())
+            .client
             .clone()
     }
 
-    /// Puts a new config in force, with a homeserver client built for it. The database and
-    /// listeners stay as they started (the caller refuses changes to them).
+    /// The default (top-level) homeserver's client.
+    pub fn homeserver(&self) -> Arc<matrix::Client> {
+        self.links().default_link().client.clone()
+    }
+
+    /// A receiver that changes at every reload (the tasks kept per homeserver follow it).
+    pub fn reloads(&self) -> watch::Receiver<u64> {
+        self.reloaded.subscribe()
+    }
+
+    /// Puts a new config in force, with a client built for each of its homeservers. The
+    /// database and listeners stay as they started (the caller refuses changes to them).
     pub fn replace_config(&self, config: Config) -> Result<(), matrix::Error> {
-        let homeserver = matrix::Client::new(
-            &config.homeserver,
-            config.appservice.as_token.clone(),
-            self.metrics.clone(),
-        )?;
-        *self.homeserver.write().expect("lock is never poisoned") = Arc::new(homeserver);
+        let links = Links::build(&config, &self.metrics, Some(&self.links()))?;
+        *self.links.write().expect("lock is never poisoned") = Arc::new(links);
         *self.config.write().expect("lock is never poisoned") = Arc::new(config);
         // A new as_token or homeserver may know other users.
         self.forget_registered();
+        self.reloaded.send_modify(|count| *count += 1);
+        for link in self.links().iter() {
+            link.health.config_changed.notify_one();
+        }
         Ok(())
     }
 
@@ -125,7 +158,7 @@ impl App {
         let name = format!("OpenMeet ({})", tenant.name);
         let named = self.named.lock().expect("lock is never poisoned").get(&bot) == Some(&name);
         if !named {
-            self.homeserver().set_display_name(&bot, &name).await?;
+            self.client_for(&bot).set_display_name(&bot, &name).await?;
             self.named
                 .lock()
                 .expect("lock is never poisoned")
@@ -144,7 +177,7 @@ impl App {
         {
             return Ok(());
         }
-        self.homeserver()
+        self.client_for(user_id)
             .ensure_registered(user_id.localpart())
             .await?;
         self.registered

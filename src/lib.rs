@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod homeserver_links;
 pub mod jobs;
 pub mod matrix;
 pub mod observability;

@@ -106,7 +106,6 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
             "the registration derived from the new config differs from the old one: print it with `openmeet-appservice registration --homeserver {id}`, install it in that Synapse's app_service_config_files and restart that Synapse (an hs_token list rotation needs this only when its first token changed)"
         );
     }
-    app.health.config_changed.notify_one();
     app.jobs_wakeup.notify_one();
     app.webhooks_wakeup.notify_one();
     Ok(())

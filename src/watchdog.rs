@@ -1,14 +1,18 @@
-//! Keeps readiness true to the homeserver. The preflight (whoami as the sender, the sender
-//! registered, an appservice ping round trip) runs at start and every `check_interval`; its
-//! verdict sets readiness and decides whether jobs may call the homeserver.
+//! Keeps each homeserver's health true, one check loop per homeserver (DESIGN §13: one
+//! homeserver's trouble never delays another's checks). The preflight (whoami as that
+//! homeserver's sender, the sender registered, an appservice ping round trip) runs at start and
+//! every `check_interval` of that homeserver; its verdict sets the homeserver's health and
+//! decides whether its tenants' jobs may call it.
 //!
-//! - The token refused: readiness red, jobs wait, and the homeserver is asked again at most once
-//!   per interval (whoami alone), or at once after a config reload.
-//! - The homeserver unreachable: jobs wait; checks back off from 250 ms up to a minute.
-//! - Ready again: the check that says so ended with a ping, and a successful ping makes Synapse
-//!   resend its backlog of transactions at once.
+//! - The token refused: the homeserver unhealthy, its tenants' jobs wait, and it is asked again at
+//!   most once per interval (whoami alone), or at once after a config reload.
+//! - The homeserver unreachable: its tenants' jobs wait; checks back off from 250 ms up to a
+//!   minute.
+//! - Healthy again: the check that says so ended with a ping, and a successful ping makes that
+//!   Synapse resend its backlog of transactions at once; the worker is woken.
 //!
-//! Each change of verdict is logged once, with what to do about it; repeats are debug lines.
+//! Each change of verdict is logged once, naming the homeserver, with what to do about it;
+//! repeats are debug lines. A homeserver a reload adds gets its loop; a removed one's ends.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,6 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::homeserver_links::{self, HomeserverLink};
 use crate::matrix::preflight::{self, Failure, Step};
 use crate::observability::health::TokenState;
 
@@ -32,16 +37,34 @@ enum Verdict {
     Failing(Step),
 }
 
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// Checks every homeserver of the config in force, each in its own loop.
+pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    homeserver_links::supervise(app, shutdown, |app, id, shutdown| {
+        watch_homeserver(app, id, shutdown)
+    })
+    .await;
+}
+
+async fn watch_homeserver(app: Arc<App>, id: String, mut shutdown: watch::Receiver<bool>) {
     let mut last: Option<Verdict> = None;
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let (verdict, detail) = check(&app).await;
-        record(&app, &verdict);
+        // The link of the config in force (a reload rebuilds its client, keeps its health).
+        let Some(link) = app.link(&id) else { return };
+        let Some((verdict, detail)) = check(&app, &link).await else {
+            return;
+        };
+        record(&app, &link, &verdict);
         let changed = last.as_ref() != Some(&verdict);
-        log(&verdict, &detail, changed);
+        log(&id, &verdict, &detail, changed);
         last = Some(verdict.clone());
-        let interval = app.config().homeserver.check_interval;
+        let Some(interval) = app
+            .config()
+            .homeserver_by_id(&id)
+            .map(|homeserver| homeserver.homeserver.check_interval)
+        else {
+            return;
+        };
         let wait = match verdict {
             Verdict::Ready | Verdict::TokenRejected => {
                 backoff = FIRST_BACKOFF;
@@ -57,26 +80,28 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         let listen_to_work = verdict != Verdict::TokenRejected;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = app.health.recheck.notified(), if listen_to_work => {}
-            _ = app.health.config_changed.notified() => { backoff = FIRST_BACKOFF; }
+            _ = link.health.recheck.notified(), if listen_to_work => {}
+            _ = link.health.config_changed.notified() => { backoff = FIRST_BACKOFF; }
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }
 
-/// Runs the preflight; while the token is refused, only whoami until it is accepted.
-async fn check(app: &App) -> (Verdict, String) {
-    let config = app.config();
-    let client = app.homeserver();
-    let result = if app.health.token() == TokenState::Rejected {
-        match preflight::sender(&client, &config).await {
-            Ok(_) => preflight::ping(&client, &config).await.map(|_| ()),
+/// Runs the preflight against the homeserver; while its token is refused, only whoami until it
+/// is accepted. `None`: the config in force no longer serves it.
+async fn check(app: &App, link: &HomeserverLink) -> Option<(Verdict, String)> {
+    // The preflight reads `homeserver` and `appservice`: this homeserver's, in their place.
+    let config = app.config().for_homeserver(&link.id)?;
+    let client = &link.client;
+    let result = if link.health.token() == TokenState::Rejected {
+        match preflight::sender(client, &config).await {
+            Ok(_) => preflight::ping(client, &config).await.map(|_| ()),
             Err(failure) => Err(failure),
         }
     } else {
-        preflight::run(&client, &config).await.map(|_| ())
+        preflight::run(client, &config).await.map(|_| ())
     };
-    match result {
+    Some(match result {
         Ok(()) => (Verdict::Ready, String::new()),
         Err(Failure { step, message }) => (
             match step {
@@ -86,11 +111,13 @@ async fn check(app: &App) -> (Verdict, String) {
             },
             message,
         ),
-    }
+    })
 }
 
-fn record(app: &App, verdict: &Verdict) {
-    let health = &app.health;
+fn record(app: &App, link: &HomeserverLink, verdict: &Verdict) {
+    let health = &link.health;
+    let id = link.id.as_str();
+    let was_usable = health.homeserver_usable();
     match verdict {
         Verdict::Ready => {
             health.set_reachable(true);
@@ -103,16 +130,20 @@ fn record(app: &App, verdict: &Verdict) {
                 .unwrap_or_default();
             app.metrics
                 .last_successful_ping_seconds
+                .with_label_values(&[id])
                 .set(now.as_secs_f64());
         }
         Verdict::TokenRejected => {
-            app.metrics.token_rejected.inc();
+            app.metrics.token_rejected.with_label_values(&[id]).inc();
             health.set_reachable(true);
             health.set_ping_ok(false);
             health.set_token(TokenState::Rejected);
         }
         Verdict::Unreachable => {
-            app.metrics.homeserver_unreachable.inc();
+            app.metrics
+                .homeserver_unreachable
+                .with_label_values(&[id])
+                .inc();
             health.set_ping_ok(false);
             health.set_reachable(false);
         }
@@ -122,21 +153,32 @@ fn record(app: &App, verdict: &Verdict) {
             health.set_token(TokenState::Accepted);
         }
     }
+    if !was_usable && health.homeserver_usable() {
+        // Its tenants' paused jobs may run again.
+        app.jobs_wakeup.notify_one();
+    }
 }
 
-fn log(verdict: &Verdict, detail: &str, changed: bool) {
+fn log(homeserver: &str, verdict: &Verdict, detail: &str, changed: bool) {
     if !changed {
-        tracing::debug!(?verdict, "homeserver check: unchanged");
+        tracing::debug!(homeserver, ?verdict, "homeserver check: unchanged");
         return;
     }
     match verdict {
         Verdict::Ready => tracing::info!(
-            "homeserver check passed: the as_token is accepted and Synapse reaches us; ready"
+            homeserver,
+            "homeserver check passed: the as_token is accepted and Synapse reaches us; healthy"
         ),
         Verdict::TokenRejected => tracing::error!(
-            "not ready: {detail} Jobs wait (they do not fail) and resume by themselves once the token is accepted; the token is checked again once per homeserver.check_interval_seconds, or at once after a config reload (SIGHUP)."
+            homeserver,
+            "homeserver unhealthy: {detail} Its tenants' jobs wait (they do not fail) and resume by themselves once the token is accepted; the token is checked again once per check_interval_seconds of this homeserver, or at once after a config reload (SIGHUP)."
         ),
-        Verdict::Unreachable => tracing::warn!("not ready: {detail} Jobs wait until it answers."),
-        Verdict::Failing(step) => tracing::warn!(?step, "not ready: {detail}"),
+        Verdict::Unreachable => tracing::warn!(
+            homeserver,
+            "homeserver unhealthy: {detail} Its tenants' jobs wait until it answers."
+        ),
+        Verdict::Failing(step) => {
+            tracing::warn!(homeserver, ?step, "homeserver unhealthy: {detail}")
+        }
     }
 }

@@ -20,6 +20,7 @@ use support::python::{repo_root, venv_python};
 const ALERTS: &[&str] = &[
     "OpenMeetAppserviceTokenRejected",
     "OpenMeetAppserviceNotReady",
+    "OpenMeetAppserviceHomeserverUnhealthy",
     "OpenMeetAppserviceQueueStuck",
     "OpenMeetAppserviceDeadJobs",
     "OpenMeetAppserviceProbeSilent",

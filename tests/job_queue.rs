@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ on_both_backends!(
     concurrent_workers_run_every_job_once_and_keep_rooms_in_order,
     a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job,
     a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer,
+    a_paused_tenants_jobs_stay_queued_and_leave_every_slot_to_the_others,
     an_idempotency_key_queues_one_job_even_when_callers_race,
     only_the_lease_holder_saves_progress_and_the_next_claim_reads_it,
     scheduled_jobs_count_as_due_once_their_time_has_come,
@@ -87,6 +88,7 @@ fn enqueue(store: &Store, tenant: &str, room_key: i64, step: u32) -> Job {
 
 fn claim(store: &Store, owner: &str, now: i64, total: usize) -> Vec<i64> {
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total,
         per_tenant: usize::MAX,
         running: &HashMap::new(),
@@ -161,6 +163,7 @@ fn a_lapsed_lease_is_taken_again_and_the_old_worker_cannot_finish(backend: Backe
     let store = store("queue_lease", backend);
     let a1 = enqueue(&store, "t", room(&store, "t", "a"), 1).id;
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 1,
         per_tenant: 1,
         running: &HashMap::new(),
@@ -191,6 +194,7 @@ fn one_tenant_cannot_take_more_than_its_bound(backend: Backend) {
     // "busy" already runs 8 of its 10.
     let running = HashMap::from([("busy".to_owned(), 8)]);
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 10,
         per_tenant: 10,
         running: &running,
@@ -289,6 +293,7 @@ fn concurrent_workers_run_every_job_once_and_keep_rooms_in_order(backend: Backen
                 let mut idle = 0;
                 while idle < 20 {
                     let limits = ClaimLimits {
+                        paused: &Default::default(),
                         total: 3,
                         per_tenant: usize::MAX,
                         running: &HashMap::new(),
@@ -341,6 +346,7 @@ fn a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job(backend: Bac
     // A runs 4 jobs: its bound.
     let running = HashMap::from([("A".to_owned(), 4)]);
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 4,
         per_tenant: 4,
         running: &running,
@@ -359,6 +365,7 @@ fn a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer(backend: Backend) {
         .collect();
     let b = enqueue(&store, "B", room(&store, "B", "r"), 1).id;
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 4,
         per_tenant: 4,
         running: &HashMap::new(),
@@ -369,6 +376,42 @@ fn a_tenant_with_a_backlog_shares_free_slots_with_a_newcomer(backend: Backend) {
         ids,
         [a[0], a[1], a[2], b],
         "B's first job did not get a slot"
+    );
+}
+
+/// A tenant whose homeserver is paused (refuses our token, cannot be reached) has no
+/// candidates: its older jobs stay queued with their attempts untouched, and the other tenants'
+/// jobs take every slot; once it is no longer paused, its jobs are claimed in order.
+fn a_paused_tenants_jobs_stay_queued_and_leave_every_slot_to_the_others(backend: Backend) {
+    let store = store("queue_paused_tenant", backend);
+    let a: Vec<i64> = (0..3)
+        .map(|i| enqueue(&store, "A", room(&store, "A", &format!("r{i}")), 1).id)
+        .collect();
+    let b: Vec<i64> = (0..3)
+        .map(|i| enqueue(&store, "B", room(&store, "B", &format!("r{i}")), 1).id)
+        .collect();
+    let paused = HashSet::from(["A".to_owned()]);
+    let limits = ClaimLimits {
+        paused: &paused,
+        total: 4,
+        per_tenant: 4,
+        running: &HashMap::new(),
+    };
+    let claimed = jobs::claim(&mut store.connection().unwrap(), "w", 1, 60_000, &limits).unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(ids, b, "only B's jobs are taken while A is paused");
+    for id in &a {
+        let job = get(&store, *id);
+        assert_eq!(
+            (job.status, job.attempts),
+            (JobStatus::Queued, 0),
+            "{job:?}"
+        );
+    }
+    assert_eq!(
+        claim(&store, "w", 2, 4),
+        a,
+        "A's jobs once it is no longer paused"
     );
 }
 
@@ -425,6 +468,7 @@ fn only_the_lease_holder_saves_progress_and_the_next_claim_reads_it(backend: Bac
     };
     let id = jobs::enqueue(conn, &job, 0).unwrap().id;
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 1,
         per_tenant: 1,
         running: &HashMap::new(),

@@ -159,7 +159,8 @@ async fn jobs_wait_out_a_synapse_outage_and_the_backlog_follows_the_ping() {
     );
     let logs = daemon.logs();
     assert_eq!(
-        logs.matches("not ready: the homeserver at").count(),
+        logs.matches("homeserver unhealthy: the homeserver at")
+            .count(),
         1,
         "the outage should be logged once:\n{logs}"
     );

@@ -101,6 +101,7 @@ fn finished_job(store: &Store, room_key: Option<i64>, outcome: Outcome, at: i64)
     };
     let id = jobs::enqueue(conn, &job, at).unwrap().id;
     let limits = ClaimLimits {
+        paused: &Default::default(),
         total: 1,
         per_tenant: 1,
         running: &Default::default(),

@@ -1,5 +1,5 @@
-//! `status`: per tenant the bot, whether it is registered, the as_token's state, the job queue and
-//! its dead jobs with their last error — from the database and the homeserver directly, so it
+//! `status`: per homeserver its as_token's state, per tenant its homeserver and bot, whether the
+//! bot is registered, the job queue and its dead jobs with their last error — from the database and the homeserver directly, so it
 //! works while the daemon is down. `--json` prints what `GET /v1/status` answers.
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ pub fn run(config: Config, json: bool) -> anyhow::Result<()> {
     let app = App::new(config, Arc::new(SystemClock))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let status = runtime.block_on(async {
-        let (homeserver, problem) = HomeserverView::check(&app).await;
-        if let Some(problem) = problem {
+        let (homeserver, problems) = HomeserverView::check(&app).await;
+        for problem in problems {
             eprintln!("{problem}");
         }
         status::collect(&app, &homeserver).await

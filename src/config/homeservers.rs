@@ -175,6 +175,25 @@ impl Config {
         self.homeserver_by_id(&tenant.homeserver)
     }
 
+    /// The homeserver a configured tenant lives on.
+    pub fn home_of(&self, tenant: &Tenant) -> HomeserverConfig<'_> {
+        self.homeserver_by_id(&tenant.homeserver)
+            .unwrap_or_else(|| self.default_homeserver())
+    }
+
+    /// The homeserver whose server name `user_id` carries (one of our users lives on exactly
+    /// one); the default one for a server the daemon does not serve.
+    pub fn homeserver_of_user(&self, user_id: &UserId) -> HomeserverConfig<'_> {
+        self.homeservers()
+            .find(|homeserver| homeserver.homeserver.server_name == user_id.server_name())
+            .unwrap_or_else(|| self.default_homeserver())
+    }
+
+    /// The sender of the homeserver `user_id` (a tenant bot) lives on.
+    pub fn sender_beside(&self, user_id: &UserId) -> OwnedUserId {
+        self.homeserver_of_user(user_id).sender_user_id()
+    }
+
     /// The homeserver that presents `token` as its hs_token (any of its rotation list), compared
     /// in constant time.
     pub fn homeserver_by_hs_token(&self, token: &str) -> Option<HomeserverConfig<'_>> {

@@ -217,9 +217,7 @@ impl Config {
 
     /// The tenant's bot on its own homeserver, `@{bot_prefix}{lowercase tenant}:{server_name}`.
     pub fn bot_user_id(&self, tenant: &Tenant) -> OwnedUserId {
-        self.homeserver_by_id(&tenant.homeserver)
-            .unwrap_or_else(|| self.default_homeserver())
-            .bot_user_id(tenant)
+        self.home_of(tenant).bot_user_id(tenant)
     }
 
     /// The tenant whose bot `user_id` is, if it is one of ours.

@@ -77,7 +77,9 @@ appservice:
 # id ([a-z0-9-]+, not "default"), a homeserver section and an appservice section shaped like the
 # two above; appservice id, sender_localpart and bot_prefix default to the ones above. Each
 # homeserver's Synapse loads its own registration: `openmeet-appservice registration --homeserver ID`.
-# Tokens must differ from every other homeserver's. Tenants pick one with `homeserver: ID`.
+# Tokens must differ from every other homeserver's. Tenants pick one with `homeserver: ID`. Each
+# homeserver is checked and probed on its own (its check_interval_seconds, probe_interval_seconds):
+# one that is down or refuses its as_token pauses only its own tenants' jobs.
 # homeservers:
 #   - id: eu-tenant-a
 #     homeserver:

@@ -32,7 +32,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_id =
         RoomId::parse(&payload.room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
     let bot = super::tenant_bot(app, job).await?;
-    app.homeserver()
+    app.client_for(&bot)
         .ensure_left_and_forgotten(&bot, &room_id)
         .await?;
     Ok(json!({"declined": room_id}))

@@ -75,7 +75,7 @@ pub async fn diagnose(
     let Some(room_id) = room_id else {
         return Ok(Finding::NotCreated);
     };
-    let state = app.homeserver().room_state(bot, room_id).await;
+    let state = app.client_for(bot).room_state(bot, room_id).await;
     classify(app, bot, room_id, state).await
 }
 
@@ -96,7 +96,7 @@ pub async fn classify(
         ),
         // A homeserver that forgot our bot (a reset) may still know the room: register first.
         Err(error) if error.retry_kind() == matrix::RetryKind::UserNotRegistered => {
-            if app.homeserver().room_known(room_id).await? {
+            if app.client_for(bot).room_known(room_id).await? {
                 return Err(error);
             }
             return Ok(Finding::UnknownToHomeserver);
@@ -105,7 +105,7 @@ pub async fn classify(
         Err(error) if error.is_no_way_in() => (false, false),
         Err(error) => return Err(error),
     };
-    if !known && !app.homeserver().room_known(room_id).await? {
+    if !known && !app.client_for(bot).room_known(room_id).await? {
         return Ok(Finding::UnknownToHomeserver);
     }
     let sender_can_repair = sender_can_repair(app, bot, room_id).await?;
@@ -123,8 +123,8 @@ async fn sender_can_repair(
     bot: &UserId,
     room_id: &RoomId,
 ) -> Result<bool, matrix::Error> {
-    let sender = app.config().sender_user_id();
-    let state = match app.homeserver().room_state(&sender, room_id).await {
+    let sender = app.config().sender_beside(bot);
+    let state = match app.client_for(bot).room_state(&sender, room_id).await {
         Ok(state) => state,
         Err(error) if error.is_no_way_in() => return Ok(false),
         Err(error) => return Err(error),

@@ -38,7 +38,7 @@ pub async fn ensure_bans(
             continue;
         }
         let reason = hold.reason.as_deref().unwrap_or(BANNED);
-        match app.homeserver().ban(bot, room_id, &user, reason).await {
+        match app.client_for(bot).ban(bot, room_id, &user, reason).await {
             Ok(()) => {
                 tracing::info!(%room_id, %user, "banned");
                 memberships.insert(user, "ban".to_owned());
@@ -65,7 +65,7 @@ pub async fn ensure_bans(
         .map(|(user, _)| user.clone())
         .collect();
     for user in lifted {
-        app.homeserver()
+        app.client_for(bot)
             .unban(bot, room_id, &user, UNBANNED)
             .await?;
         tracing::info!(%room_id, %user, "unbanned");

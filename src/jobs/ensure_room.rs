@@ -140,7 +140,8 @@ fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobErro
             ))
         })
         .collect();
-    let alias = rooms::alias(kind, &room.slug, &tenant.id, &config.homeserver.server_name)
+    let server_name = &config.home_of(tenant).homeserver.server_name;
+    let alias = rooms::alias(kind, &room.slug, &tenant.id, server_name)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
     Ok(Plan {
         bot: config.bot_user_id(tenant),
@@ -209,7 +210,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
-    let first = app.homeserver().room_state(&bot, &room_id).await;
+    let first = app.client_for(&bot).room_state(&bot, &room_id).await;
     let (state, repair) = match first {
         Ok(state) if diagnose::healthy(&state, &bot) => (state, None),
         first => {
@@ -246,7 +247,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             Some("ban") => {
                 tracing::warn!(%user, "a declared member is banned from the room; not inviting")
             }
-            _ => app.homeserver().invite(&bot, &room_id, user).await?,
+            _ => app.client_for(&bot).invite(&bot, &room_id, user).await?,
         }
     }
     for member in members {
@@ -261,7 +262,11 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             Some("join" | "invite")
         ) {
             let reason = reason.as_deref().unwrap_or(REMOVED);
-            match app.homeserver().kick(&bot, &room_id, &user, reason).await {
+            match app
+                .client_for(&bot)
+                .kick(&bot, &room_id, &user, reason)
+                .await
+            {
                 Ok(()) => {}
                 // Before room version 12 a member at the bot's own level cannot be kicked by it;
                 // the rest of the declaration is still applied.
@@ -306,16 +311,20 @@ async fn create(
     plan: &Plan,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let (bot, alias) = (&plan.bot, &plan.alias);
-    let version = match &app.config().homeserver.room_version {
+    let version = match &app.config().homeserver_of_user(bot).homeserver.room_version {
         Some(version) => version.clone(),
-        None => app.homeserver().default_room_version(bot).await?,
+        None => app.client_for(bot).default_room_version(bot).await?,
     };
     let declared = ensure_settings::declared(room)?;
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
-    let room_id = match app.homeserver().create_room(bot, body).await {
+    let room_id = match app.client_for(bot).create_room(bot, body).await {
         Ok(room_id) => room_id,
         Err(error) if error.is_in_use() => {
-            match app.homeserver().resolve_alias(bot, alias.clone()).await? {
+            match app
+                .client_for(bot)
+                .resolve_alias(bot, alias.clone())
+                .await?
+            {
                 Some(room_id) => {
                     tracing::info!(%room_id, "the alias already names a room: adopting it");
                     room_id
@@ -398,7 +407,7 @@ async fn apply_power_levels(
     };
     let reconciled = rooms::reconcile(&current, wanted, bot, &creators);
     if let Some(content) = &reconciled.content {
-        app.homeserver()
+        app.client_for(bot)
             .set_state(bot, room_id, "m.room.power_levels", "", content)
             .await?;
     }

@@ -27,7 +27,7 @@ pub async fn ensure_settings(
     ensure_aliases(app, room, bot, room_id, state).await?;
     for (event_type, content) in settings::differing(&declared, |t| state.content(t, "")) {
         tracing::info!(%room_id, event_type, "the room differs from the declaration: setting it");
-        app.homeserver()
+        app.client_for(bot)
             .set_state(bot, room_id, event_type, "", &content)
             .await?;
     }
@@ -44,10 +44,14 @@ async fn ensure_directory_entry(
     visibility: validate::Visibility,
 ) -> Result<(), JobError> {
     let publish = visibility == validate::Visibility::Public;
-    if app.homeserver().is_published(room_id).await? == publish {
+    if app.client_for(bot).is_published(room_id).await? == publish {
         return Ok(());
     }
-    match app.homeserver().set_published(bot, room_id, publish).await {
+    match app
+        .client_for(bot)
+        .set_published(bot, room_id, publish)
+        .await
+    {
         Ok(()) => Ok(()),
         Err(error) if publish && error.is_forbidden() => {
             tracing::warn!(%room_id, error = %error, "the homeserver does not let the bot list this public room in the room directory: allow the tenants' bots in Synapse's room_list_publication_rules");
@@ -82,7 +86,7 @@ async fn ensure_aliases(
     let desired = settings::canonical_alias(current.as_deref(), &alternatives);
     let present = state.content(settings::CANONICAL_ALIAS, "");
     if !settings::canonical_alias_matches(present, &desired) {
-        app.homeserver()
+        app.client_for(bot)
             .set_state(bot, room_id, settings::CANONICAL_ALIAS, "", &desired)
             .await?;
     }
@@ -100,7 +104,7 @@ async fn ensure_alias_points_here(
     room_id: &RoomId,
     alias: &OwnedRoomAliasId,
 ) -> Result<bool, JobError> {
-    let homeserver = app.homeserver();
+    let homeserver = app.client_for(bot);
     let target = match homeserver.resolve_alias(bot, alias.clone()).await? {
         Some(target) if target == room_id => return Ok(true),
         None => {

@@ -61,7 +61,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         return Ok(json!({"skipped": "the room was deleted"}));
     }
     let bot = super::tenant_bot(app, job).await?;
-    match app.homeserver().join(&bot, &replacement).await {
+    match app.client_for(&bot).join(&bot, &replacement).await {
         Ok(()) => {}
         Err(error) if error.is_no_way_in() => {
             return Err(JobError::Permanent(format!(
@@ -70,7 +70,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         }
         Err(error) => return Err(error.into()),
     }
-    let mut state = app.homeserver().room_state(&bot, &replacement).await?;
+    let mut state = app.client_for(&bot).room_state(&bot, &replacement).await?;
     if !diagnose::healthy(&state, &bot) {
         let finding = diagnose::classify(app, &bot, &replacement, Ok(state)).await?;
         if finding
@@ -83,7 +83,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
             )));
         }
         repair_room::sender_repair(app, &bot, &replacement).await?;
-        state = app.homeserver().room_state(&bot, &replacement).await?;
+        state = app.client_for(&bot).room_state(&bot, &replacement).await?;
     }
     let version = state
         .create()

@@ -32,7 +32,8 @@ use crate::store::jobs::Job;
 pub const DECLARATION_KINDS: &[&str] =
     &[ensure_room::KIND, follow_upgrade::KIND, teardown_room::KIND];
 
-/// Every slug the room has had (the current one included) with its alias on this homeserver.
+/// Every slug the room has had (the current one included) with its alias on its tenant's
+/// homeserver.
 async fn slug_aliases(
     app: &Arc<App>,
     room: &crate::store::rooms::Room,
@@ -44,7 +45,13 @@ async fn slug_aliases(
         .await?;
     let kind = crate::rooms::RoomKind::parse(&room.kind)
         .map_err(|error| JobError::Permanent(error.to_string()))?;
-    let server = app.config().homeserver.server_name.clone();
+    let config = app.config();
+    let server = config
+        .homeserver_of(&room.tenant_id)
+        .unwrap_or_else(|| config.default_homeserver())
+        .homeserver
+        .server_name
+        .clone();
     Ok(slugs
         .into_iter()
         .filter_map(|slug| {

@@ -166,7 +166,7 @@ impl Redaction<'_> {
         let room_id =
             RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
         let bot = super::tenant_bot(self.app, self.job).await?;
-        let homeserver = self.app.homeserver();
+        let homeserver = self.app.client_for(&bot);
         loop {
             let from = self.payload.progress.from.clone();
             let page = homeserver

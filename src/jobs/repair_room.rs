@@ -46,7 +46,7 @@ pub async fn repair(
         return Ok(None);
     };
     tracing::warn!(lost = %room_id, new = %new_id, "replaced the room");
-    let state = app.homeserver().room_state(bot, &new_id).await?;
+    let state = app.client_for(bot).room_state(bot, &new_id).await?;
     Ok(Some(Repaired {
         state,
         record: json!({"finding": finding, "action": "replaced", "previous_room_id": room_id}),
@@ -79,14 +79,14 @@ async fn restore(
     if !acted {
         return Ok(None);
     }
-    let state = app.homeserver().room_state(bot, room_id).await?;
+    let state = app.client_for(bot).room_state(bot, room_id).await?;
     Ok(diagnose::healthy(&state, bot).then_some(state))
 }
 
 /// The bot was removed: it joins again if it may (a public room, or invited back). Returns false
 /// when it may not (a private room it was not invited back to).
 async fn rejoin(app: &Arc<App>, bot: &UserId, room_id: &RoomId) -> Result<bool, JobError> {
-    match app.homeserver().join(bot, room_id).await {
+    match app.client_for(bot).join(bot, room_id).await {
         Ok(()) => Ok(true),
         // 403: not allowed in; 404: no joined member left on the server to join through.
         Err(error) if error.is_no_way_in() => Ok(false),
@@ -106,7 +106,7 @@ async fn replace(
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
     for (_, alias) in super::slug_aliases(app, room).await? {
-        app.homeserver().ensure_alias_removed(bot, alias).await?;
+        app.client_for(bot).ensure_alias_removed(bot, alias).await?;
     }
     let (room_key, now) = (room.id, unix_ms(app.clock.now()));
     app.store
@@ -118,8 +118,8 @@ async fn replace(
 /// The sender invites the bot (unless invited or joined), the bot joins, and the sender raises the
 /// bot to its level: from then on the bot manages the room.
 pub async fn sender_repair(app: &App, bot: &UserId, room_id: &RoomId) -> Result<(), matrix::Error> {
-    let sender = app.config().sender_user_id();
-    let homeserver = app.homeserver();
+    let sender = app.config().sender_beside(bot);
+    let homeserver = app.client_for(bot);
     let state = homeserver.room_state(&sender, room_id).await?;
     let membership = state.memberships().get(bot).cloned();
     if !matches!(membership.as_deref(), Some("join" | "invite")) {

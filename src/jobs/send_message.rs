@@ -96,7 +96,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     })?;
     let bot = super::tenant_bot(app, job).await?;
     match app
-        .homeserver()
+        .client_for(&bot)
         .send_message(&bot, &room_id, &txn_id(job), &content(&message))
         .await
     {

@@ -61,13 +61,13 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     };
     let room_id =
         RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
-    let (kicked, out_of_reach) = match app.homeserver().room_state(&bot, &room_id).await {
+    let (kicked, out_of_reach) = match app.client_for(&bot).room_state(&bot, &room_id).await {
         Ok(state) => clear(app, &bot, &room_id, &state).await?,
         // The bot is out already: an earlier attempt got as far as leaving.
         Err(error) if error.is_forbidden() => (0, Vec::new()),
         Err(error) => return Err(error.into()),
     };
-    app.homeserver()
+    app.client_for(&bot)
         .ensure_left_and_forgotten(&bot, &room_id)
         .await?;
     Ok(json!({"room_id": room_id, "kicked": kicked, "could_not_kick": out_of_reach}))
@@ -81,7 +81,11 @@ async fn ensure_alias_removed(
     alias: OwnedRoomAliasId,
     room_id: Option<&str>,
 ) -> Result<(), JobError> {
-    let Some(target) = app.homeserver().resolve_alias(bot, alias.clone()).await? else {
+    let Some(target) = app
+        .client_for(bot)
+        .resolve_alias(bot, alias.clone())
+        .await?
+    else {
         return Ok(());
     };
     if room_id != Some(target.as_str()) {
@@ -94,7 +98,7 @@ async fn ensure_alias_removed(
             return Ok(());
         }
     }
-    Ok(app.homeserver().ensure_alias_removed(bot, alias).await?)
+    Ok(app.client_for(bot).ensure_alias_removed(bot, alias).await?)
 }
 
 /// Unpublishes, closes and empties the room; returns how many were kicked and who could not be.
@@ -104,7 +108,7 @@ async fn clear(
     room_id: &RoomId,
     state: &matrix::RoomState,
 ) -> Result<(usize, Vec<String>), JobError> {
-    let homeserver = &app.homeserver();
+    let homeserver = &app.client_for(bot);
     homeserver.set_published(bot, room_id, false).await?;
     if state
         .content("m.room.canonical_alias", "")

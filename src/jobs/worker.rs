@@ -1,10 +1,12 @@
 //! The job worker: claims runnable jobs within this process's bounds, runs each under a renewed
 //! lease, and records how the attempt ended — retry with backoff and jitter, wait out a rate
-//! limit, pause while the homeserver refuses our token, fail with a fix sentence, or `dead` once
-//! attempts are spent. `jobs.max_parallel` and `jobs.per_tenant` are read on every round, so a
-//! reload (SIGHUP) applies them at once.
+//! limit, pause while the tenant's homeserver refuses our token or cannot be reached, fail with a
+//! fix sentence, or `dead` once attempts are spent. A homeserver that is paused holds up only its
+//! own tenants: their jobs are not claimed (they wait, neither failed nor dead) while every other
+//! tenant's are. `jobs.max_parallel` and `jobs.per_tenant` are read on every round, so a reload
+//! (SIGHUP) applies them at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use tracing::Instrument;
 use super::error::JobError;
 use super::{ensure_room, follow_upgrade, teardown_room};
 use crate::app::App;
+use crate::homeserver_links::HomeserverLink;
 use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::{self, ClaimLimits, Job, Outcome};
@@ -59,8 +62,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         let capacity = app.config().jobs.max_parallel.saturating_sub(running.len());
         let mut claimed_any = false;
-        if capacity > 0 && app.health.homeserver_usable() {
-            match claim(&app, capacity, &tenants).await {
+        if capacity > 0
+            && let Some(paused) = paused_tenants(&app)
+        {
+            match claim(&app, capacity, &tenants, &paused).await {
                 Ok(claimed) => {
                     for job in claimed {
                         claimed_any = true;
@@ -87,7 +92,6 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 tenants.remove(&id);
             }
             _ = app.jobs_wakeup.notified() => {}
-            _ = app.health.restored.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => {}
         }
@@ -105,10 +109,33 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// The configured tenants whose homeserver jobs may not call now; `None` when no homeserver may
+/// be called (nothing to claim).
+fn paused_tenants(app: &App) -> Option<HashSet<String>> {
+    let links = app.links();
+    let paused = links.paused();
+    if paused.is_empty() {
+        return Some(HashSet::new());
+    }
+    if paused.len() == links.iter().count() {
+        return None;
+    }
+    let config = app.config();
+    Some(
+        config
+            .tenants
+            .iter()
+            .filter(|tenant| paused.contains(&tenant.homeserver.as_str()))
+            .map(|tenant| tenant.id.clone())
+            .collect(),
+    )
+}
+
 async fn claim(
     app: &Arc<App>,
     capacity: usize,
     running: &HashMap<tokio::task::Id, String>,
+    paused: &HashSet<String>,
 ) -> Result<Vec<Job>, crate::store::StoreError> {
     let config = app.config();
     let settings = &config.jobs;
@@ -120,12 +147,14 @@ async fn claim(
     let owner = settings.worker_id.clone();
     let now = unix_ms(app.clock.now());
     let lease_until = now + settings.lease.as_millis() as i64;
+    let paused = paused.clone();
     app.store
         .write_in_background(move |c| {
             let limits = ClaimLimits {
                 total: capacity,
                 per_tenant,
                 running: &busy,
+                paused: &paused,
             };
             jobs::claim(c, &owner, now, lease_until, &limits)
         })
@@ -210,9 +239,15 @@ fn outcome(
         Err(error) => error,
     };
     let sentence = error.sentence();
+    // Every call of the job went to its tenant's homeserver: that one is refusing or away.
+    let link: Arc<HomeserverLink> = app.link_of_tenant(&job.tenant_id);
+    let (health, homeserver) = (&link.health, link.id.as_str());
     match error.retry_kind() {
         RetryKind::RateLimited(wait) => {
-            app.metrics.rate_limit_waits.inc();
+            app.metrics
+                .rate_limit_waits
+                .with_label_values(&[homeserver])
+                .inc();
             tracing::info!(
                 wait_ms = wait.as_millis() as u64,
                 "rate limited by the homeserver; waiting"
@@ -226,12 +261,21 @@ fn outcome(
             )
         }
         RetryKind::CredentialRejected => {
-            app.metrics.token_rejected.inc();
-            if app.health.set_token(TokenState::Rejected) != TokenState::Rejected {
+            app.metrics
+                .token_rejected
+                .with_label_values(&[homeserver])
+                .inc();
+            if health.set_token(TokenState::Rejected) != TokenState::Rejected {
+                let registration = if homeserver == crate::config::DEFAULT_ID {
+                    "openmeet-appservice registration".to_owned()
+                } else {
+                    format!("openmeet-appservice registration --homeserver {homeserver}")
+                };
                 tracing::error!(
-                    "the homeserver refuses our as_token ({sentence}): jobs pause until it is accepted again. Synapse has not loaded this registration, or the tokens differ: regenerate it with `openmeet-appservice registration`, update app_service_config_files and restart Synapse."
+                    homeserver,
+                    "the homeserver refuses our as_token ({sentence}): its tenants' jobs pause until it is accepted again. Synapse has not loaded this registration, or the tokens differ: regenerate it with `{registration}`, update app_service_config_files and restart that Synapse."
                 );
-                app.health.recheck.notify_one();
+                health.recheck.notify_one();
             }
             (
                 "paused",
@@ -242,12 +286,16 @@ fn outcome(
             )
         }
         RetryKind::Unavailable => {
-            app.metrics.homeserver_unreachable.inc();
-            if app.health.set_reachable(false) {
+            app.metrics
+                .homeserver_unreachable
+                .with_label_values(&[homeserver])
+                .inc();
+            if health.set_reachable(false) {
                 tracing::warn!(
-                    "the homeserver cannot be reached ({sentence}): jobs wait until it answers again"
+                    homeserver,
+                    "the homeserver cannot be reached ({sentence}): its tenants' jobs wait until it answers again"
                 );
-                app.health.recheck.notify_one();
+                health.recheck.notify_one();
             }
             (
                 "paused",

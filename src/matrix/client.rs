@@ -17,6 +17,8 @@ use crate::config::{Homeserver, Secret};
 use crate::observability::metrics::Metrics;
 
 pub struct Client {
+    /// The homeserver's id in the config (`default` for the top-level one): the metrics' label.
+    homeserver_id: String,
     http: reqwest::Client,
     base_url: String,
     as_token: Secret,
@@ -43,6 +45,7 @@ impl PathInput for SinglePath {
 impl Client {
     /// Fails only when the TLS set-up cannot be made (e.g. no CA certificates on the system).
     pub fn new(
+        homeserver_id: &str,
         homeserver: &Homeserver,
         as_token: Secret,
         metrics: Arc<Metrics>,
@@ -70,6 +73,7 @@ impl Client {
             features: Default::default(),
         };
         Ok(Self {
+            homeserver_id: homeserver_id.to_owned(),
             http,
             base_url: homeserver.url.as_str().trim_end_matches('/').to_owned(),
             as_token,
@@ -99,14 +103,14 @@ impl Client {
             .map_or_else(|error| error.errcode().to_owned(), |_| "ok".to_owned());
         self.metrics
             .homeserver_requests
-            .with_label_values(&[endpoint, &errcode])
+            .with_label_values(&[&self.homeserver_id, endpoint, &errcode])
             .inc();
         self.metrics
             .homeserver_request_seconds
-            .with_label_values(&[endpoint])
+            .with_label_values(&[&self.homeserver_id, endpoint])
             .observe(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
-            tracing::debug!(endpoint, %error, "homeserver call failed");
+            tracing::debug!(homeserver = %self.homeserver_id, endpoint, %error, "homeserver call failed");
         }
         result
     }
@@ -166,6 +170,11 @@ impl Client {
             .map_err(|error| Error::InvalidResponse(error.to_string()))?;
         R::IncomingResponse::try_from_http_response(response)
             .map_err(|error| Error::InvalidResponse(error.to_string()))
+    }
+
+    /// The homeserver's id in the config.
+    pub fn homeserver_id(&self) -> &str {
+        &self.homeserver_id
     }
 
     fn transport_error(&self, error: reqwest::Error) -> Error {

@@ -1,7 +1,9 @@
-//! Readiness: the database answers, the homeserver accepts our as_token, and the last appservice
-//! ping round trip succeeded. Liveness is the process answering at all. The same states decide
+//! One homeserver's health (each homeserver has its own, DESIGN §13): whether it accepts our
+//! as_token, can be reached, and answered the last appservice ping round trip. It is healthy when
+//! the token is accepted and the ping succeeded; readiness is the database answering and at least
+//! one homeserver healthy. Liveness is the process answering at all. The same states decide
 //! whether the job worker may call the homeserver: not while it refuses our token or cannot be
-//! reached (jobs wait, they do not fail).
+//! reached (its tenants' jobs wait, they do not fail; other homeservers' tenants go on).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -41,9 +43,6 @@ pub struct Health {
     /// False once a call found the homeserver unreachable, until a check reaches it again.
     reachable: AtomicBool,
     ping_ok: AtomicBool,
-    /// Notified when the homeserver accepts our token again or can be reached again, so paused
-    /// work resumes at once.
-    pub restored: Notify,
     /// Notified when work finds the homeserver unreachable or the token refused, so the checker
     /// looks again soon (it still asks at most once per interval while the token is refused).
     pub recheck: Notify,
@@ -58,7 +57,6 @@ impl Default for Health {
             token: AtomicU8::new(TokenState::Unknown as u8),
             reachable: AtomicBool::new(true),
             ping_ok: AtomicBool::new(false),
-            restored: Notify::new(),
             recheck: Notify::new(),
             config_changed: Notify::new(),
         }
@@ -68,11 +66,7 @@ impl Default for Health {
 impl Health {
     /// Records what the homeserver said; returns the previous state (to log changes once).
     pub fn set_token(&self, state: TokenState) -> TokenState {
-        let previous = TokenState::from_u8(self.token.swap(state as u8, Ordering::AcqRel));
-        if state == TokenState::Accepted && previous == TokenState::Rejected {
-            self.restored.notify_waiters();
-        }
-        previous
+        TokenState::from_u8(self.token.swap(state as u8, Ordering::AcqRel))
     }
 
     pub fn token(&self) -> TokenState {
@@ -85,11 +79,7 @@ impl Health {
 
     /// Records whether the homeserver could be reached; returns the previous value.
     pub fn set_reachable(&self, reachable: bool) -> bool {
-        let previous = self.reachable.swap(reachable, Ordering::AcqRel);
-        if reachable && !previous {
-            self.restored.notify_waiters();
-        }
-        previous
+        self.reachable.swap(reachable, Ordering::AcqRel)
     }
 
     pub fn reachable(&self) -> bool {
@@ -107,6 +97,11 @@ impl Health {
 
     pub fn ping_ok(&self) -> bool {
         self.ping_ok.load(Ordering::Relaxed)
+    }
+
+    /// The token accepted and the last ping round trip made: what readiness counts.
+    pub fn healthy(&self) -> bool {
+        self.token_accepted() && self.ping_ok()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Every metric the daemon exports, declared in one place with its help text. Prefix
-//! `openmeet_as_`; labels by tenant at most — never by user, room or event id.
+//! `openmeet_as_`; labels by tenant or homeserver at most (both bounded by the config) — never by
+//! user, room or event id.
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -44,20 +45,21 @@ pub struct Metrics {
     pub alias_queries: IntCounterVec,
     pub homeserver_requests: IntCounterVec,
     pub homeserver_request_seconds: HistogramVec,
-    pub last_successful_ping_seconds: Gauge,
+    pub last_successful_ping_seconds: GaugeVec,
     pub jobs: IntCounterVec,
     pub job_seconds: HistogramVec,
     pub jobs_queued: IntGaugeVec,
     pub jobs_oldest_queued_age_seconds: GaugeVec,
-    pub rate_limit_waits: IntCounter,
+    pub rate_limit_waits: IntCounterVec,
     pub ready: IntGaugeVec,
-    pub token_rejected: IntCounter,
-    pub homeserver_unreachable: IntCounter,
+    pub homeserver_ready: IntGaugeVec,
+    pub token_rejected: IntCounterVec,
+    pub homeserver_unreachable: IntCounterVec,
     pub config_reloads: IntCounterVec,
-    pub probes_sent: IntCounter,
-    pub probes_received: IntCounter,
-    pub probe_delay_seconds: Gauge,
-    pub probe_last_received_seconds: Gauge,
+    pub probes_sent: IntCounterVec,
+    pub probes_received: IntCounterVec,
+    pub probe_delay_seconds: GaugeVec,
+    pub probe_last_received_seconds: GaugeVec,
     pub jobs_dead: IntGaugeVec,
     pub jobs_running: IntGaugeVec,
     pub retention_deleted: IntCounterVec,
@@ -148,19 +150,22 @@ impl Metrics {
             )),
             homeserver_requests: register!(counter_vec(
                 "homeserver_requests_total",
-                "Calls to the homeserver, by endpoint and errcode (`ok` on success).",
-                &["endpoint", "errcode"]
+                "Calls to the homeservers, by homeserver id, endpoint and errcode (`ok` on success).",
+                &["homeserver", "endpoint", "errcode"]
             )),
             homeserver_request_seconds: register!(HistogramVec::new(
                 latency(
                     "homeserver_request_seconds",
-                    "Latency of calls to the homeserver, by endpoint."
+                    "Latency of calls to the homeservers, by homeserver id and endpoint."
                 ),
-                &["endpoint"]
+                &["homeserver", "endpoint"]
             )),
-            last_successful_ping_seconds: register!(Gauge::new(
-                "openmeet_as_last_successful_ping_timestamp_seconds",
-                "Unix time of the last appservice ping round trip that succeeded."
+            last_successful_ping_seconds: register!(GaugeVec::new(
+                Opts::new(
+                    "openmeet_as_last_successful_ping_timestamp_seconds",
+                    "Unix time of the last appservice ping round trip that succeeded, by homeserver id."
+                ),
+                &["homeserver"]
             )),
             jobs: register!(counter_vec(
                 "jobs_total",
@@ -192,45 +197,63 @@ impl Metrics {
                 ),
                 &["tenant"]
             )),
-            rate_limit_waits: register!(counter(
+            rate_limit_waits: register!(counter_vec(
                 "rate_limit_waits_total",
-                "Times a job waited for the homeserver's rate limit (M_LIMIT_EXCEEDED)."
+                "Times a job waited for a homeserver's rate limit (M_LIMIT_EXCEEDED), by homeserver id.",
+                &["homeserver"]
             )),
             ready: register!(IntGaugeVec::new(
                 Opts::new(
                     "openmeet_as_ready",
-                    "1 when the readiness check passes, by check (database, as_token, ping)."
+                    "1 when the readiness check passes, by check: database, and as_token and ping on at least one homeserver (per homeserver: openmeet_as_homeserver_ready)."
                 ),
                 &["check"]
             )),
-            token_rejected: register!(counter(
-                "token_rejected_total",
-                "Checks and calls that found the as_token refused (M_UNKNOWN_TOKEN, M_MISSING_TOKEN)."
+            homeserver_ready: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_homeserver_ready",
+                    "1 when the check passes for the homeserver, by homeserver id and check (as_token, ping, reachable); a homeserver is healthy when as_token and ping are 1."
+                ),
+                &["homeserver", "check"]
             )),
-            homeserver_unreachable: register!(counter(
+            token_rejected: register!(counter_vec(
+                "token_rejected_total",
+                "Checks and calls that found the as_token refused (M_UNKNOWN_TOKEN, M_MISSING_TOKEN), by homeserver id.",
+                &["homeserver"]
+            )),
+            homeserver_unreachable: register!(counter_vec(
                 "homeserver_unreachable_total",
-                "Checks and calls that could not reach the homeserver (jobs wait for it)."
+                "Checks and calls that could not reach the homeserver (its tenants' jobs wait for it), by homeserver id.",
+                &["homeserver"]
             )),
             config_reloads: register!(counter_vec(
                 "config_reloads_total",
                 "Config reloads on SIGHUP, by outcome (applied, rejected).",
                 &["outcome"]
             )),
-            probes_sent: register!(counter(
+            probes_sent: register!(counter_vec(
                 "probes_sent_total",
-                "Loop-back probe markers the sender posted in its probe room."
+                "Loop-back probe markers a homeserver's sender posted in its probe room, by homeserver id.",
+                &["homeserver"]
             )),
-            probes_received: register!(counter(
+            probes_received: register!(counter_vec(
                 "probes_received_total",
-                "Loop-back probe markers that came back in a transaction."
+                "Loop-back probe markers that came back in a transaction, by homeserver id.",
+                &["homeserver"]
             )),
-            probe_delay_seconds: register!(Gauge::new(
-                "openmeet_as_probe_delay_seconds",
-                "Time from posting the last returned probe marker to its arrival in a transaction."
+            probe_delay_seconds: register!(GaugeVec::new(
+                Opts::new(
+                    "openmeet_as_probe_delay_seconds",
+                    "Time from posting the last returned probe marker to its arrival in a transaction, by homeserver id."
+                ),
+                &["homeserver"]
             )),
-            probe_last_received_seconds: register!(Gauge::new(
-                "openmeet_as_probe_last_received_timestamp_seconds",
-                "Unix time a probe marker last arrived (0 before the first)."
+            probe_last_received_seconds: register!(GaugeVec::new(
+                Opts::new(
+                    "openmeet_as_probe_last_received_timestamp_seconds",
+                    "Unix time a probe marker of the homeserver last arrived (no series before the first), by homeserver id."
+                ),
+                &["homeserver"]
             )),
             jobs_dead: register!(IntGaugeVec::new(
                 Opts::new(

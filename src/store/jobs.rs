@@ -8,13 +8,15 @@
 //! - Tenants take turns: each tenant's oldest runnable jobs are candidates up to its bound, and
 //!   free slots go first to the tenants running the fewest jobs, so a tenant's backlog never holds
 //!   up another tenant's first job.
+//! - A paused tenant (its homeserver refuses our token or cannot be reached) has no candidates:
+//!   its jobs stay queued, attempts untouched, and take no slot from other tenants.
 //! - A claim holds a lease; a worker renews it while it works. A running job whose lease lapsed
 //!   (its worker crashed) is taken again, and a worker reclaims its own jobs at start-up.
 //! - Every claim counts an attempt; the caller decides when attempts are spent (`dead`).
 //! - A job keeps its `txn_prefix` for life, so the client-server transaction ids it sends are the
 //!   same on every attempt and Synapse deduplicates them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -97,6 +99,8 @@ pub struct ClaimLimits<'a> {
     pub per_tenant: usize,
     /// The jobs each tenant already runs (tenants not named run none).
     pub running: &'a HashMap<String, usize>,
+    /// Tenants none of whose jobs may be taken now (their homeserver is paused).
+    pub paused: &'a HashSet<String>,
 }
 
 /// The tenants with queued or running jobs: a loose index scan over `jobs_runnable_by_tenant`,
@@ -154,6 +158,9 @@ pub fn claim(
         // (turn, id): a tenant's first candidate has the turn after the jobs it already runs.
         let mut candidates: Vec<(usize, i64)> = Vec::new();
         for TenantRow { tenant_id } in tenants {
+            if limits.paused.contains(&tenant_id) {
+                continue;
+            }
             let busy = limits.running.get(&tenant_id).copied().unwrap_or(0);
             let room = limits.per_tenant.saturating_sub(busy).min(limits.total);
             if room == 0 {

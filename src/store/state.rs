@@ -6,8 +6,18 @@ use super::schema::appservice_state;
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
 
-/// The room the sender posts loop-back probe markers in.
+/// The room the default homeserver's sender posts loop-back probe markers in.
 pub const PROBE_ROOM_ID: &str = "probe_room_id";
+
+/// The key of homeserver `id`'s probe room: [`PROBE_ROOM_ID`] for the default one (as before
+/// there were several), `probe_room_id:{id}` for the others.
+pub fn probe_room_key(id: &str) -> String {
+    if id == crate::config::DEFAULT_ID {
+        PROBE_ROOM_ID.to_owned()
+    } else {
+        format!("{PROBE_ROOM_ID}:{id}")
+    }
+}
 
 pub fn get(conn: &mut DbConnection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(on_backend!(conn, c => appservice_state::table

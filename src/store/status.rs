@@ -208,6 +208,7 @@ mod tests {
         jobs::enqueue(conn, &job("tenantA", None), 2_000).expect("queued");
         jobs::enqueue(conn, &job("tenantB", None), 3_000).expect("queued");
         let limits = jobs::ClaimLimits {
+            paused: &Default::default(),
             total: 1,
             per_tenant: 1,
             running: &Default::default(),

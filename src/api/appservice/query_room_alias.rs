@@ -73,7 +73,7 @@ pub async fn handler(
     let created = match ensure_room::ensure_created(&app, room.id, room.generation).await {
         // The room existed but Synapse lost this alias (or it is an earlier slug's): put it back.
         Ok(Some((room_id, _))) if existed => app
-            .homeserver()
+            .client_for(&bot)
             .ensure_alias(&bot, alias, &room_id)
             .await
             .map_err(Into::into),

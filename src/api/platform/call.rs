@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use ruma::{OwnedRoomAliasId, OwnedUserId};
+use ruma::{OwnedRoomAliasId, OwnedUserId, ServerName};
 use serde::de::DeserializeOwned;
 
 use super::error::PlatformError;
@@ -85,12 +85,7 @@ impl FromRequestParts<Arc<App>> for RoomCall {
         let params = path_params(parts, app).await?;
         let kind = RoomKind::parse(param(&params, "kind")?)?;
         let slug = param(&params, "slug")?.to_owned();
-        let alias = rooms::alias(
-            kind,
-            &slug,
-            &call.tenant.id,
-            &call.config.homeserver.server_name,
-        )?;
+        let alias = rooms::alias(kind, &slug, &call.tenant.id, call.server_name())?;
         Ok(Self {
             call,
             kind,
@@ -147,6 +142,11 @@ impl IntoResponse for Accepted {
 }
 
 impl TenantCall {
+    /// The server name of the tenant's homeserver: its aliases' and its members' (DESIGN §13).
+    pub fn server_name(&self) -> &ServerName {
+        &self.config.home_of(&self.tenant).homeserver.server_name
+    }
+
     /// The user a call names in `field`: a valid user id of this homeserver, and not one of the
     /// appservice's own users (the sender and the tenant bots are never members, banned, muted or
     /// redacted; DESIGN §7.1). `not_ours` says why in the call's terms.
@@ -156,8 +156,8 @@ impl TenantCall {
         value: &str,
         not_ours: &str,
     ) -> Result<OwnedUserId, PlatformError> {
-        let user_id = validate::member_user_id(value, &self.config.homeserver.server_name)
-            .map_err(|mut error| {
+        let user_id =
+            validate::member_user_id(value, self.server_name()).map_err(|mut error| {
                 error.field = field.into();
                 error
             })?;

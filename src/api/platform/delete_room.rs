@@ -31,7 +31,7 @@ use crate::store::rooms::{self as room_store, RoomStatus};
 #[tracing::instrument(name = "platform.delete_room", skip_all, fields(tenant = %room.call.tenant.id, kind = %room.kind.as_str(), slug = %room.slug))]
 pub async fn handler(room: RoomCall) -> Result<Accepted, PlatformError> {
     let (tenant, kind, slug) = (room.call.tenant.id.clone(), room.kind, room.slug.clone());
-    let server = room.call.config.homeserver.server_name.clone();
+    let server = room.call.server_name().to_owned();
     let alias = room.alias.to_string();
     room.call
         .queue(move |conn, now| {

@@ -74,7 +74,7 @@ pub struct HoldView {
     security(("tenant_token" = [])),
 )]
 pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
-    let (app, config) = (&room.call.app, &room.call.config);
+    let app = &room.call.app;
     let (tenant, kind, slug) = (
         room.call.tenant.id.clone(),
         room.kind.as_str(),
@@ -104,7 +104,7 @@ pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
         room.kind,
         &stored.slug,
         &room.call.tenant.id,
-        &config.homeserver.server_name,
+        room.call.server_name(),
     )?;
     Ok(Json(RoomView {
         tenant: stored.tenant_id,

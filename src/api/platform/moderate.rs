@@ -161,7 +161,13 @@ fn user(call: &TenantCall, value: &str) -> Result<OwnedUserId, PlatformError> {
 /// A user the homeserver says it does not have is refused (a typo would ban nobody). When the
 /// homeserver cannot be asked, the declaration is taken: the rooms converge once it answers.
 async fn known(call: &TenantCall, user_id: &OwnedUserId) -> Result<(), PlatformError> {
-    match call.app.homeserver().user_exists(user_id).await {
+    match call
+        .app
+        .link_of_tenant(&call.tenant.id)
+        .client
+        .user_exists(user_id)
+        .await
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(PlatformError::NotFound(format!(
             "the homeserver has no user {user_id}: check the user id"

@@ -46,7 +46,7 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
         room.kind,
         &body.new_slug,
         &room.call.tenant.id,
-        &room.call.config.homeserver.server_name,
+        room.call.server_name(),
     )
     .map_err(|mut error| {
         error.field = "new_slug".into();

@@ -1,18 +1,19 @@
-//! What operators see per tenant — its bot, whether the bot is registered, the as_token's state,
-//! the job queue, the jobs that ended failed or dead within `retention.jobs_days` and its webhook
-//! delivery — shared by `GET /v1/status` (what the running daemon knows)
+//! What operators see per homeserver — its as_token's state and last ping — and per tenant — its
+//! homeserver and bot, whether the bot is registered, the job queue, the jobs that ended failed
+//! or dead within `retention.jobs_days` and its webhook delivery — shared by `GET /v1/status`
+//! (what the running daemon knows)
 //! and `openmeet-appservice status` (which asks the homeserver itself, so it works while the
 //! daemon is down). Never carries a secret.
 
 use std::collections::HashMap;
 
-use ruma::api::client::account::whoami;
-use ruma::api::client::profile::get_profile;
-use ruma::{OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 
+mod homeservers;
+
+pub use self::homeservers::{HomeserverState, HomeserverView};
+use self::homeservers::{homeserver_status, ready_ping};
 use crate::app::App;
-use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
@@ -29,10 +30,28 @@ pub struct Status {
     pub database: String,
     pub inbox: Inbox,
     pub ready: Ready,
-    /// What the homeserver last said about the as_token: `accepted`, `rejected` or `unknown`.
+    /// What the default homeserver last said about its as_token: `accepted`, `rejected` or
+    /// `unknown` (each homeserver's is in `homeservers`).
     pub as_token: String,
+    /// Every homeserver the config serves, the default one first.
+    pub homeservers: Vec<HomeserverStatus>,
     /// The configured tenants in config order, then any other tenant that still has jobs.
     pub tenants: Vec<TenantStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HomeserverStatus {
+    /// `default` for the top-level homeserver, else its `homeservers[].id`.
+    pub id: String,
+    pub server_name: String,
+    /// What it last said about its as_token: `accepted`, `rejected` or `unknown`.
+    pub as_token: String,
+    /// Its last appservice ping round trip; `null` from the command (it cannot know).
+    pub ping: Option<bool>,
+    /// The token accepted and the last ping made; `null` from the command.
+    pub healthy: Option<bool>,
+    /// The ids of the configured tenants that live on it.
+    pub tenants: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,10 +60,12 @@ pub struct Inbox {
     pub oldest_received_at_ms: Option<i64>,
 }
 
+/// The homeserver half of readiness: true when it holds for at least one homeserver.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ready {
     pub as_token: bool,
-    /// The daemon's last appservice ping round trip; `null` from the command (it cannot know).
+    /// The daemon's last appservice ping round trip made by a homeserver that accepts our token;
+    /// `null` from the command (it cannot know).
     pub ping: Option<bool>,
 }
 
@@ -53,11 +74,13 @@ pub struct TenantStatus {
     pub id: String,
     /// `null` for a tenant that is no longer configured but still has jobs.
     pub name: Option<String>,
+    /// The id of the homeserver it lives on; `null` for a tenant no longer configured.
+    pub homeserver: Option<String>,
     pub bot: Option<String>,
     /// From the daemon: `true` once this process registered or found the bot, `false` for "not
     /// yet confirmed". From the command: what the homeserver answered, `null` if it could not ask.
     pub bot_registered: Option<bool>,
-    /// The one as_token serves every tenant; repeated here per tenant.
+    /// What its homeserver last said about that homeserver's as_token.
     pub as_token: String,
     pub queue: Queue,
     /// The jobs that ended failed or dead within the retention window, newest first, at most
@@ -92,92 +115,6 @@ pub struct FailedJobStatus {
     pub updated_at_ms: i64,
 }
 
-/// What is known of the homeserver: the token's state, each bot's registration, the last ping.
-#[derive(Debug, Clone)]
-pub struct HomeserverView {
-    pub token: TokenState,
-    pub registered: HashMap<OwnedUserId, bool>,
-    pub ping: Option<bool>,
-}
-
-impl HomeserverView {
-    /// What the running daemon has seen, without calling the homeserver.
-    pub fn of_daemon(app: &App) -> Self {
-        let config = app.config();
-        let registered = config
-            .tenants
-            .iter()
-            .map(|tenant| config.bot_user_id(tenant))
-            .map(|bot| {
-                let known = app.known_registered(&bot);
-                (bot, known)
-            })
-            .collect();
-        Self {
-            token: app.health.token(),
-            registered,
-            ping: Some(app.health.ping_ok()),
-        }
-    }
-
-    /// Asks the homeserver now: `whoami` as the sender for the token, then each tenant bot's
-    /// profile (404: not registered). What it could not learn stays unknown; the second value
-    /// says why, in one sentence.
-    pub async fn check(app: &App) -> (Self, Option<String>) {
-        let config = app.config();
-        let homeserver = app.homeserver();
-        let mut view = Self {
-            token: TokenState::Unknown,
-            registered: HashMap::new(),
-            ping: None,
-        };
-        match homeserver.send(whoami::v3::Request::new(), None).await {
-            Ok(_) => view.token = TokenState::Accepted,
-            Err(error) if error.retry_kind() == RetryKind::CredentialRejected => {
-                view.token = TokenState::Rejected;
-                let problem = format!(
-                    "the homeserver at {} refuses this config's as_token ({}): bot registration is unknown; see `openmeet-appservice check`",
-                    config.homeserver.url,
-                    error.errcode()
-                );
-                return (view, Some(problem));
-            }
-            Err(error) => {
-                let problem = format!(
-                    "the homeserver at {} could not be asked ({error}): token and bot registration are unknown",
-                    config.homeserver.url
-                );
-                return (view, Some(problem));
-            }
-        }
-        let mut problem = None;
-        for tenant in &config.tenants {
-            let bot = config.bot_user_id(tenant);
-            match homeserver
-                .send(get_profile::v3::Request::new(bot.clone()), None)
-                .await
-            {
-                Ok(_) => {
-                    view.registered.insert(bot, true);
-                }
-                Err(error) if error.is_not_found() => {
-                    view.registered.insert(bot, false);
-                }
-                Err(error) => {
-                    problem.get_or_insert_with(|| {
-                        format!("could not look up the profile of {bot} ({error}): its registration is unknown")
-                    });
-                }
-            }
-        }
-        (view, problem)
-    }
-
-    fn registered(&self, bot: &UserId) -> Option<bool> {
-        self.registered.get(bot).copied()
-    }
-}
-
 /// The status from the database and `homeserver`.
 pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, StoreError> {
     let config = app.config();
@@ -202,7 +139,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             Ok((queues, failed_jobs, inbox, webhooks))
         })
         .await?;
-    let token = token_label(homeserver.token).to_owned();
+    let token = token_label(homeserver.token(crate::config::DEFAULT_ID)).to_owned();
     let mut tenants: Vec<TenantStatus> = config
         .tenants
         .iter()
@@ -211,9 +148,10 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             TenantStatus {
                 id: tenant.id.clone(),
                 name: Some(tenant.name.clone()),
+                homeserver: Some(tenant.homeserver.clone()),
                 bot_registered: homeserver.registered(&bot),
                 bot: Some(bot.to_string()),
-                as_token: token.clone(),
+                as_token: token_label(homeserver.token(&tenant.homeserver)).to_owned(),
                 queue: Queue::default(),
                 failed_jobs: Vec::new(),
                 webhook: None,
@@ -225,6 +163,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             tenants.push(TenantStatus {
                 id: queue.tenant_id.clone(),
                 name: None,
+                homeserver: None,
                 bot: None,
                 bot_registered: None,
                 as_token: token.clone(),
@@ -257,10 +196,18 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             oldest_received_at_ms: inbox.1,
         },
         ready: Ready {
-            as_token: homeserver.token == TokenState::Accepted,
-            ping: homeserver.ping,
+            as_token: homeserver
+                .homeservers
+                .iter()
+                .any(|h| h.token == TokenState::Accepted),
+            ping: ready_ping(homeserver),
         },
         as_token: token,
+        homeservers: homeserver
+            .homeservers
+            .iter()
+            .map(|state| homeserver_status(&config, state))
+            .collect(),
         tenants,
     })
 }
@@ -337,22 +284,24 @@ impl Status {
                     .map_or_else(|| "-".into(), duration),
             ]);
         }
-        let mut widths = [0; 9];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
+        let mut out = columns(&rows);
+        let mut homeservers =
+            vec![["HOMESERVER", "SERVER NAME", "TOKEN", "PING", "TENANTS"].map(str::to_owned)];
+        for homeserver in &self.homeservers {
+            homeservers.push([
+                homeserver.id.clone(),
+                homeserver.server_name.clone(),
+                homeserver.as_token.clone(),
+                match homeserver.ping {
+                    Some(true) => "ok".into(),
+                    Some(false) => "failing".into(),
+                    None => "-".into(),
+                },
+                homeserver.tenants.join(", "),
+            ]);
         }
-        let mut out = String::new();
-        for row in &rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
+        out.push('\n');
+        out.push_str(&columns(&homeservers));
         let failed: Vec<_> = self
             .tenants
             .iter()
@@ -378,6 +327,27 @@ impl Status {
         out.push_str(&crate::webhooks::status::table(&self.tenants, now_ms));
         out
     }
+}
+
+/// Rows of cells as left-aligned columns two spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `42s`, `3m05s`, `2h07m`, `3d04h`.
@@ -408,9 +378,28 @@ mod tests {
                 ping: None,
             },
             as_token: "accepted".into(),
+            homeservers: vec![
+                HomeserverStatus {
+                    id: "default".into(),
+                    server_name: "example.org".into(),
+                    as_token: "accepted".into(),
+                    ping: Some(true),
+                    healthy: Some(true),
+                    tenants: vec!["tenantA".into()],
+                },
+                HomeserverStatus {
+                    id: "eu".into(),
+                    server_name: "eu.example.org".into(),
+                    as_token: "rejected".into(),
+                    ping: Some(false),
+                    healthy: Some(false),
+                    tenants: vec![],
+                },
+            ],
             tenants: vec![TenantStatus {
                 id: "tenantA".into(),
                 name: Some("Tenant A".into()),
+                homeserver: Some("default".into()),
                 bot: Some("@openmeet-bot-tenanta:example.org".into()),
                 bot_registered: Some(true),
                 as_token: "accepted".into(),
@@ -448,6 +437,10 @@ mod tests {
                 && lines[1].contains("yes")
                 && lines[1].contains("accepted")
                 && lines[1].ends_with("3m05s"),
+            "{table}"
+        );
+        assert!(
+            table.contains("\nHOMESERVER  SERVER NAME     TOKEN     PING     TENANTS\ndefault     example.org     accepted  ok       tenantA\neu          eu.example.org  rejected  failing\n"),
             "{table}"
         );
         assert!(table.contains("job 7  dead  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
