@@ -84,12 +84,13 @@ async fn each_homeserver_has_its_own_transactions_and_resets(backend: Backend) {
     // Each one's retry is a duplicate for its own homeserver only.
     assert_eq!(push(&daemon, &default, "1", &["$a"]).await, StatusCode::OK);
     assert_eq!(push(&daemon, &second, "1", &["$b"]).await, StatusCode::OK);
-    assert_eq!(
-        daemon
-            .metric("openmeet_as_transactions_duplicate_total", "")
-            .await,
-        2.0
-    );
+    for homeserver in ["default", SECOND] {
+        let labels = format!("homeserver=\"{homeserver}\"");
+        let duplicates = daemon
+            .metric("openmeet_as_transactions_duplicate_total", &labels)
+            .await;
+        assert_eq!(duplicates, 1.0, "{homeserver}");
+    }
     // The same body under the same txnId from the other homeserver is that homeserver's own
     // transaction (stored), though its event, already delivered, is not stored again.
     assert_eq!(push(&daemon, &second, "2", &["$a"]).await, StatusCode::OK);
@@ -128,7 +129,10 @@ async fn each_homeserver_has_its_own_transactions_and_resets(backend: Backend) {
     push(&daemon, &default, "3", &["$d3"]).await;
     assert_eq!(
         daemon
-            .metric("openmeet_as_transaction_id_resets_total", "")
+            .metric(
+                "openmeet_as_transaction_id_resets_total",
+                "homeserver=\"default\""
+            )
             .await,
         1.0,
         "txnId 3 from the default homeserver after 110 is its reset"

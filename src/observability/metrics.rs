@@ -31,10 +31,10 @@ const COUNTED_EVENT_TYPES: &[&str] = &[
 
 pub struct Metrics {
     registry: Registry,
-    pub transactions_received: IntCounter,
-    pub transactions_duplicate: IntCounter,
+    pub transactions_received: IntCounterVec,
+    pub transactions_duplicate: IntCounterVec,
     pub transactions_quarantined: IntCounter,
-    pub transaction_id_resets: IntCounter,
+    pub transaction_id_resets: IntCounterVec,
     pub transaction_ack_seconds: Histogram,
     pub events_received: IntCounter,
     pub events_quarantined: IntCounter,
@@ -97,21 +97,24 @@ impl Metrics {
                 .buckets(LATENCY_BUCKETS.to_vec())
         };
         let mut metrics = Self {
-            transactions_received: register!(counter(
+            transactions_received: register!(counter_vec(
                 "transactions_received_total",
-                "Transactions pushed by Synapse, duplicates included."
+                "Transactions pushed by Synapse, duplicates included, by homeserver id.",
+                &["homeserver"]
             )),
-            transactions_duplicate: register!(counter(
+            transactions_duplicate: register!(counter_vec(
                 "transactions_duplicate_total",
-                "Transactions seen before (same txnId and events): acknowledged without storing."
+                "Transactions seen before from the same homeserver (same txnId and events): acknowledged without storing.",
+                &["homeserver"]
             )),
             transactions_quarantined: register!(counter(
                 "transactions_quarantined_total",
                 "Transaction bodies that could not be read at all: acknowledged and quarantined."
             )),
-            transaction_id_resets: register!(counter(
+            transaction_id_resets: register!(counter_vec(
                 "transaction_id_resets_total",
-                "Transactions whose txnId fell below the highest seen: Synapse's counter restarted."
+                "Transactions whose txnId fell far below the homeserver's last one: that Synapse's counter restarted.",
+                &["homeserver"]
             )),
             transaction_ack_seconds: register!(Histogram::with_opts(latency(
                 "transaction_ack_seconds",

@@ -53,7 +53,10 @@ pub async fn handler(
         // Synapse never sends one; PostgreSQL's `text` could not store it (a 503 for good).
         return ApiError::InvalidParam("the txnId holds a NUL character").into_response();
     }
-    app.metrics.transactions_received.inc();
+    app.metrics
+        .transactions_received
+        .with_label_values(&[&homeserver])
+        .inc();
     let received_at = unix_ms(app.clock.now());
     // Parsed before taking SQLite's write turn, so concurrent pushes parse side by side.
     let mut txn = parse(&homeserver, txn_id, &body, received_at);
@@ -73,7 +76,10 @@ pub async fn handler(
         Ok((txn, recorded)) => {
             let metrics = &app.metrics;
             if recorded.duplicate {
-                metrics.transactions_duplicate.inc();
+                metrics
+                    .transactions_duplicate
+                    .with_label_values(&[&homeserver])
+                    .inc();
                 tracing::debug!("duplicate transaction acknowledged");
             } else {
                 metrics.events_received.inc_by(recorded.new_events as u64);
@@ -88,7 +94,10 @@ pub async fn handler(
                     tracing::warn!(event_id = entry.event_id.as_deref(), reason = %entry.reason, "quarantined");
                 }
                 if let Some(highest) = recorded.reset_from {
-                    metrics.transaction_id_resets.inc();
+                    metrics
+                        .transaction_id_resets
+                        .with_label_values(&[&homeserver])
+                        .inc();
                     tracing::warn!(
                         highest_seen = highest,
                         "txnId fell below the highest seen: Synapse's transaction counter restarted (was its database reset?); new events are still processed, event ids deduplicate"
