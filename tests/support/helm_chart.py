@@ -5,14 +5,19 @@ Run by tests/helm_chart.rs with the test venv's python. Reads one JSON request o
     {"chart": "<path>", "kube_version": "1.33.0",
      "cases": [{"name": "...", "release": "...", "namespace": "...", "values": {...},
                 "cluster"?: {"<Secret name>": {"<key>": "<value>"}}}],
-     "rejected": [{"name": "...", "values": {...}}]}
+     "rejected": [{"name": "...", "values": {...}}],
+     "refused": [{"name": "...", "values": {...}}]}
 
 and prints one JSON answer on stdout:
 
     {"helm": "<Helm SDK version>",
      "cases": {"<name>": {"lint": {...}, "notes": "...",
                           "objects": [{"template", "object", "validation", "decoded"?}]}},
-     "rejected": {"<name>": "<Helm's error message>" | null}}
+     "rejected": {"<name>": "<Helm's error message>" | null},
+     "refused": {"<name>": "<Helm's error message>" | null}}
+
+"rejected" values are checked against values.schema.json only; "refused" values are rendered, for
+what the templates refuse with `fail` (what a schema cannot say, such as ids used twice).
 
 Helm comes from PyPI `helm-python-sdk` (Helm v4 as a C library: no helm binary, no cluster; the
 `lookup` function returns nothing, as in `helm template`). A case with "cluster" is rendered as an
@@ -200,6 +205,15 @@ def rejected(chart_path, values):
     return None
 
 
+def refused(chart_path, values):
+    with helm.Chart.load(chart_path) as chart:
+        try:
+            chart.render(values, name="om", namespace="chat", is_install=True)
+        except helm.HelmError as error:
+            return str(error)
+    return None
+
+
 def main():
     if MISSING:
         print(
@@ -219,6 +233,7 @@ def main():
         "helm": helm.helm_sdk_version(),
         "cases": {case["name"]: render_case(chart, kube_version, case) for case in request["cases"]},
         "rejected": {case["name"]: rejected(chart, case["values"]) for case in request.get("rejected", [])},
+        "refused": {case["name"]: refused(chart, case["values"]) for case in request.get("refused", [])},
     }
     json.dump(answer, sys.stdout)
     return 0
