@@ -106,6 +106,13 @@ fn stored_homeserver_tokens() -> Value {
     stored
 }
 
+/// The release's ConfigMap as an earlier install left it (the part the chart reads back: which
+/// homeserver each tenant was on).
+fn previous_config() -> Value {
+    json!({"om-openmeet-appservice": {"config.yaml":
+        "tenants:\n- id: tenantA\n  homeserver: eu-tenant-a\n  name: Tenant A\n- id: tenantB\n  name: Tenant B\n- id: tenantC\n  homeserver: b2\n  name: Tenant C\n"}})
+}
+
 fn operator_homeserver_secret() -> Value {
     json!({"as_token": "operator-eu-as-0123456789abcdef", "hs_token": "operator-eu-hs-0123456789abcdef\n"})
 }
@@ -249,6 +256,7 @@ fn rendered() -> &'static Rendered {
             "homeservers-upgrade",
             json!({"homeservers": unreadable, "tenants": homeserver_tenants()}),
         );
+        homeservers_upgrade["configmaps"] = previous_config();
         homeservers_upgrade["cluster"] = json!({
             "om-openmeet-appservice-tokens": stored_homeserver_tokens(),
             "eu-a-tokens": operator_homeserver_secret(),
@@ -287,7 +295,7 @@ fn rendered() -> &'static Rendered {
             ("tenant-homeserver-uppercase", json!({"tenants": [{"id": "a", "name": "A", "homeserver": "EU"}]})),
         ];
         // Values the schema accepts and the templates refuse with a sentence.
-        let refused = [
+        let mut refused: Vec<Value> = [
             ("homeserver-id-twice", json!({"homeservers": [
                 {"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}},
                 {"id": "eu", "homeserver": {"url": "http://b:8008", "server_name": "b.example"}}]})),
@@ -300,7 +308,32 @@ fn rendered() -> &'static Rendered {
                 "tokens": {"hsToken": "shared-hs-0123456789abcdef"},
                 "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"},
                                  "tokens": {"hsToken": ["eu-hs-0123456789abcdef0", "shared-hs-0123456789abcdef"]}}]})),
-        ];
+        ]
+        .into_iter()
+        .map(|(name, values)| case(name, values))
+        .collect();
+        // The release's config before: tenantA lives on eu-tenant-a. Moving it needs the
+        // operator's word that its rooms there are gone (tenants[].movedFrom).
+        let moved = |moved_from: Option<&str>| {
+            let mut tenants = homeserver_tenants();
+            tenants[0].as_object_mut().unwrap().remove("homeserver");
+            if let Some(from) = moved_from {
+                tenants[0]["movedFrom"] = json!(from);
+            }
+            json!({"tokens": fixed_tokens(), "tenants": tenants,
+                   "homeservers": homeserver_entries("hs-eu-a-current-0123456789abcdef", fixed_b2_tokens())})
+        };
+        for (name, values) in [
+            ("tenant-moved-unconfirmed", moved(None)),
+            ("tenant-moved-from-elsewhere", moved(Some("b2"))),
+        ] {
+            let mut refusal = case(name, values);
+            refusal["configmaps"] = previous_config();
+            refused.push(refusal);
+        }
+        let mut confirmed = case("tenant-moved-confirmed", moved(Some("eu-tenant-a")));
+        confirmed["configmaps"] = previous_config();
+        cases.push(confirmed);
         let clusters = cases
             .iter()
             .filter(|c| !c["cluster"].is_null())
@@ -311,7 +344,7 @@ fn rendered() -> &'static Rendered {
             "kube_version": KUBE_VERSION,
             "cases": cases,
             "rejected": rejected.iter().map(|(name, values)| json!({"name": name, "values": values})).collect::<Vec<_>>(),
-            "refused": refused.iter().map(|(name, values)| json!({"name": name, "values": values})).collect::<Vec<_>>(),
+            "refused": refused,
         });
         Rendered {
             answer: run_helm_chart_py(&request),
@@ -1646,7 +1679,7 @@ fn bad_homeservers_entries_are_refused_with_a_sentence_naming_the_entry() {
         }
     }
     let refused = rendered().answer["refused"].as_object().unwrap();
-    assert_eq!(refused.len(), 4);
+    assert_eq!(refused.len(), 6);
     for (name, needle) in [
         (
             "homeserver-id-twice",
@@ -1663,6 +1696,14 @@ fn bad_homeservers_entries_are_refused_with_a_sentence_naming_the_entry() {
         (
             "homeservers-sharing-a-token",
             "the top-level tokens and homeservers \"eu\" share a token",
+        ),
+        (
+            "tenant-moved-unconfirmed",
+            "tenants \"tenantA\": homeserver changes from \"eu-tenant-a\" to \"default\"",
+        ),
+        (
+            "tenant-moved-from-elsewhere",
+            "tenants \"tenantA\": homeserver changes from \"eu-tenant-a\" to \"default\"",
         ),
     ] {
         let error = refused[name]
@@ -1737,4 +1778,32 @@ fn every_homeservers_synapse_may_reach_the_appservice_and_be_reached() {
         3,
         "DNS, the two Synapse rules; SQLite: no database"
     );
+}
+
+#[test]
+fn moving_a_tenant_to_another_homeserver_needs_the_operators_word_that_its_rooms_are_gone() {
+    // Pods roll on a config change, and a starting daemon cannot see that a tenant moved: the
+    // upgrade is refused instead, unless tenants[].movedFrom names the homeserver it leaves.
+    let refused = &rendered().answer["refused"];
+    let error = refused["tenant-moved-unconfirmed"].as_str().unwrap();
+    for needle in [
+        "its rooms live on \"eu-tenant-a\"",
+        "delete the tenant's rooms through the platform API",
+        "tenants[].movedFrom: eu-tenant-a",
+    ] {
+        assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    }
+    assert!(
+        refused["tenant-moved-from-elsewhere"].is_string(),
+        "movedFrom must name the homeserver the tenant leaves"
+    );
+    let config = config_value("tenant-moved-confirmed");
+    let tenant_a = &config["tenants"][0];
+    assert_eq!(tenant_a["id"], "tenantA");
+    assert!(
+        tenant_a["homeserver"].is_null() && tenant_a["movedFrom"].is_null(),
+        "on the top-level homeserver now; movedFrom is the chart's, not the daemon's: {tenant_a}"
+    );
+    // Tenants staying where they were need nothing (the upgrade case has the same config before).
+    assert!(rendered_case("homeservers-upgrade")["objects"].is_array());
 }

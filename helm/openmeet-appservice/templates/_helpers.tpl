@@ -188,6 +188,29 @@ here a mistake stops the release before any pod runs on it.
 {{- fail (printf "tenants %q: homeserver %q is not one of homeservers[].id (%s); add it to homeservers or leave homeserver out for the top-level one." .id .homeserver (join ", " (rest $ids) | default "none listed")) }}
 {{- end }}
 {{- end }}
+{{- include "openmeet-appservice.checkTenantMoves" . }}
+{{- end }}
+
+{{/*
+A tenant's rooms live on its homeserver. The daemon refuses a SIGHUP that moves a tenant with
+rooms, but the pods roll on a config change, and a starting daemon cannot tell that a tenant
+moved. So an upgrade that puts a tenant on another homeserver than the release's config had
+(read back with lookup; offline renders cannot check) needs tenants[].movedFrom naming the
+homeserver it leaves: the operator's word that its rooms there are deleted.
+*/}}
+{{- define "openmeet-appservice.checkTenantMoves" -}}
+{{- $previous := (lookup "v1" "ConfigMap" .Release.Namespace (include "openmeet-appservice.fullname" .)).data | default dict }}
+{{- with index $previous "config.yaml" }}
+{{- $before := dict }}
+{{- range (fromYaml .).tenants | default list }}{{ $_ := set $before .id (.homeserver | default "default") }}{{ end }}
+{{- range $.Values.tenants }}
+{{- $was := index $before .id }}
+{{- $now := .homeserver | default "default" }}
+{{- if and $was (ne $was $now) (ne (.movedFrom | default "") $was) }}
+{{- fail (printf "tenants %q: homeserver changes from %q to %q, but its rooms live on %q and stay there (the daemon refuses this on a SIGHUP, not when the pods roll): delete the tenant's rooms through the platform API and wait for their teardown jobs, then upgrade with tenants[].movedFrom: %s to confirm, and declare the rooms anew (docs/operations.md, \"Move a tenant to another homeserver\")." .id $was $now $was $was) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Every homeserver needs its own as_token and hs_token: the hs_token tells which one calls. */}}
