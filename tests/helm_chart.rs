@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use support::python::{free_port, repo_root, scratch_dir, support_dir, venv_python};
-use support::synapse::Synapse;
+use support::synapse::{Synapse, start_both};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openmeet-appservice");
 /// The Kubernetes version the chart is linted for and validated against.
@@ -33,6 +33,8 @@ const NAMESPACE: &str = "chat";
 /// Where the chart mounts the secrets; the rendered config's `*_file` keys point into it.
 const SECRETS_DIR: &str = "/run/secrets/openmeet-appservice";
 const E2E_SERVER_NAME: &str = "helm.test";
+/// The e2e case's second homeserver (`homeservers[0]`, id `second`).
+const E2E_SECOND_SERVER_NAME: &str = "helm-second.test";
 
 /// Tokens given inline, so that checksums and registrations can be compared between renders.
 fn fixed_tokens() -> Value {
@@ -218,7 +220,10 @@ fn rendered() -> &'static Rendered {
                         "logging": {"level": "debug", "format": "human"},
                     },
                     "registration": {"url": format!("http://127.0.0.1:{e2e_appservice_port}/")},
-                    "tenants": [{"id": "tenantA", "name": "Tenant A"}, {"id": "ciTenantB", "name": "CI Tenant B"}],
+                    "homeservers": [{"id": "second",
+                                     "homeserver": {"url": "http://synapse-second:8008", "server_name": E2E_SECOND_SERVER_NAME}}],
+                    "tenants": [{"id": "tenantA", "name": "Tenant A"},
+                                {"id": "ciTenantB", "name": "CI Tenant B", "homeserver": "second"}],
                 }),
             ),
             case(
@@ -972,8 +977,8 @@ fn chart_registration_is_byte_for_byte_what_the_binary_prints() {
     }
     assert_eq!(
         compared,
-        names.len() + 4,
-        "homeservers and homeservers-upgrade have two registrations more each"
+        names.len() + 5,
+        "homeservers and homeservers-upgrade have two registrations more each, e2e one"
     );
     // A rotation: the current hs_token (first) is registered, the previous one is still accepted.
     assert!(registration_text("fixed").contains("hs_token: hs-current-0123456789abcdef01234567\n"));
@@ -1012,16 +1017,30 @@ fn materialize(name: &str) -> PathBuf {
 
 #[test]
 fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config() {
+    // Two Synapses, each loading only its own registration Secret's content.
     let dir = materialize("e2e");
-    let registration = dir.join("registration.yaml");
-    std::fs::write(&registration, registration_text("e2e")).unwrap();
-    let synapse = Synapse::start(E2E_SERVER_NAME, &[registration]);
+    for (id, text) in registrations("e2e") {
+        std::fs::write(dir.join(format!("registration-{id}.yaml")), text).unwrap();
+    }
+    let (synapse, second) = start_both(
+        || Synapse::start(E2E_SERVER_NAME, &[dir.join("registration-default.yaml")]),
+        || {
+            Synapse::start(
+                E2E_SECOND_SERVER_NAME,
+                &[dir.join("registration-second.yaml")],
+            )
+        },
+    );
 
     let config = dir.join("config.yaml");
     let metrics_port = free_port();
     // What differs from a pod: the addresses and the database file, overridden the documented way.
     let env = [
         ("OPENMEET_AS__HOMESERVER__URL", synapse.url.clone()),
+        (
+            "OPENMEET_AS__HOMESERVERS__0__HOMESERVER__URL",
+            second.url.clone(),
+        ),
         (
             "OPENMEET_AS__LISTEN__APPSERVICE",
             format!("127.0.0.1:{}", rendered().e2e_appservice_port),
@@ -1066,8 +1085,13 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
     assert_eq!(
         code,
         Some(0),
-        "check (the helm test) failed:\n{output}\nSynapse:\n{}",
-        synapse.log_tail(30)
+        "check (the helm test) failed:\n{output}\nSynapse:\n{}\nSecond Synapse:\n{}",
+        synapse.log_tail(30),
+        second.log_tail(30)
+    );
+    assert!(
+        output.contains(&format!("homeserver second ({E2E_SECOND_SERVER_NAME}):")),
+        "check checks every homeserver:\n{output}"
     );
 
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
@@ -1079,11 +1103,21 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
         .stderr(log)
         .spawn()
         .unwrap();
+    // Ready, with the second Synapse accepting the second homeserver's as_token: it loaded the
+    // registration from its own Secret. (Its ping to the serving daemon is the inbound side's,
+    // which `check` above already made with that homeserver's hs_token.)
+    let wanted = |health: &Value| {
+        health["homeservers"]["default"]["healthy"] == true
+            && health["homeservers"]["second"]["as_token"] == true
+            && health["homeservers"]["second"]["reachable"] == true
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut ready = false;
+    let mut last = None;
     while Instant::now() < deadline {
-        if http_status(metrics_port, "/health/ready") == Some(200) {
-            ready = true;
+        last = http_get(metrics_port, "/health/ready");
+        if let Some((200, body)) = &last
+            && wanted(&serde_json::from_str(body).unwrap_or_default())
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -1091,10 +1125,13 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
     let live = http_status(metrics_port, "/health/live");
     let _ = daemon.kill();
     let _ = daemon.wait();
+    let ready = last.as_ref().is_some_and(|(status, body)| {
+        *status == 200 && wanted(&serde_json::from_str(body).unwrap_or_default())
+    });
     assert!(
         ready,
-        "the daemon on the chart's config never became ready (the readiness probe) with Synapse \
-         holding the chart's registration:\n{}",
+        "the daemon on the chart's config never became ready (the readiness probe) with each \
+         Synapse holding its registration from the chart (last: {last:?}):\n{}",
         support::python::file_tail(&dir.join("daemon.log"), 40)
     );
     assert_eq!(live, Some(200));
@@ -1102,6 +1139,11 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
 
 /// The status of `GET path` on 127.0.0.1:port, or `None` when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(status, _)| status)
+}
+
+/// The status and body of `GET path` on 127.0.0.1:port, or `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -1111,7 +1153,9 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Some((status, body.to_owned()))
 }
 
 fn sha256_hex(text: &str) -> String {
