@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use support::python::{free_port, repo_root, scratch_dir, support_dir, venv_python};
-use support::synapse::Synapse;
+use support::synapse::{Synapse, start_both};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openmeet-appservice");
 /// The Kubernetes version the chart is linted for and validated against.
@@ -33,6 +33,8 @@ const NAMESPACE: &str = "chat";
 /// Where the chart mounts the secrets; the rendered config's `*_file` keys point into it.
 const SECRETS_DIR: &str = "/run/secrets/openmeet-appservice";
 const E2E_SERVER_NAME: &str = "helm.test";
+/// The e2e case's second homeserver (`homeservers[0]`, id `second`).
+const E2E_SECOND_SERVER_NAME: &str = "helm-second.test";
 
 /// Tokens given inline, so that checksums and registrations can be compared between renders.
 fn fixed_tokens() -> Value {
@@ -66,6 +68,57 @@ const AWKWARD_TOKENS: &[&str] = &[
     "...leading-dots-012345678",
 ];
 
+/// Two homeservers besides the top-level one: eu-tenant-a with inline tokens (during an hs_token
+/// rotation), its own bot prefix, registration URL and Synapse peer; b2 with `b2_tokens`.
+fn homeserver_entries(eu_hs_token: &str, b2_tokens: Value) -> Value {
+    json!([
+        {"id": "eu-tenant-a",
+         "homeserver": {"url": "https://matrix-a.example.org", "server_name": "matrix-a.example.org",
+                        "check_interval_seconds": 30},
+         "appservice": {"bot_prefix": "openmeet-bot-a-"},
+         "tokens": {"asToken": "as-eu-a-0123456789abcdef0123",
+                    "hsToken": [eu_hs_token, "hs-eu-a-previous-0123456789abcdef"]},
+         "registration": {"url": "https://appservice.openmeet.example:443/"},
+         "networkPolicy": {"synapseSelector": {"ipBlock": {"cidr": "203.0.113.10/32"}}}},
+        {"id": "b2",
+         "homeserver": {"url": "http://synapse.matrix-b.svc:8448", "server_name": "matrix-b.example"},
+         "appservice": {"id": "openmeet-b"},
+         "tokens": b2_tokens},
+    ])
+}
+
+fn homeserver_tenants() -> Value {
+    json!([
+        {"id": "tenantA", "name": "Tenant A", "token": "tenant-token-a-0123456789abcdef", "homeserver": "eu-tenant-a"},
+        {"id": "tenantB", "name": "Tenant B", "token": "tenant-token-b-0123456789abcdef"},
+        {"id": "tenantC", "name": "Tenant C", "token": "tenant-token-c-0123456789abcdef", "homeserver": "b2"},
+    ])
+}
+
+fn fixed_b2_tokens() -> Value {
+    json!({"asToken": "as-b2-0123456789abcdef0123456", "hsToken": "hs-b2-0123456789abcdef0123456"})
+}
+
+/// What an earlier install stored for homeserver b2, and the Secret an operator made for
+/// eu-tenant-a.
+fn stored_homeserver_tokens() -> Value {
+    let mut stored = stored_tokens();
+    stored["homeserver.b2.as_token"] = json!("stored-b2-as-0123456789abcdef");
+    stored["homeserver.b2.hs_token"] = json!("stored-b2-hs-0123456789abcdef\n");
+    stored
+}
+
+/// The release's ConfigMap as an earlier install left it (the part the chart reads back: which
+/// homeserver each tenant was on).
+fn previous_config() -> Value {
+    json!({"om-openmeet-appservice": {"config.yaml":
+        "tenants:\n- id: tenantA\n  homeserver: eu-tenant-a\n  name: Tenant A\n- id: tenantB\n  name: Tenant B\n- id: tenantC\n  homeserver: b2\n  name: Tenant C\n"}})
+}
+
+fn operator_homeserver_secret() -> Value {
+    json!({"as_token": "operator-eu-as-0123456789abcdef", "hs_token": "operator-eu-hs-0123456789abcdef\n"})
+}
+
 /// What the tokens Secret of an earlier install holds.
 fn stored_tokens() -> Value {
     json!({
@@ -79,6 +132,8 @@ fn stored_tokens() -> Value {
 struct Rendered {
     /// The answer of helm_chart.py (see its docstring).
     answer: Value,
+    /// The Secrets the stand-in cluster of each case held (by case name).
+    clusters: BTreeMap<String, Value>,
     /// The free port the e2e case's registration sends Synapse to.
     e2e_appservice_port: u16,
 }
@@ -165,7 +220,10 @@ fn rendered() -> &'static Rendered {
                         "logging": {"level": "debug", "format": "human"},
                     },
                     "registration": {"url": format!("http://127.0.0.1:{e2e_appservice_port}/")},
-                    "tenants": [{"id": "tenantA", "name": "Tenant A"}, {"id": "ciTenantB", "name": "CI Tenant B"}],
+                    "homeservers": [{"id": "second",
+                                     "homeserver": {"url": "http://synapse-second:8008", "server_name": E2E_SECOND_SERVER_NAME}}],
+                    "tenants": [{"id": "tenantA", "name": "Tenant A"},
+                                {"id": "ciTenantB", "name": "CI Tenant B", "homeserver": "second"}],
                 }),
             ),
             case(
@@ -176,7 +234,39 @@ fn rendered() -> &'static Rendered {
                 }, "registration": {"url": "https://appservice.example.org:443"}}),
             ),
         ];
+        for (name, eu_hs_token, b2_tokens) in [
+            ("homeservers", "hs-eu-a-current-0123456789abcdef", json!({})),
+            ("homeservers-fixed", "hs-eu-a-current-0123456789abcdef", fixed_b2_tokens()),
+            ("homeservers-fixed-rotated", "hs-eu-a-next-0123456789abcdef01", fixed_b2_tokens()),
+        ] {
+            cases.push(case(
+                name,
+                json!({
+                    "tokens": fixed_tokens(),
+                    "homeservers": homeserver_entries(eu_hs_token, b2_tokens),
+                    "tenants": homeserver_tenants(),
+                    "networkPolicy": {"enabled": true, "egress": {"enabled": true}},
+                }),
+            ));
+        }
+        // eu-tenant-a's tokens from a Secret the cluster cannot be asked for (helm template).
+        let mut unreadable = homeserver_entries("unused-0123456789abcdef", json!({}));
+        unreadable[0]["tokens"] = json!({"existingSecret": "eu-a-tokens"});
+        cases.push(case(
+            "homeservers-unreadable",
+            json!({"homeservers": unreadable.clone(), "tenants": homeserver_tenants()}),
+        ));
         // Upgrades: `lookup` finds what an earlier install stored (a stand-in API server).
+        let mut homeservers_upgrade = case(
+            "homeservers-upgrade",
+            json!({"homeservers": unreadable, "tenants": homeserver_tenants()}),
+        );
+        homeservers_upgrade["configmaps"] = previous_config();
+        homeservers_upgrade["cluster"] = json!({
+            "om-openmeet-appservice-tokens": stored_homeserver_tokens(),
+            "eu-a-tokens": operator_homeserver_secret(),
+        });
+        cases.push(homeservers_upgrade);
         let mut upgrade = case("upgrade", json!({"tenants": [{"id": "tenantA", "name": "Tenant A"}]}));
         upgrade["cluster"] = json!({"om-openmeet-appservice-tokens": stored_tokens()});
         cases.push(upgrade);
@@ -200,15 +290,70 @@ fn rendered() -> &'static Rendered {
             ("hash-leading-token", json!({"tokens": {"asToken": "#leading-hash-0123456789"}})),
             ("webhook-without-secret", json!({"tenants": [{"id": "a", "name": "A", "webhook": {"url": "https://x.example/h"}}]})),
             ("webhook-with-query", json!({"tenants": [{"id": "a", "name": "A", "webhook": {"url": "https://x.example/h?token=1", "existingSecret": "s"}}]})),
+            ("homeserver-id-default", json!({"homeservers": [{"id": "default", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}]})),
+            ("homeserver-id-uppercase", json!({"homeservers": [{"id": "EU_a", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}]})),
+            ("homeserver-id-trailing-dash", json!({"homeservers": [{"id": "eu-", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}]})),
+            ("homeserver-without-server-name", json!({"homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008"}}]})),
+            ("homeserver-without-id", json!({"homeservers": [{"homeserver": {"url": "http://a:8008", "server_name": "a.example"}}]})),
+            ("homeserver-token-in-appservice", json!({"homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}, "appservice": {"as_token": "0123456789abcdef0123"}}]})),
+            ("homeserver-short-token", json!({"homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}, "tokens": {"hsToken": "short"}}]})),
+            ("tenant-homeserver-uppercase", json!({"tenants": [{"id": "a", "name": "A", "homeserver": "EU"}]})),
         ];
+        // Values the schema accepts and the templates refuse with a sentence.
+        let mut refused: Vec<Value> = [
+            ("homeserver-id-twice", json!({"homeservers": [
+                {"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}},
+                {"id": "eu", "homeserver": {"url": "http://b:8008", "server_name": "b.example"}}]})),
+            ("homeserver-server-name-twice", json!({"homeservers": [
+                {"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "matrix.example.org"}}]})),
+            ("tenant-on-unknown-homeserver", json!({
+                "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}],
+                "tenants": [{"id": "a", "name": "A", "homeserver": "us"}]})),
+            ("homeservers-sharing-a-token", json!({
+                "tokens": {"hsToken": "shared-hs-0123456789abcdef"},
+                "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"},
+                                 "tokens": {"hsToken": ["eu-hs-0123456789abcdef0", "shared-hs-0123456789abcdef"]}}]})),
+        ]
+        .into_iter()
+        .map(|(name, values)| case(name, values))
+        .collect();
+        // The release's config before: tenantA lives on eu-tenant-a. Moving it needs the
+        // operator's word that its rooms there are gone (tenants[].movedFrom).
+        let moved = |moved_from: Option<&str>| {
+            let mut tenants = homeserver_tenants();
+            tenants[0].as_object_mut().unwrap().remove("homeserver");
+            if let Some(from) = moved_from {
+                tenants[0]["movedFrom"] = json!(from);
+            }
+            json!({"tokens": fixed_tokens(), "tenants": tenants,
+                   "homeservers": homeserver_entries("hs-eu-a-current-0123456789abcdef", fixed_b2_tokens())})
+        };
+        for (name, values) in [
+            ("tenant-moved-unconfirmed", moved(None)),
+            ("tenant-moved-from-elsewhere", moved(Some("b2"))),
+        ] {
+            let mut refusal = case(name, values);
+            refusal["configmaps"] = previous_config();
+            refused.push(refusal);
+        }
+        let mut confirmed = case("tenant-moved-confirmed", moved(Some("eu-tenant-a")));
+        confirmed["configmaps"] = previous_config();
+        cases.push(confirmed);
+        let clusters = cases
+            .iter()
+            .filter(|c| !c["cluster"].is_null())
+            .map(|c| (c["name"].as_str().unwrap().to_owned(), c["cluster"].clone()))
+            .collect();
         let request = json!({
             "chart": repo_root().join("helm/openmeet-appservice"),
             "kube_version": KUBE_VERSION,
             "cases": cases,
             "rejected": rejected.iter().map(|(name, values)| json!({"name": name, "values": values})).collect::<Vec<_>>(),
+            "refused": refused,
         });
         Rendered {
             answer: run_helm_chart_py(&request),
+            clusters,
             e2e_appservice_port,
         }
     })
@@ -281,6 +426,29 @@ fn registration_text(name: &str) -> &'static str {
     must(name, "Secret", "-registration")["decoded"]["registration.yaml"]
         .as_str()
         .unwrap()
+}
+
+/// Every registration Secret of a case as (homeserver id, registration.yaml): `default` for
+/// `…-registration`, ID for `…-registration-ID`.
+fn registrations(name: &str) -> Vec<(String, &'static str)> {
+    let prefix = "om-openmeet-appservice-registration";
+    let mut found: Vec<(String, &'static str)> = objects(name)
+        .iter()
+        .filter(|o| o["object"]["kind"] == "Secret")
+        .filter_map(|o| {
+            let rest = o["object"]["metadata"]["name"]
+                .as_str()?
+                .strip_prefix(prefix)?;
+            let id = match rest.strip_prefix('-') {
+                Some(id) => id.to_owned(),
+                None if rest.is_empty() => "default".to_owned(),
+                None => return None,
+            };
+            Some((id, o["decoded"]["registration.yaml"].as_str().unwrap()))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn annotation(name: &str, key: &str) -> String {
@@ -759,7 +927,7 @@ fn a_config_or_token_change_rolls_the_pods_and_nothing_else_does() {
 #[test]
 fn unknown_or_malformed_values_are_rejected_by_the_schema() {
     let rejected = rendered().answer["rejected"].as_object().unwrap();
-    assert_eq!(rejected.len(), 9);
+    assert_eq!(rejected.len(), 17);
     for (name, error) in rejected {
         assert!(error.is_string(), "values {name:?} were accepted");
     }
@@ -778,27 +946,40 @@ fn chart_registration_is_byte_for_byte_what_the_binary_prints() {
         "fixed".into(),
         "e2e".into(),
         "distinct-sender".into(),
+        "homeservers".into(),
+        "homeservers-upgrade".into(),
     ];
     names.extend((0..AWKWARD_TOKENS.len()).map(|i| format!("awkward-{i}")));
+    let mut compared = 0;
     for name in &names {
         let dir = materialize(name);
-        let output = Command::new(BIN)
-            .args(["registration", "-c"])
-            .arg(dir.join("config.yaml"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: registration failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let printed = String::from_utf8(output.stdout).unwrap();
-        assert_eq!(
-            registration_text(name),
-            printed,
-            "{name}: the chart's registration differs from the binary's"
-        );
+        // Every registration Secret of the case: the top-level homeserver's, then one per
+        // homeservers[] entry, each against `registration --homeserver ID`.
+        for (homeserver, text) in registrations(name) {
+            let output = Command::new(BIN)
+                .args(["registration", "-c"])
+                .arg(dir.join("config.yaml"))
+                .args(["--homeserver", &homeserver])
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{name}: registration --homeserver {homeserver} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let printed = String::from_utf8(output.stdout).unwrap();
+            assert_eq!(
+                text, printed,
+                "{name}: the chart's registration of homeserver {homeserver} differs from the binary's"
+            );
+            compared += 1;
+        }
     }
+    assert_eq!(
+        compared,
+        names.len() + 5,
+        "homeservers and homeservers-upgrade have two registrations more each, e2e one"
+    );
     // A rotation: the current hs_token (first) is registered, the previous one is still accepted.
     assert!(registration_text("fixed").contains("hs_token: hs-current-0123456789abcdef01234567\n"));
     let hs_file = &must("fixed", "Secret", "-tokens")["decoded"]["hs_token"];
@@ -808,17 +989,26 @@ fn chart_registration_is_byte_for_byte_what_the_binary_prints() {
     );
 }
 
-/// Writes the case's rendered config and Secret contents into a scratch directory, laid out as the
-/// pod sees them (the config's `/run/secrets/openmeet-appservice/…` paths pointing into it).
+/// Writes the case's rendered config and its secrets directory into a scratch directory, laid out
+/// as the pod sees them (the config's `/run/secrets/openmeet-appservice/…` paths pointing into
+/// it): every projected item of the chart's tokens Secret, and of the operator's Secrets those the
+/// case's stand-in cluster holds.
 fn materialize(name: &str) -> PathBuf {
     let dir = scratch_dir("helm");
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
-    for (key, value) in must(name, "Secret", "-tokens")["decoded"]
-        .as_object()
-        .unwrap()
-    {
-        std::fs::write(secrets.join(key), value.as_str().unwrap()).unwrap();
+    let chart_tokens = &must(name, "Secret", "-tokens")["decoded"];
+    let cluster = rendered().clusters.get(name);
+    for (path, source) in projected(name) {
+        let (secret, key) = source.split_once('/').unwrap();
+        let value = if secret == "om-openmeet-appservice-tokens" {
+            chart_tokens[key].as_str()
+        } else {
+            cluster.and_then(|c| c[secret][key].as_str())
+        };
+        if let Some(value) = value {
+            std::fs::write(secrets.join(path), value).unwrap();
+        }
     }
     let config = config_text(name).replace(SECRETS_DIR, &secrets.display().to_string());
     std::fs::write(dir.join("config.yaml"), config).unwrap();
@@ -827,16 +1017,30 @@ fn materialize(name: &str) -> PathBuf {
 
 #[test]
 fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config() {
+    // Two Synapses, each loading only its own registration Secret's content.
     let dir = materialize("e2e");
-    let registration = dir.join("registration.yaml");
-    std::fs::write(&registration, registration_text("e2e")).unwrap();
-    let synapse = Synapse::start(E2E_SERVER_NAME, &[registration]);
+    for (id, text) in registrations("e2e") {
+        std::fs::write(dir.join(format!("registration-{id}.yaml")), text).unwrap();
+    }
+    let (synapse, second) = start_both(
+        || Synapse::start(E2E_SERVER_NAME, &[dir.join("registration-default.yaml")]),
+        || {
+            Synapse::start(
+                E2E_SECOND_SERVER_NAME,
+                &[dir.join("registration-second.yaml")],
+            )
+        },
+    );
 
     let config = dir.join("config.yaml");
     let metrics_port = free_port();
     // What differs from a pod: the addresses and the database file, overridden the documented way.
     let env = [
         ("OPENMEET_AS__HOMESERVER__URL", synapse.url.clone()),
+        (
+            "OPENMEET_AS__HOMESERVERS__0__HOMESERVER__URL",
+            second.url.clone(),
+        ),
         (
             "OPENMEET_AS__LISTEN__APPSERVICE",
             format!("127.0.0.1:{}", rendered().e2e_appservice_port),
@@ -881,8 +1085,13 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
     assert_eq!(
         code,
         Some(0),
-        "check (the helm test) failed:\n{output}\nSynapse:\n{}",
-        synapse.log_tail(30)
+        "check (the helm test) failed:\n{output}\nSynapse:\n{}\nSecond Synapse:\n{}",
+        synapse.log_tail(30),
+        second.log_tail(30)
+    );
+    assert!(
+        output.contains(&format!("homeserver second ({E2E_SECOND_SERVER_NAME}):")),
+        "check checks every homeserver:\n{output}"
     );
 
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
@@ -894,11 +1103,21 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
         .stderr(log)
         .spawn()
         .unwrap();
+    // Ready, with the second Synapse accepting the second homeserver's as_token: it loaded the
+    // registration from its own Secret. (Its ping to the serving daemon is the inbound side's,
+    // which `check` above already made with that homeserver's hs_token.)
+    let wanted = |health: &Value| {
+        health["homeservers"]["default"]["healthy"] == true
+            && health["homeservers"]["second"]["as_token"] == true
+            && health["homeservers"]["second"]["reachable"] == true
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut ready = false;
+    let mut last = None;
     while Instant::now() < deadline {
-        if http_status(metrics_port, "/health/ready") == Some(200) {
-            ready = true;
+        last = http_get(metrics_port, "/health/ready");
+        if let Some((200, body)) = &last
+            && wanted(&serde_json::from_str(body).unwrap_or_default())
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -906,10 +1125,13 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
     let live = http_status(metrics_port, "/health/live");
     let _ = daemon.kill();
     let _ = daemon.wait();
+    let ready = last.as_ref().is_some_and(|(status, body)| {
+        *status == 200 && wanted(&serde_json::from_str(body).unwrap_or_default())
+    });
     assert!(
         ready,
-        "the daemon on the chart's config never became ready (the readiness probe) with Synapse \
-         holding the chart's registration:\n{}",
+        "the daemon on the chart's config never became ready (the readiness probe) with each \
+         Synapse holding its registration from the chart (last: {last:?}):\n{}",
         support::python::file_tail(&dir.join("daemon.log"), 40)
     );
     assert_eq!(live, Some(200));
@@ -917,6 +1139,11 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
 
 /// The status of `GET path` on 127.0.0.1:port, or `None` when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(status, _)| status)
+}
+
+/// The status and body of `GET path` on 127.0.0.1:port, or `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -926,7 +1153,9 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Some((status, body.to_owned()))
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -1283,4 +1512,342 @@ fn restricted_egress_lets_the_daemon_reach_dns_synapse_the_webhooks_and_the_data
         must("postgres", "NetworkPolicy", "")["object"]["spec"]["policyTypes"],
         json!(["Ingress"])
     );
+}
+
+/// The rendered config of a case, parsed.
+fn config_value(name: &str) -> Value {
+    serde_yaml::from_str(config_text(name)).expect("the ConfigMap holds YAML")
+}
+
+#[test]
+fn each_homeserver_reads_its_tokens_from_files_and_tenants_keep_their_homeserver() {
+    let config = config_value("homeservers");
+    assert_eq!(
+        config["homeservers"],
+        json!([
+            {"id": "eu-tenant-a",
+             "homeserver": {"url": "https://matrix-a.example.org", "server_name": "matrix-a.example.org",
+                            "check_interval_seconds": 30},
+             "appservice": {"bot_prefix": "openmeet-bot-a-",
+                            "url": "https://appservice.openmeet.example",
+                            "as_token_file": format!("{SECRETS_DIR}/homeserver.eu-tenant-a.as_token"),
+                            "hs_token_file": format!("{SECRETS_DIR}/homeserver.eu-tenant-a.hs_token")}},
+            {"id": "b2",
+             "homeserver": {"url": "http://synapse.matrix-b.svc:8448", "server_name": "matrix-b.example"},
+             "appservice": {"id": "openmeet-b",
+                            "url": "http://om-openmeet-appservice.chat.svc:8009",
+                            "as_token_file": format!("{SECRETS_DIR}/homeserver.b2.as_token"),
+                            "hs_token_file": format!("{SECRETS_DIR}/homeserver.b2.hs_token")}},
+        ]),
+        "each entry as the daemon reads it: its tokens as files, its registration URL normalised"
+    );
+    let homes: Vec<(&str, &Value)> = config["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), &t["homeserver"]))
+        .collect();
+    assert_eq!(
+        homes,
+        [
+            ("tenantA", &json!("eu-tenant-a")),
+            ("tenantB", &Value::Null),
+            ("tenantC", &json!("b2")),
+        ]
+    );
+    assert!(
+        config_value("default")["homeservers"].is_null(),
+        "no homeservers: the config has none"
+    );
+
+    // The tokens: inline ones as given (the current hs_token first), generated ones 64 hex
+    // characters, each its own; all in the Secret and none in the ConfigMap.
+    let tokens = &must("homeservers", "Secret", "-tokens")["decoded"];
+    assert_eq!(
+        tokens["homeserver.eu-tenant-a.as_token"],
+        "as-eu-a-0123456789abcdef0123"
+    );
+    assert_eq!(
+        tokens["homeserver.eu-tenant-a.hs_token"],
+        "hs-eu-a-current-0123456789abcdef\nhs-eu-a-previous-0123456789abcdef\n"
+    );
+    let b2_as = tokens["homeserver.b2.as_token"].as_str().unwrap();
+    let b2_hs = tokens["homeserver.b2.hs_token"]
+        .as_str()
+        .unwrap()
+        .trim_end();
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    assert!(hex(b2_as) && hex(b2_hs) && b2_as != b2_hs, "{tokens}");
+    let config = config_text("homeservers");
+    for (key, value) in tokens.as_object().unwrap() {
+        for token in value.as_str().unwrap().lines() {
+            assert!(!config.contains(token), "{key} is in the ConfigMap");
+        }
+    }
+    let projected = projected("homeservers");
+    for id in ["eu-tenant-a", "b2"] {
+        for token in ["as_token", "hs_token"] {
+            let path = format!("homeserver.{id}.{token}");
+            assert_eq!(
+                projected[&path],
+                format!("om-openmeet-appservice-tokens/{path}")
+            );
+        }
+    }
+    let registration = registrations("homeservers");
+    let ids: Vec<&str> = registration.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["b2", "default", "eu-tenant-a"]);
+    assert!(
+        registration[2]
+            .1
+            .contains("hs_token: hs-eu-a-current-0123456789abcdef\n"),
+        "{}",
+        registration[2].1
+    );
+    let notes = rendered_case("homeservers")["notes"].as_str().unwrap();
+    assert!(
+        notes.contains("om-openmeet-appservice-registration-eu-tenant-a")
+            && notes.contains("om-openmeet-appservice-registration-b2"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn homeserver_tokens_are_kept_across_upgrades_or_read_from_the_operators_secret() {
+    let tokens = &must("homeservers-upgrade", "Secret", "-tokens")["decoded"];
+    assert_eq!(
+        tokens["homeserver.b2.as_token"], "stored-b2-as-0123456789abcdef",
+        "an upgrade keeps the generated tokens"
+    );
+    assert_eq!(
+        tokens["homeserver.b2.hs_token"],
+        "stored-b2-hs-0123456789abcdef\n"
+    );
+    assert!(
+        tokens.get("homeserver.eu-tenant-a.as_token").is_none(),
+        "eu-tenant-a's tokens are the operator's: {tokens}"
+    );
+    let projected = projected("homeservers-upgrade");
+    assert_eq!(
+        projected["homeserver.eu-tenant-a.as_token"],
+        "eu-a-tokens/as_token"
+    );
+    assert_eq!(
+        projected["homeserver.eu-tenant-a.hs_token"],
+        "eu-a-tokens/hs_token"
+    );
+    let registration = registrations("homeservers-upgrade");
+    let eu = registration
+        .iter()
+        .find(|(id, _)| id == "eu-tenant-a")
+        .unwrap();
+    assert!(
+        eu.1.contains("as_token: operator-eu-as-0123456789abcdef\n"),
+        "{}",
+        eu.1
+    );
+    let b2 = registration.iter().find(|(id, _)| id == "b2").unwrap();
+    assert!(
+        b2.1.contains("as_token: stored-b2-as-0123456789abcdef\n"),
+        "{}",
+        b2.1
+    );
+
+    // Offline (helm template), the operator's Secret cannot be read: that homeserver has no
+    // registration Secret, and the notes say how to print it.
+    let kinds = kinds("homeservers-unreadable");
+    assert!(
+        kinds.contains(&"Secret om-openmeet-appservice-registration-b2".to_owned())
+            && !kinds
+                .iter()
+                .any(|k| k.ends_with("-registration-eu-tenant-a")),
+        "{kinds:?}"
+    );
+    let notes = rendered_case("homeservers-unreadable")["notes"]
+        .as_str()
+        .unwrap();
+    assert!(
+        notes.contains(
+            "registration -c /etc/openmeet-appservice/config.yaml --homeserver eu-tenant-a"
+        ),
+        "{notes}"
+    );
+}
+
+#[test]
+fn bad_homeservers_entries_are_refused_with_a_sentence_naming_the_entry() {
+    let rejected = &rendered().answer["rejected"];
+    let expected: [(&str, &[&str]); 8] = [
+        (
+            "homeserver-id-default",
+            &["/homeservers/0/id", "any id but default"],
+        ),
+        (
+            "homeserver-id-uppercase",
+            &["/homeservers/0/id", "'EU_a' does not match pattern"],
+        ),
+        (
+            "homeserver-id-trailing-dash",
+            &["/homeservers/0/id", "'eu-' does not match pattern"],
+        ),
+        (
+            "homeserver-without-server-name",
+            &[
+                "/homeservers/0/homeserver",
+                "missing property 'server_name'",
+            ],
+        ),
+        (
+            "homeserver-without-id",
+            &["/homeservers/0", "missing property 'id'"],
+        ),
+        (
+            "homeserver-token-in-appservice",
+            &["/homeservers/0/appservice", "'as_token' not allowed"],
+        ),
+        ("homeserver-short-token", &["/homeservers/0/tokens/hsToken"]),
+        (
+            "tenant-homeserver-uppercase",
+            &["/tenants/0/homeserver", "does not match pattern"],
+        ),
+    ];
+    for (name, needles) in expected {
+        let error = rejected[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("values {name:?} were accepted"));
+        for needle in needles {
+            assert!(
+                error.contains(needle),
+                "{name}: {needle:?} not in {error:?}"
+            );
+        }
+    }
+    let refused = rendered().answer["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 6);
+    for (name, needle) in [
+        (
+            "homeserver-id-twice",
+            "homeservers[1].id \"eu\" is used twice",
+        ),
+        (
+            "homeserver-server-name-twice",
+            "homeservers[0] (eu) has the server_name matrix.example.org of the top-level config.homeserver",
+        ),
+        (
+            "tenant-on-unknown-homeserver",
+            "tenants \"a\": homeserver \"us\" is not one of homeservers[].id (eu)",
+        ),
+        (
+            "homeservers-sharing-a-token",
+            "the top-level tokens and homeservers \"eu\" share a token",
+        ),
+        (
+            "tenant-moved-unconfirmed",
+            "tenants \"tenantA\": homeserver changes from \"eu-tenant-a\" to \"default\"",
+        ),
+        (
+            "tenant-moved-from-elsewhere",
+            "tenants \"tenantA\": homeserver changes from \"eu-tenant-a\" to \"default\"",
+        ),
+    ] {
+        let error = refused[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("values {name:?} were rendered"));
+        assert!(
+            error.contains(needle),
+            "{name}: {needle:?} not in {error:?}"
+        );
+    }
+}
+
+#[test]
+fn a_homeservers_token_change_rolls_the_pods() {
+    assert_ne!(
+        annotation("homeservers-fixed", "checksum/secrets"),
+        annotation("homeservers-fixed-rotated", "checksum/secrets")
+    );
+    assert_eq!(
+        annotation("homeservers-fixed", "checksum/config"),
+        annotation("homeservers-fixed-rotated", "checksum/config"),
+        "tokens are files: the config does not change with them"
+    );
+    assert_ne!(
+        annotation("homeservers-unreadable", "checksum/secrets"),
+        annotation("homeservers-upgrade", "checksum/secrets")
+    );
+}
+
+#[test]
+fn every_homeservers_synapse_may_reach_the_appservice_and_be_reached() {
+    let policy = &must("homeservers", "NetworkPolicy", "")["object"]["spec"];
+    let appservice = policy["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ports"][0]["port"] == "appservice")
+        .unwrap();
+    assert_eq!(
+        appservice["from"],
+        json!([
+            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "synapse"}}},
+            {"ipBlock": {"cidr": "203.0.113.10/32"}},
+        ]),
+        "b2 shares the top-level selector; eu-tenant-a has its own"
+    );
+    let egress = policy["egress"].as_array().unwrap();
+    let ports = |rule: &Value| -> Vec<i64> {
+        rule["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect()
+    };
+    let synapse = egress
+        .iter()
+        .find(|r| r["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "synapse")
+        .unwrap();
+    assert_eq!(
+        ports(synapse),
+        [8008, 8448],
+        "the top-level's and b2's ports"
+    );
+    let eu = egress
+        .iter()
+        .find(|r| r["to"][0]["ipBlock"]["cidr"] == "203.0.113.10/32")
+        .unwrap_or_else(|| panic!("no egress to eu-tenant-a's Synapse: {egress:?}"));
+    assert_eq!(ports(eu), [443]);
+    assert_eq!(
+        egress.len(),
+        3,
+        "DNS, the two Synapse rules; SQLite: no database"
+    );
+}
+
+#[test]
+fn moving_a_tenant_to_another_homeserver_needs_the_operators_word_that_its_rooms_are_gone() {
+    // Pods roll on a config change, and a starting daemon cannot see that a tenant moved: the
+    // upgrade is refused instead, unless tenants[].movedFrom names the homeserver it leaves.
+    let refused = &rendered().answer["refused"];
+    let error = refused["tenant-moved-unconfirmed"].as_str().unwrap();
+    for needle in [
+        "its rooms live on \"eu-tenant-a\"",
+        "delete the tenant's rooms through the platform API",
+        "tenants[].movedFrom: eu-tenant-a",
+    ] {
+        assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    }
+    assert!(
+        refused["tenant-moved-from-elsewhere"].is_string(),
+        "movedFrom must name the homeserver the tenant leaves"
+    );
+    let config = config_value("tenant-moved-confirmed");
+    let tenant_a = &config["tenants"][0];
+    assert_eq!(tenant_a["id"], "tenantA");
+    assert!(
+        tenant_a["homeserver"].is_null() && tenant_a["movedFrom"].is_null(),
+        "on the top-level homeserver now; movedFrom is the chart's, not the daemon's: {tenant_a}"
+    );
+    // Tenants staying where they were need nothing (the upgrade case has the same config before).
+    assert!(rendered_case("homeservers-upgrade")["objects"].is_array());
 }

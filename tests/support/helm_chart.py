@@ -4,20 +4,27 @@ Run by tests/helm_chart.rs with the test venv's python. Reads one JSON request o
 
     {"chart": "<path>", "kube_version": "1.33.0",
      "cases": [{"name": "...", "release": "...", "namespace": "...", "values": {...},
-                "cluster"?: {"<Secret name>": {"<key>": "<value>"}}}],
-     "rejected": [{"name": "...", "values": {...}}]}
+                "cluster"?: {"<Secret name>": {"<key>": "<value>"}},
+                "configmaps"?: {"<ConfigMap name>": {"<key>": "<value>"}}}],
+     "rejected": [{"name": "...", "values": {...}}],
+     "refused": [<a case>]}
 
 and prints one JSON answer on stdout:
 
     {"helm": "<Helm SDK version>",
      "cases": {"<name>": {"lint": {...}, "notes": "...",
                           "objects": [{"template", "object", "validation", "decoded"?}]}},
-     "rejected": {"<name>": "<Helm's error message>" | null}}
+     "rejected": {"<name>": "<Helm's error message>" | null},
+     "refused": {"<name>": "<Helm's error message>" | null}}
+
+"rejected" values are checked against values.schema.json only; "refused" values are rendered, for
+what the templates refuse with `fail` (what a schema cannot say, such as ids used twice).
 
 Helm comes from PyPI `helm-python-sdk` (Helm v4 as a C library: no helm binary, no cluster; the
 `lookup` function returns nothing, as in `helm template`). A case with "cluster" is rendered as an
 upgrade against a stand-in Kubernetes API on 127.0.0.1 that serves discovery and those Secrets, so
-that `lookup` finds them as it would in a cluster. Every built-in object is validated
+that `lookup` finds them as it would in a cluster; "configmaps" adds ConfigMaps to it (the
+release's previous config). Every built-in object is validated
 against the pinned Kubernetes version's JSON schemas (PyPI `kubernetes-validate`, strict: unknown
 fields fail). kubernetes-validate has no schema for custom resources, so a ServiceMonitor is
 validated against SERVICE_MONITOR_SCHEMA below: the part of the Prometheus Operator's CRD schema
@@ -110,8 +117,9 @@ def validate(obj, kube_version):
 
 
 @contextlib.contextmanager
-def stand_in_cluster(namespace, secrets, kube_version):
-    """A kubeconfig for an API server that knows only Secrets: discovery, and GET of these."""
+def stand_in_cluster(namespace, secrets, configmaps, kube_version):
+    """A kubeconfig for an API server that knows only Secrets and ConfigMaps: discovery, and GET
+    of these."""
     major, minor, _ = kube_version.split(".")
 
     class Api(http.server.BaseHTTPRequestHandler):
@@ -129,6 +137,7 @@ def stand_in_cluster(namespace, secrets, kube_version):
         def do_GET(self):
             path = self.path.split("?")[0]
             prefix = f"/api/v1/namespaces/{namespace}/secrets/"
+            configmap_prefix = f"/api/v1/namespaces/{namespace}/configmaps/"
             if path == "/version":
                 self.answer(200, {"major": major, "minor": minor, "gitVersion": f"v{kube_version}"})
             elif path == "/api":
@@ -138,11 +147,17 @@ def stand_in_cluster(namespace, secrets, kube_version):
             elif path == "/api/v1":
                 self.answer(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
                     {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-                     "verbs": ["get", "list"]}]})
+                     "verbs": ["get", "list"]},
+                    {"name": "configmaps", "singularName": "configmap", "namespaced": True,
+                     "kind": "ConfigMap", "verbs": ["get", "list"]}]})
             elif path.startswith(prefix) and path[len(prefix):] in secrets:
                 name = path[len(prefix):]
                 data = {k: base64.b64encode(v.encode()).decode() for k, v in secrets[name].items()}
                 self.answer(200, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                                  "metadata": {"name": name, "namespace": namespace}})
+            elif path.startswith(configmap_prefix) and path[len(configmap_prefix):] in configmaps:
+                name = path[len(configmap_prefix):]
+                self.answer(200, {"apiVersion": "v1", "kind": "ConfigMap", "data": configmaps[name],
                                   "metadata": {"name": name, "namespace": namespace}})
             else:
                 self.answer(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -161,18 +176,24 @@ def stand_in_cluster(namespace, secrets, kube_version):
         server.shutdown()
 
 
+def render(chart_path, kube_version, case):
+    """The case's manifests by template: an install, or with "cluster"/"configmaps" an upgrade
+    against the stand-in cluster."""
+    with helm.Chart.load(chart_path) as chart:
+        if "cluster" in case or "configmaps" in case:
+            with stand_in_cluster(case["namespace"], case.get("cluster", {}), case.get("configmaps", {}),
+                                  kube_version) as kubeconfig, \
+                    helm.Config(kubeconfig_content=kubeconfig, namespace=case["namespace"]) as config:
+                return config.render(chart, case["values"], name=case["release"],
+                                     namespace=case["namespace"], is_upgrade=True)
+        return chart.render(case["values"], name=case["release"], namespace=case["namespace"],
+                            is_install=True)
+
+
 def render_case(chart_path, kube_version, case):
     lint = helm.lint(chart_path, case["values"], strict=True, namespace=case["namespace"],
                      kube_version=f"v{kube_version}")
-    with helm.Chart.load(chart_path) as chart:
-        if "cluster" in case:
-            with stand_in_cluster(case["namespace"], case["cluster"], kube_version) as kubeconfig, \
-                    helm.Config(kubeconfig_content=kubeconfig, namespace=case["namespace"]) as config:
-                manifests = config.render(chart, case["values"], name=case["release"],
-                                          namespace=case["namespace"], is_upgrade=True)
-        else:
-            manifests = chart.render(case["values"], name=case["release"], namespace=case["namespace"],
-                                     is_install=True)
+    manifests = render(chart_path, kube_version, case)
     objects = []
     notes = ""
     for template, text in sorted(manifests.items()):
@@ -200,6 +221,14 @@ def rejected(chart_path, values):
     return None
 
 
+def refused(chart_path, kube_version, case):
+    try:
+        render(chart_path, kube_version, case)
+    except helm.HelmError as error:
+        return str(error)
+    return None
+
+
 def main():
     if MISSING:
         print(
@@ -219,6 +248,7 @@ def main():
         "helm": helm.helm_sdk_version(),
         "cases": {case["name"]: render_case(chart, kube_version, case) for case in request["cases"]},
         "rejected": {case["name"]: rejected(chart, case["values"]) for case in request.get("rejected", [])},
+        "refused": {case["name"]: refused(chart, kube_version, case) for case in request.get("refused", [])},
     }
     json.dump(answer, sys.stdout)
     return 0

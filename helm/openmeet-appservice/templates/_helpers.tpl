@@ -73,10 +73,26 @@ app.kubernetes.io/component: daemon
 {{/* registration.url, or the Service inside the cluster; normalised as the daemon's URL parser
      does (default port dropped, no trailing slash), so the registration matches `registration`. */}}
 {{- define "openmeet-appservice.registrationUrl" -}}
-{{- $url := .Values.registration.url | default (printf "http://%s.%s.svc:%d" (include "openmeet-appservice.fullname" .) .Release.Namespace (int .Values.service.ports.appservice)) }}
-{{- $url = regexReplaceAll "^(http://[^/:]+):80(/|$)" $url "${1}${2}" }}
+{{- include "openmeet-appservice.normalizedUrl" (.Values.registration.url | default (printf "http://%s.%s.svc:%d" (include "openmeet-appservice.fullname" .) .Release.Namespace (int .Values.service.ports.appservice))) }}
+{{- end }}
+
+{{/* A homeservers[] entry's registration URL (list $root $entry): its own registration.url, or
+     the top-level one (the same Service). */}}
+{{- define "openmeet-appservice.homeserverRegistrationUrl" -}}
+{{- $root := index . 0 }}{{ $entry := index . 1 }}
+{{- with ($entry.registration | default dict).url }}{{ include "openmeet-appservice.normalizedUrl" . }}{{ else }}{{ include "openmeet-appservice.registrationUrl" $root }}{{ end }}
+{{- end }}
+
+{{/* A URL as the daemon's URL parser keeps it: default port dropped, no trailing slash. */}}
+{{- define "openmeet-appservice.normalizedUrl" -}}
+{{- $url := regexReplaceAll "^(http://[^/:]+):80(/|$)" . "${1}${2}" }}
 {{- $url = regexReplaceAll "^(https://[^/:]+):443(/|$)" $url "${1}${2}" }}
 {{- trimSuffix "/" $url }}
+{{- end }}
+
+{{/* The chart Secret's key of a homeservers[] entry's token (list $id "as_token"|"hs_token"). */}}
+{{- define "openmeet-appservice.homeserverKey" -}}
+{{- printf "homeserver.%s.%s" (index . 0) (index . 1) }}
 {{- end }}
 
 {{/*
@@ -84,37 +100,27 @@ The chart-managed secrets, computed once per render and cached, so that the toke
 registration Secret and the checksum annotation agree: a value given in values.yaml wins, then what
 the release's Secret already holds (kept across upgrades), then a fresh 64-hex-character token.
 Returns nothing; read `.Values._openmeetSecrets` afterwards (keys: as_token, hs_token (a list),
-admin_token, tenants (key → token), database_url, existing (tokens.existingSecret's data, when the
-cluster could be asked)).
+admin_token, tenants (key → token), homeservers (id → as_token, hs_token), database_url). Tokens
+from an existing Secret are there only when the cluster could be asked for it.
 */}}
 {{- define "openmeet-appservice.computeSecrets" -}}
 {{- if not (hasKey .Values "_openmeetSecrets") }}
 {{- $name := printf "%s-tokens" (include "openmeet-appservice.fullname" .) }}
 {{- $stored := (lookup "v1" "Secret" .Release.Namespace $name).data | default dict }}
-{{- $s := dict "tenants" dict }}
+{{- include "openmeet-appservice.checkHomeservers" . }}
+{{- $s := dict "tenants" dict "homeservers" dict }}
+{{- $existing := include "openmeet-appservice.appserviceTokens" (dict "namespace" .Release.Namespace "tokens" .Values.tokens "stored" $stored "asKey" "as_token" "hsKey" "hs_token" "out" $s) | fromJson }}
 {{- if .Values.tokens.existingSecret }}
-{{- $existing := (lookup "v1" "Secret" .Release.Namespace .Values.tokens.existingSecret).data | default dict }}
-{{- if and (hasKey $existing "as_token") (hasKey $existing "hs_token") }}
-{{- $_ := set $s "as_token" (b64dec $existing.as_token | trim) }}
-{{- $_ := set $s "hs_token" (include "openmeet-appservice.tokenLines" (b64dec $existing.hs_token) | fromJsonArray) }}
-{{- if hasKey $existing "admin_token" }}{{ $_ := set $s "admin_token" (b64dec $existing.admin_token | trim) }}{{ end }}
-{{- end }}
-{{- else }}
-{{- $_ := set $s "as_token" (.Values.tokens.asToken | default (include "openmeet-appservice.storedOrNew" (list $stored "as_token"))) }}
-{{- $hs := .Values.tokens.hsToken }}
-{{- if kindIs "slice" $hs }}
-{{- $_ := set $s "hs_token" $hs }}
-{{- else if $hs }}
-{{- $_ := set $s "hs_token" (list $hs) }}
-{{- else if hasKey $stored "hs_token" }}
-{{- $_ := set $s "hs_token" (include "openmeet-appservice.tokenLines" (b64dec $stored.hs_token) | fromJsonArray) }}
-{{- else }}
-{{- $_ := set $s "hs_token" (list (include "openmeet-appservice.storedOrNew" (list $stored "hs_token"))) }}
-{{- end }}
-{{- if .Values.tokens.adminToken }}
+{{- if and $s.as_token (hasKey $existing "admin_token") }}{{ $_ := set $s "admin_token" (b64dec $existing.admin_token | trim) }}{{ end }}
+{{- else if .Values.tokens.adminToken }}
 {{- $_ := set $s "admin_token" (include "openmeet-appservice.storedOrNew" (list $stored "admin_token")) }}
 {{- end }}
+{{- range .Values.homeservers }}
+{{- $h := dict }}
+{{- $_ := include "openmeet-appservice.appserviceTokens" (dict "namespace" $.Release.Namespace "tokens" (.tokens | default dict) "stored" $stored "asKey" (include "openmeet-appservice.homeserverKey" (list .id "as_token")) "hsKey" (include "openmeet-appservice.homeserverKey" (list .id "hs_token")) "out" $h) }}
+{{- $_ := set $s.homeservers .id $h }}
 {{- end }}
+{{- include "openmeet-appservice.checkDistinctTokens" $s }}
 {{- range .Values.tenants }}
 {{- if not .existingSecret }}
 {{- $key := include "openmeet-appservice.tenantKey" .id }}
@@ -125,6 +131,103 @@ cluster could be asked)).
 {{- $_ := set $s "database_url" .Values.database.url }}
 {{- end }}
 {{- $_ := set .Values "_openmeetSecrets" $s }}
+{{- end }}
+{{- end }}
+
+{{/*
+One appservice's as_token and hs_token (a list), set into .out: from the Secret .tokens.existingSecret
+(keys as_token, hs_token; nothing when the cluster cannot be asked), else .tokens.asToken/hsToken, else
+what the release's Secret .stored holds under .asKey/.hsKey, else fresh tokens. Returns the existing
+Secret's data as JSON (the top level reads admin_token from it).
+*/}}
+{{- define "openmeet-appservice.appserviceTokens" -}}
+{{- $out := .out }}{{ $stored := .stored }}
+{{- $existing := dict }}
+{{- if .tokens.existingSecret }}
+{{- $existing = (lookup "v1" "Secret" .namespace .tokens.existingSecret).data | default dict }}
+{{- if and (hasKey $existing "as_token") (hasKey $existing "hs_token") }}
+{{- $_ := set $out "as_token" (b64dec $existing.as_token | trim) }}
+{{- $_ := set $out "hs_token" (include "openmeet-appservice.tokenLines" (b64dec $existing.hs_token) | fromJsonArray) }}
+{{- end }}
+{{- else }}
+{{- $_ := set $out "as_token" (.tokens.asToken | default (include "openmeet-appservice.storedOrNew" (list $stored .asKey))) }}
+{{- $hs := .tokens.hsToken }}
+{{- if kindIs "slice" $hs }}
+{{- $_ := set $out "hs_token" $hs }}
+{{- else if $hs }}
+{{- $_ := set $out "hs_token" (list $hs) }}
+{{- else if hasKey $stored .hsKey }}
+{{- $_ := set $out "hs_token" (include "openmeet-appservice.tokenLines" (b64dec (index $stored .hsKey)) | fromJsonArray) }}
+{{- else }}
+{{- $_ := set $out "hs_token" (list (include "openmeet-appservice.storedOrNew" (list $stored .hsKey))) }}
+{{- end }}
+{{- end }}
+{{- toJson $existing }}
+{{- end }}
+
+{{/*
+What the schema cannot say about homeservers[]: ids and server names are each used once, and
+every tenants[].homeserver names one of them (or "default"). The daemon checks the same at load;
+here a mistake stops the release before any pod runs on it.
+*/}}
+{{- define "openmeet-appservice.checkHomeservers" -}}
+{{- $ids := list "default" }}
+{{- $names := dict .Values.config.homeserver.server_name "the top-level config.homeserver" }}
+{{- range $i, $entry := .Values.homeservers }}
+{{- if has $entry.id $ids }}
+{{- fail (printf "homeservers[%d].id %q is used twice (or is \"default\", the top-level homeserver's id): give each homeserver its own id." $i $entry.id) }}
+{{- end }}
+{{- $ids = append $ids $entry.id }}
+{{- with index $names $entry.homeserver.server_name }}
+{{- fail (printf "homeservers[%d] (%s) has the server_name %s of %s: each homeserver is its own Matrix server; list it once." $i $entry.id $entry.homeserver.server_name .) }}
+{{- end }}
+{{- $_ := set $names $entry.homeserver.server_name (printf "homeservers %q" $entry.id) }}
+{{- end }}
+{{- range .Values.tenants }}
+{{- if and .homeserver (not (has .homeserver $ids)) }}
+{{- fail (printf "tenants %q: homeserver %q is not one of homeservers[].id (%s); add it to homeservers or leave homeserver out for the top-level one." .id .homeserver (join ", " (rest $ids) | default "none listed")) }}
+{{- end }}
+{{- end }}
+{{- include "openmeet-appservice.checkTenantMoves" . }}
+{{- end }}
+
+{{/*
+A tenant's rooms live on its homeserver. The daemon refuses a SIGHUP that moves a tenant with
+rooms, but the pods roll on a config change, and a starting daemon cannot tell that a tenant
+moved. So an upgrade that puts a tenant on another homeserver than the release's config had
+(read back with lookup; offline renders cannot check) needs tenants[].movedFrom naming the
+homeserver it leaves: the operator's word that its rooms there are deleted.
+*/}}
+{{- define "openmeet-appservice.checkTenantMoves" -}}
+{{- $previous := (lookup "v1" "ConfigMap" .Release.Namespace (include "openmeet-appservice.fullname" .)).data | default dict }}
+{{- with index $previous "config.yaml" }}
+{{- $before := dict }}
+{{- range (fromYaml .).tenants | default list }}{{ $_ := set $before .id (.homeserver | default "default") }}{{ end }}
+{{- range $.Values.tenants }}
+{{- $was := index $before .id }}
+{{- $now := .homeserver | default "default" }}
+{{- if and $was (ne $was $now) (ne (.movedFrom | default "") $was) }}
+{{- fail (printf "tenants %q: homeserver changes from %q to %q, but its rooms live on %q and stay there (the daemon refuses this on a SIGHUP, not when the pods roll): delete the tenant's rooms through the platform API and wait for their teardown jobs, then upgrade with tenants[].movedFrom: %s to confirm, and declare the rooms anew (docs/operations.md, \"Move a tenant to another homeserver\")." .id $was $now $was $was) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Every homeserver needs its own as_token and hs_token: the hs_token tells which one calls. */}}
+{{- define "openmeet-appservice.checkDistinctTokens" -}}
+{{- $seen := dict }}
+{{- $all := list (list "the top-level tokens" .) }}
+{{- range $id, $h := .homeservers }}{{ $all = append $all (list (printf "homeservers %q" $id) $h) }}{{ end }}
+{{- range $all }}
+{{- $who := index . 0 }}{{ $t := index . 1 }}
+{{- range concat (list ($t.as_token | default "")) ($t.hs_token | default list) }}
+{{- if . }}
+{{- with index $seen (sha256sum .) }}
+{{- if ne . $who }}{{ fail (printf "%s and %s share a token: each homeserver needs its own as_token and hs_token (the hs_token tells which homeserver calls)." . $who) }}{{ end }}
+{{- end }}
+{{- $_ := set $seen (sha256sum .) $who }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -174,24 +277,50 @@ bits.
 {{- regexReplaceAll "([\\\\.+*?()|\\[\\]{}^$])" . "\\${1}" }}
 {{- end }}
 
-{{/* The registration, byte for byte as `openmeet-appservice registration` prints it. */}}
+{{/* The top-level homeserver's registration, byte for byte as `openmeet-appservice registration`
+     prints it. */}}
 {{- define "openmeet-appservice.registration" -}}
 {{- include "openmeet-appservice.computeSecrets" . }}
 {{- $s := .Values._openmeetSecrets }}
 {{- $as := .Values.config.appservice }}
-{{- $server := include "openmeet-appservice.regexEscape" .Values.config.homeserver.server_name }}
-{{- $sender := $as.sender_localpart }}
-{{- $rest := trimPrefix $sender $as.bot_prefix }}
+{{- include "openmeet-appservice.registrationOf" (dict
+      "id" $as.id "sender_localpart" $as.sender_localpart "bot_prefix" $as.bot_prefix
+      "server_name" .Values.config.homeserver.server_name
+      "url" (include "openmeet-appservice.registrationUrl" .)
+      "as_token" $s.as_token "hs_token" (first $s.hs_token)) }}
+{{- end }}
+
+{{/* A homeservers[] entry's registration (list $root $entry), byte for byte as
+     `openmeet-appservice registration --homeserver ID` prints it: id, sender_localpart and
+     bot_prefix default to the top-level appservice's. */}}
+{{- define "openmeet-appservice.homeserverRegistration" -}}
+{{- $root := index . 0 }}{{ $entry := index . 1 }}
+{{- include "openmeet-appservice.computeSecrets" $root }}
+{{- $tokens := index $root.Values._openmeetSecrets.homeservers $entry.id }}
+{{- $as := merge (deepCopy ($entry.appservice | default dict)) $root.Values.config.appservice }}
+{{- include "openmeet-appservice.registrationOf" (dict
+      "id" $as.id "sender_localpart" $as.sender_localpart "bot_prefix" $as.bot_prefix
+      "server_name" $entry.homeserver.server_name
+      "url" (include "openmeet-appservice.homeserverRegistrationUrl" (list $root $entry))
+      "as_token" $tokens.as_token "hs_token" (first $tokens.hs_token)) }}
+{{- end }}
+
+{{/* One registration from (dict id sender_localpart bot_prefix server_name url as_token hs_token),
+     rendered by the rules of src/registration.rs and config/namespaces.rs. */}}
+{{- define "openmeet-appservice.registrationOf" -}}
+{{- $server := include "openmeet-appservice.regexEscape" .server_name }}
+{{- $sender := .sender_localpart }}
+{{- $rest := trimPrefix $sender .bot_prefix }}
 {{- $users := list }}
-{{- if and (hasPrefix $sender $as.bot_prefix) $rest }}
+{{- if and (hasPrefix $sender .bot_prefix) $rest }}
 {{- $users = list (printf "@%s(%s[a-z0-9._=/-]+)?:%s" (include "openmeet-appservice.regexEscape" $sender) (include "openmeet-appservice.regexEscape" $rest) $server) }}
 {{- else }}
-{{- $users = list (printf "@%s:%s" (include "openmeet-appservice.regexEscape" $sender) $server) (printf "@%s[a-z0-9._=/-]+:%s" (include "openmeet-appservice.regexEscape" $as.bot_prefix) $server) }}
+{{- $users = list (printf "@%s:%s" (include "openmeet-appservice.regexEscape" $sender) $server) (printf "@%s[a-z0-9._=/-]+:%s" (include "openmeet-appservice.regexEscape" .bot_prefix) $server) }}
 {{- end -}}
-id: {{ include "openmeet-appservice.yamlString" $as.id }}
-url: {{ include "openmeet-appservice.yamlString" (include "openmeet-appservice.registrationUrl" .) }}
-as_token: {{ include "openmeet-appservice.yamlString" $s.as_token }}
-hs_token: {{ include "openmeet-appservice.yamlString" (first $s.hs_token) }}
+id: {{ include "openmeet-appservice.yamlString" .id }}
+url: {{ include "openmeet-appservice.yamlString" .url }}
+as_token: {{ include "openmeet-appservice.yamlString" .as_token }}
+hs_token: {{ include "openmeet-appservice.yamlString" .hs_token }}
 sender_localpart: {{ include "openmeet-appservice.yamlString" $sender }}
 rate_limited: false
 receive_ephemeral: false
@@ -230,9 +359,19 @@ namespaces:
 {{- $_ := set $database "url_file" (printf "%s/database_url" $dir) }}
 {{- end }}
 {{- $_ := set $c "database" $database }}
+{{- $homeservers := list }}
+{{- range .Values.homeservers }}
+{{- $entryAppservice := merge (dict
+      "url" (include "openmeet-appservice.homeserverRegistrationUrl" (list $ .))
+      "as_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.homeserverKey" (list .id "as_token")))
+      "hs_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.homeserverKey" (list .id "hs_token")))) (deepCopy (.appservice | default dict)) }}
+{{- $homeservers = append $homeservers (dict "id" .id "homeserver" (deepCopy .homeserver) "appservice" $entryAppservice) }}
+{{- end }}
+{{- if $homeservers }}{{ $_ := set $c "homeservers" $homeservers }}{{ end }}
 {{- $tenants := list }}
 {{- range .Values.tenants }}
 {{- $tenant := dict "id" .id "name" .name "api_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.tenantKey" .id)) }}
+{{- with .homeserver }}{{ $_ := set $tenant "homeserver" . }}{{ end }}
 {{- if .webhook }}
 {{- $_ := set $tenant "webhook" (dict "url" .webhook.url "secret_file" (printf "%s/%s" $dir (include "openmeet-appservice.webhookKey" .id))) }}
 {{- end }}
@@ -251,5 +390,7 @@ namespaces:
 {{- $s := .Values._openmeetSecrets }}
 {{- $tenantRefs := list }}
 {{- range .Values.tenants }}{{ if .existingSecret }}{{ $tenantRefs = append $tenantRefs (list .id .existingSecret .existingSecretKey) }}{{ end }}{{ with .webhook }}{{ $tenantRefs = append $tenantRefs (list "webhook" .existingSecret .existingSecretKey) }}{{ end }}{{ end }}
-{{- toJson (list $s .Values.tokens.existingSecret .Values.database.existingSecret .Values.database.existingSecretKey $tenantRefs) | sha256sum }}
+{{- $refs := list $s .Values.tokens.existingSecret .Values.database.existingSecret .Values.database.existingSecretKey $tenantRefs }}
+{{- range .Values.homeservers }}{{ with (.tokens | default dict).existingSecret }}{{ $refs = append $refs . }}{{ end }}{{ end }}
+{{- toJson $refs | sha256sum }}
 {{- end }}

@@ -35,6 +35,7 @@ seccompProfile:
           {{- $items = concat $items (list "as_token" "hs_token") }}
           {{- if .Values.tokens.adminToken }}{{ $items = append $items "admin_token" }}{{ end }}
           {{- end }}
+          {{- range .Values.homeservers }}{{ if not (.tokens | default dict).existingSecret }}{{ $items = concat $items (list (include "openmeet-appservice.homeserverKey" (list .id "as_token")) (include "openmeet-appservice.homeserverKey" (list .id "hs_token"))) }}{{ end }}{{ end }}
           {{- range .Values.tenants }}{{ if not .existingSecret }}{{ $items = append $items (include "openmeet-appservice.tenantKey" .id) }}{{ end }}{{ end }}
           {{- if .Values.database.url }}{{ $items = append $items "database_url" }}{{ end }}
           items:
@@ -50,6 +51,15 @@ seccompProfile:
             {{- if $.Values.tokens.adminToken }}
             - {key: admin_token, path: admin_token}
             {{- end }}
+      {{- end }}
+      {{- range $entry := .Values.homeservers }}
+      {{- with ($entry.tokens | default dict).existingSecret }}
+      - secret:
+          name: {{ . }}
+          items:
+            - {key: as_token, path: {{ include "openmeet-appservice.homeserverKey" (list $entry.id "as_token") | quote }}}
+            - {key: hs_token, path: {{ include "openmeet-appservice.homeserverKey" (list $entry.id "hs_token") | quote }}}
+      {{- end }}
       {{- end }}
       {{- range .Values.tenants }}
       {{- if .existingSecret }}
