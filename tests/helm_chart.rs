@@ -1103,11 +1103,12 @@ fn synapse_loads_the_chart_registration_and_pings_a_daemon_on_the_chart_config()
         .stderr(log)
         .spawn()
         .unwrap();
-    // Ready, with the second Synapse accepting the second homeserver's as_token: it loaded the
-    // registration from its own Secret. (Its ping to the serving daemon is the inbound side's,
-    // which `check` above already made with that homeserver's hs_token.)
+    // Ready, and both homeservers healthy: the second Synapse accepts the second homeserver's
+    // as_token (it loaded the registration from its own Secret) and its ping reached the serving
+    // daemon with that homeserver's hs_token.
     let wanted = |health: &Value| {
         health["homeservers"]["default"]["healthy"] == true
+            && health["homeservers"]["second"]["healthy"] == true
             && health["homeservers"]["second"]["as_token"] == true
             && health["homeservers"]["second"]["reachable"] == true
     };

@@ -217,6 +217,7 @@ impl Config {
         config.homeserver = chosen.homeserver.clone();
         config.appservice = chosen.appservice.clone();
         config.namespaces = chosen.namespaces.clone();
+        config.viewed_homeserver = (!chosen.is_default()).then(|| id.to_owned());
         config.additional_homeservers.clear();
         config.tenants.retain(|tenant| tenant.homeserver == id);
         for tenant in &mut config.tenants {

@@ -112,6 +112,16 @@ fn a_second_homeserver_inherits_the_names_and_claims_its_own_server() {
     let tenants: Vec<_> = focused.tenants.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(tenants, ["TenantB"]);
     assert_eq!(focused.homeservers().count(), 1);
+    // Its messages name the command that prints its own registration.
+    assert_eq!(
+        focused.registration_command(),
+        "openmeet-appservice registration -c <config> --homeserver eu-a"
+    );
+    let default = config.for_homeserver(DEFAULT_ID).unwrap();
+    assert_eq!(
+        default.registration_command(),
+        "openmeet-appservice registration -c <config>"
+    );
 }
 
 #[test]

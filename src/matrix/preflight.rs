@@ -55,7 +55,7 @@ pub async fn run(client: &Client, config: &Config) -> Result<Report, Failure> {
 pub async fn versions(client: &Client, config: &Config) -> Result<Vec<String>, Failure> {
     let response = client.send(get_supported_versions::Request::new(), None).await.map_err(|error| {
         if error.retry_kind() == RetryKind::CredentialRejected {
-            return token_rejected(&error);
+            return token_rejected(&error, config);
         }
         Failure {
             step: Step::Versions,
@@ -69,12 +69,13 @@ pub async fn versions(client: &Client, config: &Config) -> Result<Vec<String>, F
 }
 
 /// The as_token is not accepted: Synapse runs with another registration than this config's.
-fn token_rejected(error: &Error) -> Failure {
+fn token_rejected(error: &Error, config: &Config) -> Failure {
     Failure {
         step: Step::Token,
         message: format!(
-            "the homeserver does not accept this config's as_token ({}): Synapse has not loaded this registration, or its tokens differ from this config's — regenerate it with `openmeet-appservice registration -c <config>`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse (or put the as_token Synapse knows back into this config and reload it with SIGHUP).",
-            error.errcode()
+            "the homeserver does not accept this config's as_token ({}): Synapse has not loaded this registration, or its tokens differ from this config's — regenerate it with `{}`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse (or put the as_token Synapse knows back into this config and reload it with SIGHUP).",
+            error.errcode(),
+            config.registration_command()
         ),
     }
 }
@@ -83,7 +84,7 @@ fn token_rejected(error: &Error) -> Failure {
 pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Failure> {
     let expected = config.sender_user_id();
     let token_failure = |error: Error| match error.retry_kind() {
-        RetryKind::CredentialRejected => token_rejected(&error),
+        RetryKind::CredentialRejected => token_rejected(&error, config),
         _ => Failure {
             step: Step::Versions,
             message: format!(
@@ -99,8 +100,9 @@ pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Fai
         return Err(Failure {
             step: Step::Sender,
             message: format!(
-                "the homeserver says this as_token belongs to {}, not {expected}: appservice.sender_localpart or homeserver.server_name differ from the registration Synapse loaded — regenerate it with `openmeet-appservice registration` and restart Synapse.",
-                answered.user_id
+                "the homeserver says this as_token belongs to {}, not {expected}: appservice.sender_localpart or homeserver.server_name differ from the registration Synapse loaded — regenerate it with `{}` and restart Synapse.",
+                answered.user_id,
+                config.registration_command()
             ),
         });
     }
@@ -127,7 +129,7 @@ pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure>
         Error::Matrix { errcode, body, .. } if errcode == "M_BAD_STATUS" => {
             let status = body.get("status").and_then(serde_json::Value::as_u64).unwrap_or(0);
             if status == 401 || status == 403 {
-                (Step::PingHsToken, format!("Synapse reached the daemon at {url} but the daemon refused Synapse's hs_token (HTTP {status}): the hs_token in the registration Synapse loaded differs from this config's appservice.hs_token — regenerate the registration with `openmeet-appservice registration -c <config>`, install it in Synapse's app_service_config_files and restart Synapse (or add Synapse's token to the hs_token list during a rotation)."))
+                (Step::PingHsToken, format!("Synapse reached the daemon at {url} but the daemon refused Synapse's hs_token (HTTP {status}): the hs_token in the registration Synapse loaded differs from this config's appservice.hs_token — regenerate the registration with `{}`, install it in Synapse's app_service_config_files and restart Synapse (or add Synapse's token to the hs_token list during a rotation).", config.registration_command()))
             } else {
                 (Step::Ping, format!("Synapse reached {url} but got HTTP {status} back: check that the daemon's appservice listener is what answers at that URL."))
             }
@@ -144,7 +146,7 @@ pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure>
             Step::Ping,
             format!("Synapse refused the ping for appservice id {:?}: appservice.id differs from the registration Synapse loaded — regenerate it and restart Synapse.", config.appservice.id),
         ),
-        _ if error.retry_kind() == RetryKind::CredentialRejected => return Err(token_rejected(&error)),
+        _ if error.retry_kind() == RetryKind::CredentialRejected => return Err(token_rejected(&error, config)),
         _ => (Step::Ping, format!("the appservice ping failed ({error}): check Synapse's log for the appservice {:?}.", config.appservice.id)),
     };
     Err(Failure { step, message })
