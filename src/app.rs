@@ -33,7 +33,10 @@ pub struct App {
     /// Woken after a commit that may have appended outbox events, so webhooks go out at once.
     pub webhooks_wakeup: Notify,
     /// One creation at a time per room (the worker and alias queries share these).
-    room_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    room_locks: KeyedLocks<i64>,
+    /// One registration and naming at a time per bot: a tenant's first jobs start together, and
+    /// only one of them needs to call the homeserver.
+    bot_locks: KeyedLocks<OwnedUserId>,
     /// Users known to exist on the homeserver, so repeated queries cost no homeserver call.
     registered: Mutex<HashSet<OwnedUserId>>,
     /// The display name this process last gave each bot.
@@ -58,7 +61,8 @@ impl App {
             webhooks_wakeup: Notify::new(),
             registered: Mutex::new(HashSet::new()),
             named: Mutex::new(HashMap::new()),
-            room_locks: Mutex::new(HashMap::new()),
+            room_locks: KeyedLocks::default(),
+            bot_locks: KeyedLocks::default(),
         }))
     }
 
@@ -144,9 +148,7 @@ impl App {
 
     /// The lock that serialises creating room `key` in this process.
     pub fn room_lock(&self, key: i64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.room_locks.lock().expect("lock is never poisoned");
-        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        locks.entry(key).or_default().clone()
+        self.room_locks.get(key)
     }
 
     /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".
@@ -154,6 +156,8 @@ impl App {
     /// naming it, and a renamed tenant (a reload) names it again.
     pub async fn ensure_bot(&self, tenant: &crate::config::Tenant) -> Result<(), matrix::Error> {
         let bot = self.config().bot_user_id(tenant);
+        let lock = self.bot_locks.get(bot.clone());
+        let _one_at_a_time = lock.lock().await;
         self.ensure_user_registered(&bot).await?;
         let name = format!("OpenMeet ({})", tenant.name);
         let named = self.named.lock().expect("lock is never poisoned").get(&bot) == Some(&name);
@@ -185,5 +189,22 @@ impl App {
             .expect("lock is never poisoned")
             .insert(user_id.to_owned());
         Ok(())
+    }
+}
+
+/// Async locks by key, each kept while someone holds it or waits for it.
+struct KeyedLocks<K>(Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
+
+impl<K> Default for KeyedLocks<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + std::hash::Hash> KeyedLocks<K> {
+    fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().expect("lock is never poisoned");
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(key).or_default().clone()
     }
 }

@@ -236,7 +236,14 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             .await?;
         version = actual;
     }
-    ensure_settings::ensure_settings(app, room, &bot, &room_id, &state).await?;
+    // Created from the declaration since this job read it (by this job, by an alias query under
+    // the same room lock, or adopted from an earlier attempt's `createRoom`), and not repaired.
+    let fresh = if room.room_id.is_none() && repair.is_none() {
+        ensure_settings::Fresh::JustCreated
+    } else {
+        ensure_settings::Fresh::Existing
+    };
+    ensure_settings::ensure_settings(app, room, &bot, &room_id, &state, fresh).await?;
     let mut memberships = state.memberships();
     let mut refused =
         ensure_moderation::ensure_bans(app, &bot, &room_id, &state, members, &mut memberships)

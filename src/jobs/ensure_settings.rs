@@ -14,6 +14,15 @@ use crate::matrix::RoomState;
 use crate::rooms::{DeclaredRoom, RoomKind, settings, validate};
 use crate::store::rooms::{self as room_store, Room};
 
+/// Whether the room was created from its declaration by this very job (`createRoom` set the current
+/// slug's alias and the directory entry, and nothing can have moved them since): then neither is
+/// read back, two calls fewer per new room on the homeserver every tenant shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    JustCreated,
+    Existing,
+}
+
 /// Puts back the aliases, writes each declared setting the room's `state` does not show, then
 /// moves the directory entry (publication rules may look at the aliases, so they come first).
 pub async fn ensure_settings(
@@ -22,14 +31,18 @@ pub async fn ensure_settings(
     bot: &UserId,
     room_id: &RoomId,
     state: &RoomState,
+    fresh: Fresh,
 ) -> Result<(), JobError> {
     let declared = declared(room)?;
-    ensure_aliases(app, room, bot, room_id, state).await?;
+    ensure_aliases(app, room, bot, room_id, state, fresh).await?;
     for (event_type, content) in settings::differing(&declared, |t| state.content(t, "")) {
         tracing::info!(%room_id, event_type, "the room differs from the declaration: setting it");
         app.client_for(bot)
             .set_state(bot, room_id, event_type, "", &content)
             .await?;
+    }
+    if fresh == Fresh::JustCreated {
+        return Ok(());
     }
     ensure_directory_entry(app, bot, room_id, declared.visibility).await
 }
@@ -70,10 +83,12 @@ async fn ensure_aliases(
     bot: &UserId,
     room_id: &RoomId,
     state: &RoomState,
+    fresh: Fresh,
 ) -> Result<(), JobError> {
     let (mut current, mut alternatives) = (None, Vec::new());
     for (slug, alias) in super::slug_aliases(app, room).await? {
-        if !ensure_alias_points_here(app, room, bot, room_id, &alias).await? {
+        let made_by_create = fresh == Fresh::JustCreated && *slug == room.slug;
+        if !made_by_create && !ensure_alias_points_here(app, room, bot, room_id, &alias).await? {
             continue;
         }
         if *slug == room.slug {

@@ -213,3 +213,70 @@ async fn a_hosts_rename_is_put_back_and_an_undeclared_topic_is_left_alone() {
     let room = daemon.get_room("tenantA", "event", "drift").await;
     assert_eq!(room["status"], "ready", "{room}");
 }
+
+/// A tenant's first rooms, declared at once, register and name its bot once between them; and a
+/// room its job has just created is not read back (its alias and directory entry came with
+/// `createRoom`), yet has both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_rooms_at_once_register_the_bot_once_and_new_rooms_are_not_read_back() {
+    let _turn = port_turn().await;
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let viewer = register_user(hs(), "fresh-viewer").await;
+    let calls = |endpoint: &'static str| {
+        let daemon = &daemon;
+        async move {
+            let labels = format!("endpoint=\"{endpoint}\"");
+            daemon
+                .metric("openmeet_as_homeserver_requests_total", &labels)
+                .await
+        }
+    };
+    const ENDPOINTS: [&str; 4] = [
+        "register",
+        "set_display_name",
+        "get_alias",
+        "get_room_visibility",
+    ];
+    let mut before = Vec::new();
+    for endpoint in ENDPOINTS {
+        before.push(calls(endpoint).await);
+    }
+
+    let rooms = [
+        ("fresh-one", "public"),
+        ("fresh-two", "private"),
+        ("fresh-three", "public"),
+        ("fresh-four", "private"),
+    ];
+    let puts = rooms.map(|(slug, visibility)| {
+        let body = json!({"name": format!("Fresh {slug}"), "visibility": visibility});
+        daemon.put_room("tenantA", "event", slug, body)
+    });
+    let [a, b, c, d] = puts;
+    let jobs = tokio::join!(a, b, c, d);
+    let token = daemon.config.tenant_token("tenantA");
+    for (job, (slug, visibility)) in [jobs.0, jobs.1, jobs.2, jobs.3].into_iter().zip(rooms) {
+        let job = daemon.wait_for_job(job, &token).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let room_id = job["result"]["room_id"].as_str().unwrap();
+        let alias = format!("#event-{slug}-tenantA:{SERVER_NAME}");
+        let (status, resolved) = viewer.resolve_alias(hs(), &alias).await;
+        assert_eq!(status, StatusCode::OK, "{resolved}");
+        assert_eq!(resolved["room_id"], room_id, "{alias}");
+        assert_eq!(directory(&viewer, room_id).await, visibility, "{slug}");
+    }
+
+    let mut made = Vec::new();
+    for (endpoint, before) in ENDPOINTS.into_iter().zip(before) {
+        made.push((endpoint, calls(endpoint).await - before));
+    }
+    assert_eq!(
+        made,
+        [
+            ("register", 1.0),
+            ("set_display_name", 1.0),
+            ("get_alias", 0.0),
+            ("get_room_visibility", 0.0),
+        ]
+    );
+}
