@@ -66,7 +66,7 @@ pub fn reload(app: &App, path: &Path) -> Result<(), String> {
         notes.push("jobs.worker_id changes at the next restart");
         new.jobs.worker_id = old.jobs.worker_id.clone();
     }
-    crate::tenant_moves::refuse_moves(&old, &new, &app.store).map_err(|error| error.to_string())?;
+    crate::tenant_moves::refuse_moves(&new, &app.store).map_err(|error| error.to_string())?;
     let changed_registrations = changed_registrations(&old, &new);
     let added: Vec<String> = new
         .tenants

@@ -26,6 +26,22 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
             tracing::info!(?applied, "applied migrations");
         }
     }
+    // A config that moves a tenant away from its rooms' homeserver is refused here as at a reload.
+    // A database that cannot answer yet does not stop the start (the daemon answers 503 until it
+    // is back, as always); the next reload checks again.
+    let store = app.store.clone();
+    let checked = config.clone();
+    match tokio::task::spawn_blocking(move || crate::tenant_moves::refuse_moves(&checked, &store))
+        .await?
+    {
+        Ok(()) => {}
+        Err(refused @ crate::tenant_moves::MoveError::Refused(_)) => {
+            return Err(anyhow::Error::new(refused).context("refusing to start"));
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not check at start that no tenant moved away from its rooms' homeserver")
+        }
+    }
     let listeners = [
         (
             "appservice",

@@ -17,38 +17,30 @@ pub enum MoveError {
     Store(#[from] StoreError),
 }
 
-/// Refuses `new` when it puts a tenant of `old` on another homeserver while the tenant has
-/// declared (not deleted) rooms; one sentence per such tenant. Asks the database only when a
-/// tenant's homeserver changes.
-pub fn refuse_moves(old: &Config, new: &Config, store: &Store) -> Result<(), MoveError> {
-    let moved: Vec<_> = new
-        .tenants
-        .iter()
-        .filter_map(|tenant| {
-            let before = old.tenants.iter().find(|t| t.id == tenant.id)?;
-            (before.homeserver != tenant.homeserver).then_some((before, tenant))
-        })
-        .collect();
-    if moved.is_empty() {
-        return Ok(());
-    }
+/// Refuses `config` when it puts a tenant on another homeserver than the one its declared (not
+/// deleted) rooms live on, as the database records them; one sentence per such tenant. Asked at
+/// start and at every reload, so neither a SIGHUP nor a restart (a rollout) moves a tenant away
+/// from its rooms.
+pub fn refuse_moves(config: &Config, store: &Store) -> Result<(), MoveError> {
     let mut conn = store.connection()?;
     let mut refusals = Vec::new();
-    for (before, tenant) in moved {
-        let (names, total) = tenant_rooms::live_names(&mut conn, &tenant.id, NAMED)?;
-        if total == 0 {
+    for tenant in &config.tenants {
+        let Some(elsewhere) =
+            tenant_rooms::live_elsewhere(&mut conn, &tenant.id, &tenant.homeserver, NAMED)?
+        else {
             continue;
-        }
-        let more = match total - names.len() as i64 {
+        };
+        let total = elsewhere.total;
+        let more = match total - elsewhere.names.len() as i64 {
             0 => String::new(),
             more => format!(" and {more} more"),
         };
         refusals.push(format!(
             "tenant {:?} would move from homeserver {:?} to {:?} while it has {total} declared room(s) there ({}{more}): its rooms stay on the old server, so delete them through the platform API first (and declare them anew after the move), or keep tenants[].homeserver as it was",
             tenant.id,
-            before.homeserver,
+            elsewhere.homeserver,
             tenant.homeserver,
-            names.join(", ")
+            elsewhere.names.join(", ")
         ));
     }
     if refusals.is_empty() {

@@ -64,6 +64,7 @@ on_both_backends!(
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
     let declaration = Declaration {
         tenant_id: tenant.into(),
+        homeserver: "default".into(),
         kind: "event".into(),
         slug: slug.into(),
         name: format!("{slug} Chat"),
@@ -512,6 +513,7 @@ fn a_declaration_and_its_members_are_stored_once_and_read_back_by_slug(backend: 
     let conn = &mut *store.connection().unwrap();
     let mut declaration = Declaration {
         tenant_id: "t".into(),
+        homeserver: "default".into(),
         kind: "event".into(),
         slug: "party".into(),
         name: "Party Chat".into(),

@@ -34,6 +34,7 @@ async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend
     fn declare(conn: &mut DbConnection, slug: &str, room_id: &str) -> rooms::Room {
         let declaration = Declaration {
             tenant_id: "t".into(),
+            homeserver: "default".into(),
             kind: "group".into(),
             slug: slug.into(),
             name: "Chat".into(),
@@ -175,6 +176,7 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
     let conn = &mut *store.connection().unwrap();
     let declaration = Declaration {
         tenant_id: "t".into(),
+        homeserver: "default".into(),
         kind: "event".into(),
         slug: "launch".into(),
         name: "Launch Chat".into(),

@@ -115,6 +115,7 @@ fn finished_job(store: &Store, room_key: Option<i64>, outcome: Outcome, at: i64)
 fn room(store: &Store, slug: &str) -> i64 {
     let declaration = Declaration {
         tenant_id: "t".into(),
+        homeserver: "default".into(),
         kind: "event".into(),
         slug: slug.into(),
         name: "Chat".into(),

@@ -1,17 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-//! A tenant's rooms live on its homeserver (DESIGN §13): a SIGHUP whose config moves a tenant with
-//! declared rooms to another homeserver is refused, naming the rooms; a tenant with no rooms, or
-//! only deleted ones, moves. Neither homeserver needs to run: the rooms are declared (pending) in
+//! A tenant's rooms live on its homeserver (DESIGN §13): a SIGHUP, or a restart, whose config moves
+//! a tenant with declared rooms to another homeserver is refused, naming the rooms; a tenant with
+//! no rooms, or only deleted ones, moves. Neither homeserver needs to run: the rooms are declared (pending) in
 //! the daemon's database, on both backends.
 
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use support::daemon::{Daemon, DaemonConfig, ExtraHomeserver};
+use support::daemon::{BIN, Daemon, DaemonConfig, ExtraHomeserver};
 use support::{Backend, eventually};
 
 on_both_backends!(a_reload_that_moves_a_tenant_with_rooms_is_refused_naming_them);
@@ -97,5 +98,39 @@ async fn a_reload_that_moves_a_tenant_with_rooms_is_refused_naming_them(backend:
             .await,
         1.0
     );
+    daemon.stop();
+
+    // A restart with tenant A moved (a rollout with the new config) is refused as well: the
+    // database records where its rooms live.
+    daemon.config.homeservers[0].tenants =
+        ["tenantA", "tenantB", "tenantC"].map(String::from).to_vec();
+    let config = daemon.config.write();
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .args(["serve", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run openmeet-appservice serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(stderr.contains(&expected), "no {expected:?} in:\n{stderr}");
+    daemon.config.assert_no_secret_in("serve's stderr", &stderr);
+
+    // Moved back, it starts; a room declared from now on records the tenant's homeserver.
+    daemon.config.homeservers[0].tenants = ["tenantB", "tenantC"].map(String::from).to_vec();
+    daemon.restart().await;
+    daemon
+        .put_room(
+            "tenantB",
+            "event",
+            "on-b",
+            json!({"name": "B", "visibility": "private"}),
+        )
+        .await;
+    let (code, stdout, stderr) = daemon.config.cli(&["rooms", "list", "--tenant", "tenantB"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"homeserver\":\"eu-b\""), "{stdout}");
     daemon.stop();
 }

@@ -91,12 +91,17 @@ pub struct Room {
     /// Raised by every DELETE: work begun under an earlier generation may no longer store a
     /// Matrix room id or mark the room ready (see [`set_created`]).
     pub generation: i64,
+    /// The homeserver (config id) the room lives on.
+    pub homeserver: String,
 }
 
 /// The settings the platform declares for a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declaration {
     pub tenant_id: String,
+    /// The homeserver (config id) the tenant lives on: a new room, or a deleted one declared
+    /// again, is made there.
+    pub homeserver: String,
     pub kind: String,
     pub slug: String,
     pub name: String,
@@ -164,6 +169,8 @@ pub fn declare(
                 rooms::status.eq(status.as_str()),
                 rooms::room_id.eq(room_id),
                 rooms::previous_room_id.eq(previous_room_id),
+                // A live room stays where it is; a deleted one declared again is made anew.
+                rooms::homeserver.eq(if live { &room.homeserver } else { &d.homeserver }),
                 rooms::updated_at.eq(now_ms),
             ))
             .returning(Room::as_returning())
@@ -180,6 +187,7 @@ fn insert(conn: &mut DbConnection, d: &Declaration, now_ms: i64) -> Result<Room,
         let room: Room = diesel::insert_into(rooms::table)
             .values((
                 rooms::tenant_id.eq(&d.tenant_id),
+                rooms::homeserver.eq(&d.homeserver),
                 rooms::kind.eq(&d.kind),
                 rooms::slug.eq(&d.slug),
                 rooms::name.eq(&d.name),

@@ -58,6 +58,7 @@ diesel::table! {
         updated_at -> BigInt,
         previous_room_id -> Nullable<Text>,
         generation -> BigInt,
+        homeserver -> Text,
     }
 }
 

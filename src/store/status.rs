@@ -197,6 +197,7 @@ mod tests {
         let conn = &mut *store.connection().expect("a connection");
         let declaration = Declaration {
             tenant_id: "tenantA".into(),
+            homeserver: "default".into(),
             kind: "event".into(),
             slug: "party".into(),
             name: "Party Chat".into(),

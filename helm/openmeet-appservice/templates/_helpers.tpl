@@ -192,11 +192,11 @@ here a mistake stops the release before any pod runs on it.
 {{- end }}
 
 {{/*
-A tenant's rooms live on its homeserver. The daemon refuses a SIGHUP that moves a tenant with
-rooms, but the pods roll on a config change, and a starting daemon cannot tell that a tenant
-moved. So an upgrade that puts a tenant on another homeserver than the release's config had
-(read back with lookup; offline renders cannot check) needs tenants[].movedFrom naming the
-homeserver it leaves: the operator's word that its rooms there are deleted.
+A tenant's rooms live on its homeserver. The daemon refuses a SIGHUP or a start that moves a
+tenant with rooms; the new pods of a rolled upgrade would then fail to start. So the upgrade itself
+is refused first when it puts a tenant on another homeserver than the release's config had (read
+back with lookup; offline renders cannot check), unless tenants[].movedFrom names the homeserver
+it leaves: the operator's word that its rooms there are deleted.
 */}}
 {{- define "openmeet-appservice.checkTenantMoves" -}}
 {{- $previous := (lookup "v1" "ConfigMap" .Release.Namespace (include "openmeet-appservice.fullname" .)).data | default dict }}

@@ -87,6 +87,7 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
     };
     let declaration = Declaration {
         tenant_id: room.call.tenant.id.clone(),
+        homeserver: room.call.tenant.homeserver.clone(),
         kind: room.kind.as_str().to_owned(),
         slug: room.slug.clone(),
         name: body.name.trim().to_owned(),
@@ -156,6 +157,7 @@ mod tests {
     fn declaration(slug: &str) -> Declaration {
         Declaration {
             tenant_id: "tenantA".into(),
+            homeserver: "default".into(),
             kind: "event".into(),
             slug: slug.into(),
             name: "Party Chat".into(),
