@@ -32,12 +32,21 @@ impl Proxy {
         }
     }
 
-    /// Listens again on the same port.
+    /// Listens again on the same port. (An aborted task drops its listener when the runtime next
+    /// gets to it, so right after a cut the port may still be held for a moment.)
     pub async fn restore(&mut self) {
         self.cut();
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind the proxy port");
+        let mut attempts = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && attempts < 200 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(error) => panic!("bind the proxy port {}: {error}", self.port),
+            }
+        };
         let upstream = self.upstream;
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
