@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::inbox::Observed;
+use super::classify::Observed;
 use super::{send_message, teardown_room};
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::jobs::{Job, Outcome};

@@ -2,6 +2,7 @@
 //! delivered, room by room in arrival order), the worker that runs queued jobs, one file per job
 //! kind, and the pruner that keeps the tables within their retention.
 
+pub mod classify;
 pub mod converge_tenant;
 pub mod decline_invite;
 pub mod diagnose;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ruma::UserId;
 
-use super::inbox::Observed;
+use super::classify::Observed;
 use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
 use crate::rooms::settings;

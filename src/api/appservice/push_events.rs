@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
-use crate::jobs::inbox;
+use crate::jobs::{classify, inbox};
 use crate::probe;
 use crate::store::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
@@ -63,7 +63,7 @@ pub async fn handler(
     drop(body);
     let config = app.config();
     for event in &mut txn.events {
-        event.settled = inbox::settled(
+        event.settled = classify::settled(
             &config,
             &event.event_type,
             &event.sender,
