@@ -9,8 +9,9 @@ mod support;
 
 use openmeet_appservice::store::Store;
 use openmeet_appservice::store::inbox::{
-    self, Handled, IncomingTransaction, NewEvent, NewQuarantine, Recorded, StoredEvent,
+    Handled, IncomingTransaction, NewEvent, NewQuarantine, Recorded,
 };
+use openmeet_appservice::store::inbox_views::{self, StoredEvent};
 use support::Backend;
 use support::test_store;
 
@@ -52,7 +53,7 @@ async fn record(store: &Store, txn: IncomingTransaction) -> Recorded {
 
 /// Every stored event, oldest first.
 fn stored(store: &Store) -> Vec<StoredEvent> {
-    let mut events = inbox::recent_events(&mut store.connection().unwrap(), 1_000).unwrap();
+    let mut events = inbox_views::recent_events(&mut store.connection().unwrap(), 1_000).unwrap();
     events.reverse();
     events
 }
@@ -88,7 +89,7 @@ async fn settled_events_are_stored_processed_and_the_rest_wait_for_the_processor
             ("$echo".into(), Some(AT), Some("own_echo".into())),
         ]
     );
-    let (pending, oldest) = inbox::pending_summary(&mut store.connection().unwrap()).unwrap();
+    let (pending, oldest) = inbox_views::pending_summary(&mut store.connection().unwrap()).unwrap();
     assert_eq!((pending, oldest), (2, Some(AT)));
 
     // The processor is handed only the two that wait, in order.
@@ -175,7 +176,7 @@ async fn quarantined_entries_are_stored_with_their_transaction_once(backend: Bac
     assert_eq!(record(&store, with_quarantine()).await.new_events, 1);
     assert!(record(&store, with_quarantine()).await.duplicate);
 
-    let mut entries = inbox::recent_quarantine(&mut store.connection().unwrap(), 10).unwrap();
+    let mut entries = inbox_views::recent_quarantine(&mut store.connection().unwrap(), 10).unwrap();
     entries.reverse();
     let entries: Vec<_> = entries
         .into_iter()

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::store::inbox;
+use crate::store::inbox_views;
 
 #[derive(Subcommand)]
 pub enum InboxCommand {
@@ -30,19 +30,19 @@ pub fn run(config: Config, command: InboxCommand) -> anyhow::Result<()> {
     let mut conn = app.store.connection()?;
     match command {
         InboxCommand::Status => {
-            let (pending, oldest) = inbox::pending_summary(&mut conn)?;
+            let (pending, oldest) = inbox_views::pending_summary(&mut conn)?;
             println!(
                 "{}",
                 serde_json::json!({"pending": pending, "oldest_received_at_ms": oldest})
             );
         }
         InboxCommand::Events { limit } => {
-            for event in inbox::recent_events(&mut conn, limit)? {
+            for event in inbox_views::recent_events(&mut conn, limit)? {
                 println!("{}", serde_json::to_string(&event)?);
             }
         }
         InboxCommand::Quarantine { limit } => {
-            for entry in inbox::recent_quarantine(&mut conn, limit)? {
+            for entry in inbox_views::recent_quarantine(&mut conn, limit)? {
                 println!("{}", serde_json::to_string(&entry)?);
             }
         }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::classify::classify;
 use crate::app::App;
 use crate::observability::metrics::Metrics;
-use crate::store::inbox;
+use crate::store::inbox_views;
 use crate::store::unix_ms;
 
 /// Events per database transaction.
@@ -129,7 +129,7 @@ async fn housekeeping(app: &Arc<App>) {
     if let Err(error) = app.store.checkpoint().await {
         tracing::warn!(%error, "could not checkpoint the SQLite write-ahead log");
     }
-    if let Ok((pending, oldest)) = app.store.run(inbox::pending_summary).await {
+    if let Ok((pending, oldest)) = app.store.run(inbox_views::pending_summary).await {
         app.metrics.inbox_depth.set(pending);
         let age = oldest.map_or(0.0, |oldest| {
             (unix_ms(app.clock.now()) - oldest).max(0) as f64 / 1000.0

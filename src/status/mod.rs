@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
-use crate::store::{StoreError, inbox, unix_ms, webhook_deliveries};
+use crate::store::{StoreError, inbox_views, unix_ms, webhook_deliveries};
 use crate::webhooks::status::WebhookStatus;
 
 /// The newest failed and dead jobs shown per tenant (the queue counts them all).
@@ -134,7 +134,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
                 )?;
                 failed_jobs.insert(queue.tenant_id.clone(), latest);
             }
-            let inbox = inbox::pending_summary(conn)?;
+            let inbox = inbox_views::pending_summary(conn)?;
             let webhooks = webhook_deliveries::progress(conn)?;
             Ok((queues, failed_jobs, inbox, webhooks))
         })
