@@ -16,7 +16,7 @@ use serde_json::json;
 use support::daemon::{DaemonConfig, ExtraHomeserver};
 use support::matrix_client::{self, TestUser, login_via_mas, mas_introspections};
 use support::python::free_port;
-use support::synapse::{Placement, Synapse, start_both};
+use support::synapse::{Placement, Start, start_pair};
 
 const DEFAULT_SERVER: &str = "default.openmeet.test";
 const MAS_SERVER: &str = "mas.openmeet.test";
@@ -51,28 +51,20 @@ async fn two_synapses_one_delegating_to_mas_each_with_its_own_registration() {
 
     let started = Instant::now();
     let (default_hs, mas_hs) = tokio::task::block_in_place(|| {
-        start_both(
-            || {
-                Synapse::start_with(
-                    DEFAULT_SERVER,
-                    &[default_registration],
-                    &Placement {
-                        port: Some(default_port),
-                        ..Placement::default()
-                    },
-                )
-            },
-            || {
-                Synapse::start_with(
-                    MAS_SERVER,
-                    &[mas_registration],
-                    &Placement {
-                        port: Some(mas_port),
-                        mas: true,
-                        ..Placement::default()
-                    },
-                )
-            },
+        start_pair(
+            Start(
+                DEFAULT_SERVER,
+                &[default_registration],
+                Placement::at_port(default_port),
+            ),
+            Start(
+                MAS_SERVER,
+                &[mas_registration],
+                Placement {
+                    mas: true,
+                    ..Placement::at_port(mas_port)
+                },
+            ),
         )
     });
     eprintln!(

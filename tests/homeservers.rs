@@ -28,7 +28,7 @@ use support::daemon::{Daemon, DaemonConfig, ExtraHomeserver};
 use support::eventually;
 use support::matrix_client::{TestUser, login_via_mas, register_user};
 use support::python::{free_port, scratch_dir};
-use support::synapse::{Placement, Synapse, start_both};
+use support::synapse::{Placement, Start, Synapse, start_pair};
 
 const DEFAULT_SERVER: &str = "default.openmeet.test";
 const SECOND_SERVER: &str = "second.openmeet.test";
@@ -71,24 +71,17 @@ fn environment() -> &'static Environment {
             database_dir: Some(scratch_dir("synapse-second-db")),
             mas: true,
         };
-        let (default_hs, second_hs) = start_both(
-            || {
-                Synapse::start_with(
-                    DEFAULT_SERVER,
-                    &[default_registration],
-                    &Placement {
-                        port: Some(default_port),
-                        ..Placement::default()
-                    },
-                )
-            },
-            || {
-                Synapse::start_with(
-                    SECOND_SERVER,
-                    std::slice::from_ref(&second_registration),
-                    &second_placement,
-                )
-            },
+        let (default_hs, second_hs) = start_pair(
+            Start(
+                DEFAULT_SERVER,
+                &[default_registration],
+                Placement::at_port(default_port),
+            ),
+            Start(
+                SECOND_SERVER,
+                std::slice::from_ref(&second_registration),
+                second_placement.clone(),
+            ),
         );
         Environment {
             default_hs,

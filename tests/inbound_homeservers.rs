@@ -139,93 +139,57 @@ async fn each_homeserver_has_its_own_transactions_and_resets(backend: Backend) {
     );
 }
 
+/// `GET /_matrix/app/v1/{what}/{id}` as the homeserver whose hs_token is `token`: the status.
+async fn query(daemon: &Daemon, token: &str, what: &str, id: &str) -> StatusCode {
+    let path = format!("/_matrix/app/v1/{what}/{}", urlencode(id));
+    daemon
+        .appservice(Method::GET, &path, Some(token), None)
+        .await
+        .0
+}
+
+/// How many `kind` queries (`user` or `alias`) ended with `outcome`.
+async fn outcomes(daemon: &Daemon, kind: &str, outcome: &str) -> f64 {
+    let metric = format!("openmeet_as_{kind}_queries_total");
+    daemon
+        .metric(&metric, &format!("outcome=\"{outcome}\""))
+        .await
+}
+
 async fn queries_answer_for_the_calling_homeservers_users_and_aliases_only(backend: Backend) {
     let daemon = daemon("inbound_queries", backend).await;
     let default = daemon.config.tokens.hs_token.clone();
     let second = daemon.config.homeservers[0].tokens.hs_token.clone();
     let bot_b = format!("@openmeet-bot-tenantb:{SECOND_SERVER}");
-    let sender_a = "@openmeet-bot:test.openmeet.invalid".to_owned();
+    let sender_a = "@openmeet-bot:test.openmeet.invalid";
 
-    let user_query = |token: String, user: String| {
-        let daemon = &daemon;
-        async move {
-            let path = format!("/_matrix/app/v1/users/{}", urlencode(&user));
-            daemon
-                .appservice(Method::GET, &path, Some(&token), None)
-                .await
-                .0
-        }
-    };
-    let outcome = |label: &'static str| {
-        let daemon = &daemon;
-        async move {
-            daemon
-                .metric(
-                    "openmeet_as_user_queries_total",
-                    &format!("outcome=\"{label}\""),
-                )
-                .await
-        }
-    };
     // The default homeserver asking for the second one's bot, and the second for the default
     // one's sender: not theirs.
-    assert_eq!(
-        user_query(default.clone(), bot_b.clone()).await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        user_query(second.clone(), sender_a.clone()).await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(outcome("not_ours").await, 2.0);
+    let not_found = StatusCode::NOT_FOUND;
+    assert_eq!(query(&daemon, &default, "users", &bot_b).await, not_found);
+    assert_eq!(query(&daemon, &second, "users", sender_a).await, not_found);
+    assert_eq!(outcomes(&daemon, "user", "not_ours").await, 2.0);
     // The second homeserver asking for its own bot: ours, so the daemon tries to register it
     // there (that homeserver is not running, so it fails and says so).
-    assert_eq!(
-        user_query(second.clone(), bot_b.clone()).await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(outcome("not_ours").await, 2.0);
-    assert_eq!(outcome("failed").await, 1.0);
+    assert_eq!(query(&daemon, &second, "users", &bot_b).await, not_found);
+    assert_eq!(outcomes(&daemon, "user", "not_ours").await, 2.0);
+    assert_eq!(outcomes(&daemon, "user", "failed").await, 1.0);
 
-    let alias_query = |token: String, alias: String| {
-        let daemon = &daemon;
-        async move {
-            let path = format!("/_matrix/app/v1/rooms/{}", urlencode(&alias));
-            daemon
-                .appservice(Method::GET, &path, Some(&token), None)
-                .await
-                .0
-        }
-    };
-    let alias_outcome = |label: &'static str| {
-        let daemon = &daemon;
-        async move {
-            daemon
-                .metric(
-                    "openmeet_as_alias_queries_total",
-                    &format!("outcome=\"{label}\""),
-                )
-                .await
-        }
-    };
     // Tenant B's alias on the second server, asked by the default homeserver: not its namespace.
     let alias_b = format!("#event-x-tenantB:{SECOND_SERVER}");
-    assert_eq!(
-        alias_query(default.clone(), alias_b.clone()).await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(alias_outcome("not_ours").await, 1.0);
+    assert_eq!(query(&daemon, &default, "rooms", &alias_b).await, not_found);
+    assert_eq!(outcomes(&daemon, "alias", "not_ours").await, 1.0);
     // Tenant A's alias written with the second server's name, asked by the second homeserver:
     // tenant A does not live there.
     let alias_a_on_b = format!("#event-x-tenantA:{SECOND_SERVER}");
     assert_eq!(
-        alias_query(second.clone(), alias_a_on_b).await,
-        StatusCode::NOT_FOUND
+        query(&daemon, &second, "rooms", &alias_a_on_b).await,
+        not_found
     );
-    assert_eq!(alias_outcome("unknown_tenant").await, 1.0);
+    assert_eq!(outcomes(&daemon, "alias", "unknown_tenant").await, 1.0);
     // Tenant B's alias asked by its own homeserver: looked up (no room is declared).
-    assert_eq!(alias_query(second, alias_b).await, StatusCode::NOT_FOUND);
-    assert_eq!(alias_outcome("undeclared").await, 1.0);
+    assert_eq!(query(&daemon, &second, "rooms", &alias_b).await, not_found);
+    assert_eq!(outcomes(&daemon, "alias", "undeclared").await, 1.0);
 }
 
 fn urlencode(text: &str) -> String {

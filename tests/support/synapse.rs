@@ -32,6 +32,19 @@ pub struct Placement {
     pub mas: bool,
 }
 
+impl Placement {
+    /// Fresh everything, on `port`.
+    pub fn at_port(port: u16) -> Self {
+        Self {
+            port: Some(port),
+            ..Self::default()
+        }
+    }
+}
+
+/// One Synapse for [`start_pair`]: its server name, the registrations it loads, where it runs.
+pub struct Start<'a>(pub &'a str, pub &'a [PathBuf], pub Placement);
+
 pub struct Synapse {
     /// Client-server API base, e.g. `http://127.0.0.1:38117` (no trailing slash).
     pub url: String,
@@ -191,6 +204,15 @@ pub fn start_both<A: Send, B: Send>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (first, second)
     })
+}
+
+/// Starts two Synapses at once with [`start_both`], e.g. the default homeserver and the
+/// MAS-delegated second one.
+pub fn start_pair(first: Start<'_>, second: Start<'_>) -> (Synapse, Synapse) {
+    start_both(
+        || Synapse::start_with(first.0, first.1, &first.2),
+        || Synapse::start_with(second.0, second.1, &second.2),
+    )
 }
 
 impl Drop for Synapse {
