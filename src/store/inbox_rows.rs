@@ -135,7 +135,8 @@ impl<Conn> RunQueryDsl<Conn> for InsertEventsValues<'_> {}
 /// inserted only when the transaction was (a duplicate inserts nothing); the columns are bound as
 /// arrays and unnested in their order, so the statement's text is the same whatever the size and
 /// diesel prepares it once per connection (`sql_query` text would be planned at every call). The
-/// unique index on event ids skips events stored before.
+/// unique index on event ids skips events stored before. Pending events go first (see
+/// `Store::record_transaction`).
 struct RecordOnPostgres<'a> {
     txn: &'a IncomingTransaction,
     txn_number: Option<i64>,
@@ -205,7 +206,7 @@ impl QueryFragment<Pg> for RecordOnPostgres<'_> {
         out.push_sql(
             ") WITH ORDINALITY \
              AS e(event_id, room_id, event_type, sender, state_key, event_json, outcome, n) \
-             WHERE EXISTS (SELECT 1 FROM txn) ORDER BY e.n \
+             WHERE EXISTS (SELECT 1 FROM txn) ORDER BY e.outcome IS NOT NULL, e.n \
              ON CONFLICT (event_id) DO NOTHING RETURNING 1), \
              quarantined AS (INSERT INTO quarantine \
              (homeserver, txn_id, event_id, reason, body, received_at) SELECT ",

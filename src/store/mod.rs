@@ -166,16 +166,32 @@ impl Store {
     /// SQLite only: moves the write-ahead log into the database file. Automatic checkpoints are
     /// off (they would run inside whichever request commits, and fsync there); the inbox processor
     /// calls this after its batches instead.
+    ///
+    /// A checkpoint copies every page written since the last one, about as much work as the
+    /// writes themselves, and would take a core from the acknowledgements Synapse waits for (on
+    /// two cores it doubled the slowest ones). So it runs on a thread of its own at the lowest CPU
+    /// priority (nice 19), which ends with it: a thread of the blocking pool could not be given
+    /// its priority back without privileges.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
-        self.run(|conn| {
-            use diesel::connection::SimpleConnection;
-            on_backend!(conn, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))?;
-            Ok(())
-        })
-        .await
+        let store = self.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Lowering one's own priority needs no privilege; if it fails, it runs as is.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                let checkpoint = store.connection().and_then(|mut conn| {
+                    use diesel::connection::SimpleConnection;
+                    on_backend!(&mut *conn, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))?;
+                    Ok(())
+                });
+                let _ = done.send(checkpoint);
+            })
+            .map_err(|error| StoreError::Unavailable(format!("cannot start a thread: {error}")))?;
+        result.await.map_err(|_| StoreError::Cancelled)?
     }
 
     /// Applies pending migrations; returns the names applied.
