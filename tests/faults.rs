@@ -7,7 +7,8 @@
 //!   drains, jobs still run, SIGTERM still ends the process;
 //! - kill -9 during serial transactions, then Synapse's retry of the unanswered one;
 //! - the database away (PostgreSQL cut off behind a proxy; SQLite on a full volume): 503 with a
-//!   Matrix error, nothing lost, recovery without a restart;
+//!   Matrix error, nothing lost, recovery without a restart; after the cut only the first use of
+//!   a dead pooled connection fails, the others are tested and replaced;
 //! - a fuzz pass of mutated bodies on both APIs: no 5xx, every error answer JSON.
 
 mod support;
@@ -615,6 +616,82 @@ async fn postgres_cut_answers_503_then_recovers_without_restart() {
         recovered.as_secs_f64(),
         drain.as_secs_f64(),
     );
+}
+
+/// After PostgreSQL went away and came back, the pool's idle connections from before are dead.
+/// Only the first use of one may fail (that is how the outage shows); the others are tested and
+/// replaced before use instead of each failing one more request — a 503 and a longer backoff for
+/// Synapse per connection, and the cause of an intermittent 503 right after a restore. Forced:
+/// three connections are idle in the pool when the proxy cuts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_only_the_first_dead_connection_fails_a_request() {
+    use openmeet_appservice::config::{Database, DatabaseUrl};
+    use openmeet_appservice::store::{DbConnection, Store};
+
+    fn select_1(conn: &mut DbConnection) -> Result<(), openmeet_appservice::store::StoreError> {
+        use diesel::RunQueryDsl;
+        let DbConnection::Postgres(c) = conn else {
+            unreachable!("a PostgreSQL store")
+        };
+        diesel::sql_query("SELECT 1").execute(c)?;
+        Ok(())
+    }
+
+    let real = postgres::fresh_database("faults_stale");
+    let mut cut = proxy::Proxy::start(proxy::address_of(&real)).await;
+    let store = Store::new(&Database {
+        url: DatabaseUrl::parse(&proxy::through_proxy(&real, cut.port)).unwrap(),
+        migrate_on_start: false,
+        max_connections: 8,
+        acquire_timeout: Duration::from_secs(5),
+    });
+    // Three connections at once, then all three idle.
+    let held: Vec<_> = (0..3).map(|_| store.connection().unwrap()).collect();
+    drop(held);
+
+    cut.cut();
+    cut.restore().await;
+    // The outage shows on the first use of a dead connection (once the proxy has closed them).
+    let mut uses = 0;
+    while store.run(select_1).await.is_ok() {
+        uses += 1;
+        assert!(
+            uses < 1_000,
+            "the connections from before the cut still answer"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // From here on every use answers: the two other dead connections are not handed out.
+    let mut failed = 0;
+    for _ in 0..10 {
+        let concurrent: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                async move { store.run(select_1).await }
+            })
+            .collect();
+        for result in futures_join_all(concurrent).await {
+            failed += usize::from(result.is_err());
+        }
+    }
+    assert_eq!(
+        failed, 0,
+        "uses after the first failure failed on dead pooled connections"
+    );
+    eprintln!("after the cut: {uses} uses before the first failure, then 30 of 30 answered");
+    postgres::drop_database(&real);
+}
+
+/// Awaits every future, in order (the tests have no `futures` crate).
+async fn futures_join_all<T: Send + 'static>(
+    futures: Vec<impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
 }
 
 /// SQLite on a volume that fills up (a tmpfs of the test's own, filled with a ballast file):

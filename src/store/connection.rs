@@ -1,6 +1,8 @@
 //! One connection type for both backends, picked by the URL's scheme (never by trial: diesel's
 //! derived multi-backend `establish` falls back to SQLite and creates a file named after the URL).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::r2d2::{self, R2D2Connection};
@@ -103,19 +105,68 @@ pub struct Manager {
     url: DatabaseUrl,
     /// How long SQLite waits for another writer's lock: the same bound as for getting a connection.
     busy_timeout: Duration,
+    failures: Failures,
 }
 
 impl Manager {
-    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
-        Self { url, busy_timeout }
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration, failures: Failures) -> Self {
+        Self {
+            url,
+            busy_timeout,
+            failures,
+        }
     }
 }
+
+/// How many connection failures the pool has seen: a connection found broken after use, or one
+/// that could not be opened. Idle connections are not tested before use (a round trip on every
+/// request); but when the database went away (a restart, a failover, a network cut), every
+/// connection opened before then is likely dead, and each would fail the one request that next
+/// took it — for Synapse, a 503 and a longer backoff for every tenant, long after the database is
+/// back. So a connection that last answered before the latest failure is tested once
+/// (`Store::connection`) and dropped if it is dead.
+#[derive(Clone, Default)]
+pub struct Failures(Arc<AtomicU64>);
+
+impl Failures {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn note(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Kept with each pooled connection: [`Failures::count`] when it last answered.
+#[derive(Clone, Copy)]
+pub struct AnsweredAfter(pub u64);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = DbConnection;
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.open().inspect_err(|_| self.failures.note())
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))
+            .map(drop)
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        let broken = on_backend!(conn, c => c.is_broken());
+        if broken {
+            self.failures.note();
+        }
+        broken
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 PgConnection::establish(url.expose()).map(DbConnection::Postgres)
@@ -144,15 +195,5 @@ impl r2d2::ManageConnection for Manager {
                 Ok(DbConnection::Sqlite(conn))
             }
         }
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
-        on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))
-            .map(drop)
-            .map_err(ConnectionError::CouldntSetupConfiguration)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        on_backend!(conn, c => c.is_broken())
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use diesel::r2d2::{self, Pool};
 
-use self::connection::Manager;
+use self::connection::{AnsweredAfter, Failures, Manager};
 pub use self::connection::{DbConnection, sqlite_write};
 use self::seen_events::SeenEvents;
 use self::writer::Writer;
@@ -68,6 +68,7 @@ pub struct Store {
     /// SQLite's event-id dedupe (see `seen_events.rs`), loaded at the first transaction. `None` on
     /// PostgreSQL.
     seen_events: Option<Arc<Mutex<Option<SeenEvents>>>>,
+    failures: Failures,
 }
 
 impl Store {
@@ -77,6 +78,7 @@ impl Store {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
         };
+        let failures = Failures::default();
         let pool = Pool::builder()
             .max_size(database.max_connections)
             // No connections opened ahead on r2d2's threads: a one-shot CLI command would exit while
@@ -84,10 +86,15 @@ impl Store {
             .min_idle(Some(0))
             .connection_timeout(database.acquire_timeout)
             // A broken connection fails its query and is then dropped (`has_broken`); a `SELECT 1`
-            // before every use would cost a round trip on every request.
+            // before every use would cost a round trip on every request. After a failure, older
+            // connections are tested once (`Store::connection`).
             .test_on_check_out(false)
             .error_handler(Box::new(LogErrors))
-            .build_unchecked(Manager::new(database.url.clone(), database.acquire_timeout));
+            .build_unchecked(Manager::new(
+                database.url.clone(),
+                database.acquire_timeout,
+                failures.clone(),
+            ));
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(Writer::default()));
         let seen_events = (backend == Backend::Sqlite).then(Arc::default);
         Self {
@@ -95,6 +102,7 @@ impl Store {
             backend,
             writer,
             seen_events,
+            failures,
         }
     }
 
@@ -102,11 +110,37 @@ impl Store {
         self.backend
     }
 
-    /// A connection for synchronous work (CLI commands, and inside [`Store::run`]).
+    /// A connection for synchronous work (CLI commands, and inside [`Store::run`]). One that last
+    /// answered before the pool's latest connection failure is tested first, and dropped if dead
+    /// (see [`Failures`]); a new one counts as answering now.
     pub fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool
-            .get()
-            .map_err(|error| StoreError::Unavailable(error.to_string()))
+        // A dead one is broken now and dropped as it goes back, and the pool holds at most its
+        // size; one that fails the test without breaking (an error from a live server) would come
+        // back next, so the attempts are counted too.
+        for _ in 0..=self.pool.max_size() {
+            let mut conn = self
+                .pool
+                .get()
+                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            let failures = self.failures.count();
+            let answered = r2d2::PooledConnection::extensions(&conn)
+                .get::<AnsweredAfter>()
+                .copied();
+            let usable = match answered {
+                Some(AnsweredAfter(seen)) if seen < failures => {
+                    use diesel::RunQueryDsl;
+                    on_backend!(&mut *conn, c => diesel::sql_query("SELECT 1").execute(c)).is_ok()
+                }
+                _ => true,
+            };
+            if usable {
+                r2d2::PooledConnection::extensions_mut(&mut conn).insert(AnsweredAfter(failures));
+                return Ok(conn);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "every pooled database connection failed its test".into(),
+        ))
     }
 
     /// Runs `work` with a connection on the blocking pool.
