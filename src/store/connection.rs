@@ -60,6 +60,11 @@ where
 }
 
 impl DbConnection {
+    /// A round trip that touches no table: whether the connection answers.
+    pub fn select_1(&mut self) -> diesel::QueryResult<()> {
+        on_backend!(self, c => diesel::sql_query("SELECT 1").execute(c)).map(drop)
+    }
+
     /// Runs `work` in a write transaction that store functions (which open their own) nest into
     /// as savepoints, so several of them commit or roll back together. The outermost one is
     /// `BEGIN` on PostgreSQL and `BEGIN IMMEDIATE` on SQLite.
@@ -151,8 +156,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
-        on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))
-            .map(drop)
+        conn.select_1()
             .map_err(ConnectionError::CouldntSetupConfiguration)
     }
 

@@ -127,10 +127,7 @@ impl Store {
                 .get::<AnsweredAfter>()
                 .copied();
             let usable = match answered {
-                Some(AnsweredAfter(seen)) if seen < failures => {
-                    use diesel::RunQueryDsl;
-                    on_backend!(&mut *conn, c => diesel::sql_query("SELECT 1").execute(c)).is_ok()
-                }
+                Some(AnsweredAfter(seen)) if seen < failures => conn.select_1().is_ok(),
                 _ => true,
             };
             if usable {
@@ -240,12 +237,7 @@ impl Store {
 
     /// A round trip to the database, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| {
-            use diesel::RunQueryDsl;
-            on_backend!(conn, c => diesel::sql_query("SELECT 1").execute(c))?;
-            Ok(())
-        })
-        .await
+        self.run(|conn| Ok(conn.select_1()?)).await
     }
 }
 
