@@ -5,7 +5,7 @@
 mod appservice;
 mod checks;
 mod database;
-mod database_url;
+pub(crate) mod database_url;
 mod env;
 mod file;
 mod homeserver;

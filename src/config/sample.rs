@@ -101,6 +101,8 @@ listen:
 database:
   # sqlite://PATH for one machine (the default), postgres://user:pass@host/db for production and
   # for more than one replica. (url_file: a file holding the URL, when it carries a password.)
+  # libpq's parameters go in the query (?sslmode=verify-full); GSS encryption is off unless
+  # ?gssencmode= (or PGGSSENCMODE) asks for it.
   url: sqlite://./data/openmeet-appservice.db
   # Apply pending migrations when `serve` starts; otherwise run `openmeet-appservice migrate`.
   migrate_on_start: true

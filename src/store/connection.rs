@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::r2d2::{self, R2D2Connection};
 use diesel::{Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection};
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, database_url};
 
 pub enum DbConnection {
     Postgres(PgConnection),
@@ -173,7 +173,9 @@ impl Manager {
     fn open(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
-                PgConnection::establish(url.expose()).map(DbConnection::Postgres)
+                let env = std::env::var("PGGSSENCMODE").ok();
+                PgConnection::establish(&database_url::for_libpq(url.expose(), env.as_deref()))
+                    .map(DbConnection::Postgres)
             }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
