@@ -17,6 +17,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The bundled SQLite's compile-time options.
+COPY .cargo .cargo
 COPY src src
 COPY migrations migrations
 # Cargo.toml declares the benchmarks, so their sources must exist even though they are not built.

@@ -19,6 +19,7 @@ on_both_backends!(
     settled_events_are_stored_processed_and_the_rest_wait_for_the_processor,
     events_stored_before_are_reported_by_position_and_stored_once,
     quarantined_entries_are_stored_with_their_transaction_once,
+    every_row_of_a_large_transaction_keeps_its_own_fields,
 );
 
 const AT: i64 = 1_700_000_000_000;
@@ -201,4 +202,92 @@ async fn quarantined_entries_are_stored_with_their_transaction_once(backend: Bac
             ),
         ]
     );
+}
+
+/// 135 events go to SQLite as statements of 128, 4, 2 and 1 rows whose shared values are bound
+/// once: every row must still get its own fields, and only the settled ones the receive time.
+async fn every_row_of_a_large_transaction_keeps_its_own_fields(backend: Backend) {
+    let store = test_store::fresh("inbox_large", backend);
+    let events: Vec<NewEvent> = (0..135)
+        .map(|i| {
+            let (event_type, settled) = if i % 3 == 0 {
+                ("m.room.member", None)
+            } else {
+                ("m.room.message", Some("message"))
+            };
+            NewEvent {
+                room_id: format!("!room{i}:example.org"),
+                sender: format!("@user{i}:example.org"),
+                state_key: (event_type == "m.room.member")
+                    .then(|| format!("@member{i}:example.org")),
+                ..event(&format!("$event{i}"), event_type, settled)
+            }
+        })
+        .collect();
+    let recorded = record(&store, transaction("7", events.clone())).await;
+    assert_eq!(recorded.new_events, 135);
+
+    let expected_order = (events.iter().filter(|e| e.settled.is_none()))
+        .chain(events.iter().filter(|e| e.settled.is_some()));
+    let rows = stored(&store);
+    assert_eq!(rows.len(), 135);
+    for (row, event) in rows.iter().zip(expected_order) {
+        assert_eq!(
+            (
+                row.event_id.as_str(),
+                row.room_id.as_str(),
+                row.event_type.as_str(),
+                row.txn_id.as_str(),
+                row.homeserver.as_str(),
+                row.processed_at,
+                row.outcome.as_deref(),
+            ),
+            (
+                event.event_id.as_str(),
+                event.room_id.as_str(),
+                event.event_type.as_str(),
+                "7",
+                "default",
+                event.settled.map(|_| AT),
+                event.settled,
+            )
+        );
+    }
+
+    // The pending ones, as the processor reads them back: sender, state key and JSON too.
+    let processed = store
+        .process_inbox(
+            1_000,
+            AT + 5,
+            |_| Handled {
+                outcome: "looked at".into(),
+                quarantine: None,
+                meaning: (),
+            },
+            |_, _| Ok(()),
+        )
+        .await
+        .unwrap();
+    let pending: Vec<_> = events.iter().filter(|e| e.settled.is_none()).collect();
+    assert_eq!(processed.len(), pending.len());
+    for ((read, _), event) in processed.iter().zip(pending) {
+        assert_eq!(
+            (
+                read.event_id.as_str(),
+                read.sender.as_str(),
+                read.state_key.as_deref(),
+                read.event_json.as_str(),
+                read.txn_id.as_str(),
+                read.homeserver.as_str(),
+            ),
+            (
+                event.event_id.as_str(),
+                event.sender.as_str(),
+                event.state_key.as_deref(),
+                event.event_json.as_str(),
+                "7",
+                "default",
+            )
+        );
+    }
 }

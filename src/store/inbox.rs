@@ -37,7 +37,7 @@ pub struct IncomingTransaction {
 }
 
 /// An event to store; its txnId and receive time are the transaction's.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_id: String,
     pub room_id: String,
