@@ -43,49 +43,134 @@ impl DatabaseUrl {
     }
 }
 
-/// The connection URL handed to libpq: the configured one, plus `gssencmode=disable` unless the
-/// URL or the `PGGSSENCMODE` environment variable chooses. libpq's default (`prefer`) loads
-/// Kerberos and looks for credentials at every connect: 1 MiB of the daemon's resident memory over
-/// TLS, 4 MiB without (22.9 → 22.0 and 19.0 → 14.7 MiB idle), for credentials it never has. A
-/// server that demands GSS encryption refuses the connection saying so, and
-/// `?gssencmode=prefer` (or `require`) in `database.url` asks for it again.
-pub fn for_libpq(url: &str, env_gssencmode: Option<&str>) -> String {
+/// The connection URL handed to libpq: the configured one, with two defaults of libpq's changed
+/// where the URL and libpq's environment variables leave them open (`env` reads one):
+///
+/// - `gssencmode=disable` unless the URL or `PGGSSENCMODE` chooses. libpq's default (`prefer`)
+///   loads Kerberos and looks for credentials at every connect: 1 MiB of the daemon's resident
+///   memory over TLS, 4 MiB without (22.9 → 22.0 and 19.0 → 14.7 MiB idle), for credentials it
+///   never has. A server that demands GSS encryption refuses the connection saying so, and
+///   `?gssencmode=prefer` (or `require`) asks for it again.
+/// - `sslmode=disable` when the server is on this host (a loopback address or `localhost`) and
+///   neither the URL (no `ssl…` parameter, no `host`/`hostaddr` that could point elsewhere) nor
+///   `PGSSLMODE`/`PGHOSTADDR` says otherwise. libpq's default (`prefer`) encrypts without checking
+///   the server, which on loopback protects nothing — libpq does not encrypt a Unix socket either
+///   — and initialising OpenSSL for it was 3.9 MiB of the daemon's idle memory (22.8 → 18.9 MiB).
+///   Anywhere else libpq's default stands; `?sslmode=require` asks for TLS on loopback too.
+pub fn for_libpq(url: &str, env: impl Fn(&str) -> Option<String>) -> String {
     let query = url.split_once('?').map_or("", |(_, query)| query);
-    let chosen = query
-        .split('&')
-        .any(|pair| pair.split('=').next() == Some("gssencmode"));
-    if chosen || env_gssencmode.is_some_and(|mode| !mode.is_empty()) {
+    let keys: Vec<&str> = (query.split('&'))
+        .filter_map(|pair| pair.split('=').next())
+        .collect();
+    let set = |name: &str| env(name).is_some_and(|value| !value.is_empty());
+    let mut added = Vec::new();
+    if !keys.contains(&"gssencmode") && !set("PGGSSENCMODE") {
+        added.push("gssencmode=disable");
+    }
+    let tls_chosen = keys
+        .iter()
+        .any(|key| key.starts_with("ssl") || ["requiressl", "host", "hostaddr"].contains(key));
+    if !tls_chosen && !set("PGSSLMODE") && !set("PGHOSTADDR") && on_loopback(url) {
+        added.push("sslmode=disable");
+    }
+    if added.is_empty() {
         return url.to_owned();
     }
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}gssencmode=disable")
+    format!("{url}{separator}{}", added.join("&"))
+}
+
+/// Whether the URL's one host is this machine: `localhost` or a loopback address.
+fn on_loopback(url: &str) -> bool {
+    let Ok(parsed) = Url::parse(url) else {
+        return false; // e.g. several hosts: libpq's own defaults stand
+    };
+    match parsed.host_str() {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback()),
+        None => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::for_libpq;
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
     #[test]
     fn gss_encryption_is_off_unless_the_url_or_the_environment_chooses() {
         assert_eq!(
-            for_libpq("postgres://u:p@db:5432/openmeet", None),
+            for_libpq("postgres://u:p@db:5432/openmeet", no_env),
             "postgres://u:p@db:5432/openmeet?gssencmode=disable"
         );
         assert_eq!(
-            for_libpq("postgres://u@db/openmeet?sslmode=require", None),
+            for_libpq("postgres://u@db/openmeet?sslmode=require", no_env),
             "postgres://u@db/openmeet?sslmode=require&gssencmode=disable"
         );
         for chosen in [
             "postgres://u@db/openmeet?gssencmode=prefer",
             "postgres://u@db/openmeet?sslmode=require&gssencmode=require",
         ] {
-            assert_eq!(for_libpq(chosen, None), chosen);
+            assert_eq!(for_libpq(chosen, no_env), chosen);
         }
         let plain = "postgres://u@db/openmeet";
-        assert_eq!(for_libpq(plain, Some("prefer")), plain);
+        let env = |value: &'static str| {
+            move |name: &str| (name == "PGGSSENCMODE").then(|| value.to_owned())
+        };
+        assert_eq!(for_libpq(plain, env("prefer")), plain);
         assert_eq!(
-            for_libpq(plain, Some("")),
+            for_libpq(plain, env("")),
             format!("{plain}?gssencmode=disable")
         );
+    }
+
+    #[test]
+    fn tls_is_off_on_loopback_unless_the_url_or_the_environment_chooses() {
+        for local in [
+            "postgres://u:p@127.0.0.1:5432/openmeet",
+            "postgres://u@127.0.0.2/openmeet",
+            "postgresql://u@localhost/openmeet",
+            "postgres://u@LOCALHOST:5433/openmeet",
+            "postgres://u@[::1]:5432/openmeet",
+        ] {
+            assert_eq!(
+                for_libpq(local, no_env),
+                format!("{local}?gssencmode=disable&sslmode=disable"),
+                "{local}"
+            );
+        }
+        // Another host, or TLS chosen in the URL or the environment: libpq's default stands.
+        for kept in [
+            "postgres://u@db.internal/openmeet",
+            "postgres://u@10.0.0.5/openmeet",
+            "postgres://u@localhost.example.org/openmeet",
+            "postgres://u@127.0.0.1/openmeet?sslmode=require",
+            "postgres://u@127.0.0.1/openmeet?sslrootcert=/ca.pem",
+            "postgres://u@127.0.0.1/openmeet?hostaddr=10.0.0.5",
+            "postgres://u@localhost/openmeet?host=/run/postgresql",
+            "postgres://u@h1,h2/openmeet",
+            "postgres:///openmeet",
+        ] {
+            assert!(
+                !for_libpq(kept, no_env).contains("sslmode=disable"),
+                "{kept}"
+            );
+        }
+        let local = "postgres://u@127.0.0.1/openmeet";
+        for variable in ["PGSSLMODE", "PGHOSTADDR"] {
+            let env = |name: &str| (name == variable).then(|| "require".to_owned());
+            assert_eq!(
+                for_libpq(local, env),
+                format!("{local}?gssencmode=disable"),
+                "{variable}"
+            );
+        }
     }
 }

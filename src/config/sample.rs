@@ -102,7 +102,8 @@ database:
   # sqlite://PATH for one machine (the default), postgres://user:pass@host/db for production and
   # for more than one replica. (url_file: a file holding the URL, when it carries a password.)
   # libpq's parameters go in the query (?sslmode=verify-full); GSS encryption is off unless
-  # ?gssencmode= (or PGGSSENCMODE) asks for it.
+  # ?gssencmode= (or PGGSSENCMODE) asks for it, and TLS to a server on loopback unless ?sslmode=
+  # (or PGSSLMODE) does.
   url: sqlite://./data/openmeet-appservice.db
   # Apply pending migrations when `serve` starts; otherwise run `openmeet-appservice migrate`.
   migrate_on_start: true

@@ -173,8 +173,8 @@ impl Manager {
     fn open(&self) -> Result<DbConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
-                let env = std::env::var("PGGSSENCMODE").ok();
-                PgConnection::establish(&database_url::for_libpq(url.expose(), env.as_deref()))
+                let env = |name: &str| std::env::var(name).ok();
+                PgConnection::establish(&database_url::for_libpq(url.expose(), env))
                     .map(DbConnection::Postgres)
             }
             DatabaseUrl::Sqlite(path) => {
