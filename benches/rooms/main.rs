@@ -44,9 +44,9 @@
 //! `OPENMEET_BENCH_ROOMS=N` declares N rooms per run instead of [`ROOMS`] (a quick try-out);
 //! `OPENMEET_BENCH_ONLY=enqueue` runs only the enqueue rate, with `OPENMEET_BENCH_CLIENTS=N` clients
 //! instead of [`ENQUEUE_CLIENTS`]; `BENCH_BACKENDS=sqlite` measures one backend only (the direct
-//! client then runs twice). The daemon connects to PostgreSQL as the URL says: libpq's default
-//! `sslmode=prefer` means TLS when the server offers it, also over loopback (the report says
-//! which); append `?sslmode=disable` to `TEST_POSTGRES_URL` to measure without. Without
+//! client then runs twice). The daemon connects to PostgreSQL as the URL says, without TLS on
+//! loopback unless it asks (the report says which); append `?sslmode=require` to
+//! `TEST_POSTGRES_URL` to measure with. Without
 //! `TEST_POSTGRES_URL` PostgreSQL is an embedded throwaway cluster. Under `cargo test` (no
 //! `--bench` argument) the binary does nothing.
 //!

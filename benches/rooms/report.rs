@@ -32,9 +32,9 @@ fn write_setup(out: &mut String, report: &Report) {
     let rooms = report.rooms;
     let postgres = report.postgres.as_ref().map_or(String::new(), |(version, tls)| {
         let connections = if *tls {
-            "over TLS (libpq's default sslmode=prefer; `?sslmode=disable` in TEST_POSTGRES_URL turns it off)"
+            "over TLS (as TEST_POSTGRES_URL or PGSSLMODE asks, or to a server not on loopback)"
         } else {
-            "without TLS"
+            "without TLS (the daemon's default on loopback; `?sslmode=require` in TEST_POSTGRES_URL asks for it)"
         };
         format!(" PostgreSQL {version} on the same machine, connections {connections}.")
     });

@@ -12,8 +12,8 @@ use crate::common::daemon::SERVER_NAME;
 use crate::support::matrix_client::http_client;
 use crate::support::synapse::Synapse;
 
-/// The server's version, and whether a connection to `url` (as the daemon makes it) uses TLS:
-/// libpq's default `sslmode=prefer` does whenever the server offers it, also over loopback.
+/// The server's version, and whether a connection to `url` made as the daemon makes it
+/// (`config::for_libpq`: no TLS on loopback unless the URL asks) uses TLS.
 pub fn postgres_server(url: &str) -> (String, bool) {
     use diesel::sql_types::{Bool, Text};
     use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -24,7 +24,8 @@ pub fn postgres_server(url: &str) -> (String, bool) {
         #[diesel(sql_type = Bool)]
         tls: bool,
     }
-    let mut conn = PgConnection::establish(url).expect("connect to the benchmark's database");
+    let url = openmeet_appservice::config::for_libpq(url, |name| std::env::var(name).ok());
+    let mut conn = PgConnection::establish(&url).expect("connect to the benchmark's database");
     let row: Row = diesel::sql_query(
         "SELECT current_setting('server_version') AS version, \
          coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS tls",

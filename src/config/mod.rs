@@ -28,7 +28,7 @@ use ruma::{OwnedUserId, UserId};
 
 pub use self::appservice::Appservice;
 pub use self::database::Database;
-pub use self::database_url::DatabaseUrl;
+pub use self::database_url::{DatabaseUrl, for_libpq};
 use self::file::FileConfig;
 pub use self::homeserver::Homeserver;
 pub use self::homeservers::{AdditionalHomeserver, DEFAULT_ID, HomeserverConfig};
