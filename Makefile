@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help setup demo test lint bench sample openapi
+.PHONY: help setup demo test lint bench instructions sample openapi
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: ## install missing system packages (libpq-dev, pkg-config, python3-venv, ...)
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ BENCHES ?= transactions rooms
 
 bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
 	@set -e; for bench in $(BENCHES); do $(CARGO) bench --bench $$bench; done
+
+instructions: setup ## instructions per event on the transaction path, by callgrind (needs valgrind)
+	$(CARGO) build --release --bin openmeet-appservice
+	python3 scripts/count_instructions.py "$${CARGO_TARGET_DIR:-target}/release/openmeet-appservice" target/bench/callgrind
 
 sample: ## regenerate config.sample.yaml and registration/example.yaml
 	$(CARGO) run -q -- generate-config --blank-tokens > config.sample.yaml
