@@ -16,7 +16,8 @@ use super::schema::quarantine;
 const ROWS_PER_INSERT: usize = 1_000;
 
 /// The largest multi-row INSERT of events on SQLite: 7 parameters × 128 rows, far below its limit
-/// of 32,766. Smaller chunks are powers of two, so a connection caches at most 8 such statements.
+/// of 32,766. Smaller chunks are powers of two, so a connection caches at most 8 such statements
+/// (`insert_events_to_sqlite` names each size below it).
 const SQLITE_MAX_ROWS: usize = 128;
 
 /// Inserting many quarantined entries, each backend its own way.
@@ -47,34 +48,38 @@ impl InsertRows for SqliteConnection {
 }
 
 /// SQLite: inserts `events`, which the caller found new (`store/seen_events.rs`; the table has no
-/// unique index to conflict on), in order, as multi-row `INSERT` statements in chunks of powers of
-/// two. Each size is its own type (`InsertEventsValues<ROWS>`), so diesel finds its prepared
-/// statement by type id, without writing out and hashing the SQL at every use. Returns how many
-/// were stored.
+/// unique index to conflict on), in order, as multi-row `INSERT` statements: as many of the largest
+/// as fit, then one each of the smaller powers of two the rest needs. Each size is its own type
+/// (`InsertEventsValues<ROWS>`), so diesel finds its prepared statement by type id, without writing
+/// out and hashing the SQL at every use. Returns how many were stored.
 pub(super) fn insert_events_to_sqlite(
     conn: &mut SqliteConnection,
     txn: &IncomingTransaction,
     mut events: &[&NewEvent],
 ) -> QueryResult<usize> {
+    let mut new = insert_chunks::<SQLITE_MAX_ROWS>(conn, txn, &mut events)?;
+    new += insert_chunks::<64>(conn, txn, &mut events)?;
+    new += insert_chunks::<32>(conn, txn, &mut events)?;
+    new += insert_chunks::<16>(conn, txn, &mut events)?;
+    new += insert_chunks::<8>(conn, txn, &mut events)?;
+    new += insert_chunks::<4>(conn, txn, &mut events)?;
+    new += insert_chunks::<2>(conn, txn, &mut events)?;
+    new += insert_chunks::<1>(conn, txn, &mut events)?;
+    debug_assert!(events.is_empty());
+    Ok(new)
+}
+
+/// Inserts chunks of exactly `ROWS` from the front of `events` while that many are left, and
+/// leaves the rest there.
+fn insert_chunks<const ROWS: usize>(
+    conn: &mut SqliteConnection,
+    txn: &IncomingTransaction,
+    events: &mut &[&NewEvent],
+) -> QueryResult<usize> {
     let mut new = 0;
-    while !events.is_empty() {
-        let rows = if events.len() >= SQLITE_MAX_ROWS {
-            SQLITE_MAX_ROWS
-        } else {
-            1 << events.len().ilog2()
-        };
-        let (chunk, rest) = events.split_at(rows);
-        new += match rows {
-            128 => InsertEventsValues::<128> { txn, events: chunk }.execute(conn),
-            64 => InsertEventsValues::<64> { txn, events: chunk }.execute(conn),
-            32 => InsertEventsValues::<32> { txn, events: chunk }.execute(conn),
-            16 => InsertEventsValues::<16> { txn, events: chunk }.execute(conn),
-            8 => InsertEventsValues::<8> { txn, events: chunk }.execute(conn),
-            4 => InsertEventsValues::<4> { txn, events: chunk }.execute(conn),
-            2 => InsertEventsValues::<2> { txn, events: chunk }.execute(conn),
-            _ => InsertEventsValues::<1> { txn, events: chunk }.execute(conn),
-        }?;
-        events = rest;
+    while let Some((chunk, rest)) = events.split_at_checked(ROWS) {
+        new += InsertEventsValues::<ROWS> { txn, events: chunk }.execute(conn)?;
+        *events = rest;
     }
     Ok(new)
 }
@@ -96,7 +101,6 @@ const PARAMS_PER_ROW: usize = 7;
 
 impl<const ROWS: usize> QueryFragment<Sqlite> for InsertEventsValues<'_, ROWS> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        debug_assert_eq!(self.events.len(), ROWS, "a chunk of the wrong size");
         out.push_sql(
             "INSERT INTO inbox_events (homeserver, txn_id, received_at, event_id, room_id, \
              event_type, sender, state_key, event_json, outcome, processed_at) VALUES ",
