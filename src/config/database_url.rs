@@ -80,6 +80,30 @@ pub fn for_libpq(url: &str, env: impl Fn(&str) -> Option<String>) -> String {
     format!("{url}{separator}{}", added.join("&"))
 }
 
+/// What to add to libpq's `message` when the server refused a connection for want of encryption
+/// (its `pg_hba.conf` has only `hostssl` or `hostgssenc` lines for us) and [`for_libpq`] had turned
+/// that encryption off in `used`: how to ask for it in `database.url`.
+pub fn refusal_hint(used: &str, message: &str) -> Option<&'static str> {
+    if !message.contains("no encryption") {
+        return None;
+    }
+    let ssl_off = used.contains("sslmode=disable");
+    let gss_off = used.contains("gssencmode=disable");
+    match (ssl_off, gss_off) {
+        (true, _) => Some(
+            "the server wants encrypted connections, and the daemon does not ask for TLS to a \
+             server on loopback unless told: add ?sslmode=require (or ?gssencmode=prefer for GSS) \
+             to database.url",
+        ),
+        (false, true) => Some(
+            "the server wants encrypted connections: add ?sslmode=require (TLS) or \
+             ?gssencmode=prefer (GSS, which the daemon does not ask for unless told) to \
+             database.url",
+        ),
+        (false, false) => None,
+    }
+}
+
 /// Whether the URL's one host is this machine: `localhost` or a loopback address.
 fn on_loopback(url: &str) -> bool {
     let Ok(parsed) = Url::parse(url) else {
@@ -98,7 +122,7 @@ fn on_loopback(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::for_libpq;
+    use super::{for_libpq, refusal_hint};
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -172,5 +196,22 @@ mod tests {
                 "{variable}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_for_want_of_encryption_says_how_to_ask_for_it() {
+        let refused = "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  no pg_hba.conf \
+                       entry for host \"127.0.0.1\", user \"u\", database \"openmeet\", no encryption";
+        let local = for_libpq("postgres://u@127.0.0.1/openmeet", no_env);
+        assert!(
+            refusal_hint(&local, refused).is_some_and(|hint| hint.contains("?sslmode=require"))
+        );
+        let remote = for_libpq("postgres://u@db/openmeet", no_env);
+        assert!(
+            refusal_hint(&remote, refused).is_some_and(|hint| hint.contains("?gssencmode=prefer"))
+        );
+        let chosen = "postgres://u@db/openmeet?sslmode=prefer&gssencmode=prefer";
+        assert_eq!(refusal_hint(&for_libpq(chosen, no_env), refused), None);
+        assert_eq!(refusal_hint(&local, "password authentication failed"), None);
     }
 }

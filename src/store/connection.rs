@@ -174,8 +174,18 @@ impl Manager {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 let env = |name: &str| std::env::var(name).ok();
-                PgConnection::establish(&database_url::for_libpq(url.expose(), env))
+                let used = database_url::for_libpq(url.expose(), env);
+                PgConnection::establish(&used)
                     .map(DbConnection::Postgres)
+                    .map_err(|error| match error {
+                        ConnectionError::BadConnection(message) => ConnectionError::BadConnection(
+                            match database_url::refusal_hint(&used, &message) {
+                                Some(hint) => format!("{} ({hint})", message.trim_end()),
+                                None => message,
+                            },
+                        ),
+                        other => other,
+                    })
             }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
