@@ -82,13 +82,16 @@ pub fn for_libpq(url: &str, env: impl Fn(&str) -> Option<String>) -> String {
 
 /// What to add to libpq's `message` when the server refused a connection for want of encryption
 /// (its `pg_hba.conf` has only `hostssl` or `hostgssenc` lines for us) and [`for_libpq`] had turned
-/// that encryption off in `used`: how to ask for it in `database.url`.
-pub fn refusal_hint(used: &str, message: &str) -> Option<&'static str> {
+/// that encryption off, making `used` of the configured `url`: how to ask for it in `database.url`.
+pub fn refusal_hint(url: &str, used: &str, message: &str) -> Option<&'static str> {
     if !message.contains("no encryption") {
         return None;
     }
-    let ssl_off = used.contains("sslmode=disable");
-    let gss_off = used.contains("gssencmode=disable");
+    let turned_off = |parameter: &str| {
+        used.contains(&format!("{parameter}=disable")) && !url.contains(&format!("{parameter}="))
+    };
+    let ssl_off = turned_off("sslmode");
+    let gss_off = turned_off("gssencmode");
     match (ssl_off, gss_off) {
         (true, _) => Some(
             "the server wants encrypted connections, and the daemon does not ask for TLS to a \
@@ -202,16 +205,19 @@ mod tests {
     fn a_refusal_for_want_of_encryption_says_how_to_ask_for_it() {
         let refused = "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  no pg_hba.conf \
                        entry for host \"127.0.0.1\", user \"u\", database \"openmeet\", no encryption";
-        let local = for_libpq("postgres://u@127.0.0.1/openmeet", no_env);
-        assert!(
-            refusal_hint(&local, refused).is_some_and(|hint| hint.contains("?sslmode=require"))
-        );
-        let remote = for_libpq("postgres://u@db/openmeet", no_env);
-        assert!(
-            refusal_hint(&remote, refused).is_some_and(|hint| hint.contains("?gssencmode=prefer"))
-        );
-        let chosen = "postgres://u@db/openmeet?sslmode=prefer&gssencmode=prefer";
-        assert_eq!(refusal_hint(&for_libpq(chosen, no_env), refused), None);
-        assert_eq!(refusal_hint(&local, "password authentication failed"), None);
+        let hint = |url: &str, message: &str| refusal_hint(url, &for_libpq(url, no_env), message);
+        let local = "postgres://u@127.0.0.1/openmeet";
+        assert!(hint(local, refused).is_some_and(|hint| hint.contains("?sslmode=require")));
+        let remote = "postgres://u@db/openmeet";
+        assert!(hint(remote, refused).is_some_and(|hint| hint.contains("?gssencmode=prefer")));
+        // What the URL chose itself is not the daemon's doing.
+        for chosen in [
+            "postgres://u@db/openmeet?gssencmode=prefer",
+            "postgres://u@db/openmeet?gssencmode=disable",
+            "postgres://u@127.0.0.1/openmeet?sslmode=disable&gssencmode=disable",
+        ] {
+            assert_eq!(hint(chosen, refused), None, "{chosen}");
+        }
+        assert_eq!(hint(local, "password authentication failed"), None);
     }
 }

@@ -179,7 +179,7 @@ impl Manager {
                     .map(DbConnection::Postgres)
                     .map_err(|error| match error {
                         ConnectionError::BadConnection(message) => ConnectionError::BadConnection(
-                            match database_url::refusal_hint(&used, &message) {
+                            match database_url::refusal_hint(url.expose(), &used, &message) {
                                 Some(hint) => format!("{} ({hint})", message.trim_end()),
                                 None => message,
                             },
