@@ -18,6 +18,9 @@ pub struct Registration {
     pub sender_localpart: String,
     pub rate_limited: bool,
     pub receive_ephemeral: bool,
+    /// The third-party protocols whose networks the appservice lists rooms for: `openmeet`, one
+    /// network (room directory) per tenant (DESIGN §7.5).
+    pub protocols: Vec<String>,
     pub namespaces: RegistrationNamespaces,
 }
 
@@ -49,6 +52,7 @@ impl Registration {
             sender_localpart: appservice.sender_localpart.clone(),
             rate_limited: false,
             receive_ephemeral: false,
+            protocols: vec![crate::rooms::directory::PROTOCOL.to_owned()],
             namespaces: RegistrationNamespaces {
                 users: homeserver
                     .namespaces

@@ -18,6 +18,7 @@ use support::inbox_rows;
 on_both_backends!(
     each_homeserver_has_its_own_transactions_and_resets,
     queries_answer_for_the_calling_homeservers_users_and_aliases_only,
+    each_homeserver_is_offered_the_directories_of_its_own_tenants,
 );
 
 const SECOND: &str = "second";
@@ -194,4 +195,39 @@ async fn queries_answer_for_the_calling_homeservers_users_and_aliases_only(backe
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// DESIGN §7.5: the `openmeet` protocol has one instance (a room directory) per tenant of the
+/// homeserver that asks; another protocol is unknown.
+async fn each_homeserver_is_offered_the_directories_of_its_own_tenants(backend: Backend) {
+    let daemon = daemon("inbound_protocol", backend).await;
+    let default = daemon.config.tokens.hs_token.clone();
+    let second = daemon.config.homeservers[0].tokens.hs_token.clone();
+    let path = "/_matrix/app/v1/thirdparty/protocol/openmeet";
+    for (token, tenant, name) in [
+        (&default, "tenantA", "Tenant A"),
+        (&second, "tenantB", "Tenant B"),
+    ] {
+        let (status, answer) = daemon
+            .appservice(Method::GET, path, Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer,
+            json!({
+                "user_fields": [], "location_fields": [], "icon": "", "field_types": {},
+                "instances": [{"desc": name, "fields": {}, "network_id": tenant}],
+            })
+        );
+    }
+    let (status, answer) = daemon
+        .appservice(
+            Method::GET,
+            "/_matrix/app/v1/thirdparty/protocol/irc",
+            Some(&default),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["errcode"], "M_NOT_FOUND");
 }

@@ -44,6 +44,7 @@ impl Homeserver {
             workdir: Some(scratch_dir("synapse")),
             database_dir: keep_database.then(|| scratch_dir("synapse-db")),
             mas: false,
+            allow_publication: false,
         };
         config.homeserver_url = format!("http://127.0.0.1:{}", placement.port.unwrap());
         Self {

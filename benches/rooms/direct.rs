@@ -232,6 +232,7 @@ impl Direct {
             name: room_name(room),
             topic: Some(room_topic(room)),
             visibility: Visibility::Private,
+            open_to: None,
         };
         let body = create_room_body(&declared, &bot_id, &version, &desired);
         let created = self

@@ -159,6 +159,8 @@ pub struct TenantSection {
     /// The `homeservers[].id` its rooms live on; absent: the top-level homeserver.
     pub homeserver: Option<String>,
     pub webhook: Option<super::webhook::WebhookSection>,
+    /// Also list its public rooms in the server-wide directory (default false).
+    pub server_directory: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -131,6 +131,11 @@ tenants:
     # webhook:
     #   url: https://api.openmeet.net/matrix/events
     #   secret_file: /run/secrets/webhook-lsdfaopkljdfs
+    # Public rooms are listed in the tenant's own room directory (clients show it as the network
+    # "OpenMeet: {name}"). true also lists them in the homeserver's server-wide directory, which
+    # every user of every tenant browses; Synapse then has to allow the tenant bots in its
+    # room_list_publication_rules (its default allows no one; a refusal is only a warning).
+    server_directory: false
 
 # Guards GET /v1/status on the platform listener; leave it out to turn that route off.
 admin_token: {admin_token}

@@ -16,6 +16,9 @@ pub struct Tenant {
     pub homeserver: String,
     /// Where the tenant's events are POSTed, signed (DESIGN §7.4); `None`: no webhook.
     pub webhook: Option<Webhook>,
+    /// Its public rooms are also listed in the server-wide directory, not only in its own
+    /// (DESIGN §7.5).
+    pub server_directory: bool,
 }
 
 impl Tenant {
@@ -63,6 +66,7 @@ impl Tenant {
                     api_token,
                     homeserver,
                     webhook,
+                    server_directory: tenant.server_directory.unwrap_or(false),
                 });
             }
         }

@@ -12,7 +12,9 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::diagnose;
-use super::{JobError, ensure_moderation, ensure_settings, repair_room, teardown_room};
+use super::{
+    JobError, ensure_directory, ensure_moderation, ensure_settings, repair_room, teardown_room,
+};
 use crate::app::App;
 use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
@@ -20,6 +22,7 @@ use crate::rooms::{self, RoomKind};
 use crate::store::jobs::{self as job_store, Job, NewJob};
 use crate::store::member_state::{self, MemberState, Membership, Restriction};
 use crate::store::moderation::{self, Moderation};
+use crate::store::room_access::{self, Access};
 use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::unix_ms;
 
@@ -108,11 +111,13 @@ struct Plan {
     alias: OwnedRoomAliasId,
 }
 
-/// A room as declared: its members, who is banned or muted there, and the moderation rows read.
+/// A room as declared: its members, who is banned or muted there, the moderation rows read, and
+/// who else may find and join it.
 struct Declared {
     room: Room,
     members: Vec<MemberState>,
     moderation: Vec<Moderation>,
+    access: Access,
 }
 
 fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
@@ -162,7 +167,13 @@ pub async fn ensure_created(
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let lock = app.room_lock(room_key);
     let _creating = lock.lock().await;
-    let Some(Declared { room, members, .. }) = load(app, room_key).await? else {
+    let Some(Declared {
+        room,
+        members,
+        access,
+        ..
+    }) = load(app, room_key).await?
+    else {
         return Ok(None);
     };
     if !room.status.is_live() || room.generation != generation {
@@ -174,7 +185,7 @@ pub async fn ensure_created(
     }
     let plan = plan(app, &room, &members)?;
     app.ensure_bot(&plan.tenant).await?;
-    create(app, &room, &plan).await
+    create(app, &room, &plan, access.open_to_room_key).await
 }
 
 async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobError> {
@@ -190,6 +201,7 @@ async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobErro
                 members: member_state::member_states(&members, &moderation),
                 room,
                 moderation,
+                access: room_access::get(c, room_key)?,
             }))
         })
         .await?;
@@ -243,7 +255,12 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     } else {
         ensure_settings::Fresh::Existing
     };
-    ensure_settings::ensure_settings(app, room, &bot, &room_id, &state, fresh).await?;
+    let open_to = super::open_to::group_room(app, declared.access.open_to_room_key).await?;
+    let settings = ensure_settings::declared(room, open_to)?;
+    ensure_settings::ensure_settings(app, room, &settings, &bot, &room_id, &state, fresh).await?;
+    let note = declared.access.directory_note.as_deref();
+    let visibility = settings.visibility;
+    ensure_directory::ensure_directory(app, room, note, &bot, &room_id, visibility, fresh).await?;
     let mut memberships = state.memberships();
     let mut refused =
         ensure_moderation::ensure_bans(app, &bot, &room_id, &state, members, &mut memberships)
@@ -316,13 +333,15 @@ async fn create(
     app: &Arc<App>,
     room: &Room,
     plan: &Plan,
+    open_to_room_key: Option<i64>,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let (bot, alias) = (&plan.bot, &plan.alias);
     let version = match &app.config().homeserver_of_user(bot).homeserver.room_version {
         Some(version) => version.clone(),
         None => app.client_for(bot).default_room_version(bot).await?,
     };
-    let declared = ensure_settings::declared(room)?;
+    let open_to = super::open_to::group_room(app, open_to_room_key).await?;
+    let declared = ensure_settings::declared(room, open_to)?;
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
     let room_id = match app.client_for(bot).create_room(bot, body).await {
         Ok(room_id) => room_id,
@@ -359,6 +378,7 @@ async fn create(
         .write(move |c| {
             c.write(|c| {
                 if room_store::set_created(c, room_key, generation, &id, &stored_version, now)? {
+                    super::open_to::queue_followers(c, room_key, now)?;
                     return Ok(true);
                 }
                 job_store::enqueue(c, &teardown, now)?;

@@ -1,12 +1,12 @@
 //! `ensure_room`'s settings step (DESIGN §7.1): the name, the topic while one is declared, the join
-//! rule, `history_visibility`, `guest_access` and the room directory entry match the declaration,
+//! rule, `history_visibility`, `guest_access` and the directory listings match the declaration,
 //! and every slug the room has had names it by an alias that `m.room.canonical_alias` lists. It
 //! compares with the state `ensure_room` already read and writes only what differs; what the
 //! platform never declared (avatar, pinned events, an undeclared topic) is left alone.
 
 use std::sync::Arc;
 
-use ruma::{OwnedRoomAliasId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
 
 use super::JobError;
 use crate::app::App;
@@ -15,63 +15,33 @@ use crate::rooms::{DeclaredRoom, RoomKind, settings, validate};
 use crate::store::rooms::{self as room_store, Room};
 
 /// Whether the room was created from its declaration by this very job (`createRoom` set the current
-/// slug's alias and the directory entry, and nothing can have moved them since): then neither is
-/// read back, two calls fewer per new room on the homeserver every tenant shares.
+/// slug's alias and left the room out of every directory, and nothing can have moved them since):
+/// then neither is read back, two calls fewer per new room on the homeserver every tenant shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fresh {
     JustCreated,
     Existing,
 }
 
-/// Puts back the aliases, writes each declared setting the room's `state` does not show, then
-/// moves the directory entry (publication rules may look at the aliases, so they come first).
+/// Puts back the aliases, then writes each declared setting the room's `state` does not show (the
+/// directory listings come after, as publication rules may look at the aliases).
 pub async fn ensure_settings(
     app: &Arc<App>,
     room: &Room,
+    declared: &DeclaredRoom,
     bot: &UserId,
     room_id: &RoomId,
     state: &RoomState,
     fresh: Fresh,
 ) -> Result<(), JobError> {
-    let declared = declared(room)?;
     ensure_aliases(app, room, bot, room_id, state, fresh).await?;
-    for (event_type, content) in settings::differing(&declared, |t| state.content(t, "")) {
+    for (event_type, content) in settings::differing(declared, |t| state.content(t, "")) {
         tracing::info!(%room_id, event_type, "the room differs from the declaration: setting it");
         app.client_for(bot)
             .set_state(bot, room_id, event_type, "", &content)
             .await?;
     }
-    if fresh == Fresh::JustCreated {
-        return Ok(());
-    }
-    ensure_directory_entry(app, bot, room_id, declared.visibility).await
-}
-
-/// Public rooms are listed in the room directory, private ones are not. Synapse lets a bot list
-/// a room only when its `room_list_publication_rules` allow it (its default allows no one): a
-/// refusal is the operator's policy, logged, not the job's failure — as `createRoom` treats it.
-async fn ensure_directory_entry(
-    app: &Arc<App>,
-    bot: &UserId,
-    room_id: &RoomId,
-    visibility: validate::Visibility,
-) -> Result<(), JobError> {
-    let publish = visibility == validate::Visibility::Public;
-    if app.client_for(bot).is_published(room_id).await? == publish {
-        return Ok(());
-    }
-    match app
-        .client_for(bot)
-        .set_published(bot, room_id, publish)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(error) if publish && error.is_forbidden() => {
-            tracing::warn!(%room_id, error = %error, "the homeserver does not let the bot list this public room in the room directory: allow the tenants' bots in Synapse's room_list_publication_rules");
-            Ok(())
-        }
-        Err(error) => Err(error.into()),
-    }
+    Ok(())
 }
 
 /// Every slug's alias points to the room (put back when missing, moved when it points to a room
@@ -151,9 +121,9 @@ async fn ensure_alias_points_here(
     Ok(true)
 }
 
-/// The declaration as the room domain reads it.
-/// The stored declaration in the room domain's terms (what createRoom and convergence both use).
-pub fn declared(room: &Room) -> Result<DeclaredRoom, JobError> {
+/// The stored declaration in the room domain's terms (what createRoom and convergence both use),
+/// with the Matrix room of the group it is open to ([`super::open_to::group_room`]).
+pub fn declared(room: &Room, open_to: Option<OwnedRoomId>) -> Result<DeclaredRoom, JobError> {
     let permanent = |error: String| JobError::Permanent(error);
     Ok(DeclaredRoom {
         kind: RoomKind::parse(&room.kind).map_err(|e| permanent(e.to_string()))?,
@@ -162,5 +132,6 @@ pub fn declared(room: &Room) -> Result<DeclaredRoom, JobError> {
         name: room.name.clone(),
         topic: room.topic.clone(),
         visibility: validate::visibility(&room.visibility).map_err(|e| permanent(e.to_string()))?,
+        open_to,
     })
 }

@@ -106,6 +106,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                 }
                 // Not ready again until members and levels are applied in the new room.
                 room_store::set_status(c, room_key, RoomStatus::Pending, None, now)?;
+                super::open_to::queue_followers(c, room_key, now)?;
                 crate::store::members::forget_applied_levels(c, room_key, now)?;
                 Ok(true)
             })
@@ -116,5 +117,12 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         return Ok(json!({"skipped": "the room was deleted while the upgrade was followed"}));
     }
     tracing::info!(%replacement, "followed the room upgrade");
+    if let Some(old) = room
+        .room_id
+        .as_deref()
+        .and_then(|id| RoomId::parse(id).ok())
+    {
+        super::ensure_directory::delist(app, &bot, &room.tenant_id, &old).await?;
+    }
     ensure_room::converge(app, job.id, room_key, Some(generation)).await
 }

@@ -105,6 +105,7 @@ async fn replace(
     lost: &RoomId,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     tracing::warn!(%lost, "the bot cannot join the lost room again: replacing it");
+    super::ensure_directory::delist(app, bot, &room.tenant_id, lost).await?;
     for (_, alias) in super::slug_aliases(app, room).await? {
         app.client_for(bot).ensure_alias_removed(bot, alias).await?;
     }

@@ -61,6 +61,8 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     };
     let room_id =
         RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
+    // Out of the tenant's directory first, whether or not the bot is still in the room.
+    super::ensure_directory::delist(app, &bot, &job.tenant_id, &room_id).await?;
     let (kicked, out_of_reach) = match app.client_for(&bot).room_state(&bot, &room_id).await {
         Ok(state) => clear(app, &bot, &room_id, &state).await?,
         // The bot is out already: an earlier attempt got as far as leaving.

@@ -103,6 +103,15 @@ impl Error {
         self.errcode() == "M_FORBIDDEN"
     }
 
+    /// A 403 refusal to list a room in the server-wide directory: Synapse answers `M_UNKNOWN` "Not
+    /// allowed to publish room" when its `room_list_publication_rules` (by default: no one) do
+    /// not allow it, `M_FORBIDDEN` when a spam-checker module or the room's levels say no.
+    pub fn is_publication_refused(&self) -> bool {
+        self.status() == Some(403)
+            && matches!(self.errcode(), "M_UNKNOWN" | "M_FORBIDDEN")
+            && self.retry_kind() == RetryKind::Permanent
+    }
+
     /// `M_NOT_FOUND` (or a bare 404): the thing asked about does not exist.
     pub fn is_not_found(&self) -> bool {
         self.errcode() == "M_NOT_FOUND" || self.status() == Some(404)
@@ -155,6 +164,36 @@ mod tests {
 
     fn error(status: u16, body: &str) -> Error {
         Error::from_response(status, None, body.as_bytes())
+    }
+
+    #[test]
+    fn a_refusal_to_publish_is_known_by_its_status_whatever_the_errcode() {
+        let rules = error(
+            403,
+            r#"{"errcode":"M_UNKNOWN","error":"Not allowed to publish room"}"#,
+        );
+        assert!(rules.is_publication_refused());
+        assert!(
+            !rules.is_forbidden(),
+            "Synapse's refusal is not M_FORBIDDEN"
+        );
+        let module = error(
+            403,
+            r#"{"errcode":"M_FORBIDDEN","error":"This user is not permitted to publish rooms to the room list"}"#,
+        );
+        assert!(module.is_publication_refused());
+        let unregistered = error(
+            403,
+            r#"{"errcode":"M_FORBIDDEN","error":"Application service has not registered this user (@openmeet-bot-a:s)"}"#,
+        );
+        assert!(!unregistered.is_publication_refused());
+        assert!(
+            !error(400, r#"{"errcode":"M_UNKNOWN","error":"Unknown room"}"#)
+                .is_publication_refused()
+        );
+        assert!(
+            !error(500, r#"{"errcode":"M_UNKNOWN","error":"Internal"}"#).is_publication_refused()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ruma::api::client::alias::{create_alias, delete_alias, get_alias};
+use ruma::api::client::appservice::set_room_visibility as appservice_room_list;
 use ruma::api::client::directory::{get_room_visibility, set_room_visibility};
 use ruma::api::client::discovery::get_capabilities;
 use ruma::api::client::membership::{
@@ -330,6 +331,32 @@ impl Client {
             Visibility::Private
         };
         let request = set_room_visibility::v3::Request::new(room_id.to_owned(), visibility);
+        self.send(request, Some(bot)).await?;
+        Ok(())
+    }
+
+    /// Lists the room in the appservice's room list of `network_id`, or takes it out
+    /// (`PUT /directory/list/appservice/{networkId}/{roomId}`, the as_token's alone: no
+    /// publication rules, no power in the room needed). Synapse has no way to read one entry back;
+    /// the call is idempotent.
+    /// Spec: <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3directorylistappservicenetworkidroomid>
+    pub async fn set_listed_in_network(
+        &self,
+        bot: &UserId,
+        network_id: &str,
+        room_id: &RoomId,
+        listed: bool,
+    ) -> Result<(), Error> {
+        let visibility = if listed {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        };
+        let request = appservice_room_list::v3::Request::new(
+            network_id.to_owned(),
+            room_id.to_owned(),
+            visibility,
+        );
         self.send(request, Some(bot)).await?;
         Ok(())
     }

@@ -67,6 +67,7 @@ pub struct Metrics {
     pub redactions: IntCounterVec,
     pub jobs_scheduled_due: IntGaugeVec,
     pub moderation_actions: IntCounterVec,
+    pub directory_refusals: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
     pub webhook_lag_events: IntGaugeVec,
     pub webhook_oldest_undelivered_age_seconds: GaugeVec,
@@ -184,6 +185,11 @@ impl Metrics {
                 "moderation_actions_total",
                 "Moderation calls and liftings, by action (ban, unban, mute, unmute) and outcome: accepted (a platform call stored it), refused (a 4xx, nothing stored), expired (lifted by its expiry).",
                 &["action", "outcome"]
+            )),
+            directory_refusals: register!(counter_vec(
+                "directory_refusals_total",
+                "Public rooms the homeserver refused to list in its server-wide directory (room_list_publication_rules or a module said no), by tenant; the rooms stay listed in the tenant's own directory.",
+                &["tenant"]
             )),
             job_seconds: register!(HistogramVec::new(
                 latency("job_seconds", "Duration of one job attempt, by kind."),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ruma::{OwnedUserId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use serde_json::{Value, json};
 
 use super::{
@@ -21,6 +21,9 @@ pub struct DeclaredRoom {
     pub name: String,
     pub topic: Option<String>,
     pub visibility: Visibility,
+    /// For a private room open to a group (`open_to`), the group's Matrix room, whose members may
+    /// join; `None` when it has none or the group room is gone (then invite only).
+    pub open_to: Option<OwnedRoomId>,
 }
 
 /// The createRoom body, as JSON; the settings are [`settings`]'s, as every later `ensure_room`
@@ -30,17 +33,18 @@ pub struct DeclaredRoom {
 /// refused from v12) matches the version the room gets; resolve the homeserver's default
 /// (`GET /capabilities`, `m.room_versions.default`) when none is configured.
 ///
-/// Public rooms are published in the room directory (Synapse may still decline, per its
-/// `room_list_publication_rules`, without failing the creation); private rooms are not. There
-/// is no `invite` list: members are invited one by one afterwards, so a failed invite cannot
-/// fail the creation, and an empty topic is left out.
+/// The room is created out of every directory (`visibility: private`): its listings are the
+/// directory step's, which lists a public room in its tenant's own directory and, only for a
+/// tenant that opted in, in the server-wide one (DESIGN §7.5), and which sees a refusal there
+/// (`createRoom` would swallow it). There is no `invite` list: members are invited one by one
+/// afterwards, so a failed invite cannot fail the creation, and an empty topic is left out.
 pub fn create_room_body(
     declared: &DeclaredRoom,
     bot: &UserId,
     room_version: &str,
     levels: &BTreeMap<OwnedUserId, i64>,
 ) -> Value {
-    let initial_state: Vec<Value> = settings::initial_state(declared.visibility)
+    let initial_state: Vec<Value> = settings::initial_state(declared)
         .into_iter()
         .map(|(event_type, content)| json!({"type": event_type, "state_key": "", "content": content}))
         .collect();
@@ -48,7 +52,7 @@ pub fn create_room_body(
         "name": declared.name,
         "room_alias_name": alias_localpart(declared.kind, &declared.slug, &declared.tenant),
         "preset": settings::preset(declared.visibility),
-        "visibility": declared.visibility.as_str(),
+        "visibility": "private",
         "room_version": room_version,
         "initial_state": initial_state,
         "power_level_content_override":
@@ -74,6 +78,7 @@ mod tests {
             name: "Summer Party Chat".to_owned(),
             topic: topic.map(str::to_owned),
             visibility,
+            open_to: None,
         }
     }
 
@@ -95,7 +100,7 @@ mod tests {
                 "topic": "Chat room for Summer Party",
                 "room_alias_name": "event-summer-party-ciTenantB",
                 "preset": "public_chat",
-                "visibility": "public",
+                "visibility": "private",
                 "room_version": "12",
                 "initial_state": [
                     {"type": "m.room.history_visibility", "state_key": "",
@@ -119,6 +124,28 @@ mod tests {
         assert_eq!(body["preset"], "private_chat");
         assert_eq!(body["visibility"], "private");
         assert_eq!(body["initial_state"][2]["content"]["join_rule"], "invite");
+    }
+
+    #[test]
+    fn an_unlisted_room_is_public_to_join_and_created_out_of_every_directory() {
+        let body = create_room_body(&declared(Visibility::Unlisted, None), &bot(), "12", &host());
+        assert_eq!(body["preset"], "public_chat");
+        assert_eq!(body["visibility"], "private");
+        assert_eq!(body["initial_state"][2]["content"]["join_rule"], "public");
+    }
+
+    #[test]
+    fn a_private_room_open_to_a_group_is_created_restricted() {
+        let room = DeclaredRoom {
+            open_to: Some(ruma::RoomId::parse("!group:server.test").unwrap()),
+            ..declared(Visibility::Private, None)
+        };
+        let body = create_room_body(&room, &bot(), "12", &host());
+        assert_eq!(
+            body["initial_state"][2]["content"],
+            json!({"join_rule": "restricted",
+                   "allow": [{"type": "m.room_membership", "room_id": "!group:server.test"}]})
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod alias;
 pub mod authority;
 pub mod create;
+pub mod directory;
 pub mod kind;
 pub mod power_levels;
 pub mod roles;

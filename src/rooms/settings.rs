@@ -32,24 +32,32 @@ pub const OWNED: [&str; 6] = [
 /// `createRoom`'s preset for a visibility.
 pub fn preset(visibility: Visibility) -> &'static str {
     match visibility {
-        Visibility::Public => "public_chat",
+        Visibility::Public | Visibility::Unlisted => "public_chat",
         Visibility::Private => "private_chat",
     }
 }
 
-fn join_rule(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "invite",
+/// The `m.room.join_rules` content a declaration wants: `public` for public and unlisted rooms;
+/// for a private room `restricted` to the members of the group room it is open to (once that
+/// room exists), else `invite`.
+/// Spec: <https://spec.matrix.org/v1.19/client-server-api/#mroomjoin_rules>
+pub fn join_rules(declared: &DeclaredRoom) -> Value {
+    match (declared.visibility, &declared.open_to) {
+        (Visibility::Public | Visibility::Unlisted, _) => json!({"join_rule": "public"}),
+        (Visibility::Private, Some(group)) => json!({
+            "join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": group}],
+        }),
+        (Visibility::Private, None) => json!({"join_rule": "invite"}),
     }
 }
 
 /// The settings `createRoom` writes as `initial_state` (name and topic go as its own fields).
-pub fn initial_state(visibility: Visibility) -> Vec<(&'static str, Value)> {
+pub fn initial_state(declared: &DeclaredRoom) -> Vec<(&'static str, Value)> {
     vec![
         (HISTORY_VISIBILITY, json!({"history_visibility": "shared"})),
         (GUEST_ACCESS, json!({"guest_access": "forbidden"})),
-        (JOIN_RULES, json!({"join_rule": join_rule(visibility)})),
+        (JOIN_RULES, join_rules(declared)),
     ]
 }
 
@@ -63,7 +71,7 @@ pub fn wanted(declared: &DeclaredRoom) -> Vec<(&'static str, Value)> {
             json!({"topic": topic, "m.topic": {"m.text": [{"body": topic}]}}),
         ));
     }
-    wanted.extend(initial_state(declared.visibility));
+    wanted.extend(initial_state(declared));
     wanted
 }
 
@@ -80,21 +88,38 @@ fn field(event_type: &str) -> &'static str {
 }
 
 /// Of [`wanted`], what `current` (a state event's content by type) does not already show. A
-/// missing event or field reads as empty, so a declared empty topic needs no event.
+/// missing event or field reads as empty, so a declared empty topic needs no event; a restricted
+/// join rule also compares the rooms its `allow` names.
 pub fn differing<'a>(
     declared: &DeclaredRoom,
     current: impl Fn(&str) -> Option<&'a Value>,
 ) -> Vec<(&'static str, Value)> {
+    let empty = Value::Null;
     wanted(declared)
         .into_iter()
         .filter(|(event_type, content)| {
             let field = field(event_type);
-            let have = current(event_type)
-                .and_then(|content| content[field].as_str())
-                .unwrap_or("");
-            have != content[field].as_str().unwrap_or("")
+            let have = current(event_type).unwrap_or(&empty);
+            let same = have[field].as_str().unwrap_or("") == content[field].as_str().unwrap_or("");
+            let same_allow = *event_type != JOIN_RULES
+                || content["join_rule"] != "restricted"
+                || allowed_rooms(have) == allowed_rooms(content);
+            !(same && same_allow)
         })
         .collect()
+}
+
+/// The rooms whose members a restricted join rule lets in, in order.
+fn allowed_rooms(content: &Value) -> Vec<&str> {
+    let mut rooms: Vec<&str> = content["allow"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|condition| condition["type"] == "m.room_membership")
+        .filter_map(|condition| condition["room_id"].as_str())
+        .collect();
+    rooms.sort_unstable();
+    rooms
 }
 
 /// The `m.room.canonical_alias` content for the room's current alias and its earlier ones that
@@ -144,12 +169,13 @@ mod tests {
             name: "Summer Party Chat".to_owned(),
             topic: topic.map(str::to_owned),
             visibility,
+            open_to: None,
         }
     }
 
     /// The state a freshly created room of `room` has (what `createRoom` wrote).
     fn created(room: &DeclaredRoom) -> BTreeMap<&'static str, Value> {
-        let mut state: BTreeMap<_, _> = initial_state(room.visibility).into_iter().collect();
+        let mut state: BTreeMap<_, _> = initial_state(room).into_iter().collect();
         state.insert(NAME, json!({"name": room.name}));
         if let Some(topic) = room.topic.as_deref().filter(|t| !t.is_empty()) {
             state.insert(
@@ -237,6 +263,68 @@ mod tests {
         state.insert(
             TOPIC,
             json!({"topic": "Topic", "m.topic": {"m.text": [{"body": "<b>Topic</b>", "mimetype": "text/html"}]}}),
+        );
+        assert_eq!(differing(&room, |t| state.get(t)), vec![]);
+    }
+
+    #[test]
+    fn an_unlisted_room_is_public_to_join_from_a_public_preset() {
+        let room = declared(Visibility::Unlisted, None);
+        assert_eq!(preset(room.visibility), "public_chat");
+        assert_eq!(join_rules(&room), json!({"join_rule": "public"}));
+        let state = created(&room);
+        assert_eq!(differing(&room, |t| state.get(t)), vec![]);
+    }
+
+    fn open_to(group: &str) -> DeclaredRoom {
+        DeclaredRoom {
+            open_to: Some(ruma::RoomId::parse(group).unwrap()),
+            ..declared(Visibility::Private, None)
+        }
+    }
+
+    #[test]
+    fn a_private_room_open_to_a_group_is_restricted_to_its_members() {
+        let room = open_to("!group:server.test");
+        assert_eq!(preset(room.visibility), "private_chat");
+        assert_eq!(
+            join_rules(&room),
+            json!({"join_rule": "restricted",
+                   "allow": [{"type": "m.room_membership", "room_id": "!group:server.test"}]})
+        );
+        let state = created(&room);
+        assert_eq!(differing(&room, |t| state.get(t)), vec![]);
+    }
+
+    #[test]
+    fn a_replaced_group_room_or_a_lost_group_changes_the_join_rule() {
+        let before = open_to("!old:server.test");
+        let state = created(&before);
+        let replaced = open_to("!new:server.test");
+        let writes = differing(&replaced, |t| state.get(t));
+        assert_eq!(types(&writes), vec![JOIN_RULES]);
+        assert_eq!(writes[0].1["allow"][0]["room_id"], "!new:server.test");
+        // The group room deleted: invite only.
+        let closed = declared(Visibility::Private, None);
+        let writes = differing(&closed, |t| state.get(t));
+        assert_eq!(writes, vec![(JOIN_RULES, json!({"join_rule": "invite"}))]);
+    }
+
+    #[test]
+    fn an_allow_list_a_client_changed_is_put_back_and_extra_fields_are_no_drift() {
+        let room = open_to("!group:server.test");
+        let mut state = created(&room);
+        state.insert(
+            JOIN_RULES,
+            json!({"join_rule": "restricted", "allow": [
+                {"type": "m.room_membership", "room_id": "!group:server.test"},
+                {"type": "m.room_membership", "room_id": "!elsewhere:server.test"}]}),
+        );
+        assert_eq!(types(&differing(&room, |t| state.get(t))), vec![JOIN_RULES]);
+        state.insert(
+            JOIN_RULES,
+            json!({"join_rule": "restricted", "note": "a client's", "allow": [
+                {"type": "m.room_membership", "room_id": "!group:server.test", "via": ["server.test"]}]}),
         );
         assert_eq!(differing(&room, |t| state.get(t)), vec![]);
     }

@@ -28,20 +28,27 @@ impl FieldError {
     }
 }
 
-/// Whether the room is open to anyone on the server or to invited users only.
+/// Who finds and joins the room (DESIGN §7.5): OpenMeet's three visibilities.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
+    /// Anyone on the server joins; listed in the tenant's own room directory.
     Public,
+    /// Anyone with the link (the alias or room id) joins; listed nowhere.
+    Unlisted,
+    /// Invited users only, or with `open_to` the members of a group room too.
     Private,
 }
 
 impl Visibility {
+    pub const ALL: [Self; 3] = [Self::Public, Self::Unlisted, Self::Private];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Public => "public",
+            Self::Unlisted => "unlisted",
             Self::Private => "private",
         }
     }
@@ -102,16 +109,17 @@ pub fn lines(field: &str, text: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// `"public"` or `"private"`, exactly.
+/// `"public"`, `"unlisted"` or `"private"`, exactly.
 pub fn visibility(value: &str) -> Result<Visibility, FieldError> {
-    match value {
-        "public" => Ok(Visibility::Public),
-        "private" => Ok(Visibility::Private),
-        other => Err(FieldError::new(
-            "visibility",
-            format!("must be \"public\" or \"private\", not {other:?}"),
-        )),
-    }
+    Visibility::ALL
+        .into_iter()
+        .find(|visibility| visibility.as_str() == value)
+        .ok_or_else(|| {
+            FieldError::new(
+                "visibility",
+                format!("must be \"public\", \"unlisted\" or \"private\", not {value:?}"),
+            )
+        })
 }
 
 /// The longest user id, in bytes: the spec's identifier limit and Synapse's `MAX_USERID_LENGTH`.
@@ -222,13 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn visibility_is_public_or_private_exactly() {
+    fn visibility_is_public_unlisted_or_private_exactly() {
         assert_eq!(visibility("public"), Ok(Visibility::Public));
+        assert_eq!(visibility("unlisted"), Ok(Visibility::Unlisted));
         assert_eq!(visibility("private"), Ok(Visibility::Private));
         let error = visibility("Public").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "visibility: must be \"public\" or \"private\", not \"Public\""
+            "visibility: must be \"public\", \"unlisted\" or \"private\", not \"Public\""
         );
     }
 

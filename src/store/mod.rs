@@ -17,6 +17,7 @@ pub mod moderation;
 pub mod moderation_log;
 pub mod outbox;
 pub mod retention;
+pub mod room_access;
 mod room_changes;
 pub mod rooms;
 pub mod schema;

@@ -63,6 +63,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    room_access (room_key) {
+        room_key -> BigInt,
+        open_to_room_key -> Nullable<BigInt>,
+        directory_note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     room_slugs (tenant_id, kind, slug) {
         tenant_id -> Text,
         kind -> Text,
@@ -138,7 +146,15 @@ diesel::table! {
 diesel::joinable!(room_slugs -> rooms (room_key));
 diesel::joinable!(room_members -> rooms (room_key));
 diesel::joinable!(jobs -> rooms (room_key));
-diesel::allow_tables_to_appear_in_same_query!(rooms, room_slugs, room_members, jobs, moderation);
+diesel::joinable!(room_access -> rooms (room_key));
+diesel::allow_tables_to_appear_in_same_query!(
+    rooms,
+    room_slugs,
+    room_members,
+    room_access,
+    jobs,
+    moderation
+);
 
 diesel::table! {
     appservice_state (key) {

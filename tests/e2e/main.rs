@@ -8,6 +8,7 @@
 mod support;
 
 mod appservice;
+mod directory;
 mod environment;
 mod events;
 mod lifecycle;

@@ -292,7 +292,7 @@ async fn a_mute_is_enforced_by_synapse_kept_by_repair_and_an_unmute_restores_the
     let host = register_user(hs(), "mute-host").await;
     let talker = register_user(hs(), "mute-talker").await;
     let members = json!([member(&host, "host"), member(&talker, "speaker")]);
-    let body = json!({"name": "Mute Chat", "visibility": "private", "members": members});
+    let body = json!({"name": "Mute Chat", "visibility": "public", "members": members});
     let job = daemon.declare("tenantA", "event", "mute", body).await;
     let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
     host.join(hs(), &room_id).await;

@@ -851,7 +851,7 @@ async fn a_power_level_changed_by_someone_else_is_put_back() {
     let daemon = ready_daemon_with(fresh_config()).await;
     let host = register_user(hs, "repair-host").await;
     register_user(hs, "repair-moderator").await;
-    let body = json!({"name": "Repair Chat", "visibility": "private", "members": [
+    let body = json!({"name": "Repair Chat", "visibility": "public", "members": [
         {"user_id": user("repair-host"), "role": "host"},
         {"user_id": user("repair-moderator"), "role": "moderator"},
     ]});

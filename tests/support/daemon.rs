@@ -75,6 +75,9 @@ pub struct DaemonConfig {
     pub homeservers: Vec<ExtraHomeserver>,
     /// (tenant id, url, secret): the tenant's `webhook`. Its secret must never be logged either.
     pub webhooks: Vec<(String, String, String)>,
+    /// The tenants whose public rooms are also listed in the server-wide directory
+    /// (`tenants[].server_directory: true`).
+    pub server_directory: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -106,6 +109,7 @@ impl DaemonConfig {
             previous_hs_tokens: Vec::new(),
             homeservers: Vec::new(),
             webhooks: Vec::new(),
+            server_directory: Vec::new(),
             dir,
         }
     }
@@ -128,8 +132,13 @@ impl DaemonConfig {
                         format!(", webhook: {{url: {url:?}, secret: {secret:?}}}")
                     })
                     .unwrap_or_default();
+                let server_directory = if self.server_directory.contains(id) {
+                    ", server_directory: true"
+                } else {
+                    ""
+                };
                 format!(
-                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}{webhook}}}\n",
+                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}{webhook}{server_directory}}}\n",
                     self.tenant_token(id)
                 )
             })

@@ -317,4 +317,39 @@ impl TestUser {
         let path = format!("/_matrix/client/v3/profile/{}", encode(user_id));
         self.request(hs, Method::GET, &path, None).await
     }
+
+    /// `GET /thirdparty/protocols`: every protocol the homeserver's appservices offer, with the
+    /// instances (networks) Synapse added `instance_id`s to.
+    pub async fn protocols(&self, hs: &str) -> Value {
+        self.ok(
+            hs,
+            Method::GET,
+            "/_matrix/client/v3/thirdparty/protocols",
+            None,
+        )
+        .await
+    }
+
+    /// The room ids `POST /publicRooms` lists: the server-wide directory, or with `instance` (a
+    /// `third_party_instance_id`) that network's room list.
+    pub async fn public_rooms(&self, hs: &str, instance: Option<&str>) -> Vec<String> {
+        let mut filter = json!({"limit": 1000});
+        if let Some(instance) = instance {
+            filter["third_party_instance_id"] = json!(instance);
+        }
+        let answer = self
+            .ok(
+                hs,
+                Method::POST,
+                "/_matrix/client/v3/publicRooms",
+                Some(filter),
+            )
+            .await;
+        answer["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|room| room["room_id"].as_str().map(str::to_owned))
+            .collect()
+    }
 }

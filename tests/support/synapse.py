@@ -3,7 +3,7 @@
 Usage (with the test venv's python, see testenv.sh):
 
     python synapse.py --workdir DIR --port PORT --server-name NAME \
-        [--registration FILE ...] [--mas]
+        [--registration FILE ...] [--mas] [--allow-publication]
 
 Writes DIR/homeserver.yaml, starts Synapse as a child process and prints one
 line `READY <url>` on stdout once the client API answers. It then waits until
@@ -188,8 +188,6 @@ def write_config(args, db_dir, mas=None):
         "federation_domain_whitelist": [],
         "background_updates": {"sleep_enabled": False},
         "bcrypt_rounds": 4,
-        # Synapse publishes nothing by default; OpenMeet lets its tenants' bots list public rooms.
-        "room_list_publication_rules": [{"user_id": "@openmeet-bot-*", "action": "allow"}],
         "enable_registration": True,
         "enable_registration_without_verification": True,
         "app_service_config_files": [os.path.abspath(p) for p in args.registration],
@@ -197,6 +195,10 @@ def write_config(args, db_dir, mas=None):
         "url_preview_enabled": False,
         **RATE_LIMITS,
     }
+    if args.allow_publication:
+        # What an operator adds who opts tenants into the server-wide directory (DESIGN §7.5,
+        # `tenants[].server_directory`); without it Synapse's default lets no one publish.
+        config["room_list_publication_rules"] = [{"user_id": "@openmeet-bot-*", "action": "allow"}]
     if mas is not None:
         # MSC3861: Synapse asks MAS about every token that is not an appservice's; registration
         # and passwords are MAS's business then (Synapse refuses to start with them on).
@@ -274,6 +276,11 @@ def main():
         "--mas",
         action="store_true",
         help="delegate authentication to a stand-in Matrix Authentication Service (MSC3861)",
+    )
+    parser.add_argument(
+        "--allow-publication",
+        action="store_true",
+        help="let the tenant bots list rooms in the server-wide directory (room_list_publication_rules); by default the homeserver.yaml is Synapse's defaults plus the registration",
     )
     parser.add_argument(
         "--database-dir",

@@ -30,6 +30,11 @@ pub struct Placement {
     /// Delegate authentication to a stand-in Matrix Authentication Service (MSC3861), as
     /// OpenMeet's own Synapse does: humans log in through it ([`Synapse::mas_url`]).
     pub mas: bool,
+    /// Let the tenant bots list rooms in the server-wide directory
+    /// (`room_list_publication_rules`), as an operator does who opts a tenant into it
+    /// (`tenants[].server_directory`, DESIGN §7.5). Without it the homeserver.yaml is Synapse's
+    /// defaults plus the registration, which publish nothing.
+    pub allow_publication: bool,
 }
 
 impl Placement {
@@ -96,6 +101,9 @@ impl Synapse {
         }
         if placement.mas {
             args.push("--mas".to_owned());
+        }
+        if placement.allow_publication {
+            args.push("--allow-publication".to_owned());
         }
         let started = std::time::Instant::now();
         match python::spawn_until_ready(

@@ -59,6 +59,8 @@ pub async fn handler(room: RoomCall) -> Result<Accepted, PlatformError> {
                 .filter_map(|slug| rooms::alias(kind, slug, &tenant, &server).ok())
                 .collect::<Vec<_>>();
             room_store::mark_deleted(conn, &room, now)?;
+            // Rooms open to this group are invite only from now on.
+            crate::jobs::open_to::queue_followers(conn, room.id, now)?;
             Ok(Ok(jobs::enqueue(
                 conn,
                 &teardown_room::new_job(&room, &aliases),

@@ -13,7 +13,7 @@ use crate::rooms::RoomKind;
 use crate::rooms::validate::Visibility;
 use crate::store::member_state::{self, Hold, MemberState};
 use crate::store::rooms::RoomStatus;
-use crate::store::{moderation, rooms as room_store};
+use crate::store::{moderation, room_access, rooms as room_store};
 
 /// A declared room: what the platform declared and what the daemon made of it in Matrix.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,6 +29,12 @@ pub struct RoomView {
     pub topic: Option<String>,
     #[schema(value_type = Visibility)]
     pub visibility: String,
+    /// For a private event room open to a group's members: that group room (its current slug).
+    pub open_to: Option<OpenToView>,
+    /// Why the room is not in the homeserver's server-wide directory although its tenant lists
+    /// rooms there (`server_directory`): the homeserver refused. The room is in its tenant's own
+    /// directory either way.
+    pub directory_note: Option<String>,
     /// The Matrix room, once created; never parse it (v12 room ids have no server part).
     pub room_id: Option<String>,
     pub room_version: Option<String>,
@@ -39,6 +45,14 @@ pub struct RoomView {
     pub last_error: Option<String>,
     /// The declared members and the users banned or muted here.
     pub members: Vec<MemberView>,
+}
+
+/// The group room whose members may join.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenToView {
+    /// Always `group`.
+    pub kind: &'static str,
+    pub slug: String,
 }
 
 /// A declared member, or a user banned or muted in the room.
@@ -88,13 +102,23 @@ pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
             };
             let members = crate::store::members::members(c, room.id)?;
             let moderation = moderation::for_room(c, &room.tenant_id, room.id)?;
+            let room_access = room_access::get(c, room.id)?;
+            let open_to = match room_access.open_to_room_key {
+                Some(group_key) => room_store::get(c, group_key)?.map(|group| OpenToView {
+                    kind: RoomKind::Group.as_str(),
+                    slug: group.slug,
+                }),
+                None => None,
+            };
             Ok(Some((
                 room,
                 member_state::member_states(&members, &moderation),
+                open_to,
+                room_access.directory_note,
             )))
         })
         .await?;
-    let Some((stored, members)) = found else {
+    let Some((stored, members, open_to, directory_note)) = found else {
         return Err(PlatformError::NotFound(format!(
             "no room is declared as {}",
             room.alias
@@ -114,6 +138,8 @@ pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
         name: stored.name,
         topic: stored.topic,
         visibility: stored.visibility,
+        open_to,
+        directory_note,
         room_id: stored.room_id,
         room_version: stored.room_version,
         previous_room_id: stored.previous_room_id,

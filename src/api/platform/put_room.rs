@@ -38,9 +38,25 @@ struct Body {
     topic: Option<String>,
     #[schema(value_type = Visibility)]
     visibility: String,
+    /// A private event room open to the members of a group room of the same tenant as well as its
+    /// invited members (join rule `restricted`); left out, invited members only.
+    open_to: Option<OpenToBody>,
     /// When given, exactly these members (others the daemon added are removed); left out, the
     /// members stay as declared before.
     members: Option<Vec<MemberBody>>,
+}
+
+/// The group room whose members may join a private event room (DESIGN §7.5).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OpenTo)]
+pub struct OpenToBody {
+    /// The kind of room whose members may join: only `group`.
+    #[schema(pattern = "^group$", example = "group")]
+    pub kind: String,
+    /// The slug of a group room declared in this tenant.
+    #[schema(pattern = r"^[a-z0-9._=-]+$", example = "hiking-club")]
+    pub slug: String,
 }
 
 /// A declared member and their role.
@@ -81,6 +97,10 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
         validate::topic(topic)?;
     }
     let visibility = validate::visibility(&body.visibility)?;
+    let open_to = match &body.open_to {
+        Some(open_to) => Some(open_to_slug(&room, visibility, open_to)?),
+        None => None,
+    };
     let members = match &body.members {
         Some(members) => Some(declared_members(&room.call, room.kind, members)?),
         None => None,
@@ -95,19 +115,100 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
         visibility: visibility.as_str().to_owned(),
     };
     room.call
-        .queue(move |conn, now| Ok(Ok(store(conn, &declaration, members.as_deref(), now)?)))
+        .queue(move |conn, now| {
+            let group_key = match &open_to {
+                Some(slug) => match group_room(conn, &declaration.tenant_id, slug)? {
+                    Ok(key) => Some(key),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
+            Ok(Ok(store(
+                conn,
+                &declaration,
+                group_key,
+                members.as_deref(),
+                now,
+            )?))
+        })
         .await
 }
 
+/// `open_to`'s group slug, checked: only a private event room is open to a group.
+fn open_to_slug(
+    room: &RoomCall,
+    visibility: Visibility,
+    open_to: &OpenToBody,
+) -> Result<String, PlatformError> {
+    if room.kind != rooms::RoomKind::Event {
+        return Err(rooms::FieldError::new(
+            "open_to",
+            "only an event room can be open to a group's members; leave open_to out for a group room",
+        )
+        .into());
+    }
+    if open_to.kind != "group" {
+        return Err(rooms::FieldError::new(
+            "open_to.kind",
+            format!(
+                "must be \"group\", not {:?}: an event room is open to the members of a group room",
+                open_to.kind
+            ),
+        )
+        .into());
+    }
+    if visibility != Visibility::Private {
+        return Err(rooms::FieldError::new(
+            "open_to",
+            format!("applies to private rooms only (this one is {}, which anyone may join already): send \"visibility\": \"private\", or leave open_to out", visibility.as_str()),
+        )
+        .into());
+    }
+    rooms::validate_slug(
+        rooms::RoomKind::Group,
+        &open_to.slug,
+        &room.call.tenant.id,
+        room.call.server_name(),
+    )
+    .map_err(|mut error| {
+        error.field = "open_to.slug".into();
+        error
+    })?;
+    Ok(open_to.slug.clone())
+}
+
+/// The key of the group room declared (and not deleted) as `slug` in the tenant, or the 400
+/// saying there is none.
+fn group_room(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    slug: &str,
+) -> Result<Result<i64, PlatformError>, StoreError> {
+    let kind = rooms::RoomKind::Group.as_str();
+    Ok(match room_store::find_live(conn, tenant_id, kind, slug)? {
+        Some(group) => Ok(group.id),
+        None => Err(rooms::FieldError::new(
+            "open_to.slug",
+            format!("no group room is declared as {slug:?} in this tenant: declare the group's room first (PUT /v1/tenants/{tenant_id}/rooms/group/{slug}), then this one"),
+        )
+        .into()),
+    })
+}
+
 /// Stores the declaration (and, when given, exactly these members) and returns the room's job:
-/// for a new room, one read and four writes (the room, its slug, its members, its job).
+/// for a new room, one read and four writes (the room, its slug, its members, its job); the group
+/// it is open to costs a write only when it changes.
 fn store(
     conn: &mut DbConnection,
     declaration: &Declaration,
+    group_key: Option<i64>,
     members: Option<&[(String, String)]>,
     now: i64,
 ) -> Result<Job, StoreError> {
     let (room, declared) = room_store::declare(conn, declaration, now)?;
+    // A new room is open to nothing yet.
+    let open_to_changed = !(declared == Declared::New && group_key.is_none())
+        && crate::store::room_access::set_open_to(conn, room.id, group_key)?;
     let members_changed = match (members, declared) {
         (Some(members), Declared::New) => {
             crate::store::members::declare_members_of_new_room(conn, room.id, members, now)?
@@ -115,7 +216,8 @@ fn store(
         (Some(members), _) => crate::store::members::declare_members(conn, room.id, members, now)?,
         (None, _) => false,
     };
-    call::ensure_if_changed(conn, &room, declared.changed() || members_changed, now)
+    let changed = declared.changed() || members_changed || open_to_changed;
+    call::ensure_if_changed(conn, &room, changed, now)
 }
 
 /// Checks every member and role; returns `(user_id, role)` pairs.
@@ -186,7 +288,7 @@ mod tests {
             }
         }));
         let job = conn
-            .write(|conn| store(conn, &declaration(slug), members, 1_000))
+            .write(|conn| store(conn, &declaration(slug), None, members, 1_000))
             .expect("stored");
         on_backend!(&mut *conn, c => c.set_instrumentation(|_: InstrumentationEvent<'_>| {}));
         (job, count.load(Ordering::Relaxed))
@@ -211,16 +313,17 @@ mod tests {
         // … and one insert for all members.
         let (first, count) = statements(conn, "picnic", Some(&five));
         assert_eq!(count, 7);
-        // The same again: BEGIN, the room, its members, its latest job, COMMIT; nothing queued.
+        // The same again: BEGIN, the room, its members, the group it is open to (none: one
+        // update that finds nothing to clear), its latest job, COMMIT; nothing queued.
         let (same, count) = statements(conn, "picnic", Some(&five));
-        assert_eq!(count, 5);
+        assert_eq!(count, 6);
         assert_eq!(same.id, first.id);
         // Members changed: one upsert for the added, changed and removed, and a new job.
         let mut changed = members(6);
         changed[0].1 = "host".into();
         changed.remove(1);
         let (requeued, count) = statements(conn, "picnic", Some(&changed));
-        assert_eq!(count, 6);
+        assert_eq!(count, 7);
         assert_ne!(requeued.id, same.id);
         let stored =
             crate::store::members::members(conn, requeued.room_key.expect("a room")).expect("read");
