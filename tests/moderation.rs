@@ -3,7 +3,8 @@
 //! storm of `M_LIMIT_EXCEEDED` and a crash mid-way must not redact any event twice — and the
 //! moderation audit log over HTTP and on the command line: its order, pages, filter, tenant
 //! isolation, and the input that is refused with no entry. The happy path of redaction runs
-//! against the real Synapse in `tests/e2e/redaction.rs`.
+//! against the real Synapse in `tests/e2e/redaction.rs`. And a ban or mute only records intent:
+//! the call itself asks the homeserver nothing, so a user it has no profile for is accepted.
 
 mod support;
 
@@ -490,4 +491,62 @@ async fn the_audit_log_lists_redactions_oldest_first_by_tenant_and_refuses_bad_i
             .cli(&["moderation", "list", "--after", &after, "--limit", "1"]);
     let line: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(line["id"], entries[1]["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_or_mute_call_asks_the_homeserver_nothing_and_takes_a_user_without_a_profile() {
+    let mut config = DaemonConfig::new("moderation_intent", None);
+    config.server_name = SERVER.into();
+    config.room_version = Some("10".into());
+    // No job runs and no periodic check comes due: every request the fake sees from here on
+    // would be one a platform call made.
+    config.check_interval_seconds = 3600;
+    config.extra_yaml = "jobs:\n  enabled: false\n".into();
+    let fake = FakeHomeserver::start(SERVER, &config.tokens.as_token, "openmeet-bot").await;
+    config.homeserver_url = fake.url.clone();
+    let daemon = Daemon::start(config).await;
+    daemon.wait_ready(true, Duration::from_secs(30)).await;
+    let body = json!({"name": "Chat", "visibility": "public"});
+    daemon.put_room("tenantA", "event", "intent", body).await;
+    let token = daemon.config.tenant_token("tenantA");
+    // The fake has never seen this user: its profile is a 404, as Synapse's is for a user with
+    // no display name and no avatar.
+    let nobody = format!("@no-profile:{SERVER}");
+    let calls = [
+        (
+            format!("/v1/tenants/tenantA/rooms/event/intent/bans/{nobody}"),
+            json!({"reason": "Spam"}),
+        ),
+        (
+            format!("/v1/tenants/tenantA/rooms/event/intent/mutes/{nobody}"),
+            json!({}),
+        ),
+        (
+            format!("/v1/tenants/tenantA/bans/{nobody}"),
+            json!({"reason": "Spam"}),
+        ),
+        (format!("/v1/tenants/tenantA/mutes/{nobody}"), json!({})),
+    ];
+    let before = fake.requests().len();
+    for (path, body) in calls {
+        let (status, answer) = daemon
+            .platform(Method::PUT, &path, Some(&token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{path}: {answer}");
+        assert_eq!(answer["job"]["status"], "queued", "{path}: {answer}");
+    }
+    let made: Vec<String> = fake.requests()[before..]
+        .iter()
+        .map(|request| format!("{} {}", request.method, request.path))
+        .collect();
+    assert!(made.is_empty(), "the calls asked the homeserver: {made:?}");
+    let (status, entries) = log(&daemon, "tenantA", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let actions: Vec<&str> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["ban", "mute", "ban", "mute"], "{entries}");
 }

@@ -25,7 +25,7 @@ const MAX_EXAMPLES: u32 = 25;
 const SLUGS: [&str; 2] = ["fuzz-party", "fuzz-picnic"];
 /// The room `DELETE …/rooms/{kind}/{slug}` mostly takes, so that the others stay declared.
 const DOOMED: &str = "fuzz-doomed";
-/// Users the homeserver has (a ban or mute of a user it does not know is a 404).
+/// Users the path and body parameters mostly name (registered on the fake, as real members are).
 const USERS: [&str; 2] = ["alice", "bob"];
 const CHECKS: [&str; 4] = [
     "not_a_server_error",

@@ -7,7 +7,7 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use support::daemon::{Daemon, DaemonConfig};
+use support::daemon::{Daemon, DaemonConfig, ExtraHomeserver};
 
 async fn daemon() -> Daemon {
     let mut config = DaemonConfig::new("platform", None);
@@ -177,6 +177,80 @@ async fn our_own_users_are_not_members_a_put_or_delete_of_one_is_a_400() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_on_another_homeserver_cannot_name_that_homeservers_own_users() {
+    // Tenant B lives on a second homeserver (DESIGN §13), unreachable: no call here asks it.
+    let mut config = DaemonConfig::new("platform_second", None);
+    config.extra_yaml = "jobs:\n  enabled: false\n".into();
+    config.tenants.push(("tenantB".into(), "Tenant B".into()));
+    let unreachable = format!("http://127.0.0.1:{}", support::python::free_port());
+    let mut second = ExtraHomeserver::new("second", &unreachable, "second.openmeet.invalid");
+    second.tenants.push("tenantB".into());
+    config.homeservers.push(second);
+    let daemon = Daemon::start(config).await;
+    let token = daemon.config.tenant_token("tenantB");
+    let path = "/v1/tenants/tenantB/rooms/event/ours";
+    let body = json!({"name": "Ours", "visibility": "public"});
+    let (status, answer) = daemon
+        .platform(Method::PUT, path, Some(&token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let refused = |what: &str, status: StatusCode, answer: &serde_json::Value| {
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_input")),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("appservice's own users"),
+            "{what}: {answer}"
+        );
+    };
+    for user in [
+        "@openmeet-bot-tenantb:second.openmeet.invalid",
+        "@openmeet-bot:second.openmeet.invalid",
+        "@openmeet-bot-othertenant:second.openmeet.invalid",
+    ] {
+        let (status, answer) = daemon
+            .platform(
+                Method::PUT,
+                &format!("{path}/members/{user}"),
+                Some(&token),
+                Some(json!({"role": "host"})),
+            )
+            .await;
+        refused(&format!("member {user}"), status, &answer);
+        let body = json!({"name": "Ours", "visibility": "public",
+                          "members": [{"user_id": user, "role": "participant"}]});
+        let (status, answer) = daemon
+            .platform(Method::PUT, path, Some(&token), Some(body))
+            .await;
+        refused(&format!("members[] {user}"), status, &answer);
+        let (status, answer) = daemon
+            .platform(
+                Method::PUT,
+                &format!("/v1/tenants/tenantB/bans/{user}"),
+                Some(&token),
+                Some(json!({"reason": "Spam"})),
+            )
+            .await;
+        refused(&format!("ban {user}"), status, &answer);
+    }
+    // A human of the second homeserver is a member like any other.
+    let (status, answer) = daemon
+        .platform(
+            Method::PUT,
+            &format!("{path}/members/@alice:second.openmeet.invalid"),
+            Some(&token),
+            Some(json!({"role": "host"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

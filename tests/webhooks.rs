@@ -6,7 +6,9 @@
 //! from the outbox head; two replicas on one PostgreSQL never send one event twice at once. Events
 //! are appended to the outbox directly (`store::outbox::append`), so these tests do not depend on
 //! which changes emit them. No webhook secret appears in any log line (every `Daemon` checks its log
-//! on drop; the receiver's 500s and the kill put error lines there).
+//! on drop; the receiver's 500s and the kill put error lines there). The deliveries also verify
+//! with the Standard Webhooks reference library (PyPI `standardwebhooks`, pinned in the test
+//! virtualenv), as a platform receiver would check them.
 
 mod support;
 
@@ -19,7 +21,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use support::daemon::{Daemon, DaemonConfig};
-use support::webhook_receiver::Receiver;
+use support::webhook_receiver::{Received, Receiver};
 use support::{Backend, eventually};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -305,6 +307,111 @@ async fn a_kill_between_the_change_and_the_delivery_delivers_after_the_restart(b
     .await;
     assert!(received.iter().all(|r| r.signed_with(SECRET)));
     assert!(receiver.overlapped().is_empty());
+}
+
+/// Verifies each delivery (one JSON object a line on stdin: `secret`, `raw`: whether it is a
+/// plain secret whose UTF-8 bytes are the key, `body` base64, `headers`) with the reference
+/// library, as received and with one byte added to the body; prints one JSON line per delivery.
+const STANDARD_WEBHOOKS_VERIFY: &str = r#"
+import base64, json, sys
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+def outcome(webhook, body, headers):
+    try:
+        webhook.verify(body, headers)
+        return "verified"
+    except WebhookVerificationError as error:
+        return f"refused: {error}"
+
+for line in sys.stdin:
+    case = json.loads(line)
+    # whsec_ secrets as the library takes them; a plain secret's key is its UTF-8 bytes.
+    webhook = Webhook(case["secret"].encode() if case["raw"] else case["secret"])
+    body = base64.b64decode(case["body"])
+    print(json.dumps({
+        "as_received": outcome(webhook, body, case["headers"]),
+        "tampered": outcome(webhook, body + b" ", case["headers"]),
+    }), flush=True)
+"#;
+
+/// What [`STANDARD_WEBHOOKS_VERIFY`] says of each request, verified with its tenant's secret.
+fn verify_with_standard_webhooks(requests: &[Received], secrets: &[(&str, &str)]) -> Vec<Value> {
+    use base64::Engine;
+    use std::io::Write;
+    let input: String = requests
+        .iter()
+        .map(|request| {
+            let (_, secret) = secrets
+                .iter()
+                .find(|(tenant, _)| *tenant == request.tenant())
+                .expect("a tenant with a secret");
+            let headers: serde_json::Map<String, Value> = request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+                .collect();
+            let case = json!({
+                "secret": secret,
+                "raw": !secret.starts_with("whsec_"),
+                "body": base64::engine::general_purpose::STANDARD.encode(&request.body),
+                "headers": headers,
+            });
+            format!("{case}\n")
+        })
+        .collect();
+    let mut child = std::process::Command::new(support::python::venv_python())
+        .args(["-I", "-c", STANDARD_WEBHOOKS_VERIFY])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "standardwebhooks could not verify: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_verify_with_the_standard_webhooks_library_and_a_changed_body_does_not() {
+    let receiver = Receiver::start().await;
+    // One whsec_ secret (the library's own form) and one plain secret.
+    let tenants = [("tenantA", SECRET), ("tenantB", OTHER_SECRET)];
+    let daemon = Daemon::start(config("wh_standard", Backend::Sqlite, &receiver, &tenants)).await;
+    for tenant in ["tenantA", "tenantB"] {
+        started(&daemon, tenant).await;
+    }
+    let store = store(&daemon);
+    append(&store, "tenantA", 2);
+    append(&store, "tenantB", 1);
+    receiver.wait_for_acknowledged("tenantA", 2, WITHIN).await;
+    receiver.wait_for_acknowledged("tenantB", 1, WITHIN).await;
+    let received = receiver.received();
+    let verdicts = verify_with_standard_webhooks(&received, &tenants);
+    assert_eq!(verdicts.len(), received.len());
+    for (request, verdict) in received.iter().zip(&verdicts) {
+        assert_eq!(
+            verdict,
+            &json!({"as_received": "verified", "tampered": "refused: No matching signature found"}),
+            "{} ({})",
+            request.id,
+            request.tenant()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

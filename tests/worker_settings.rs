@@ -46,6 +46,10 @@ async fn create_rooms_reach(fake: &FakeHomeserver, want: usize, within: Duration
     .await;
 }
 
+fn bot(tenant: &str) -> String {
+    format!("@openmeet-bot-{tenant}:{SERVER}")
+}
+
 fn body() -> serde_json::Value {
     serde_json::json!({"name": "Chat", "visibility": "private"})
 }
@@ -88,6 +92,19 @@ async fn a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job() {
     println!(
         "tenant B's first job started {:?} after it was declared, behind 7 of A's queued",
         declared.elapsed()
+    );
+    // Not only two jobs at once: the second is B's. Without the per-tenant bound A's next queued
+    // job would take the free slot (it is older than B's), and B would wait behind A's backlog.
+    let creators: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|request| request.endpoint == Endpoint::CreateRoom)
+        .map(|request| request.user_id.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        creators[..2],
+        [bot("tenanta"), bot("tenantb")],
+        "the first two createRoom calls, by whose bot"
     );
     let b = daemon.get_room("tenantB", "event", "b").await;
     assert_ne!(b["status"], "failed", "{b}");

@@ -4,7 +4,7 @@
 
 use ruma::UserId;
 use ruma::api::client::account::register::{self, LoginType};
-use ruma::api::client::profile::{get_profile, set_display_name};
+use ruma::api::client::profile::set_display_name;
 
 use super::{Client, Error};
 
@@ -33,18 +33,5 @@ impl Client {
         let request = set_display_name::v3::Request::new(user_id.to_owned(), Some(name.to_owned()));
         self.send(request, Some(user_id)).await?;
         Ok(())
-    }
-
-    /// Whether the homeserver knows `user_id` (`GET /profile/{userId}` answers 404 for a user it
-    /// does not have). Spec: <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3profileuserid>
-    pub async fn user_exists(&self, user_id: &UserId) -> Result<bool, Error> {
-        match self
-            .send(get_profile::v3::Request::new(user_id.to_owned()), None)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) if error.is_not_found() => Ok(false),
-            Err(error) => Err(error),
-        }
     }
 }

@@ -25,6 +25,8 @@ pub struct Received {
     pub timestamp: i64,
     pub signature: String,
     pub body: Vec<u8>,
+    /// Every header as it arrived (names lowercase, values that are not text left out).
+    pub headers: Vec<(String, String)>,
     pub json: Value,
     /// The status answered (0: held and never answered, e.g. the daemon died).
     pub answered: u16,
@@ -196,6 +198,12 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             timestamp: header("webhook-timestamp").parse().unwrap_or(-1),
             signature: header("webhook-signature"),
             body: body.to_vec(),
+            headers: headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect(),
             json,
             answered: 0,
         });

@@ -73,8 +73,7 @@ pub async fn put_in_room(
         &user_id,
         body.reason,
         body.expires_in_seconds,
-    )
-    .await?;
+    )?;
     moderate::in_room(&room, action).await
 }
 
@@ -131,8 +130,7 @@ pub async fn put_tenant_wide(
         &user_id,
         body.reason,
         body.expires_in_seconds,
-    )
-    .await?
+    )?
     .with_redaction(body.redact);
     moderate::tenant_wide(&call, action).await
 }

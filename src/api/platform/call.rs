@@ -147,9 +147,10 @@ impl TenantCall {
         &self.config.home_of(&self.tenant).homeserver.server_name
     }
 
-    /// The user a call names in `field`: a valid user id of this homeserver, and not one of the
-    /// appservice's own users (the sender and the tenant bots are never members, banned, muted or
-    /// redacted; DESIGN §7.1). `not_ours` says why in the call's terms.
+    /// The user a call names in `field`: a valid user id of the tenant's homeserver, and not one
+    /// of the appservice's own users there (its sender and tenant bots are never members, banned,
+    /// muted or redacted; DESIGN §7.1) — by that homeserver's namespaces, not the default one's
+    /// (DESIGN §13). `not_ours` says why in the call's terms.
     pub fn platform_user(
         &self,
         field: &str,
@@ -161,7 +162,8 @@ impl TenantCall {
                 error.field = field.into();
                 error
             })?;
-        if self.config.namespaces.is_our_user(user_id.as_str()) {
+        let home = self.config.home_of(&self.tenant);
+        if home.namespaces.is_our_user(user_id.as_str()) {
             return Err(FieldError::new(
                 field,
                 format!("{user_id} is one of the appservice's own users, {not_ours}"),

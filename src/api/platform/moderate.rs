@@ -1,8 +1,10 @@
-//! What the ban and mute calls share (DESIGN §7.3): the user checked (a Matrix user of this
-//! homeserver that it knows, not one of our own users), the reason and expiry checked, then one
-//! write transaction that declares or lifts the ban or mute, schedules or cancels its lifting,
-//! queues the convergence and appends the audit entry with the job — or refuses with nothing
-//! written.
+//! What the ban and mute calls share (DESIGN §7.3): the user checked (a user id of the tenant's
+//! homeserver, not one of our own users), the reason and expiry checked, then one write
+//! transaction that declares or lifts the ban or mute, schedules or cancels its lifting, queues
+//! the convergence and appends the audit entry with the job — or refuses with nothing written.
+//!
+//! The call only records intent: it asks the homeserver nothing (Matrix bans or mutes any user
+//! id, one it has never seen or without a profile too); the job acts on the rooms.
 
 use ruma::OwnedUserId;
 use serde::Deserialize;
@@ -61,21 +63,21 @@ pub struct Action {
 
 impl Action {
     /// A ban or mute to declare for the user in the path.
-    pub async fn declare(
+    pub fn declare(
         call: &TenantCall,
         kind: Kind,
         user_id: &str,
         reason: Option<String>,
         expires_in_seconds: Option<i64>,
     ) -> Result<Self, PlatformError> {
-        let checked = Self::check_declare(call, kind, user_id, reason, expires_in_seconds).await;
+        let checked = Self::check_declare(call, kind, user_id, reason, expires_in_seconds);
         if checked.is_err() {
             count(call, kind.action(true), REFUSED);
         }
         checked
     }
 
-    async fn check_declare(
+    fn check_declare(
         call: &TenantCall,
         kind: Kind,
         user_id: &str,
@@ -99,7 +101,6 @@ impl Action {
                 .into());
             }
         };
-        known(call, &user_id).await?;
         Ok(Self {
             kind,
             user_id,
@@ -156,27 +157,6 @@ impl Action {
 /// The user a call names: a valid user id of our homeserver, not the sender or a tenant bot.
 fn user(call: &TenantCall, value: &str) -> Result<OwnedUserId, PlatformError> {
     call.platform_user("user_id", value, "which cannot be banned or muted")
-}
-
-/// A user the homeserver says it does not have is refused (a typo would ban nobody). When the
-/// homeserver cannot be asked, the declaration is taken: the rooms converge once it answers.
-async fn known(call: &TenantCall, user_id: &OwnedUserId) -> Result<(), PlatformError> {
-    match call
-        .app
-        .link_of_tenant(&call.tenant.id)
-        .client
-        .user_exists(user_id)
-        .await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(PlatformError::NotFound(format!(
-            "the homeserver has no user {user_id}: check the user id"
-        ))),
-        Err(error) => {
-            tracing::warn!(%user_id, %error, "could not ask the homeserver whether the user exists; accepting the call");
-            Ok(())
-        }
-    }
 }
 
 /// A ban needs a reason (Matrix shows it with the ban); a mute may have one.

@@ -60,8 +60,7 @@ pub async fn put_in_room(
         &user_id,
         body.reason,
         body.expires_in_seconds,
-    )
-    .await?;
+    )?;
     moderate::in_room(&room, action).await
 }
 
@@ -118,8 +117,7 @@ pub async fn put_tenant_wide(
         &user_id,
         body.reason,
         body.expires_in_seconds,
-    )
-    .await?;
+    )?;
     moderate::tenant_wide(&call, action).await
 }
 

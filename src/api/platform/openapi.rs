@@ -164,7 +164,7 @@ pub enum TenantErrors {
     /// The token belongs to another tenant (`forbidden`).
     #[response(status = 403)]
     Forbidden(ErrorBody),
-    /// No such tenant, room, user or job (`unknown_tenant`, `not_found`).
+    /// No such tenant, room or job (`unknown_tenant`, `not_found`).
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// The database could not be reached; try again (`database_unavailable`).
