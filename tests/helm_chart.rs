@@ -171,7 +171,8 @@ fn rendered() -> &'static Rendered {
                                      "existingSecret": "webhook-secrets", "existingSecretKey": "tenantA"}},
                         {"id": "b=Tenant", "name": "B", "token": "tenant-token-b-0123456789abcdef",
                          "webhook": {"url": "https://hooks.example.org/b", "existingSecret": "webhook-secrets"}},
-                        {"id": "noHook", "name": "No webhook", "token": "tenant-token-c-0123456789abcdef"},
+                        {"id": "noHook", "name": "No webhook", "token": "tenant-token-c-0123456789abcdef",
+                         "serverDirectory": true},
                     ],
                     "networkPolicy": {"enabled": true, "egress": {
                         "enabled": true,
@@ -1408,6 +1409,16 @@ fn webhook_secrets_come_from_existing_secrets_and_the_daemon_accepts_the_config(
     ] {
         assert!(config.contains(expected), "{expected:?} not in:\n{config}");
     }
+    // serverDirectory becomes the tenant's server_directory (DESIGN §7.5); the others have none.
+    assert_eq!(
+        config.matches("server_directory: true").count(),
+        1,
+        "{config}"
+    );
+    assert!(
+        config.contains("  name: No webhook\n  server_directory: true\n"),
+        "{config}"
+    );
     // A changed webhook secret reference rolls the pods.
     assert_ne!(
         annotation("webhooks", "checksum/secrets"),

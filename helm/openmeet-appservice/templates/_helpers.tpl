@@ -324,6 +324,8 @@ hs_token: {{ include "openmeet-appservice.yamlString" .hs_token }}
 sender_localpart: {{ include "openmeet-appservice.yamlString" $sender }}
 rate_limited: false
 receive_ephemeral: false
+protocols:
+- openmeet
 namespaces:
   users:
 {{- range $users }}
@@ -372,6 +374,7 @@ namespaces:
 {{- range .Values.tenants }}
 {{- $tenant := dict "id" .id "name" .name "api_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.tenantKey" .id)) }}
 {{- with .homeserver }}{{ $_ := set $tenant "homeserver" . }}{{ end }}
+{{- if .serverDirectory }}{{ $_ := set $tenant "server_directory" true }}{{ end }}
 {{- if .webhook }}
 {{- $_ := set $tenant "webhook" (dict "url" .webhook.url "secret_file" (printf "%s/%s" $dir (include "openmeet-appservice.webhookKey" .id))) }}
 {{- end }}
