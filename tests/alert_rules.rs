@@ -8,14 +8,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use openmeet_appservice::observability::metrics::Metrics;
 use serde_json::{Value, json};
 
-use support::python::{repo_root, venv_python};
+use support::python::{repo_root, run_script};
 
 const ALERTS: &[&str] = &[
     "OpenMeetAppserviceTokenRejected",
@@ -141,27 +139,9 @@ fn expressions() -> Vec<Value> {
 }
 
 fn parse_all(expressions: &[Value]) -> Value {
-    let mut child = Command::new(venv_python())
-        .arg("-c")
-        .arg(PARSE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the venv's python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(expressions).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "the PromQL parser script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+    let input = serde_json::to_string(expressions).unwrap();
+    let output = run_script("the PromQL parser script", PARSE, input.as_bytes());
+    serde_json::from_slice(&output).expect("the script prints JSON")
 }
 
 /// The names a family exposes: itself, and for histograms its series.

@@ -338,7 +338,6 @@ for line in sys.stdin:
 /// What [`STANDARD_WEBHOOKS_VERIFY`] says of each request, verified with its tenant's secret.
 fn verify_with_standard_webhooks(requests: &[Received], secrets: &[(&str, &str)]) -> Vec<Value> {
     use base64::Engine;
-    use std::io::Write;
     let input: String = requests
         .iter()
         .map(|request| {
@@ -360,26 +359,12 @@ fn verify_with_standard_webhooks(requests: &[Received], secrets: &[(&str, &str)]
             format!("{case}\n")
         })
         .collect();
-    let mut child = std::process::Command::new(support::python::venv_python())
-        .args(["-I", "-c", STANDARD_WEBHOOKS_VERIFY])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the venv's python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "standardwebhooks could not verify: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = support::python::run_script(
+        "the standardwebhooks check",
+        STANDARD_WEBHOOKS_VERIFY,
+        input.as_bytes(),
     );
-    String::from_utf8(output.stdout)
+    String::from_utf8(output)
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())

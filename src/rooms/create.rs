@@ -4,27 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use ruma::{OwnedUserId, UserId};
 use serde_json::{Value, json};
 
+use super::declared::DeclaredRoom;
 use super::{
-    alias::alias_localpart, kind::RoomKind, power_levels::initial_override,
-    room_version::creators_have_unlimited_power, settings, validate::Visibility,
+    alias::alias_localpart, power_levels::initial_override,
+    room_version::creators_have_unlimited_power, settings,
 };
-
-/// A room as the platform declared it (already validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeclaredRoom {
-    pub kind: RoomKind,
-    pub slug: String,
-    pub tenant: String,
-    pub name: String,
-    pub topic: Option<String>,
-    pub visibility: Visibility,
-    /// For a private room open to a group (`open_to`), the group's Matrix room, whose members may
-    /// join; `None` when it has none or the group room is gone (then invite only).
-    pub open_to: Option<OwnedRoomId>,
-}
 
 /// The createRoom body, as JSON; the settings are [`settings`]'s, as every later `ensure_room`
 /// converges them.
@@ -67,6 +54,7 @@ pub fn create_room_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rooms::{RoomKind, Visibility};
 
     const BOT: &str = "@openmeet-bot-citenantb:server.test";
 

@@ -4,6 +4,7 @@
 pub mod alias;
 pub mod authority;
 pub mod create;
+pub mod declared;
 pub mod directory;
 pub mod kind;
 pub mod power_levels;
@@ -14,7 +15,8 @@ pub mod validate;
 
 pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};
 pub use authority::{Authority, Power};
-pub use create::{DeclaredRoom, create_room_body};
+pub use create::create_room_body;
+pub use declared::DeclaredRoom;
 pub use kind::{RoomKind, RoomRef};
 pub use power_levels::{Reconciled, Wanted, initial_override, reconcile, user_level};
 pub use roles::RoleLevels;

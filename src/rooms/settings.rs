@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::create::DeclaredRoom;
+use super::declared::DeclaredRoom;
 use super::validate::Visibility;
 
 pub const NAME: &str = "m.room.name";

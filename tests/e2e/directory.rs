@@ -157,19 +157,9 @@ async fn each_tenant_lists_its_public_rooms_in_its_own_directory_and_nowhere_els
         .declare("tenantA", "event", "dir-a", body("A Chat", "public"))
         .await;
     wait_listed(&browser, Some(&instance_a), &a, true).await;
+    let teardown = daemon.delete_room("tenantA", "event", "dir-a").await;
     let token = daemon.config.tenant_token("tenantA");
-    let (status, answer) = daemon
-        .platform(
-            Method::DELETE,
-            "/v1/tenants/tenantA/rooms/event/dir-a",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let job = daemon
-        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
-        .await;
+    let job = daemon.wait_for_job(teardown, &token).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     wait_listed(&browser, Some(&instance_a), &a, false).await;
 }
@@ -323,15 +313,7 @@ async fn a_private_event_open_to_its_group_admits_the_groups_members_and_follows
     .await;
 
     // The group room deleted: invite only.
-    let (status, answer) = daemon
-        .platform(
-            Method::DELETE,
-            "/v1/tenants/tenantA/rooms/group/open-club",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    daemon.delete_room("tenantA", "group", "open-club").await;
     eventually(
         "the event to be invite only",
         Duration::from_secs(30),

@@ -612,6 +612,17 @@ impl Daemon {
         job
     }
 
+    /// `DELETE`s a room as `tenant` and returns the teardown's job id (the platform answered 202).
+    pub async fn delete_room(&self, tenant: &str, kind: &str, slug: &str) -> i64 {
+        let token = self.config.tenant_token(tenant);
+        let path = format!("/v1/tenants/{tenant}/rooms/{kind}/{slug}");
+        let (status, answer) = self
+            .platform(Method::DELETE, &path, Some(&token), None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer["job"]["id"].as_i64().expect("the job's id")
+    }
+
     /// `GET` a declared room as its tenant.
     pub async fn get_room(&self, tenant: &str, kind: &str, slug: &str) -> Value {
         let token = self.config.tenant_token(tenant);

@@ -206,3 +206,29 @@ pub fn file_tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Runs `script` (`python -I -c`) with the venv's python, `input` on its stdin; returns its
+/// stdout, or panics with its stderr when it fails (`what` says which script, for the message).
+pub fn run_script(what: &str, script: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(venv_python())
+        .args(["-I", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    child
+        .stdin
+        .take()
+        .expect("the script's stdin")
+        .write_all(input)
+        .expect("write the script's input");
+    let output = child.wait_with_output().expect("the script's output");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
