@@ -10,7 +10,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::homeserver_links::{HomeserverLink, Links};
+use crate::homeservers::links::{HomeserverLink, Links};
 use crate::matrix;
 use crate::observability::metrics::Metrics;
 use crate::store::Store;

@@ -15,6 +15,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// A duration as people read it at a glance: `42s`, `3m05s`, `2h07m`, `3d04h`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600..86_400 => format!("{}h{:02}m", s / 3_600, s % 3_600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3_600),
+    }
+}
+
 /// Unix ms as RFC 3339 in UTC with milliseconds (`2026-12-05T10:00:00.123Z`), how the platform API
 /// writes times.
 pub fn rfc3339(unix_ms: i64) -> String {
@@ -39,6 +50,15 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(0.4), "0s");
+        assert_eq!(duration(59.0), "59s");
+        assert_eq!(duration(3_599.0), "59m59s");
+        assert_eq!(duration(7_260.0), "2h01m");
+        assert_eq!(duration(90_000.0), "1d01h");
+    }
 
     #[test]
     fn rfc3339_round_trips_milliseconds() {

@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::{api, jobs, observability, probe, reload, watchdog, webhooks};
+use crate::homeservers::{probe, watchdog};
+use crate::{api, jobs, observability, reload, webhooks};
 
 /// Serves until SIGTERM or SIGINT; `config_path` is re-read on SIGHUP.
 pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {

@@ -29,6 +29,44 @@ impl HomeserverConfig<'_> {
         self.id == DEFAULT_ID
     }
 
+    /// The load-time self-check of its namespaces: its sender and the bot of every tenant on it
+    /// must be ours, a human on its server must not.
+    pub fn check_namespaces<'t>(
+        &self,
+        tenants: impl IntoIterator<Item = &'t Tenant>,
+    ) -> Result<(), String> {
+        let homeserver = self;
+        let namespaces = &self.namespaces;
+        let (on, its) = if homeserver.is_default() {
+            (String::new(), "")
+        } else {
+            (format!("on homeserver {:?}, ", homeserver.id), "its ")
+        };
+        let server = &homeserver.homeserver.server_name;
+        let mut ours = vec![homeserver.sender_user_id()];
+        ours.extend(
+            tenants
+                .into_iter()
+                .map(|tenant| homeserver.bot_user_id(tenant)),
+        );
+        if let Some(user) = ours
+            .iter()
+            .find(|user| !namespaces.is_our_user(user.as_str()))
+        {
+            return Err(format!(
+                "{on}the user namespace does not cover {user}: check {its}appservice.sender_localpart and appservice.bot_prefix."
+            ));
+        }
+        let human = format!("@alice:{server}");
+        if namespaces.is_our_user(&human) || namespaces.is_our_alias(&format!("#general:{server}"))
+        {
+            return Err(format!(
+                "{on}the namespaces would cover human users such as {human}: give {its}appservice.bot_prefix a distinctive value such as openmeet-bot-."
+            ));
+        }
+        Ok(())
+    }
+
     /// The appservice's own user there, `@{sender_localpart}:{server_name}`.
     pub fn sender_user_id(&self) -> OwnedUserId {
         user_id(
@@ -138,7 +176,7 @@ pub fn check_all(config: &Config, p: &mut Vec<String>) {
             ));
         }
         let tenants = config.tenants.iter().filter(|t| t.homeserver == a.id);
-        if let Err(problem) = a.namespaces.check(a, tenants) {
+        if let Err(problem) = a.check_namespaces(tenants) {
             p.push(problem);
         }
     }

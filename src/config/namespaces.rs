@@ -9,9 +9,6 @@
 use regex::Regex;
 use ruma::ServerName;
 
-use super::homeservers::HomeserverConfig;
-use super::tenants::Tenant;
-
 /// Escapes the characters that are special to both Python's `re` and Rust's `regex`; the values
 /// escaped here are localparts and server names, so the output stays readable (`-` is left alone).
 fn escape(value: &str) -> String {
@@ -84,39 +81,6 @@ impl Namespaces {
     /// Whether `alias` lies in our alias namespace (anchored at both ends).
     pub fn is_our_alias(&self, alias: &str) -> bool {
         self.aliases.is_match(alias)
-    }
-
-    /// The load-time self-check on `homeserver`: its sender and the bot of every tenant on it
-    /// must be ours, a human on its server must not.
-    pub fn check<'t>(
-        &self,
-        homeserver: &HomeserverConfig<'_>,
-        tenants: impl IntoIterator<Item = &'t Tenant>,
-    ) -> Result<(), String> {
-        let (on, its) = if homeserver.is_default() {
-            (String::new(), "")
-        } else {
-            (format!("on homeserver {:?}, ", homeserver.id), "its ")
-        };
-        let server = &homeserver.homeserver.server_name;
-        let mut ours = vec![homeserver.sender_user_id()];
-        ours.extend(
-            tenants
-                .into_iter()
-                .map(|tenant| homeserver.bot_user_id(tenant)),
-        );
-        if let Some(user) = ours.iter().find(|user| !self.is_our_user(user.as_str())) {
-            return Err(format!(
-                "{on}the user namespace does not cover {user}: check {its}appservice.sender_localpart and appservice.bot_prefix."
-            ));
-        }
-        let human = format!("@alice:{server}");
-        if self.is_our_user(&human) || self.is_our_alias(&format!("#general:{server}")) {
-            return Err(format!(
-                "{on}the namespaces would cover human users such as {human}: give {its}appservice.bot_prefix a distinctive value such as openmeet-bot-."
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -2,7 +2,6 @@
 
 use super::checks::required;
 use super::file::TenantSection;
-use super::homeservers::DEFAULT_ID;
 use super::secret::{self, Secret};
 use super::webhook::{self, Webhook};
 
@@ -12,7 +11,7 @@ pub struct Tenant {
     pub id: String,
     pub name: String,
     pub api_token: Secret,
-    /// The id of the homeserver its rooms and bot live on ([`DEFAULT_ID`]: the top-level one).
+    /// The id of the homeserver its rooms and bot live on (`default`: the top-level one).
     pub homeserver: String,
     /// Where the tenant's events are POSTed, signed (DESIGN §7.4); `None`: no webhook.
     pub webhook: Option<Webhook>,
@@ -22,7 +21,8 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// Every tenant that validates; `homeservers` are the ids a tenant may name.
+    /// Every tenant that validates; `homeservers` are the ids a tenant may name, the default (the
+    /// top-level homeserver) first.
     pub fn validate_all(
         sections: Vec<TenantSection>,
         homeservers: &[&str],
@@ -46,7 +46,8 @@ impl Tenant {
                 p,
             );
             let webhook = webhook::validate(&format!("{at}.webhook"), tenant.webhook, p);
-            let homeserver = tenant.homeserver.unwrap_or_else(|| DEFAULT_ID.to_owned());
+            let homeserver = (tenant.homeserver)
+                .unwrap_or_else(|| homeservers.first().copied().unwrap_or_default().to_owned());
             if !homeservers.contains(&homeserver.as_str()) {
                 p.push(format!(
                     "{at}.homeserver {homeserver:?} is not a configured homeserver: use one of {} (or leave it out for the top-level one).",

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::error::JobError;
 use super::{ensure_room, follow_upgrade, teardown_room};
 use crate::app::App;
-use crate::homeserver_links::HomeserverLink;
+use crate::homeservers::links::HomeserverLink;
 use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::{self, ClaimLimits, Job, Outcome};

@@ -198,10 +198,19 @@ impl Client {
 /// A short, bounded metric label from ruma's module path, e.g. `register` or `request_ping`.
 fn endpoint_name<R>() -> &'static str {
     let path = std::any::type_name::<R>();
-    path.split("::")
-        .filter(|segment| *segment != "Request" && !is_version(segment))
-        .last()
-        .unwrap_or("unknown")
+    let mut segments = path
+        .split("::")
+        .filter(|segment| *segment != "Request" && !is_version(segment));
+    let (mut parent, mut operation) = ("", "unknown");
+    for segment in segments.by_ref() {
+        (parent, operation) = (operation, segment);
+    }
+    // Two operations of the spec share this name: the server-wide directory's and an appservice's
+    // own room list (`/directory/list/appservice/{networkId}/{roomId}`).
+    if (parent, operation) == ("appservice", "set_room_visibility") {
+        return "set_appservice_room_visibility";
+    }
+    operation
 }
 
 fn is_version(segment: &str) -> bool {
@@ -227,6 +236,14 @@ mod tests {
         assert_eq!(
             endpoint_name::<ruma::api::client::discovery::get_supported_versions::Request>(),
             "get_supported_versions"
+        );
+        assert_eq!(
+            endpoint_name::<ruma::api::client::directory::set_room_visibility::v3::Request>(),
+            "set_room_visibility"
+        );
+        assert_eq!(
+            endpoint_name::<ruma::api::client::appservice::set_room_visibility::v3::Request>(),
+            "set_appservice_room_visibility"
         );
     }
 }

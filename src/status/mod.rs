@@ -14,6 +14,7 @@ mod homeservers;
 pub use self::homeservers::{HomeserverState, HomeserverView};
 use self::homeservers::{homeserver_status, ready_ping};
 use crate::app::App;
+use crate::clock::duration;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
@@ -324,7 +325,9 @@ impl Status {
                 job.last_error.as_deref().unwrap_or("(no error recorded)"),
             ));
         }
-        out.push_str(&crate::webhooks::status::table(&self.tenants, now_ms));
+        let webhooks = (self.tenants.iter())
+            .filter_map(|tenant| Some((tenant.id.as_str(), tenant.webhook.as_ref()?)));
+        out.push_str(&crate::webhooks::status::table(webhooks, now_ms));
         out
     }
 }
@@ -348,17 +351,6 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `42s`, `3m05s`, `2h07m`, `3d04h`.
-pub(crate) fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3_600 => format!("{}m{:02}s", s / 60, s % 60),
-        3_600..86_400 => format!("{}h{:02}m", s / 3_600, s % 3_600 / 60),
-        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3_600),
-    }
 }
 
 #[cfg(test)]
@@ -448,14 +440,5 @@ mod tests {
             table.contains("    gave up after 3 attempts: HTTP 500"),
             "{table}"
         );
-    }
-
-    #[test]
-    fn durations_read_at_a_glance() {
-        assert_eq!(duration(0.4), "0s");
-        assert_eq!(duration(59.0), "59s");
-        assert_eq!(duration(3_599.0), "59m59s");
-        assert_eq!(duration(7_260.0), "2h01m");
-        assert_eq!(duration(90_000.0), "1d01h");
     }
 }

@@ -14,52 +14,14 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
 
 use super::inbox_rows::{self, InsertRows};
-use super::schema::{as_transactions, inbox_events, quarantine};
+pub use super::incoming::{IncomingTransaction, NewEvent, NewQuarantine};
+use super::schema::{as_transactions, inbox_events};
 use super::seen_events::{self, SeenEvents};
 use super::{Backend, DbConnection, Store, StoreError};
 use crate::on_backend;
 
 /// Key of the PostgreSQL advisory lock held by the one process working the inbox at a time.
 const PROCESSOR_LOCK: i64 = 0x006f_6d61_7369_6e62; // "omasinb"
-
-/// A transaction as parsed from Synapse's push, ready to be stored.
-#[derive(Debug)]
-pub struct IncomingTransaction {
-    /// The homeserver that pushed it (its config id): txnIds are its own.
-    pub homeserver: String,
-    pub txn_id: String,
-    pub fingerprint: String,
-    pub received_at: i64,
-    /// The body was not a transaction at all; it is the one quarantined entry.
-    pub unreadable: bool,
-    pub events: Vec<NewEvent>,
-    pub quarantined: Vec<NewQuarantine>,
-}
-
-/// An event to store; its txnId and receive time are the transaction's.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event_id: String,
-    pub room_id: String,
-    pub event_type: String,
-    pub sender: String,
-    pub state_key: Option<String>,
-    pub event_json: String,
-    /// The outcome of an event the processor would do nothing with (`jobs::classify::settled`): it is
-    /// stored processed, at its receive time. `None`: it waits for the processor.
-    pub settled: Option<&'static str>,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = quarantine)]
-pub struct NewQuarantine {
-    pub homeserver: String,
-    pub txn_id: String,
-    pub event_id: Option<String>,
-    pub reason: String,
-    pub body: String,
-    pub received_at: i64,
-}
 
 /// What storing a transaction did.
 #[derive(Debug, Default, PartialEq, Eq)]

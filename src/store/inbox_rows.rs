@@ -8,7 +8,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
-use super::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
+use super::incoming::{IncomingTransaction, NewEvent, NewQuarantine};
 use super::schema::quarantine;
 
 /// Rows per quarantine INSERT on PostgreSQL: 5 columns × 1,000 stays far below its limit of

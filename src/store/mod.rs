@@ -7,6 +7,7 @@ mod connection;
 pub mod inbox;
 mod inbox_rows;
 pub mod inbox_views;
+mod incoming;
 pub mod job_keys;
 mod job_status;
 pub mod jobs;

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::duration;
 use crate::config::webhook::Webhook;
 use crate::observability::metrics::Metrics;
-use crate::status::{TenantStatus, duration};
 use crate::store::webhook_deliveries::Progress;
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -77,14 +77,14 @@ impl WebhookStatus {
     }
 }
 
-/// The webhook lines of the terminal table: one per tenant with a webhook or a cursor, its last
-/// error under it.
-pub fn table(tenants: &[TenantStatus], now_ms: i64) -> String {
+/// The webhook lines of the terminal table: one per tenant (its id) with a webhook or a cursor,
+/// its last error under it.
+pub fn table<'a>(
+    webhooks: impl Iterator<Item = (&'a str, &'a WebhookStatus)>,
+    now_ms: i64,
+) -> String {
     let mut out = String::new();
-    for (tenant, webhook) in tenants
-        .iter()
-        .filter_map(|t| Some((t, t.webhook.as_ref()?)))
-    {
+    for (tenant, webhook) in webhooks {
         if out.is_empty() {
             out.push_str("\nWEBHOOKS (delivered/head; events given up after 24 h of failures count as failed)\n");
         }
@@ -97,7 +97,7 @@ pub fn table(tenants: &[TenantStatus], now_ms: i64) -> String {
         );
         out.push_str(&format!(
             "tenant {}  {}  delivered {}/{}  lag {} (oldest {})  failing {}  attempts {}  failed {}\n",
-            tenant.id,
+            tenant,
             webhook.endpoint.as_deref().unwrap_or("(removed from the config)"),
             webhook.delivered_seq,
             webhook.head_seq,

@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
+use crate::homeservers::probe;
 use crate::jobs::{classify, inbox};
-use crate::probe;
 use crate::store::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
 

@@ -22,7 +22,8 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::secret::random_token;
-use crate::homeserver_links::{self, HomeserverLink};
+use crate::homeservers::links::HomeserverLink;
+use crate::homeservers::supervise::supervise;
 use crate::matrix;
 use crate::store::{state, unix_ms};
 
@@ -34,7 +35,7 @@ pub const EVENT_TYPE: &str = "net.openmeet.appservice.probe";
 
 /// Probes every homeserver of the config in force, each in its own loop.
 pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
-    homeserver_links::supervise(app, shutdown, |app, id, shutdown| {
+    supervise(app, shutdown, |app, id, shutdown| {
         probe_homeserver(app, id, shutdown)
     })
     .await;

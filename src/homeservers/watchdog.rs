@@ -20,7 +20,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::homeserver_links::{self, HomeserverLink};
+use crate::homeservers::links::HomeserverLink;
+use crate::homeservers::supervise::supervise;
 use crate::matrix::preflight::{self, Failure, Step};
 use crate::observability::health::TokenState;
 
@@ -39,7 +40,7 @@ enum Verdict {
 
 /// Checks every homeserver of the config in force, each in its own loop.
 pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
-    homeserver_links::supervise(app, shutdown, |app, id, shutdown| {
+    supervise(app, shutdown, |app, id, shutdown| {
         watch_homeserver(app, id, shutdown)
     })
     .await;
