@@ -1,6 +1,7 @@
 //! `ensure_room`: makes Synapse match a declared room. Creates it once (adopting it when an earlier
-//! attempt created it but crashed before storing its id), puts back the aliases of its slugs and
-//! its settings (`ensure_settings`), bans and unbans (`ensure_moderation`), invites the declared
+//! attempt created it but crashed before storing its id; a room open to a group after the group's
+//! room, `open_to`), puts back the aliases of its slugs and its settings (`ensure_settings`), its
+//! directory listings (`ensure_directory`), bans and unbans (`ensure_moderation`), invites the declared
 //! members who are not banned, applies their power levels and the mutes by read-modify-write, and
 //! kicks members removed from the declaration. Each step looks before it acts, so a re-run changes
 //! nothing.

@@ -1,6 +1,6 @@
 //! `ensure_room`'s settings step (DESIGN §7.1): the name, the topic while one is declared, the join
-//! rule, `history_visibility`, `guest_access` and the directory listings match the declaration,
-//! and every slug the room has had names it by an alias that `m.room.canonical_alias` lists. It
+//! rule, `history_visibility` and `guest_access` match the declaration, and every slug the room
+//! has had names it by an alias that `m.room.canonical_alias` lists. It
 //! compares with the state `ensure_room` already read and writes only what differs; what the
 //! platform never declared (avatar, pinned events, an undeclared topic) is left alone.
 
