@@ -13,7 +13,7 @@ use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
 use super::moderate::{self, Action, LiftBody, UserPath};
-use super::openapi::{ActorHeader, BodyErrors, RoomPath, TenantErrors, TenantPath};
+use super::params::{ActorHeader, BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::store::moderation::Kind;
 
 /// A ban in a room.

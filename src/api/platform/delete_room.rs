@@ -7,7 +7,7 @@
 use super::call::{Accepted, RoomCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
-use super::openapi::{RoomPath, TenantErrors};
+use super::params::{RoomPath, TenantErrors};
 use crate::jobs::teardown_room;
 use crate::rooms;
 use crate::store::jobs;

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::call::TenantCall;
 use super::error::PlatformError;
-use super::openapi::{TenantErrors, TenantPath};
 use super::page;
+use super::params::{TenantErrors, TenantPath};
 use crate::rooms::FieldError;
 use crate::store::outbox::{self, OutboxEvent, PublishedEvent};
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::call::RoomCall;
 use super::error::PlatformError;
-use super::openapi::{RoomPath, TenantErrors};
+use super::params::{RoomPath, TenantErrors};
 use crate::rooms::RoomKind;
 use crate::rooms::validate::Visibility;
 use crate::store::member_state::{self, Hold, MemberState};

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth;
 use super::error::PlatformError;
-use super::openapi::TenantErrors;
+use super::params::TenantErrors;
 use crate::app::App;
 use crate::store::jobs::{self, Job, JobStatus};
 

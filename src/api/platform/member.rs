@@ -13,8 +13,8 @@ use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
 use super::moderate::UserPath;
-use super::openapi::{BodyErrors, RoomPath, TenantErrors};
-use super::put_room::{MemberBody, declared_members};
+use super::params::{BodyErrors, RoomPath, TenantErrors};
+use super::put_room::{MemberBody, NOT_A_MEMBER, declared_members};
 
 /// A member's role.
 #[derive(Deserialize, ToSchema)]
@@ -96,9 +96,6 @@ pub async fn delete(
     let user_id = room.call.platform_user("user_id", &user_id, NOT_A_MEMBER)?;
     change(&room, user_id.to_string(), None, body.reason).await
 }
-
-/// Why the sender or a tenant bot is no member (DESIGN §7.1).
-pub const NOT_A_MEMBER: &str = "not a member the platform manages";
 
 /// Stores the member's new role (`None`: removed) and queues the room's job, in one transaction.
 async fn change(

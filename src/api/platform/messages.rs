@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::call::{self, Accepted, RoomCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
-use super::openapi::{BodyErrors, RoomPath, TenantErrors};
+use super::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::jobs::send_message::{self, Message, MessageType};
 use crate::rooms::FieldError;
 use crate::store::{job_keys, jobs};

@@ -19,6 +19,7 @@ pub mod moderation_log;
 mod mutes;
 pub mod openapi;
 mod page;
+mod params;
 mod put_room;
 mod redactions;
 mod rename;

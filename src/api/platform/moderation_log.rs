@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::call::TenantCall;
 use super::error::PlatformError;
-use super::openapi::{TenantErrors, TenantPath};
 use super::page;
+use super::params::{TenantErrors, TenantPath};
 use crate::clock::rfc3339;
 use crate::rooms::FieldError;
 use crate::rooms::RoomRef;

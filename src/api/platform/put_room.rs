@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
-use super::member::NOT_A_MEMBER;
-use super::openapi::{BodyErrors, RoomPath, TenantErrors};
+use super::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms::validate::Visibility;
 use crate::rooms::{self, validate};
 use crate::store::jobs::Job;
@@ -219,6 +218,9 @@ fn store(
     let changed = declared.changed() || members_changed || open_to_changed;
     call::ensure_if_changed(conn, &room, changed, now)
 }
+
+/// Why the sender or a tenant bot is no member (DESIGN §7.1).
+pub const NOT_A_MEMBER: &str = "not a member the platform manages";
 
 /// Checks every member and role; returns `(user_id, role)` pairs.
 pub fn declared_members(

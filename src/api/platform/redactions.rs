@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
-use super::openapi::{BodyErrors, RoomPath, TenantErrors, TenantPath};
+use super::params::{BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::jobs::redact_user;
 use crate::rooms::FieldError;
 use crate::store::jobs;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::call::{self, Accepted, RoomCall};
 use super::error::{ErrorBody, PlatformError};
 use super::job::JobAccepted;
-use super::openapi::{BodyErrors, RoomPath, TenantErrors};
+use super::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms;
 use crate::store::rooms::{self as room_store, Renamed};
 
