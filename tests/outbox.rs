@@ -13,6 +13,7 @@ use std::time::Duration;
 use diesel::RunQueryDsl;
 use openmeet_appservice::on_backend;
 use openmeet_appservice::store::outbox::{self, EventType, OutboxEvent, PublishedEvent};
+use openmeet_appservice::store::room_changes;
 use openmeet_appservice::store::rooms::{self, Declaration, RoomStatus};
 use openmeet_appservice::store::{DbConnection, StoreError};
 use serde_json::{Value, json};
@@ -42,7 +43,9 @@ async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend
             visibility: "private".into(),
         };
         let (room, _) = rooms::declare(conn, &declaration, 0).unwrap();
-        assert!(rooms::set_created(conn, room.id, room.generation, room_id, "12", 1).unwrap());
+        assert!(
+            room_changes::set_created(conn, room.id, room.generation, room_id, "12", 1).unwrap()
+        );
         rooms::get(conn, room.id).unwrap().unwrap()
     }
     let live = declare(conn, "live", "!live:x");
@@ -188,9 +191,9 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
 
     // Created (nothing to tell yet), then ready once, however often it is stored.
     for _ in 0..2 {
-        assert!(rooms::set_created(conn, key, generation, "!one:x", "12", 1).unwrap());
+        assert!(room_changes::set_created(conn, key, generation, "!one:x", "12", 1).unwrap());
         assert!(
-            rooms::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 2)
+            room_changes::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 2)
                 .unwrap()
         );
     }
@@ -201,16 +204,17 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
 
     // Lost, replaced by a repair, ready again.
     let reason = "the bot was removed from the room by @host:x";
-    rooms::set_status(conn, key, RoomStatus::Lost, Some(reason), 3).unwrap();
-    rooms::set_status(conn, key, RoomStatus::Lost, Some(reason), 3).unwrap();
+    room_changes::set_status(conn, key, RoomStatus::Lost, Some(reason), 3).unwrap();
+    room_changes::set_status(conn, key, RoomStatus::Lost, Some(reason), 3).unwrap();
     rooms::clear_created(conn, key, 4).unwrap();
     rooms::clear_created(conn, key, 4).unwrap();
-    assert!(rooms::set_created(conn, key, generation, "!two:x", "12", 5).unwrap());
+    assert!(room_changes::set_created(conn, key, generation, "!two:x", "12", 5).unwrap());
     assert!(
-        rooms::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 6).unwrap()
+        room_changes::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 6)
+            .unwrap()
     );
     // A followed upgrade: the stored id changes without a clear.
-    assert!(rooms::set_created(conn, key, generation, "!three:x", "12", 7).unwrap());
+    assert!(room_changes::set_created(conn, key, generation, "!three:x", "12", 7).unwrap());
     assert_eq!(
         told(&store, "t", 1),
         [
@@ -232,11 +236,18 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
 
     // Each failing job tells, with its id; the room's own permanent error does not tell twice.
     assert!(
-        rooms::set_status_if_current(conn, key, generation, RoomStatus::Failed, Some("no"), 8)
-            .unwrap()
+        room_changes::set_status_if_current(
+            conn,
+            key,
+            generation,
+            RoomStatus::Failed,
+            Some("no"),
+            8
+        )
+        .unwrap()
     );
-    rooms::record_job_failure(conn, key, 41, "no", false, 8).unwrap();
-    rooms::record_job_failure(conn, key, 42, "still no", false, 9).unwrap();
+    room_changes::record_job_failure(conn, key, 41, "no", false, 8).unwrap();
+    room_changes::record_job_failure(conn, key, 42, "still no", false, 9).unwrap();
     assert_eq!(
         told(&store, "t", 5),
         [
@@ -252,12 +263,13 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
     // failure shows on the room but is no room.failed.
     let room = rooms::get(conn, key).unwrap().unwrap();
     rooms::mark_deleted(conn, &room, 10).unwrap();
-    assert!(!rooms::set_created(conn, key, generation, "!four:x", "12", 11).unwrap());
+    assert!(!room_changes::set_created(conn, key, generation, "!four:x", "12", 11).unwrap());
     assert!(
-        !rooms::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 11).unwrap()
+        !room_changes::set_status_if_current(conn, key, generation, RoomStatus::Ready, None, 11)
+            .unwrap()
     );
-    rooms::record_job_failure(conn, key, 43, "teardown failed", true, 12).unwrap();
-    rooms::record_job_failure(conn, key, 44, "late", false, 12).unwrap();
+    room_changes::record_job_failure(conn, key, 43, "teardown failed", true, 12).unwrap();
+    room_changes::record_job_failure(conn, key, 44, "late", false, 12).unwrap();
     assert_eq!(outbox::head(conn, "t").unwrap(), 7);
 
     // Declared again, it is a new room: its first Matrix room replaces nothing.
@@ -266,10 +278,17 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
         (again.room_id.as_deref(), again.previous_room_id.as_deref()),
         (None, None)
     );
-    assert!(rooms::set_created(conn, key, again.generation, "!five:x", "12", 14).unwrap());
+    assert!(room_changes::set_created(conn, key, again.generation, "!five:x", "12", 14).unwrap());
     assert!(
-        rooms::set_status_if_current(conn, key, again.generation, RoomStatus::Ready, None, 15)
-            .unwrap()
+        room_changes::set_status_if_current(
+            conn,
+            key,
+            again.generation,
+            RoomStatus::Ready,
+            None,
+            15
+        )
+        .unwrap()
     );
     assert_eq!(
         told(&store, "t", 7),

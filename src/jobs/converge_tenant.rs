@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{JobError, ensure_room};
+use super::{JobError, create_room};
 use crate::app::App;
 use crate::store::jobs::{self as job_store, Job, JobStatus, NewJob};
 use crate::store::{DbConnection, StoreError, moderation, unix_ms};
@@ -60,8 +60,8 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                     let keys = moderation::live_room_keys(c, &tenant, after, PAGE)?;
                     let mut added = 0;
                     for &key in &keys {
-                        if !job_store::has_queued(c, key, ensure_room::KIND)? {
-                            job_store::enqueue(c, &ensure_room::new_job_for(&tenant, key), now)?;
+                        if !job_store::has_queued(c, key, create_room::KIND)? {
+                            job_store::enqueue(c, &create_room::new_job_for(&tenant, key), now)?;
                             added += 1;
                         }
                     }

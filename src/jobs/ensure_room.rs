@@ -1,7 +1,8 @@
-//! `ensure_room`: makes Synapse match a declared room. Creates it once (adopting it when an earlier
-//! attempt created it but crashed before storing its id; a room open to a group after the group's
-//! room, `open_to`), puts back the aliases of its slugs and its settings (`ensure_settings`), its
-//! directory listings (`ensure_directory`), bans and unbans (`ensure_moderation`), invites the declared
+//! `ensure_room`: makes Synapse match a declared room. Creates it once (`create_room`: adopting it
+//! when an earlier attempt created it but crashed before storing its id; a room open to a group
+//! after the group's room), puts back the aliases of its slugs and its settings
+//! (`ensure_settings`), its directory listings (`ensure_directory`), bans and unbans
+//! (`ensure_moderation`), invites the declared
 //! members who are not banned, applies their power levels and the mutes by read-modify-write, and
 //! kicks members removed from the declaration. Each step looks before it acts, so a re-run changes
 //! nothing.
@@ -9,25 +10,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
+use super::create_room::{self, Declared, Plan, ensure_created, load, plan};
 use super::diagnose;
-use super::{
-    JobError, ensure_directory, ensure_moderation, ensure_settings, repair_room, teardown_room,
-};
+use super::{JobError, ensure_directory, ensure_moderation, ensure_settings, repair_room};
 use crate::app::App;
-use crate::config::Tenant;
 use crate::matrix::{self, RoomState};
-use crate::rooms::{self, RoomKind};
-use crate::store::jobs::{self as job_store, Job, NewJob};
-use crate::store::member_state::{self, MemberState, Membership, Restriction};
-use crate::store::moderation::{self, Moderation};
-use crate::store::room_access::{self, Access};
-use crate::store::rooms::{self as room_store, Room, RoomStatus};
+use crate::rooms;
+use crate::store::jobs::Job;
+use crate::store::member_state::{MemberState, Membership, Restriction};
+use crate::store::moderation;
+use crate::store::room_changes;
+use crate::store::rooms::RoomStatus;
 use crate::store::unix_ms;
 
-pub const KIND: &str = "ensure_room";
+pub use super::create_room::{KIND, new_job, new_job_for};
 
 /// The job kinds that bring a tenant's rooms to its moderation: a lifted tenant-wide row stays
 /// while one of them is queued or running.
@@ -35,20 +34,6 @@ const CONVERGING_KINDS: &[&str] = &[KIND, super::converge_tenant::KIND];
 
 /// The reason given when a member the platform removed is kicked.
 const REMOVED: &str = "Removed from the room";
-
-pub fn new_job(room: &Room) -> NewJob {
-    new_job_for(&room.tenant_id, room.id)
-}
-
-/// The job for room `room_key` of `tenant_id`, when only its key is at hand.
-pub fn new_job_for(tenant_id: &str, room_key: i64) -> NewJob {
-    NewJob {
-        tenant_id: tenant_id.to_owned(),
-        room_key: Some(room_key),
-        kind: KIND.to_owned(),
-        payload: json!({}),
-    }
-}
 
 pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_key = job
@@ -87,7 +72,7 @@ pub async fn converge(
     let current = app
         .store
         .write(move |c| {
-            room_store::set_status_if_current(
+            room_changes::set_status_if_current(
                 c,
                 room_key,
                 generation,
@@ -102,111 +87,6 @@ pub async fn converge(
         return Ok(json!({"skipped": "the room was deleted while the job ran"}));
     }
     result
-}
-
-/// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels.
-struct Plan {
-    tenant: Tenant,
-    bot: OwnedUserId,
-    desired: BTreeMap<OwnedUserId, i64>,
-    alias: OwnedRoomAliasId,
-}
-
-/// A room as declared: its members, who is banned or muted there, the moderation rows read, and
-/// who else may find and join it.
-struct Declared {
-    room: Room,
-    members: Vec<MemberState>,
-    moderation: Vec<Moderation>,
-    access: Access,
-}
-
-fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
-    let config = app.config();
-    let tenant = config
-        .tenants
-        .iter()
-        .find(|t| t.id == room.tenant_id)
-        .ok_or_else(|| {
-            JobError::Permanent(format!(
-                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
-                room.tenant_id
-            ))
-        })?;
-    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
-    let levels = &config.roles;
-    // A banned member is no member while the ban holds: not invited, no level.
-    let desired = members
-        .iter()
-        .filter(|m| !m.ban.is_in_force())
-        .filter_map(|m| {
-            Some((
-                UserId::parse(&m.user_id).ok()?,
-                levels.level(kind, m.role()?).ok()?,
-            ))
-        })
-        .collect();
-    let server_name = &config.home_of(tenant).homeserver.server_name;
-    let alias = rooms::alias(kind, &room.slug, &tenant.id, server_name)
-        .map_err(|e| JobError::Permanent(e.to_string()))?;
-    Ok(Plan {
-        bot: config.bot_user_id(tenant),
-        tenant: tenant.clone(),
-        desired,
-        alias,
-    })
-}
-
-/// Makes sure declared room `room_key` exists in Synapse and returns its id and version; `None`
-/// when it is no longer declared, or was deleted since `generation` was read. One creation at a
-/// time per room in this process (alias queries and jobs share the lock); across processes a lost
-/// race finds the alias taken and adopts.
-pub async fn ensure_created(
-    app: &Arc<App>,
-    room_key: i64,
-    generation: i64,
-) -> Result<Option<(OwnedRoomId, String)>, JobError> {
-    let lock = app.room_lock(room_key);
-    let _creating = lock.lock().await;
-    let Some(Declared {
-        room,
-        members,
-        access,
-        ..
-    }) = load(app, room_key).await?
-    else {
-        return Ok(None);
-    };
-    if !room.status.is_live() || room.generation != generation {
-        return Ok(None);
-    }
-    if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
-        let room_id = RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?;
-        return Ok(Some((room_id, version.clone())));
-    }
-    let plan = plan(app, &room, &members)?;
-    app.ensure_bot(&plan.tenant).await?;
-    create(app, &room, &plan, access.open_to_room_key).await
-}
-
-async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobError> {
-    let loaded = app
-        .store
-        .run(move |c| {
-            let Some(room) = room_store::get(c, room_key)? else {
-                return Ok(None);
-            };
-            let members = crate::store::members::members(c, room_key)?;
-            let moderation = moderation::for_room(c, &room.tenant_id, room_key)?;
-            Ok(Some(Declared {
-                members: member_state::member_states(&members, &moderation),
-                room,
-                moderation,
-                access: room_access::get(c, room_key)?,
-            }))
-        })
-        .await?;
-    Ok(loaded)
 }
 
 async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Value, JobError> {
@@ -245,7 +125,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         let (stored, generation) = (actual.clone(), room.generation);
         // Not stored when the room was deleted meanwhile; then the status is not written either.
         app.store
-            .write(move |c| room_store::set_created(c, room_key, generation, &id, &stored, now))
+            .write(move |c| room_changes::set_created(c, room_key, generation, &id, &stored, now))
             .await?;
         version = actual;
     }
@@ -256,7 +136,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     } else {
         ensure_settings::Fresh::Existing
     };
-    let open_to = super::open_to::group_room(app, declared.access.open_to_room_key).await?;
+    let open_to = create_room::group_room(app, declared.access.open_to_room_key).await?;
     let settings = ensure_settings::declared(room, open_to)?;
     ensure_settings::ensure_settings(app, room, &settings, &bot, &room_id, &state, fresh).await?;
     let note = declared.access.directory_note.as_deref();
@@ -324,75 +204,6 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         result["repair"] = repair;
     }
     Ok(result)
-}
-
-/// Creates the room, or adopts it when the alias already points to one (an earlier attempt
-/// created it and stopped before storing its id). Stores the id before anything else happens;
-/// when the room was deleted while `createRoom` was in flight, queues the new room's teardown
-/// instead and returns `None`.
-async fn create(
-    app: &Arc<App>,
-    room: &Room,
-    plan: &Plan,
-    open_to_room_key: Option<i64>,
-) -> Result<Option<(OwnedRoomId, String)>, JobError> {
-    let (bot, alias) = (&plan.bot, &plan.alias);
-    let version = match &app.config().homeserver_of_user(bot).homeserver.room_version {
-        Some(version) => version.clone(),
-        None => app.client_for(bot).default_room_version(bot).await?,
-    };
-    let open_to = super::open_to::group_room(app, open_to_room_key).await?;
-    let declared = ensure_settings::declared(room, open_to)?;
-    let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
-    let room_id = match app.client_for(bot).create_room(bot, body).await {
-        Ok(room_id) => room_id,
-        Err(error) if error.is_in_use() => {
-            match app
-                .client_for(bot)
-                .resolve_alias(bot, alias.clone())
-                .await?
-            {
-                Some(room_id) => {
-                    tracing::info!(%room_id, "the alias already names a room: adopting it");
-                    room_id
-                }
-                None => {
-                    return Err(JobError::Permanent(format!(
-                        "the alias {alias} is taken but does not resolve: remove it from Synapse, then retry the job"
-                    )));
-                }
-            }
-        }
-        Err(error) => return Err(error.into()),
-    };
-    tracing::info!(%room_id, %version, "created the room");
-    let (room_key, generation, id, stored_version, now) = (
-        room.id,
-        room.generation,
-        room_id.to_string(),
-        version.clone(),
-        unix_ms(app.clock.now()),
-    );
-    let teardown = teardown_room::new_job_for(room, Some(&id), std::slice::from_ref(alias));
-    let stored = app
-        .store
-        .write(move |c| {
-            c.write(|c| {
-                if room_store::set_created(c, room_key, generation, &id, &stored_version, now)? {
-                    super::open_to::queue_followers(c, room_key, now)?;
-                    return Ok(true);
-                }
-                job_store::enqueue(c, &teardown, now)?;
-                Ok(false)
-            })
-        })
-        .await?;
-    if !stored {
-        tracing::warn!(%room_id, "the room was deleted while it was being created: tearing the new room down");
-        app.jobs_wakeup.notify_one();
-        return Ok(None);
-    }
-    Ok(Some((room_id, version)))
 }
 
 /// Reads `m.room.power_levels`, sets the declared levels and the mutes, drops the entries of

@@ -122,7 +122,7 @@ async fn ensure_alias_points_here(
 }
 
 /// The stored declaration in the room domain's terms (what createRoom and convergence both use),
-/// with the Matrix room of the group it is open to ([`super::open_to::group_room`]).
+/// with the Matrix room of the group it is open to ([`super::create_room::group_room`]).
 pub fn declared(room: &Room, open_to: Option<OwnedRoomId>) -> Result<DeclaredRoom, JobError> {
     let permanent = |error: String| JobError::Permanent(error);
     Ok(DeclaredRoom {

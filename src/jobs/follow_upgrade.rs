@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::{JobError, diagnose, ensure_room, repair_room, teardown_room};
 use crate::app::App;
 use crate::store::jobs::{self as job_store, Job, NewJob};
+use crate::store::room_changes;
 use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, unix_ms};
 
@@ -99,14 +100,14 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         .store
         .write(move |c| {
             c.write(|c| {
-                if !room_store::set_created(c, room_key, generation, &id, &version, now)? {
+                if !room_changes::set_created(c, room_key, generation, &id, &version, now)? {
                     // Deleted while the bot joined: it leaves the replacement again.
                     job_store::enqueue(c, &teardown, now)?;
                     return Ok(false);
                 }
                 // Not ready again until members and levels are applied in the new room.
-                room_store::set_status(c, room_key, RoomStatus::Pending, None, now)?;
-                super::open_to::queue_followers(c, room_key, now)?;
+                room_changes::set_status(c, room_key, RoomStatus::Pending, None, now)?;
+                super::create_room::queue_followers(c, room_key, now)?;
                 crate::store::members::forget_applied_levels(c, room_key, now)?;
                 Ok(true)
             })

@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod converge_tenant;
+pub mod create_room;
 pub mod decline_invite;
 pub mod diagnose;
 mod ensure_directory;
@@ -15,7 +16,7 @@ mod events;
 pub mod follow_upgrade;
 pub mod inbox;
 pub mod lift_moderation;
-pub mod open_to;
+
 pub mod prune;
 pub mod redact_user;
 mod repair_room;

@@ -113,7 +113,7 @@ async fn replace(
     app.store
         .write(move |c| room_store::clear_created(c, room_key, now))
         .await?;
-    super::ensure_room::ensure_created(app, room_key, room.generation).await
+    super::create_room::ensure_created(app, room_key, room.generation).await
 }
 
 /// The sender invites the bot (unless invited or joined), the bot joins, and the sender raises the

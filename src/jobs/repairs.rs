@@ -17,6 +17,7 @@ use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
 use crate::rooms::settings;
 use crate::store::inbox::{Handled, PendingEvent};
+use crate::store::room_changes;
 use crate::store::rooms::{self, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, jobs};
 
@@ -43,7 +44,13 @@ pub fn follow_up(
                         tracing::warn!(room_id = %event.room_id, by = %event.sender, "a tenant bot was removed from a managed room: it is lost");
                         let reason =
                             format!("the bot was removed from the room by {}", event.sender);
-                        rooms::set_status(conn, room.id, RoomStatus::Lost, Some(&reason), now_ms)?;
+                        room_changes::set_status(
+                            conn,
+                            room.id,
+                            RoomStatus::Lost,
+                            Some(&reason),
+                            now_ms,
+                        )?;
                         reconcile(conn, &room, now_ms)?;
                     }
                 }

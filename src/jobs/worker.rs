@@ -21,7 +21,7 @@ use crate::homeservers::links::HomeserverLink;
 use crate::matrix::RetryKind;
 use crate::observability::health::TokenState;
 use crate::store::jobs::{self, ClaimLimits, Job, Outcome};
-use crate::store::rooms as room_store;
+use crate::store::room_changes;
 use crate::store::unix_ms;
 
 /// How often the worker looks for work without being woken (jobs queued by another replica,
@@ -178,7 +178,7 @@ async fn attempt(app: Arc<App>, job: Job) {
         let finished = app.store.write_in_background(move |c| c.write(|c| {
             let held = jobs::finish(c, id, &owner, &outcome, now)?;
             if let (true, Some((room_key, teardown)), Some(error)) = (held, room, outcome.final_error()) {
-                room_store::record_job_failure(c, room_key, id, error, teardown, now)?;
+                room_changes::record_job_failure(c, room_key, id, error, teardown, now)?;
             }
             if held {
                 super::events::job_finished(c, &ended, &outcome, now)?;

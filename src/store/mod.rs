@@ -19,7 +19,7 @@ pub mod moderation_log;
 pub mod outbox;
 pub mod retention;
 pub mod room_access;
-mod room_changes;
+pub mod room_changes;
 pub mod rooms;
 pub mod schema;
 mod seen_events;

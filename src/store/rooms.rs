@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde::Serialize;
 
-pub use super::room_changes::{record_job_failure, set_created, set_status, set_status_if_current};
 use super::schema::{room_members, room_slugs, rooms};
 use super::{DbConnection, StoreError};
 use crate::{on_backend, write_transaction};
@@ -89,7 +88,7 @@ pub struct Room {
     /// The Matrix room this one replaced, when reconcile had to replace a lost room.
     pub previous_room_id: Option<String>,
     /// Raised by every DELETE: work begun under an earlier generation may no longer store a
-    /// Matrix room id or mark the room ready (see [`set_created`]).
+    /// Matrix room id or mark the room ready (see [`super::room_changes::set_created`]).
     pub generation: i64,
     /// The homeserver (config id) the room lives on.
     pub homeserver: String,

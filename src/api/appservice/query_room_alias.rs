@@ -18,7 +18,7 @@ use ruma::RoomAliasId;
 use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
-use crate::jobs::ensure_room;
+use crate::jobs::create_room;
 use crate::rooms;
 use crate::store::rooms as room_store;
 
@@ -70,7 +70,7 @@ pub async fn handler(
     };
     let existed = room.room_id.is_some();
     let bot = config.bot_user_id(tenant);
-    let created = match ensure_room::ensure_created(&app, room.id, room.generation).await {
+    let created = match create_room::ensure_created(&app, room.id, room.generation).await {
         // The room existed but Synapse lost this alias (or it is an earlier slug's): put it back.
         Ok(Some((room_id, _))) if existed => app
             .client_for(&bot)

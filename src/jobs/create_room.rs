@@ -1,0 +1,257 @@
+//! How a declared room comes to exist in Matrix: the `ensure_room` job that converges it (its kind
+//! and constructors live here, below every job kind that queues it), what a declaration means in
+//! Matrix terms (`plan`), and its one creation (`ensure_created`: alias queries and jobs share it,
+//! adopting a room an earlier attempt made). A private event room open to its group (DESIGN
+//! §7.5) is made after the group's room (`group_room`), and every room open to a group follows
+//! when the group room is made, replaced or deleted (`queue_followers`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::json;
+
+use super::{JobError, ensure_settings, teardown_room};
+use crate::app::App;
+use crate::config::Tenant;
+use crate::rooms::{self, RoomKind};
+use crate::store::jobs::{self as job_store, NewJob};
+use crate::store::member_state::{self, MemberState};
+use crate::store::moderation::{self, Moderation};
+use crate::store::room_access::{self, Access};
+use crate::store::room_changes;
+use crate::store::rooms::{self as room_store, Room};
+use crate::store::{DbConnection, StoreError, unix_ms};
+
+/// The job that makes Synapse match a declared room (`jobs/ensure_room.rs` runs it).
+pub const KIND: &str = "ensure_room";
+
+pub fn new_job(room: &Room) -> NewJob {
+    new_job_for(&room.tenant_id, room.id)
+}
+
+/// The job for room `room_key` of `tenant_id`, when only its key is at hand.
+pub fn new_job_for(tenant_id: &str, room_key: i64) -> NewJob {
+    NewJob {
+        tenant_id: tenant_id.to_owned(),
+        room_key: Some(room_key),
+        kind: KIND.to_owned(),
+        payload: json!({}),
+    }
+}
+
+/// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels.
+pub(super) struct Plan {
+    pub tenant: Tenant,
+    pub bot: OwnedUserId,
+    pub desired: BTreeMap<OwnedUserId, i64>,
+    pub alias: OwnedRoomAliasId,
+}
+
+/// A room as declared: its members, who is banned or muted there, the moderation rows read, and
+/// who else may find and join it.
+pub(super) struct Declared {
+    pub room: Room,
+    pub members: Vec<MemberState>,
+    pub moderation: Vec<Moderation>,
+    pub access: Access,
+}
+
+pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
+    let config = app.config();
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.id == room.tenant_id)
+        .ok_or_else(|| {
+            JobError::Permanent(format!(
+                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
+                room.tenant_id
+            ))
+        })?;
+    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let levels = &config.roles;
+    // A banned member is no member while the ban holds: not invited, no level.
+    let desired = members
+        .iter()
+        .filter(|m| !m.ban.is_in_force())
+        .filter_map(|m| {
+            Some((
+                UserId::parse(&m.user_id).ok()?,
+                levels.level(kind, m.role()?).ok()?,
+            ))
+        })
+        .collect();
+    let server_name = &config.home_of(tenant).homeserver.server_name;
+    let alias = rooms::alias(kind, &room.slug, &tenant.id, server_name)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+    Ok(Plan {
+        bot: config.bot_user_id(tenant),
+        tenant: tenant.clone(),
+        desired,
+        alias,
+    })
+}
+
+/// Makes sure declared room `room_key` exists in Synapse and returns its id and version; `None`
+/// when it is no longer declared, or was deleted since `generation` was read. One creation at a
+/// time per room in this process (alias queries and jobs share the lock); across processes a lost
+/// race finds the alias taken and adopts.
+pub async fn ensure_created(
+    app: &Arc<App>,
+    room_key: i64,
+    generation: i64,
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
+    let lock = app.room_lock(room_key);
+    let _creating = lock.lock().await;
+    let Some(Declared {
+        room,
+        members,
+        access,
+        ..
+    }) = load(app, room_key).await?
+    else {
+        return Ok(None);
+    };
+    if !room.status.is_live() || room.generation != generation {
+        return Ok(None);
+    }
+    if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
+        let room_id = RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?;
+        return Ok(Some((room_id, version.clone())));
+    }
+    let plan = plan(app, &room, &members)?;
+    app.ensure_bot(&plan.tenant).await?;
+    create(app, &room, &plan, access.open_to_room_key).await
+}
+
+pub(super) async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobError> {
+    let loaded = app
+        .store
+        .run(move |c| {
+            let Some(room) = room_store::get(c, room_key)? else {
+                return Ok(None);
+            };
+            let members = crate::store::members::members(c, room_key)?;
+            let moderation = moderation::for_room(c, &room.tenant_id, room_key)?;
+            Ok(Some(Declared {
+                members: member_state::member_states(&members, &moderation),
+                room,
+                moderation,
+                access: room_access::get(c, room_key)?,
+            }))
+        })
+        .await?;
+    Ok(loaded)
+}
+
+/// Creates the room, or adopts it when the alias already points to one (an earlier attempt
+/// created it and stopped before storing its id). Stores the id before anything else happens;
+/// when the room was deleted while `createRoom` was in flight, queues the new room's teardown
+/// instead and returns `None`.
+async fn create(
+    app: &Arc<App>,
+    room: &Room,
+    plan: &Plan,
+    open_to_room_key: Option<i64>,
+) -> Result<Option<(OwnedRoomId, String)>, JobError> {
+    let (bot, alias) = (&plan.bot, &plan.alias);
+    let version = match &app.config().homeserver_of_user(bot).homeserver.room_version {
+        Some(version) => version.clone(),
+        None => app.client_for(bot).default_room_version(bot).await?,
+    };
+    let open_to = group_room(app, open_to_room_key).await?;
+    let declared = ensure_settings::declared(room, open_to)?;
+    let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
+    let room_id = match app.client_for(bot).create_room(bot, body).await {
+        Ok(room_id) => room_id,
+        Err(error) if error.is_in_use() => {
+            match app
+                .client_for(bot)
+                .resolve_alias(bot, alias.clone())
+                .await?
+            {
+                Some(room_id) => {
+                    tracing::info!(%room_id, "the alias already names a room: adopting it");
+                    room_id
+                }
+                None => {
+                    return Err(JobError::Permanent(format!(
+                        "the alias {alias} is taken but does not resolve: remove it from Synapse, then retry the job"
+                    )));
+                }
+            }
+        }
+        Err(error) => return Err(error.into()),
+    };
+    tracing::info!(%room_id, %version, "created the room");
+    let (room_key, generation, id, stored_version, now) = (
+        room.id,
+        room.generation,
+        room_id.to_string(),
+        version.clone(),
+        unix_ms(app.clock.now()),
+    );
+    let teardown = teardown_room::new_job_for(room, Some(&id), std::slice::from_ref(alias));
+    let stored = app
+        .store
+        .write(move |c| {
+            c.write(|c| {
+                if room_changes::set_created(c, room_key, generation, &id, &stored_version, now)? {
+                    queue_followers(c, room_key, now)?;
+                    return Ok(true);
+                }
+                job_store::enqueue(c, &teardown, now)?;
+                Ok(false)
+            })
+        })
+        .await?;
+    if !stored {
+        tracing::warn!(%room_id, "the room was deleted while it was being created: tearing the new room down");
+        app.jobs_wakeup.notify_one();
+        return Ok(None);
+    }
+    Ok(Some((room_id, version)))
+}
+
+/// The Matrix room whose members may join a room open to group room `open_to_room_key`: `None`
+/// when it is open to no group, or its group
+/// room is deleted (then the room is invite only). A group room not made yet is made first, as an
+/// alias query would make it (under the group's own creation lock, so its job and this one create
+/// it once): the event room waits for it instead of opening to nobody. Only event rooms are open to
+/// groups, and groups to nothing, so the locks never wait on each other in a circle.
+pub async fn group_room(
+    app: &Arc<App>,
+    open_to_room_key: Option<i64>,
+) -> Result<Option<OwnedRoomId>, JobError> {
+    let Some(group_key) = open_to_room_key else {
+        return Ok(None);
+    };
+    let group = app
+        .store
+        .run(move |c| room_store::get(c, group_key))
+        .await?;
+    let Some(group) = group.filter(|group| group.status.is_live()) else {
+        return Ok(None);
+    };
+    if let Some(room_id) = &group.room_id {
+        let room_id = RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?;
+        return Ok(Some(room_id));
+    }
+    tracing::info!(group = %group.slug, "the group room the room is open to is not made yet: making it first");
+    let created = Box::pin(ensure_created(app, group.id, group.generation)).await?;
+    Ok(created.map(|(room_id, _)| room_id))
+}
+
+/// Queues an `ensure_room` for every declared room open to group room `group_key`, in the
+/// transaction that made, replaced or deleted the group's Matrix room: their join rules follow.
+pub fn queue_followers(
+    conn: &mut DbConnection,
+    group_key: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    for room in room_access::open_to(conn, group_key)? {
+        job_store::enqueue(conn, &new_job(&room), now)?;
+    }
+    Ok(())
+}
