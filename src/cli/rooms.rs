@@ -141,7 +141,7 @@ async fn reconcile(app: &App, targets: Vec<Room>, dry_run: bool) -> anyhow::Resu
     let mut queued = 0;
     for room in &targets {
         let name = format!("{}/{}/{}", room.tenant_id, room.kind, room.slug);
-        let Some(tenant) = config.tenants.iter().find(|t| t.id == room.tenant_id) else {
+        let Some(tenant) = config.tenant(&room.tenant_id) else {
             problems += 1;
             progress.note(&format!(
                 "{name}: tenant {} is not configured; skipped",

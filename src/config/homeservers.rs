@@ -209,7 +209,7 @@ impl Config {
 
     /// The homeserver tenant `tenant_id`'s rooms and bot live on; `None`: no such tenant.
     pub fn homeserver_of(&self, tenant_id: &str) -> Option<HomeserverConfig<'_>> {
-        let tenant = self.tenants.iter().find(|tenant| tenant.id == tenant_id)?;
+        let tenant = self.tenant(tenant_id)?;
         self.homeserver_by_id(&tenant.homeserver)
     }
 

@@ -224,6 +224,11 @@ impl Config {
         self.home_of(tenant).bot_user_id(tenant)
     }
 
+    /// The configured tenant with this id (case as configured).
+    pub fn tenant(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|tenant| tenant.id == id)
+    }
+
     /// The tenant whose bot `user_id` is, if it is one of ours.
     pub fn tenant_of_bot(&self, user_id: &UserId) -> Option<&Tenant> {
         self.tenants

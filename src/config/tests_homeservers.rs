@@ -85,7 +85,7 @@ fn a_second_homeserver_inherits_the_names_and_claims_its_own_server() {
             .is_our_user("@openmeet-bot-tenantb:matrix-a.example.org")
     );
 
-    let tenant_b = config.tenants.iter().find(|t| t.id == "TenantB").unwrap();
+    let tenant_b = config.tenant("TenantB").unwrap();
     assert_eq!(config.homeserver_of("TenantB").unwrap().id, "eu-a");
     assert_eq!(
         config.bot_user_id(tenant_b),

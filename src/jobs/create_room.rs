@@ -59,16 +59,7 @@ pub(super) struct Declared {
 
 pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
     let config = app.config();
-    let tenant = config
-        .tenants
-        .iter()
-        .find(|t| t.id == room.tenant_id)
-        .ok_or_else(|| {
-            JobError::Permanent(format!(
-                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
-                room.tenant_id
-            ))
-        })?;
+    let tenant = super::configured_tenant(&config, &room.tenant_id)?;
     let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
     let levels = &config.roles;
     // A banned member is no member while the ban holds: not invited, no level.

@@ -29,8 +29,8 @@ pub async fn ensure_directory(
     visibility: Visibility,
     fresh: Fresh,
 ) -> Result<(), JobError> {
-    let server_directory = (app.config().tenants.iter())
-        .any(|tenant| tenant.id == room.tenant_id && tenant.server_directory);
+    let server_directory =
+        (app.config().tenant(&room.tenant_id)).is_some_and(|tenant| tenant.server_directory);
     let wanted = directory::listings(visibility, server_directory);
     // Synapse cannot be asked about one entry of an appservice list, and the PUT is idempotent.
     if wanted.tenant || fresh == Fresh::Existing {

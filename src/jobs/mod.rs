@@ -74,19 +74,23 @@ fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, JobError> {
     })
 }
 
+/// The tenant a job or room belongs to, or the job's permanent failure when the config no longer
+/// has it.
+fn configured_tenant<'c>(
+    config: &'c crate::config::Config,
+    tenant_id: &str,
+) -> Result<&'c crate::config::Tenant, JobError> {
+    config.tenant(tenant_id).ok_or_else(|| {
+        JobError::Permanent(format!(
+            "tenant {tenant_id} is no longer configured: add it back to tenants, or cancel the job"
+        ))
+    })
+}
+
 /// The bot of the job's tenant, registered and named.
 async fn tenant_bot(app: &Arc<App>, job: &Job) -> Result<ruma::OwnedUserId, JobError> {
     let config = app.config();
-    let tenant = config
-        .tenants
-        .iter()
-        .find(|t| t.id == job.tenant_id)
-        .ok_or_else(|| {
-            JobError::Permanent(format!(
-                "tenant {} is no longer configured: add it back to tenants, or cancel the job",
-                job.tenant_id
-            ))
-        })?;
+    let tenant = configured_tenant(&config, &job.tenant_id)?;
     app.ensure_bot(tenant).await?;
     Ok(config.bot_user_id(tenant))
 }

@@ -181,11 +181,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
         if let Some(failed) = failed_jobs.get(&tenant.id) {
             tenant.failed_jobs = failed.iter().map(failed_job).collect();
         }
-        let webhook = config
-            .tenants
-            .iter()
-            .find(|t| t.id == tenant.id)
-            .and_then(|t| t.webhook.as_ref());
+        let webhook = config.tenant(&tenant.id).and_then(|t| t.webhook.as_ref());
         let progress = webhooks.iter().find(|p| p.delivery.tenant == tenant.id);
         tenant.webhook = WebhookStatus::of(webhook, progress, now);
     }

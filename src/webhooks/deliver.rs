@@ -68,12 +68,7 @@ async fn deliver(
         claimed.failing_since_ms,
     );
     loop {
-        let webhook = app
-            .config()
-            .tenants
-            .iter()
-            .find(|t| t.id == tenant)
-            .and_then(|t| t.webhook.clone());
+        let webhook = app.config().tenant(&tenant).and_then(|t| t.webhook.clone());
         let next = {
             let tenant = tenant.clone();
             app.store

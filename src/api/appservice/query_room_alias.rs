@@ -45,8 +45,10 @@ pub async fn handler(
         outcome("not_ours");
         return ApiError::NotFound("this appservice has no such alias").into_response();
     };
-    let hosted = |t: &&crate::config::Tenant| t.id == parts.tenant && t.homeserver == calling.id;
-    let Some(tenant) = config.tenants.iter().find(hosted) else {
+    let hosted = config
+        .tenant(&parts.tenant)
+        .filter(|t| t.homeserver == calling.id);
+    let Some(tenant) = hosted else {
         outcome("unknown_tenant");
         return ApiError::NotFound("no such tenant").into_response();
     };
