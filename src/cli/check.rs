@@ -73,22 +73,24 @@ pub fn run(path: &Path, homeserver: Option<&str>, log_format: Option<LogFormat>)
     if let Err(code) = runtime.block_on(database(&config)) {
         return code;
     }
-    let mut outcome = ExitCode::SUCCESS;
     let several = !config.additional_homeservers.is_empty();
-    for id in ids {
-        let focused = config
-            .for_homeserver(&id)
-            .expect("the ids are the config's own");
-        if several || homeserver.is_some() {
-            println!("homeserver {id} ({}):", focused.homeserver.server_name);
+    let app = match App::new(config, Arc::new(SystemClock)) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("FAIL {error}");
+            return ExitCode::from(exit_code(preflight::Step::Versions));
         }
-        let code = match App::new(focused, Arc::new(SystemClock)) {
-            Ok(app) => runtime.block_on(homeserver_checks(app)),
-            Err(error) => {
-                eprintln!("FAIL {error}");
-                ExitCode::from(exit_code(preflight::Step::Versions))
-            }
-        };
+    };
+    let mut outcome = ExitCode::SUCCESS;
+    for id in ids {
+        if several || homeserver.is_some() {
+            let config = app.config();
+            let server = &config
+                .homeserver_by_id(&id)
+                .expect("the ids are the config's own");
+            println!("homeserver {id} ({}):", server.homeserver.server_name);
+        }
+        let code = runtime.block_on(homeserver_checks(app.clone(), &id));
         if outcome == ExitCode::SUCCESS {
             outcome = code;
         }
@@ -127,8 +129,8 @@ async fn database(config: &Config) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// The preflight against the homeserver `app`'s config has in the default place.
-async fn homeserver_checks(app: Arc<App>) -> ExitCode {
+/// The preflight against homeserver `id` of `app`'s config.
+async fn homeserver_checks(app: Arc<App>, id: &str) -> ExitCode {
     let config = app.config();
     // Answer Synapse's ping ourselves when no daemon listens on the appservice address.
     let responder = match tokio::net::TcpListener::bind(config.listen.appservice).await {
@@ -140,7 +142,7 @@ async fn homeserver_checks(app: Arc<App>) -> ExitCode {
         }
         Err(_) => None,
     };
-    let result = run_steps(&app).await;
+    let result = run_steps(&app, id).await;
     if let Some(responder) = responder {
         responder.abort();
         let _ = responder.await;
@@ -154,20 +156,27 @@ async fn homeserver_checks(app: Arc<App>) -> ExitCode {
     }
 }
 
-async fn run_steps(app: &App) -> Result<(), preflight::Failure> {
-    let (client, config) = (&app.homeserver(), &app.config());
-    let versions = preflight::versions(client, config).await?;
+async fn run_steps(app: &App, id: &str) -> Result<(), preflight::Failure> {
+    let config = app.config();
+    let homeserver = config
+        .homeserver_by_id(id)
+        .expect("the ids are the config's own");
+    let link = app
+        .link(id)
+        .expect("every homeserver of the config has its link");
+    let client = &link.client;
+    let versions = preflight::versions(client, &homeserver).await?;
     println!(
         "ok   homeserver {} answers (spec versions {})",
-        config.homeserver.url,
+        homeserver.homeserver.url,
         versions.join(", ")
     );
-    let sender = preflight::sender(client, config).await?;
+    let sender = preflight::sender(client, &homeserver).await?;
     println!("ok   the as_token is accepted as {sender}, and the sender is registered");
-    let ping = preflight::ping(client, config).await?;
+    let ping = preflight::ping(client, &homeserver).await?;
     println!(
         "ok   appservice ping: Synapse reached {} in {} ms",
-        config.appservice.url,
+        homeserver.appservice.url,
         ping.as_millis()
     );
     Ok(())

@@ -29,6 +29,19 @@ impl HomeserverConfig<'_> {
         self.id == DEFAULT_ID
     }
 
+    /// The command that prints this homeserver's registration, for messages that say to install
+    /// it again.
+    pub fn registration_command(&self) -> String {
+        if self.is_default() {
+            "openmeet-appservice registration -c <config>".into()
+        } else {
+            format!(
+                "openmeet-appservice registration -c <config> --homeserver {}",
+                self.id
+            )
+        }
+    }
+
     /// The load-time self-check of its namespaces: its sender and the bot of every tenant on it
     /// must be ours, a human on its server must not.
     pub fn check_namespaces<'t>(
@@ -245,22 +258,4 @@ impl Config {
     }
 }
 
-impl Config {
-    /// This config as one homeserver's commands see it: homeserver `id` in the place of the
-    /// default one, with only its tenants. For `check --homeserver`, whose preflight and ping
-    /// responder serve one homeserver.
-    pub fn for_homeserver(&self, id: &str) -> Option<Config> {
-        let chosen = self.homeserver_by_id(id)?;
-        let mut config = self.clone();
-        config.homeserver = chosen.homeserver.clone();
-        config.appservice = chosen.appservice.clone();
-        config.namespaces = chosen.namespaces.clone();
-        config.viewed_homeserver = (!chosen.is_default()).then(|| id.to_owned());
-        config.additional_homeservers.clear();
-        config.tenants.retain(|tenant| tenant.homeserver == id);
-        for tenant in &mut config.tenants {
-            tenant.homeserver = DEFAULT_ID.to_owned();
-        }
-        Some(config)
-    }
-}
+impl Config {}

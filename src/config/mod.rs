@@ -80,9 +80,6 @@ pub struct Config {
     /// Every homeserver's sender and every tenant's bot, for [`Config::is_own_user`], which the
     /// inbox processor asks of every event.
     own_users: HashSet<OwnedUserId>,
-    /// Set on the view [`Config::for_homeserver`] makes of an additional homeserver: its id, for
-    /// the messages that name the command printing its registration.
-    pub viewed_homeserver: Option<String>,
 }
 
 impl Config {
@@ -194,7 +191,6 @@ impl Config {
             roles,
             namespaces,
             own_users: HashSet::new(),
-            viewed_homeserver: None,
         };
         config.own_users = config
             .homeservers()
@@ -234,14 +230,6 @@ impl Config {
         self.tenants
             .iter()
             .find(|tenant| self.bot_user_id(tenant) == user_id)
-    }
-
-    /// The command that prints the registration of the homeserver this config serves as default.
-    pub fn registration_command(&self) -> String {
-        match &self.viewed_homeserver {
-            Some(id) => format!("openmeet-appservice registration -c <config> --homeserver {id}"),
-            None => "openmeet-appservice registration -c <config>".into(),
-        }
     }
 
     /// Whether `user_id` is a homeserver's sender or the bot of a configured tenant.

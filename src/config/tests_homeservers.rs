@@ -105,21 +105,16 @@ fn a_second_homeserver_inherits_the_names_and_claims_its_own_server() {
         DEFAULT_ID
     );
 
-    // `check --homeserver eu-a` sees it in the default place, with its tenants only.
-    let focused = config.for_homeserver("eu-a").unwrap();
-    assert_eq!(focused.homeserver.server_name, "matrix-a.example.org");
-    assert_eq!(focused.appservice.as_token.expose(), SECOND_AS);
-    let tenants: Vec<_> = focused.tenants.iter().map(|t| t.id.as_str()).collect();
-    assert_eq!(tenants, ["TenantB"]);
-    assert_eq!(focused.homeservers().count(), 1);
     // Its messages name the command that prints its own registration.
+    let eu = config.homeserver_by_id("eu-a").unwrap();
+    assert_eq!(eu.homeserver.server_name, "matrix-a.example.org");
+    assert_eq!(eu.appservice.as_token.expose(), SECOND_AS);
     assert_eq!(
-        focused.registration_command(),
+        eu.registration_command(),
         "openmeet-appservice registration -c <config> --homeserver eu-a"
     );
-    let default = config.for_homeserver(DEFAULT_ID).unwrap();
     assert_eq!(
-        default.registration_command(),
+        config.default_homeserver().registration_command(),
         "openmeet-appservice registration -c <config>"
     );
 }

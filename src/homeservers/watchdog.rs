@@ -91,16 +91,16 @@ async fn watch_homeserver(app: Arc<App>, id: String, mut shutdown: watch::Receiv
 /// Runs the preflight against the homeserver; while its token is refused, only whoami until it
 /// is accepted. `None`: the config in force no longer serves it.
 async fn check(app: &App, link: &HomeserverLink) -> Option<(Verdict, String)> {
-    // The preflight reads `homeserver` and `appservice`: this homeserver's, in their place.
-    let config = app.config().for_homeserver(&link.id)?;
+    let config = app.config();
+    let homeserver = config.homeserver_by_id(&link.id)?;
     let client = &link.client;
     let result = if link.health.token() == TokenState::Rejected {
-        match preflight::sender(client, &config).await {
-            Ok(_) => preflight::ping(client, &config).await.map(|_| ()),
+        match preflight::sender(client, &homeserver).await {
+            Ok(_) => preflight::ping(client, &homeserver).await.map(|_| ()),
             Err(failure) => Err(failure),
         }
     } else {
-        preflight::run(client, &config).await.map(|_| ())
+        preflight::run(client, &homeserver).await.map(|_| ())
     };
     Some(match result {
         Ok(()) => (Verdict::Ready, String::new()),

@@ -12,7 +12,7 @@ use ruma::api::client::discovery::get_supported_versions;
 use ruma::{OwnedTransactionId, OwnedUserId};
 
 use super::{Client, Error, RetryKind};
-use crate::config::Config;
+use crate::config::HomeserverConfig;
 use crate::config::secret::random_token;
 
 /// Which step failed; `check` turns each into its own exit code.
@@ -41,10 +41,10 @@ pub struct Report {
 }
 
 /// Runs the checks in order and stops at the first failure.
-pub async fn run(client: &Client, config: &Config) -> Result<Report, Failure> {
-    let versions = versions(client, config).await?;
-    let sender = sender(client, config).await?;
-    let ping = ping(client, config).await?;
+pub async fn run(client: &Client, homeserver: &HomeserverConfig<'_>) -> Result<Report, Failure> {
+    let versions = versions(client, homeserver).await?;
+    let sender = sender(client, homeserver).await?;
+    let ping = ping(client, homeserver).await?;
     Ok(Report {
         versions,
         sender,
@@ -52,16 +52,19 @@ pub async fn run(client: &Client, config: &Config) -> Result<Report, Failure> {
     })
 }
 
-pub async fn versions(client: &Client, config: &Config) -> Result<Vec<String>, Failure> {
+pub async fn versions(
+    client: &Client,
+    homeserver: &HomeserverConfig<'_>,
+) -> Result<Vec<String>, Failure> {
     let response = client.send(get_supported_versions::Request::new(), None).await.map_err(|error| {
         if error.retry_kind() == RetryKind::CredentialRejected {
-            return token_rejected(&error, config);
+            return token_rejected(&error, homeserver);
         }
         Failure {
             step: Step::Versions,
             message: format!(
                 "the homeserver at {} did not answer /_matrix/client/versions ({error}): check homeserver.url and that Synapse is running.",
-                config.homeserver.url
+                homeserver.homeserver.url
             ),
         }
     })?;
@@ -69,22 +72,25 @@ pub async fn versions(client: &Client, config: &Config) -> Result<Vec<String>, F
 }
 
 /// The as_token is not accepted: Synapse runs with another registration than this config's.
-fn token_rejected(error: &Error, config: &Config) -> Failure {
+fn token_rejected(error: &Error, homeserver: &HomeserverConfig<'_>) -> Failure {
     Failure {
         step: Step::Token,
         message: format!(
             "the homeserver does not accept this config's as_token ({}): Synapse has not loaded this registration, or its tokens differ from this config's — regenerate it with `{}`, put the output in a file listed in Synapse's app_service_config_files, and restart Synapse (or put the as_token Synapse knows back into this config and reload it with SIGHUP).",
             error.errcode(),
-            config.registration_command()
+            homeserver.registration_command()
         ),
     }
 }
 
 /// `whoami` as the sender (no identity assertion), then makes sure the sender is registered.
-pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Failure> {
-    let expected = config.sender_user_id();
+pub async fn sender(
+    client: &Client,
+    homeserver: &HomeserverConfig<'_>,
+) -> Result<OwnedUserId, Failure> {
+    let expected = homeserver.sender_user_id();
     let token_failure = |error: Error| match error.retry_kind() {
-        RetryKind::CredentialRejected => token_rejected(&error, config),
+        RetryKind::CredentialRejected => token_rejected(&error, homeserver),
         _ => Failure {
             step: Step::Versions,
             message: format!(
@@ -102,11 +108,11 @@ pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Fai
             message: format!(
                 "the homeserver says this as_token belongs to {}, not {expected}: appservice.sender_localpart or homeserver.server_name differ from the registration Synapse loaded — regenerate it with `{}` and restart Synapse.",
                 answered.user_id,
-                config.registration_command()
+                homeserver.registration_command()
             ),
         });
     }
-    client.ensure_registered(&config.appservice.sender_localpart).await.map_err(|error| Failure {
+    client.ensure_registered(&homeserver.appservice.sender_localpart).await.map_err(|error| Failure {
         step: Step::Sender,
         message: format!("the sender {expected} could not be registered ({error}): check that the registration's user namespace covers it."),
     })?;
@@ -114,8 +120,8 @@ pub async fn sender(client: &Client, config: &Config) -> Result<OwnedUserId, Fai
 }
 
 /// Asks Synapse to ping our appservice listener and returns the round trip Synapse measured.
-pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure> {
-    let mut request = request_ping::v1::Request::new(config.appservice.id.clone());
+pub async fn ping(client: &Client, homeserver: &HomeserverConfig<'_>) -> Result<Duration, Failure> {
+    let mut request = request_ping::v1::Request::new(homeserver.appservice.id.clone());
     request.transaction_id = Some(OwnedTransactionId::from(format!(
         "preflight-{}",
         &random_token()[..16]
@@ -124,12 +130,12 @@ pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure>
         Ok(response) => return Ok(response.duration),
         Err(error) => error,
     };
-    let url = &config.appservice.url;
+    let url = &homeserver.appservice.url;
     let (step, message) = match &error {
         Error::Matrix { errcode, body, .. } if errcode == "M_BAD_STATUS" => {
             let status = body.get("status").and_then(serde_json::Value::as_u64).unwrap_or(0);
             if status == 401 || status == 403 {
-                (Step::PingHsToken, format!("Synapse reached the daemon at {url} but the daemon refused Synapse's hs_token (HTTP {status}): the hs_token in the registration Synapse loaded differs from this config's appservice.hs_token — regenerate the registration with `{}`, install it in Synapse's app_service_config_files and restart Synapse (or add Synapse's token to the hs_token list during a rotation).", config.registration_command()))
+                (Step::PingHsToken, format!("Synapse reached the daemon at {url} but the daemon refused Synapse's hs_token (HTTP {status}): the hs_token in the registration Synapse loaded differs from this config's appservice.hs_token — regenerate the registration with `{}`, install it in Synapse's app_service_config_files and restart Synapse (or add Synapse's token to the hs_token list during a rotation).", homeserver.registration_command()))
             } else {
                 (Step::Ping, format!("Synapse reached {url} but got HTTP {status} back: check that the daemon's appservice listener is what answers at that URL."))
             }
@@ -144,10 +150,10 @@ pub async fn ping(client: &Client, config: &Config) -> Result<Duration, Failure>
         ),
         Error::Matrix { errcode, .. } if errcode == "M_FORBIDDEN" => (
             Step::Ping,
-            format!("Synapse refused the ping for appservice id {:?}: appservice.id differs from the registration Synapse loaded — regenerate it and restart Synapse.", config.appservice.id),
+            format!("Synapse refused the ping for appservice id {:?}: appservice.id differs from the registration Synapse loaded — regenerate it and restart Synapse.", homeserver.appservice.id),
         ),
-        _ if error.retry_kind() == RetryKind::CredentialRejected => return Err(token_rejected(&error, config)),
-        _ => (Step::Ping, format!("the appservice ping failed ({error}): check Synapse's log for the appservice {:?}.", config.appservice.id)),
+        _ if error.retry_kind() == RetryKind::CredentialRejected => return Err(token_rejected(&error, homeserver)),
+        _ => (Step::Ping, format!("the appservice ping failed ({error}): check Synapse's log for the appservice {:?}.", homeserver.appservice.id)),
     };
     Err(Failure { step, message })
 }
