@@ -84,6 +84,9 @@ pub enum Endpoint {
     DirectoryAlias,
     /// `GET` and `PUT /v3/directory/list/room/{roomId}`: the room directory entry.
     DirectoryList,
+    /// `PUT /v3/directory/list/appservice/{networkId}/{roomId}`: the appservice's list of a
+    /// network (a tenant's own directory).
+    NetworkList,
     Ping,
     /// `GET /v3/profile/{userId}[/displayname]`, `PUT /v3/profile/{userId}/displayname`.
     Profile,
@@ -126,6 +129,7 @@ impl FakeHomeserver {
             rooms: HashMap::new(),
             aliases: HashMap::new(),
             published: HashSet::new(),
+            network_listed: HashSet::new(),
             txns: HashMap::new(),
             timelines: HashMap::new(),
             next_id: 0,
@@ -229,6 +233,8 @@ struct State {
     aliases: HashMap<String, String>,
     /// Rooms listed in the room directory.
     published: HashSet<String>,
+    /// (network id, room id) of the rooms listed in the appservice's network lists.
+    network_listed: HashSet<(String, String)>,
     /// `{room}/{type}/{txnId}` → event id. Synapse keys appservice txn ids by path and appservice,
     /// not by the asserted user: two bots reusing a txn id in one room get the first one's event.
     /// Redactions are keyed `{room}/redact/{eventId}/{txnId}`.
@@ -341,6 +347,7 @@ fn classify(method: &str, rest: &[&str]) -> Endpoint {
         ["v3", "rooms", _, "redact", _, _] => E::Redact,
         ["v3", "directory", "room", _] => E::DirectoryAlias,
         ["v3", "directory", "list", "room", _] => E::DirectoryList,
+        ["v3", "directory", "list", "appservice", _, _] => E::NetworkList,
         ["v3", "profile", _] | ["v3", "profile", _, "displayname"] => E::Profile,
         _ => E::Other,
     }
@@ -716,6 +723,15 @@ impl State {
                     self.published.insert(room.to_string());
                 } else {
                     self.published.remove(*room);
+                }
+                Ok(json!({}))
+            }
+            (E::NetworkList, "PUT", [.., network, room]) => {
+                let entry = (network.to_string(), room.to_string());
+                if body["visibility"] == "public" {
+                    self.network_listed.insert(entry);
+                } else {
+                    self.network_listed.remove(&entry);
                 }
                 Ok(json!({}))
             }
