@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
 use openmeet_appservice::store::rooms::{self, Declaration, Declared, RoomStatus};
 use openmeet_appservice::store::{Store, job_keys, members};
@@ -65,11 +66,11 @@ fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
     let declaration = Declaration {
         tenant_id: tenant.into(),
         homeserver: "default".into(),
-        kind: "event".into(),
+        kind: RoomKind::Event,
         slug: slug.into(),
         name: format!("{slug} Chat"),
         topic: None,
-        visibility: "private".into(),
+        visibility: Visibility::Private,
     };
     rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
         .unwrap()
@@ -514,11 +515,11 @@ fn a_declaration_and_its_members_are_stored_once_and_read_back_by_slug(backend: 
     let mut declaration = Declaration {
         tenant_id: "t".into(),
         homeserver: "default".into(),
-        kind: "event".into(),
+        kind: RoomKind::Event,
         slug: "party".into(),
         name: "Party Chat".into(),
         topic: Some("Bring snacks".into()),
-        visibility: "private".into(),
+        visibility: Visibility::Private,
     };
     let (room, declared) = rooms::declare(conn, &declaration, 7).unwrap();
     assert_eq!(declared, Declared::New);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use diesel::RunQueryDsl;
 use openmeet_appservice::on_backend;
+use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::outbox::{self, EventType, OutboxEvent, PublishedEvent};
 use openmeet_appservice::store::room_changes;
 use openmeet_appservice::store::rooms::{self, Declaration, RoomStatus};
@@ -36,11 +37,11 @@ async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend
         let declaration = Declaration {
             tenant_id: "t".into(),
             homeserver: "default".into(),
-            kind: "group".into(),
+            kind: RoomKind::Group,
             slug: slug.into(),
             name: "Chat".into(),
             topic: None,
-            visibility: "private".into(),
+            visibility: Visibility::Private,
         };
         let (room, _) = rooms::declare(conn, &declaration, 0).unwrap();
         assert!(
@@ -180,11 +181,11 @@ async fn a_room_tells_only_its_real_transitions(backend: Backend) {
     let declaration = Declaration {
         tenant_id: "t".into(),
         homeserver: "default".into(),
-        kind: "event".into(),
+        kind: RoomKind::Event,
         slug: "launch".into(),
         name: "Launch Chat".into(),
         topic: None,
-        visibility: "private".into(),
+        visibility: Visibility::Private,
     };
     let (room, _) = rooms::declare(conn, &declaration, 0).unwrap();
     let (key, generation) = (room.id, room.generation);

@@ -18,6 +18,7 @@ use openmeet_appservice::config::Config;
 use openmeet_appservice::config::sample::{SampleTokens, render};
 use openmeet_appservice::jobs::prune;
 use openmeet_appservice::on_backend;
+use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
@@ -116,11 +117,11 @@ fn room(store: &Store, slug: &str) -> i64 {
     let declaration = Declaration {
         tenant_id: "t".into(),
         homeserver: "default".into(),
-        kind: "event".into(),
+        kind: RoomKind::Event,
         slug: slug.into(),
         name: "Chat".into(),
         topic: None,
-        visibility: "private".into(),
+        visibility: Visibility::Private,
     };
     rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
         .unwrap()

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{JobError, ensure_settings, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
-use crate::rooms::{self, RoomKind};
+use crate::rooms;
 use crate::store::jobs::{self as job_store, NewJob};
 use crate::store::member_state::{self, MemberState};
 use crate::store::moderation::{self, Moderation};
@@ -60,7 +60,7 @@ pub(super) struct Declared {
 pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
     let config = app.config();
     let tenant = super::configured_tenant(&config, &room.tenant_id)?;
-    let kind = RoomKind::parse(&room.kind).map_err(|e| JobError::Permanent(e.to_string()))?;
+    let kind = room.kind;
     let levels = &config.roles;
     // A banned member is no member while the ban holds: not invited, no level.
     let desired = members
@@ -152,7 +152,7 @@ async fn create(
         None => app.client_for(bot).default_room_version(bot).await?,
     };
     let open_to = group_room(app, open_to_room_key).await?;
-    let declared = ensure_settings::declared(room, open_to)?;
+    let declared = ensure_settings::declared(room, open_to);
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
     let room_id = match app.client_for(bot).create_room(bot, body).await {
         Ok(room_id) => room_id,

@@ -137,7 +137,7 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         ensure_settings::Fresh::Existing
     };
     let open_to = create_room::group_room(app, declared.access.open_to_room_key).await?;
-    let settings = ensure_settings::declared(room, open_to)?;
+    let settings = ensure_settings::declared(room, open_to);
     ensure_settings::ensure_settings(app, room, &settings, &bot, &room_id, &state, fresh).await?;
     let note = declared.access.directory_note.as_deref();
     let visibility = settings.visibility;

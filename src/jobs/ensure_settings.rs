@@ -11,7 +11,7 @@ use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
 use super::JobError;
 use crate::app::App;
 use crate::matrix::RoomState;
-use crate::rooms::{DeclaredRoom, RoomKind, settings, validate};
+use crate::rooms::{DeclaredRoom, settings};
 use crate::store::rooms::{self as room_store, Room};
 
 /// Whether the room was created from its declaration by this very job (`createRoom` set the current
@@ -123,15 +123,14 @@ async fn ensure_alias_points_here(
 
 /// The stored declaration in the room domain's terms (what createRoom and convergence both use),
 /// with the Matrix room of the group it is open to ([`super::create_room::group_room`]).
-pub fn declared(room: &Room, open_to: Option<OwnedRoomId>) -> Result<DeclaredRoom, JobError> {
-    let permanent = |error: String| JobError::Permanent(error);
-    Ok(DeclaredRoom {
-        kind: RoomKind::parse(&room.kind).map_err(|e| permanent(e.to_string()))?,
+pub fn declared(room: &Room, open_to: Option<OwnedRoomId>) -> DeclaredRoom {
+    DeclaredRoom {
+        kind: room.kind,
         slug: room.slug.clone(),
         tenant: room.tenant_id.clone(),
         name: room.name.clone(),
         topic: room.topic.clone(),
-        visibility: validate::visibility(&room.visibility).map_err(|e| permanent(e.to_string()))?,
+        visibility: room.visibility,
         open_to,
-    })
+    }
 }

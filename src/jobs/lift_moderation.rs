@@ -110,7 +110,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                     tenant_id: tenant.clone(),
                     action: kind.action(false).to_owned(),
                     user_id: user_id.clone(),
-                    room: room.map(|room| (room.kind, room.slug)),
+                    room: room.map(|room| (room.kind.as_str().to_owned(), room.slug)),
                     reason: Some(EXPIRED.to_owned()),
                     actor: None,
                     expires_at: row.expires_at,

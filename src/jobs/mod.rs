@@ -47,8 +47,7 @@ async fn slug_aliases(
         .store
         .run(move |c| crate::store::rooms::slugs(c, room_key))
         .await?;
-    let kind = crate::rooms::RoomKind::parse(&room.kind)
-        .map_err(|error| JobError::Permanent(error.to_string()))?;
+    let kind = room.kind;
     let config = app.config();
     let server = config
         .homeserver_of(&room.tenant_id)

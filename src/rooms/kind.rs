@@ -44,6 +44,15 @@ impl RoomKind {
     }
 }
 
+/// How a stored row's kind is read back (the database holds what [`RoomKind::as_str`] wrote).
+impl TryFrom<String> for RoomKind {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).map_err(|_| format!("unknown room kind {text:?} in the database"))
+    }
+}
+
 impl fmt::Display for RoomKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -54,6 +54,16 @@ impl Visibility {
     }
 }
 
+/// How a stored row's visibility is read back (the database holds what [`Visibility::as_str`]
+/// wrote).
+impl TryFrom<String> for Visibility {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        visibility(&text).map_err(|_| format!("unknown room visibility {text:?} in the database"))
+    }
+}
+
 /// A room name: required, not blank, one line, at most [`MAX_NAME_BYTES`].
 pub fn room_name(name: &str) -> Result<(), FieldError> {
     if name.trim().is_empty() {

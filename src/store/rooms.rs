@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::schema::{room_members, room_slugs, rooms};
 use super::{DbConnection, StoreError};
+use crate::rooms::{RoomKind, Visibility};
 use crate::{on_backend, write_transaction};
 
 /// Where a declared room stands; stored as its lowercase name.
@@ -73,11 +74,13 @@ impl TryFrom<String> for RoomStatus {
 pub struct Room {
     pub id: i64,
     pub tenant_id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: RoomKind,
     pub slug: String,
     pub name: String,
     pub topic: Option<String>,
-    pub visibility: String,
+    #[diesel(deserialize_as = String)]
+    pub visibility: Visibility,
     pub room_id: Option<String>,
     pub room_version: Option<String>,
     #[diesel(deserialize_as = String)]
@@ -101,11 +104,11 @@ pub struct Declaration {
     /// The homeserver (config id) the tenant lives on: a new room, or a deleted one declared
     /// again, is made there.
     pub homeserver: String,
-    pub kind: String,
+    pub kind: RoomKind,
     pub slug: String,
     pub name: String,
     pub topic: Option<String>,
-    pub visibility: String,
+    pub visibility: Visibility,
 }
 
 /// What [`declare`] did to the room.
@@ -136,7 +139,7 @@ pub fn declare(
         let existing: Option<Room> = on_backend!(&mut *conn, c => room_slugs::table
             .inner_join(rooms::table)
             .filter(room_slugs::tenant_id.eq(&d.tenant_id))
-            .filter(room_slugs::kind.eq(&d.kind))
+            .filter(room_slugs::kind.eq(d.kind.as_str()))
             .filter(room_slugs::slug.eq(&d.slug))
             .select(Room::as_select())
             .first(c)
@@ -164,7 +167,7 @@ pub fn declare(
             .set((
                 rooms::name.eq(&d.name),
                 rooms::topic.eq(&d.topic),
-                rooms::visibility.eq(&d.visibility),
+                rooms::visibility.eq(d.visibility.as_str()),
                 rooms::status.eq(status.as_str()),
                 rooms::room_id.eq(room_id),
                 rooms::previous_room_id.eq(previous_room_id),
@@ -187,11 +190,11 @@ fn insert(conn: &mut DbConnection, d: &Declaration, now_ms: i64) -> Result<Room,
             .values((
                 rooms::tenant_id.eq(&d.tenant_id),
                 rooms::homeserver.eq(&d.homeserver),
-                rooms::kind.eq(&d.kind),
+                rooms::kind.eq(d.kind.as_str()),
                 rooms::slug.eq(&d.slug),
                 rooms::name.eq(&d.name),
                 rooms::topic.eq(&d.topic),
-                rooms::visibility.eq(&d.visibility),
+                rooms::visibility.eq(d.visibility.as_str()),
                 rooms::status.eq(RoomStatus::Pending.as_str()),
                 rooms::created_at.eq(now_ms),
                 rooms::updated_at.eq(now_ms),
@@ -201,7 +204,7 @@ fn insert(conn: &mut DbConnection, d: &Declaration, now_ms: i64) -> Result<Room,
         diesel::insert_into(room_slugs::table)
             .values((
                 room_slugs::tenant_id.eq(&d.tenant_id),
-                room_slugs::kind.eq(&d.kind),
+                room_slugs::kind.eq(d.kind.as_str()),
                 room_slugs::slug.eq(&d.slug),
                 room_slugs::room_key.eq(room.id),
             ))
@@ -364,7 +367,7 @@ pub fn rename(
     let renamed = write_transaction!(conn, c => {
         let owner: Option<i64> = room_slugs::table
             .filter(room_slugs::tenant_id.eq(&room.tenant_id))
-            .filter(room_slugs::kind.eq(&room.kind))
+            .filter(room_slugs::kind.eq(room.kind.as_str()))
             .filter(room_slugs::slug.eq(new_slug))
             .select(room_slugs::room_key)
             .first(c)
@@ -377,7 +380,7 @@ pub fn rename(
                 diesel::insert_into(room_slugs::table)
                     .values((
                         room_slugs::tenant_id.eq(&room.tenant_id),
-                        room_slugs::kind.eq(&room.kind),
+                        room_slugs::kind.eq(room.kind.as_str()),
                         room_slugs::slug.eq(new_slug),
                         room_slugs::room_key.eq(room.id),
                     ))

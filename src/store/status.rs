@@ -198,11 +198,11 @@ mod tests {
         let declaration = Declaration {
             tenant_id: "tenantA".into(),
             homeserver: "default".into(),
-            kind: "event".into(),
+            kind: crate::rooms::RoomKind::Event,
             slug: "party".into(),
             name: "Party Chat".into(),
             topic: None,
-            visibility: "private".into(),
+            visibility: crate::rooms::Visibility::Private,
         };
         let room = rooms::declare(conn, &declaration, 0).expect("declared").0;
         let doomed = jobs::enqueue(conn, &job("tenantA", Some(room.id)), 1_000).expect("queued");

@@ -19,16 +19,14 @@ use crate::store::{moderation, room_access, rooms as room_store};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomView {
     pub tenant: String,
-    #[schema(value_type = RoomKind)]
-    pub kind: String,
+    pub kind: RoomKind,
     /// The slug the room has now (after a rename, the new one).
     pub slug: String,
     /// `#{kind}-{slug}-{tenant}:{server}`.
     pub alias: String,
     pub name: String,
     pub topic: Option<String>,
-    #[schema(value_type = Visibility)]
-    pub visibility: String,
+    pub visibility: Visibility,
     /// For a private event room open to a group's members: that group room (its current slug).
     pub open_to: Option<OpenToView>,
     /// Why the room is not in the homeserver's server-wide directory although its tenant lists

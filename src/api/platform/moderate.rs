@@ -263,7 +263,7 @@ pub async fn in_room(room: &RoomCall, action: Action) -> Result<Accepted, Platfo
             let scope = Scope::Room(room.id);
             let changed = store(conn, &tenant_id, scope, &action, actor.as_deref(), now)?;
             let job = call::ensure_if_changed(conn, room, changed, now)?;
-            let place = Some((room.kind.clone(), room.slug.clone()));
+            let place = Some((room.kind.as_str().to_owned(), room.slug.clone()));
             moderation_log::append(conn, &entry(&tenant_id, place, &action, actor, &job), now)?;
             Ok(Ok(job))
         })

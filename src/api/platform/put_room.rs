@@ -107,11 +107,11 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
     let declaration = Declaration {
         tenant_id: room.call.tenant.id.clone(),
         homeserver: room.call.tenant.homeserver.clone(),
-        kind: room.kind.as_str().to_owned(),
+        kind: room.kind,
         slug: room.slug.clone(),
         name: body.name.trim().to_owned(),
         topic: body.topic.clone(),
-        visibility: visibility.as_str().to_owned(),
+        visibility,
     };
     room.call
         .queue(move |conn, now| {
@@ -262,11 +262,11 @@ mod tests {
         Declaration {
             tenant_id: "tenantA".into(),
             homeserver: "default".into(),
-            kind: "event".into(),
+            kind: crate::rooms::RoomKind::Event,
             slug: slug.into(),
             name: "Party Chat".into(),
             topic: Some("Chat room for the party".into()),
-            visibility: "private".into(),
+            visibility: crate::rooms::Visibility::Private,
         }
     }
 

@@ -146,7 +146,7 @@ pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError
         );
         let job = jobs::enqueue(conn, &job, now)?;
         let entry = NewEntry {
-            room: Some((room.kind.clone(), room.slug.clone())),
+            room: Some((room.kind.as_str().to_owned(), room.slug.clone())),
             job_id: Some(job.id),
             ..entry
         };
