@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod homeservers;
+pub mod inbox;
 pub mod jobs;
 pub mod matrix;
 pub mod observability;

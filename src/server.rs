@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::homeservers::{probe, watchdog};
-use crate::{api, jobs, observability, reload, webhooks};
+use crate::{api, inbox, jobs, observability, reload, webhooks};
 
 /// Serves until SIGTERM or SIGINT; `config_path` is re-read on SIGHUP.
 pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
@@ -75,7 +75,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
                 .await
         });
     }
-    let processor = tokio::spawn(jobs::inbox::run(app.clone(), shutdown_rx.clone()));
+    let processor = tokio::spawn(inbox::run(app.clone(), shutdown_rx.clone()));
     let worker = config
         .jobs
         .enabled

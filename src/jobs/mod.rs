@@ -1,8 +1,8 @@
-//! The durable core between inbound and outbound traffic: the inbox processor (what Synapse
-//! delivered, room by room in arrival order), the worker that runs queued jobs, one file per job
-//! kind, and the pruner that keeps the tables within their retention.
+//! The durable work between inbound and outbound traffic: the worker that runs queued jobs (and
+//! `feed`, what a job's end tells the platform), one file per job kind with `ensure_room`'s steps,
+//! and the pruner that keeps the tables within their retention. What Synapse delivered is worked
+//! through by the inbox processor (`crate::inbox`), which queues jobs here.
 
-pub mod classify;
 pub mod converge_tenant;
 pub mod create_room;
 pub mod decline_invite;
@@ -12,15 +12,13 @@ mod ensure_moderation;
 pub mod ensure_room;
 mod ensure_settings;
 mod error;
-mod events;
+mod feed;
 pub mod follow_upgrade;
-pub mod inbox;
 pub mod lift_moderation;
 
 pub mod prune;
 pub mod redact_user;
 mod repair_room;
-mod repairs;
 pub mod send_message;
 pub mod teardown_room;
 pub mod worker;

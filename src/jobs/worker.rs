@@ -181,7 +181,7 @@ async fn attempt(app: Arc<App>, job: Job) {
                 room_changes::record_job_failure(c, room_key, id, error, teardown, now)?;
             }
             if held {
-                super::events::job_finished(c, &ended, &outcome, now)?;
+                super::feed::job_finished(c, &ended, &outcome, now)?;
             }
             Ok(held)
         }));

@@ -28,7 +28,7 @@ pub struct NewEvent {
     pub sender: String,
     pub state_key: Option<String>,
     pub event_json: String,
-    /// The outcome of an event the processor would do nothing with (`jobs::classify::settled`): it is
+    /// The outcome of an event the processor would do nothing with (`inbox::classify::settled`): it is
     /// stored processed, at its receive time. `None`: it waits for the processor.
     pub settled: Option<&'static str>,
 }

@@ -26,7 +26,7 @@ use super::auth::CallingHomeserver;
 use super::error::{ApiError, empty_object};
 use crate::app::App;
 use crate::homeservers::probe;
-use crate::jobs::{classify, inbox};
+use crate::inbox::{self, classify};
 use crate::store::inbox::{IncomingTransaction, NewEvent, NewQuarantine};
 use crate::store::unix_ms;
 

@@ -1,4 +1,5 @@
-//! The inbox processor: takes stored events oldest first, records what each one is, and marks it
+//! Synapse → us, after the acknowledgement (DESIGN §6): the inbox processor takes stored events
+//! oldest first, records what each one is, and marks it
 //! processed in the same database transaction (a crash leaves the batch pending, so nothing is
 //! lost; a batch is never half-marked). One process works the inbox at a time, which keeps every
 //! room in order.
@@ -10,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::classify::classify;
+pub mod classify;
+mod members;
+mod repairs;
+
+use self::classify::classify;
 use crate::app::App;
 use crate::observability::metrics::Metrics;
 use crate::store::inbox_views;
@@ -80,7 +85,7 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
                 let config = config.clone();
                 move |event| classify(&config, event).handled()
             },
-            super::repairs::follow_up(config, now),
+            repairs::follow_up(config, now),
         )
         .await?;
     let debug = tracing::enabled!(tracing::Level::DEBUG);

@@ -1,76 +1,14 @@
-//! The outbox events (DESIGN §7.4) that a job's end and Synapse's transactions cause, beyond a
-//! room's own changes (`store/room_changes.rs`), each written in the transaction that records its
-//! cause: the worker's `finish` of the job, or the inbox batch marked processed.
+//! What Synapse's transactions tell the platform (DESIGN §7.4): `member.joined` and `member.left`
+//! of declared members of managed rooms, written in the transaction that marks the inbox batch
+//! processed.
 
 use serde_json::{Value, json};
 
 use super::classify::Observed;
-use super::{send_message, teardown_room};
 use crate::store::inbox::{Handled, PendingEvent};
-use crate::store::jobs::{Job, Outcome};
 use crate::store::outbox::{self, EventType};
-use crate::store::rooms::{self as room_store, Room, RoomStatus};
-use crate::store::{DbConnection, StoreError, members, moderation_log};
-
-/// What `job`'s end means to the platform: `job.dead`; for a success, `message.sent` (the bot's
-/// message and its event id), `room.deleted` (the teardown of the Matrix room the deleted room
-/// had; a room made by work racing the DELETE is no news) and `moderation.applied` for each
-/// moderation call the job carried out (its audit entries).
-pub fn job_finished(
-    conn: &mut DbConnection,
-    job: &Job,
-    outcome: &Outcome,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let room = match (job.room_key, outcome) {
-        (Some(key), Outcome::Dead { .. } | Outcome::Succeeded { .. }) => {
-            room_store::get(conn, key)?
-        }
-        _ => None,
-    };
-    let place = room.as_ref().map(|r| (r.kind.as_str(), r.slug.as_str()));
-    let tenant = job.tenant_id.as_str();
-    let result = match outcome {
-        Outcome::Dead { error } => {
-            let data = json!({"job": job.id, "kind": job.kind, "error": error});
-            outbox::append(conn, tenant, EventType::JobDead, place, data, now_ms)?;
-            return Ok(());
-        }
-        Outcome::Succeeded { result } => result,
-        _ => return Ok(()),
-    };
-    if job.kind == send_message::KIND
-        && let Some(event_id) = result.get("event_id")
-    {
-        let data = json!({"job": job.id, "event_id": event_id});
-        outbox::append(conn, tenant, EventType::MessageSent, place, data, now_ms)?;
-    }
-    if job.kind == teardown_room::KIND
-        && let Some(room) = room.as_ref().filter(|room| tore_down(room, result))
-    {
-        let data = json!({"room_id": room.room_id, "job": job.id});
-        outbox::append_for_room(conn, room, EventType::RoomDeleted, data, now_ms)?;
-    }
-    for entry in moderation_log::for_job(conn, job.id)? {
-        let place = entry.room_kind.as_deref().zip(entry.room_slug.as_deref());
-        let data = json!({"job": job.id, "action": entry.action, "user_id": entry.user_id});
-        outbox::append(
-            conn,
-            tenant,
-            EventType::ModerationApplied,
-            place,
-            data,
-            now_ms,
-        )?;
-    }
-    Ok(())
-}
-
-/// Whether a teardown that ended with `result` took down the Matrix room that `room`, still
-/// deleted, had (or found that it never had one).
-fn tore_down(room: &Room, result: &Value) -> bool {
-    room.status == RoomStatus::Deleted && result["room_id"].as_str() == room.room_id.as_deref()
-}
+use crate::store::rooms as room_store;
+use crate::store::{DbConnection, StoreError, members};
 
 /// For each membership event of the inbox batch: a declared member of a managed room joined
 /// (`member.joined`), or, having joined, left, was kicked or was banned (`member.left`). Whether

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use ruma::UserId;
 
 use super::classify::Observed;
-use super::{decline_invite, ensure_room, follow_upgrade};
 use crate::config::Config;
+use crate::jobs::{decline_invite, ensure_room, follow_upgrade};
 use crate::rooms::settings;
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::room_changes;
@@ -83,7 +83,7 @@ pub fn follow_up(
                 _ => {}
             }
         }
-        super::events::members_seen(conn, processed, now_ms)
+        super::members::members_seen(conn, processed, now_ms)
     }
 }
 
