@@ -14,6 +14,7 @@ use diesel::RunQueryDsl;
 use openmeet_appservice::on_backend;
 use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::outbox::{self, EventType, OutboxEvent, PublishedEvent};
+use openmeet_appservice::store::outbox_data::{EventData, JobDead, RoomLost, RoomReady};
 use openmeet_appservice::store::room_changes;
 use openmeet_appservice::store::rooms::{self, Declaration, RoomStatus};
 use openmeet_appservice::store::{DbConnection, StoreError};
@@ -72,10 +73,29 @@ async fn rooms_are_found_by_room_id_in_one_lookup_as_one_by_one(backend: Backend
     assert!(rooms::find_live_by_room_ids(conn, &[]).unwrap().is_empty());
 }
 
+/// A payload of `event_type`, for the types these tests append by hand.
+fn data(event_type: EventType) -> EventData {
+    match event_type {
+        EventType::RoomReady => EventData::RoomReady(RoomReady {
+            room_id: Some("!room:x".into()),
+        }),
+        EventType::RoomLost => EventData::RoomLost(RoomLost {
+            room_id: None,
+            reason: None,
+        }),
+        EventType::JobDead => EventData::JobDead(JobDead {
+            job: 1,
+            kind: "ensure_room".into(),
+            error: "no".into(),
+        }),
+        other => panic!("no sample payload of {other}"),
+    }
+}
+
 fn append(store: &TestStore, tenant: &str, event_type: EventType) -> i64 {
     let conn = &mut *store.connection().unwrap();
     let room = Some(("event", "launch"));
-    outbox::append(conn, tenant, event_type, room, json!({"n": 1}), 1_000).unwrap()
+    outbox::append(conn, tenant, room, &data(event_type), 1_000).unwrap()
 }
 
 fn seqs(events: &[OutboxEvent]) -> Vec<i64> {
@@ -139,12 +159,12 @@ async fn ids_count_per_tenant_and_list_after_pages_by_them(backend: Backend) {
             "at": "1970-01-01T00:00:01.000Z",
             "tenant": "b",
             "room": {"kind": "event", "slug": "launch"},
-            "data": {"n": 1},
+            "data": {"job": 1, "kind": "ensure_room", "error": "no"},
         })
     );
     let back: PublishedEvent = serde_json::from_value(wire).unwrap();
     assert_eq!(back, event.published());
-    let roomless = outbox::append(conn, "b", EventType::JobDead, None, json!({}), 0).unwrap();
+    let roomless = outbox::append(conn, "b", None, &data(EventType::JobDead), 0).unwrap();
     let listed = outbox::list_after(conn, "b", roomless - 1, 1).unwrap();
     assert_eq!(
         serde_json::to_value(listed[0].published()).unwrap()["room"],
@@ -155,7 +175,7 @@ async fn ids_count_per_tenant_and_list_after_pages_by_them(backend: Backend) {
 /// Fails after appending, as a change whose later statement fails would.
 fn append_then_fail(conn: &mut DbConnection) -> Result<(), StoreError> {
     conn.write(|c| {
-        outbox::append(c, "a", EventType::RoomLost, None, json!({}), 0)?;
+        outbox::append(c, "a", None, &data(EventType::RoomLost), 0)?;
         on_backend!(c, c => diesel::sql_query("SELECT no_such_column FROM outbox_heads").execute(c))?;
         Ok(())
     })
@@ -307,7 +327,7 @@ fn on_postgres_a_later_id_never_commits_before_an_earlier_one() {
     let second_pid = backend_pid(&mut second);
 
     begin(&mut first);
-    let one = outbox::append(&mut first, "a", EventType::RoomReady, None, json!({}), 0).unwrap();
+    let one = outbox::append(&mut first, "a", None, &data(EventType::RoomReady), 0).unwrap();
     assert_eq!(one, 1);
 
     // The second append runs on its own thread and must wait on the first's row lock.
@@ -315,7 +335,7 @@ fn on_postgres_a_later_id_never_commits_before_an_earlier_one() {
     let waiting = std::thread::spawn(move || {
         let mut second = second;
         let seq = second
-            .write(|c| outbox::append(c, "a", EventType::RoomReady, None, json!({}), 0))
+            .write(|c| outbox::append(c, "a", None, &data(EventType::RoomReady), 0))
             .unwrap();
         done.send(seq).unwrap();
     });
@@ -332,7 +352,7 @@ fn on_postgres_a_later_id_never_commits_before_an_earlier_one() {
 
     // An append for another tenant does not wait.
     assert_eq!(
-        outbox::append(reader, "b", EventType::RoomReady, None, json!({}), 0).unwrap(),
+        outbox::append(reader, "b", None, &data(EventType::RoomReady), 0).unwrap(),
         1
     );
 

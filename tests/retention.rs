@@ -22,7 +22,8 @@ use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
-use openmeet_appservice::store::outbox::{self, EventType};
+use openmeet_appservice::store::outbox::{self};
+use openmeet_appservice::store::outbox_data::{EventData, RoomReady};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::rooms::{self, Declaration};
 use openmeet_appservice::store::{DbConnection, Store};
@@ -40,6 +41,11 @@ impl Clock for HandClock {
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.0.load(Ordering::SeqCst) as u64)
     }
+}
+
+/// A `room.ready` without a Matrix room, for events appended by hand.
+fn ready() -> EventData {
+    EventData::RoomReady(RoomReady { room_id: None })
 }
 
 fn app(url: &str, clock: Arc<HandClock>) -> Arc<App> {
@@ -191,7 +197,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
     // Outbox: two events from day 5 (to go), one from day 9.
     for at in [5 * DAY, 5 * DAY + 1, 9 * DAY] {
         let conn = &mut *app.store.connection().unwrap();
-        outbox::append(conn, "t", EventType::RoomReady, None, json!({}), at).unwrap();
+        outbox::append(conn, "t", None, &ready(), at).unwrap();
     }
 
     // Inbox: 1,205 events processed on day 8 (three batches), 3 still pending from day 8, 4
@@ -318,7 +324,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
         [(3, 9 * DAY)]
     );
     assert_eq!(
-        outbox::append(conn, "t", EventType::RoomReady, None, json!({}), 10 * DAY).unwrap(),
+        outbox::append(conn, "t", None, &ready(), 10 * DAY).unwrap(),
         4,
         "ids go on counting after pruning"
     );

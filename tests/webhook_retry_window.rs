@@ -15,10 +15,11 @@ use openmeet_appservice::clock::Clock;
 use openmeet_appservice::config::Config;
 use openmeet_appservice::config::sample::{SampleTokens, render};
 use openmeet_appservice::status::{self, HomeserverView};
-use openmeet_appservice::store::outbox::{self, EventType};
+use openmeet_appservice::store::outbox::{self};
+use openmeet_appservice::store::outbox_data::{EventData, RoomReady};
 use openmeet_appservice::store::webhook_deliveries;
 use openmeet_appservice::webhooks;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::Backend;
 use support::webhook_receiver::Receiver;
 
@@ -94,12 +95,12 @@ async fn an_event_refused_for_24_hours_is_given_up_and_the_next_goes(backend: Ba
         let conn = &mut *app.store.connection().unwrap();
         for slug in ["first", "second"] {
             let room = ("group".to_owned(), slug.to_string());
+            let data = EventData::RoomReady(RoomReady { room_id: None });
             outbox::append(
                 conn,
                 TENANT,
-                EventType::RoomReady,
                 Some((room.0.as_str(), room.1.as_str())),
-                json!({}),
+                &data,
                 START,
             )
             .unwrap();

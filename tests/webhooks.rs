@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use openmeet_appservice::config::{Database, DatabaseUrl};
 use openmeet_appservice::store::Store;
-use openmeet_appservice::store::outbox::{self, EventType};
+use openmeet_appservice::store::outbox;
+use openmeet_appservice::store::outbox_data::{EventData, RoomReady};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -72,13 +73,14 @@ fn append(store: &Store, tenant: &str, count: usize) -> Vec<i64> {
     (0..count)
         .map(|i| {
             let room = ("event".to_owned(), format!("party-{i}"));
-            let data = json!({"room_id": format!("!room{i}:test.openmeet.invalid")});
+            let data = EventData::RoomReady(RoomReady {
+                room_id: Some(format!("!room{i}:test.openmeet.invalid")),
+            });
             outbox::append(
                 conn,
                 tenant,
-                EventType::RoomReady,
                 Some((room.0.as_str(), room.1.as_str())),
-                data,
+                &data,
                 1_796_464_800_000,
             )
             .unwrap()

@@ -2,11 +2,12 @@
 //! of declared members of managed rooms, written in the transaction that marks the inbox batch
 //! processed.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::classify::Observed;
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::outbox::{self, EventType};
+use crate::store::outbox_data::{EventData, MemberChange};
 use crate::store::rooms as room_store;
 use crate::store::{DbConnection, StoreError, members};
 
@@ -52,9 +53,16 @@ pub fn members_seen(
             continue;
         };
         if members::is_declared(conn, room.id, user_id)? {
-            let data =
-                json!({"user_id": user_id, "room_id": event.room_id, "membership": membership});
-            outbox::append_for_room(conn, room, event_type, data, now_ms)?;
+            let change = MemberChange {
+                user_id: user_id.to_string(),
+                room_id: event.room_id.clone(),
+                membership,
+            };
+            let data = match event_type {
+                EventType::MemberJoined => EventData::MemberJoined(change),
+                _ => EventData::MemberLeft(change),
+            };
+            outbox::append_for_room(conn, room, &data, now_ms)?;
         }
     }
     Ok(())
@@ -76,6 +84,8 @@ fn membership_change(event_json: &str) -> Option<(EventType, String)> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn change(content: &str, prev: Option<&str>) -> Option<(EventType, String)> {

@@ -1,11 +1,12 @@
 //! What a job's end tells the platform (DESIGN §7.4), beyond a room's own changes
 //! (`store/room_changes.rs`): written in the transaction of the worker's `finish` of the job.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{send_message, teardown_room};
 use crate::store::jobs::{Job, Outcome};
-use crate::store::outbox::{self, EventType};
+use crate::store::outbox;
+use crate::store::outbox_data::{EventData, JobDead, MessageSent, ModerationApplied, RoomDeleted};
 use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, moderation_log};
 
@@ -29,36 +30,43 @@ pub fn job_finished(
     let tenant = job.tenant_id.as_str();
     let result = match outcome {
         Outcome::Dead { error } => {
-            let data = json!({"job": job.id, "kind": job.kind, "error": error});
-            outbox::append(conn, tenant, EventType::JobDead, place, data, now_ms)?;
+            let data = EventData::JobDead(JobDead {
+                job: job.id,
+                kind: job.kind.clone(),
+                error: error.clone(),
+            });
+            outbox::append(conn, tenant, place, &data, now_ms)?;
             return Ok(());
         }
         Outcome::Succeeded { result } => result,
         _ => return Ok(()),
     };
     if job.kind == send_message::KIND
-        && let Some(event_id) = result.get("event_id")
+        && let Some(event_id) = result["event_id"].as_str()
     {
-        let data = json!({"job": job.id, "event_id": event_id});
-        outbox::append(conn, tenant, EventType::MessageSent, place, data, now_ms)?;
+        let data = EventData::MessageSent(MessageSent {
+            job: job.id,
+            event_id: event_id.to_owned(),
+        });
+        outbox::append(conn, tenant, place, &data, now_ms)?;
     }
     if job.kind == teardown_room::KIND
         && let Some(room) = room.as_ref().filter(|room| tore_down(room, result))
     {
-        let data = json!({"room_id": room.room_id, "job": job.id});
-        outbox::append_for_room(conn, room, EventType::RoomDeleted, data, now_ms)?;
+        let data = EventData::RoomDeleted(RoomDeleted {
+            room_id: room.room_id.clone(),
+            job: job.id,
+        });
+        outbox::append_for_room(conn, room, &data, now_ms)?;
     }
     for entry in moderation_log::for_job(conn, job.id)? {
         let place = entry.room_kind.as_deref().zip(entry.room_slug.as_deref());
-        let data = json!({"job": job.id, "action": entry.action, "user_id": entry.user_id});
-        outbox::append(
-            conn,
-            tenant,
-            EventType::ModerationApplied,
-            place,
-            data,
-            now_ms,
-        )?;
+        let data = EventData::ModerationApplied(ModerationApplied {
+            job: job.id,
+            action: entry.action,
+            user_id: entry.user_id,
+        });
+        outbox::append(conn, tenant, place, &data, now_ms)?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod moderation;
 pub mod moderation_log;
 pub mod outbox;
+pub mod outbox_data;
 pub mod retention;
 pub mod room_access;
 pub mod room_changes;

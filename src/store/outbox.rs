@@ -23,6 +23,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::outbox_data::EventData;
 use super::rooms::{Room, within_write};
 use super::schema::{outbox_events, outbox_heads};
 use super::{DbConnection, StoreError};
@@ -147,8 +148,8 @@ pub struct PublishedEvent {
     pub tenant: String,
     /// The room the event is about; `null` for a tenant-wide one.
     pub room: Option<RoomRef>,
-    /// What the type says it carries (`room_id`, `job`, `event_id`, `user_id`, …).
-    #[schema(value_type = Object)]
+    /// What the type says it carries.
+    #[schema(schema_with = super::outbox_data::schema)]
     pub data: Value,
 }
 
@@ -168,17 +169,17 @@ impl OutboxEvent {
 }
 
 /// Appends an event for `tenant`, about `room` (`(kind, slug)`) if any, inside the caller's
-/// transaction (or its own); returns its `seq`.
+/// transaction (or its own); returns its `seq`. Its type is what `data` is.
 pub fn append(
     conn: &mut DbConnection,
     tenant: &str,
-    event_type: EventType,
     room: Option<(&str, &str)>,
-    data: Value,
+    data: &EventData,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     let (kind, slug) = (room.map(|r| r.0), room.map(|r| r.1));
-    let data = data.to_string();
+    let event_type = data.event_type();
+    let data = data.to_json();
     within_write(conn, |conn| {
         let seq = on_backend!(conn, c => {
             let seq: i64 = diesel::insert_into(outbox_heads::table)
@@ -209,12 +210,11 @@ pub fn append(
 pub fn append_for_room(
     conn: &mut DbConnection,
     room: &Room,
-    event_type: EventType,
-    data: Value,
+    data: &EventData,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     let place = Some((room.kind.as_str(), room.slug.as_str()));
-    append(conn, &room.tenant_id, event_type, place, data, now_ms)
+    append(conn, &room.tenant_id, place, data, now_ms)
 }
 
 /// The tenant's events after `after_seq`, oldest first, at most `limit`.

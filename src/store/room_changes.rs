@@ -5,9 +5,9 @@
 //! Each locks the room's row first, so what it compares with is what it replaces.
 
 use diesel::prelude::*;
-use serde_json::json;
 
-use super::outbox::{self, EventType};
+use super::outbox;
+use super::outbox_data::{EventData, RoomFailed, RoomLost, RoomReady, RoomReplaced};
 use super::rooms::{Room, RoomStatus, within_write};
 use super::schema::rooms;
 use super::{DbConnection, StoreError};
@@ -61,8 +61,11 @@ pub fn set_created(
         if before.room_id.as_deref() != Some(room_id)
             && let Some(previous) = previous
         {
-            let data = json!({"previous_room_id": previous, "room_id": room_id});
-            outbox::append_for_room(conn, &before, EventType::RoomReplaced, data, now_ms)?;
+            let data = EventData::RoomReplaced(RoomReplaced {
+                previous_room_id: previous.clone(),
+                room_id: room_id.to_owned(),
+            });
+            outbox::append_for_room(conn, &before, &data, now_ms)?;
         }
         Ok(true)
     })
@@ -112,16 +115,17 @@ fn write_status(
     on_backend!(conn, c => diesel::update(rooms::table.find(before.id))
         .set((rooms::status.eq(status.as_str()), rooms::last_error.eq(last_error), rooms::updated_at.eq(now_ms)))
         .execute(c))?;
-    let (event_type, data) = match status {
+    let room_id = before.room_id.clone();
+    let data = match status {
         _ if before.status == status => return Ok(()),
-        RoomStatus::Ready => (EventType::RoomReady, json!({"room_id": before.room_id})),
-        RoomStatus::Lost => (
-            EventType::RoomLost,
-            json!({"room_id": before.room_id, "reason": last_error}),
-        ),
+        RoomStatus::Ready => EventData::RoomReady(RoomReady { room_id }),
+        RoomStatus::Lost => EventData::RoomLost(RoomLost {
+            room_id,
+            reason: last_error.map(str::to_owned),
+        }),
         RoomStatus::Pending | RoomStatus::Failed | RoomStatus::Deleted => return Ok(()),
     };
-    outbox::append_for_room(conn, before, event_type, data, now_ms)?;
+    outbox::append_for_room(conn, before, &data, now_ms)?;
     Ok(())
 }
 
@@ -151,8 +155,11 @@ pub fn record_job_failure(
                 on_backend!(conn, c => diesel::update(room)
                     .set((rooms::status.eq(RoomStatus::Failed.as_str()), rooms::last_error.eq(error), rooms::updated_at.eq(now_ms)))
                     .execute(c))?;
-                let data = json!({"job": job_id, "error": error});
-                outbox::append_for_room(conn, &before, EventType::RoomFailed, data, now_ms)?;
+                let data = EventData::RoomFailed(RoomFailed {
+                    job: job_id,
+                    error: error.to_owned(),
+                });
+                outbox::append_for_room(conn, &before, &data, now_ms)?;
             }
             _ => {}
         }

@@ -15,6 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
+use crate::store::outbox_data as data;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,7 +50,18 @@ use super::error::ErrorBody;
         super::status::handler,
         served,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(
+        ErrorBody,
+        data::RoomReady,
+        data::RoomFailed,
+        data::RoomLost,
+        data::RoomReplaced,
+        data::RoomDeleted,
+        data::JobDead,
+        data::MessageSent,
+        data::ModerationApplied,
+        data::MemberChange,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "rooms", description = "Declared rooms and their members (DESIGN §7, §7.1)."),
