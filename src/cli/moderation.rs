@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::api::platform::moderation_log::{MAX_LIMIT, representation};
+use crate::api::platform::moderation::moderation_log::{MAX_LIMIT, representation};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;

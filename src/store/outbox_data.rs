@@ -1,11 +1,96 @@
-//! What each outbox event carries in `data` (DESIGN §7.4), one struct per event type: writers
-//! build them, so an event cannot carry another type's fields, and the OpenAPI document describes
-//! `data` from them.
+//! What an outbox event tells (DESIGN §7.4): its type, and what each type carries in `data`, one
+//! struct per type. Writers build them, so an event cannot carry another type's fields, and the
+//! OpenAPI document describes `data` from them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::outbox::EventType;
+/// What an event tells (DESIGN §7.4); stored and published as its dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum EventType {
+    /// The room matches its declaration (`data.room_id`), from pending, failed or lost.
+    #[serde(rename = "room.ready")]
+    RoomReady,
+    /// A job of the room ended failed or dead (`data.job`, `data.error`).
+    #[serde(rename = "room.failed")]
+    RoomFailed,
+    /// The tenant bot lost the room (`data.room_id`, `data.reason`); a repair is queued.
+    #[serde(rename = "room.lost")]
+    RoomLost,
+    /// The room has a new Matrix room (`data.previous_room_id`, `data.room_id`): replaced by a
+    /// repair, or an upgrade followed.
+    #[serde(rename = "room.replaced")]
+    RoomReplaced,
+    /// The room's teardown finished (`data.room_id`, null when it never existed in Matrix).
+    #[serde(rename = "room.deleted")]
+    RoomDeleted,
+    /// A job ran out of attempts (`data.job`, `data.kind`, `data.error`).
+    #[serde(rename = "job.dead")]
+    JobDead,
+    /// A bot message was sent (`data.job`, `data.event_id`).
+    #[serde(rename = "message.sent")]
+    MessageSent,
+    /// The job carrying out a moderation call succeeded (`data.job`, `data.action`,
+    /// `data.user_id`).
+    #[serde(rename = "moderation.applied")]
+    ModerationApplied,
+    /// A declared member joined the Matrix room (`data.user_id`, `data.room_id`).
+    #[serde(rename = "member.joined")]
+    MemberJoined,
+    /// A declared member who had joined left, was kicked or banned (`data.user_id`,
+    /// `data.room_id`, `data.membership`).
+    #[serde(rename = "member.left")]
+    MemberLeft,
+}
+
+impl EventType {
+    pub const ALL: [Self; 10] = [
+        Self::RoomReady,
+        Self::RoomFailed,
+        Self::RoomLost,
+        Self::RoomReplaced,
+        Self::RoomDeleted,
+        Self::JobDead,
+        Self::MessageSent,
+        Self::ModerationApplied,
+        Self::MemberJoined,
+        Self::MemberLeft,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoomReady => "room.ready",
+            Self::RoomFailed => "room.failed",
+            Self::RoomLost => "room.lost",
+            Self::RoomReplaced => "room.replaced",
+            Self::RoomDeleted => "room.deleted",
+            Self::JobDead => "job.dead",
+            Self::MessageSent => "message.sent",
+            Self::ModerationApplied => "moderation.applied",
+            Self::MemberJoined => "member.joined",
+            Self::MemberLeft => "member.left",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+            .ok_or_else(|| format!("unknown outbox event type {text:?} in the database"))
+    }
+}
 
 /// `room.ready`: the room matches its declaration, from pending, failed or lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -5,24 +5,16 @@
 //! (redactions; the audit log) and read jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
-mod bans;
 mod call;
-mod delete_room;
 mod error;
-mod events;
-mod get_room;
+mod feed;
 mod job;
-mod member;
 mod messages;
-mod moderate;
-pub mod moderation_log;
-mod mutes;
+pub mod moderation;
 pub mod openapi;
 mod page;
 mod params;
-mod put_room;
-mod redactions;
-mod rename;
+mod rooms;
 mod status;
 
 use std::sync::Arc;
@@ -69,17 +61,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/status", get(status::handler))
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
-            get(get_room::handler)
-                .put(put_room::handler)
-                .delete(delete_room::handler),
+            get(rooms::get_room::handler)
+                .put(rooms::put_room::handler)
+                .delete(rooms::delete_room::handler),
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
-            axum::routing::put(member::put).delete(member::delete),
+            axum::routing::put(rooms::member::put).delete(rooms::member::delete),
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/rename",
-            axum::routing::post(rename::handler),
+            axum::routing::post(rooms::rename::handler),
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/messages",
@@ -87,32 +79,36 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/redactions",
-            axum::routing::post(redactions::room),
+            axum::routing::post(moderation::redactions::room),
         )
         .route(
             "/v1/tenants/{tenant}/redactions",
-            axum::routing::post(redactions::tenant),
+            axum::routing::post(moderation::redactions::tenant),
         )
         .route(
             "/v1/tenants/{tenant}/moderation",
-            get(moderation_log::handler),
+            get(moderation::moderation_log::handler),
         )
-        .route("/v1/tenants/{tenant}/events", get(events::handler))
+        .route("/v1/tenants/{tenant}/events", get(feed::handler))
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/bans/{user_id}",
-            axum::routing::put(bans::put_in_room).delete(bans::delete_in_room),
+            axum::routing::put(moderation::bans::put_in_room)
+                .delete(moderation::bans::delete_in_room),
         )
         .route(
             "/v1/tenants/{tenant}/rooms/{kind}/{slug}/mutes/{user_id}",
-            axum::routing::put(mutes::put_in_room).delete(mutes::delete_in_room),
+            axum::routing::put(moderation::mutes::put_in_room)
+                .delete(moderation::mutes::delete_in_room),
         )
         .route(
             "/v1/tenants/{tenant}/bans/{user_id}",
-            axum::routing::put(bans::put_tenant_wide).delete(bans::delete_tenant_wide),
+            axum::routing::put(moderation::bans::put_tenant_wide)
+                .delete(moderation::bans::delete_tenant_wide),
         )
         .route(
             "/v1/tenants/{tenant}/mutes/{user_id}",
-            axum::routing::put(mutes::put_tenant_wide).delete(mutes::delete_tenant_wide),
+            axum::routing::put(moderation::mutes::put_tenant_wide)
+                .delete(moderation::mutes::delete_tenant_wide),
         )
         .route("/v1/jobs/{id}", get(job::get))
         .route("/v1/openapi.json", get(openapi::served))

@@ -8,16 +8,16 @@ use axum::extract::RawQuery;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::call::TenantCall;
-use super::error::PlatformError;
-use super::page;
-use super::params::{TenantErrors, TenantPath};
+use crate::api::platform::call::TenantCall;
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::page;
+use crate::api::platform::params::{TenantErrors, TenantPath};
 use crate::clock::rfc3339;
 use crate::rooms::FieldError;
 use crate::rooms::RoomRef;
 use crate::store::moderation_log::{self, Entry};
 
-pub use super::page::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use crate::api::platform::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// One moderation call, as the audit log keeps it.
 #[derive(Debug, Serialize, ToSchema)]

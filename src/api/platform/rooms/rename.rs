@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall};
-use super::error::{ErrorBody, PlatformError};
-use super::job::JobAccepted;
-use super::params::{BodyErrors, RoomPath, TenantErrors};
+use crate::api::platform::call::{self, Accepted, RoomCall};
+use crate::api::platform::error::{ErrorBody, PlatformError};
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms;
 use crate::store::rooms::{self as room_store, Renamed};
 

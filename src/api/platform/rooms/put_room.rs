@@ -8,10 +8,10 @@ use axum::body::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall, TenantCall};
-use super::error::PlatformError;
-use super::job::JobAccepted;
-use super::params::{BodyErrors, RoomPath, TenantErrors};
+use crate::api::platform::call::{self, Accepted, RoomCall, TenantCall};
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms::validate::Visibility;
 use crate::rooms::{self, validate};
 use crate::store::jobs::Job;

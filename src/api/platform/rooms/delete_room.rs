@@ -4,10 +4,10 @@
 //! `teardown_room` job takes it down in Synapse. A repeated DELETE is accepted and answers with
 //! that job, or queues a fresh teardown when that one ended `failed` or `dead`.
 
-use super::call::{Accepted, RoomCall};
-use super::error::PlatformError;
-use super::job::JobAccepted;
-use super::params::{RoomPath, TenantErrors};
+use crate::api::platform::call::{Accepted, RoomCall};
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::params::{RoomPath, TenantErrors};
 use crate::jobs::teardown_room;
 use crate::rooms;
 use crate::store::jobs;

@@ -8,10 +8,10 @@ use axum::body::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall, TenantCall};
-use super::error::PlatformError;
-use super::job::JobAccepted;
-use super::params::{BodyErrors, RoomPath, TenantErrors, TenantPath};
+use crate::api::platform::call::{self, Accepted, RoomCall, TenantCall};
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::jobs::redact_user;
 use crate::rooms::FieldError;
 use crate::store::jobs;

@@ -10,8 +10,8 @@ use ruma::OwnedUserId;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::call::{self, Accepted, RoomCall, TenantCall};
-use super::error::PlatformError;
+use crate::api::platform::call::{self, Accepted, RoomCall, TenantCall};
+use crate::api::platform::error::PlatformError;
 use crate::jobs::{converge_tenant, lift_moderation, redact_user};
 use crate::rooms::FieldError;
 use crate::store::moderation::{self, Declared, Kind, Scope};

@@ -9,12 +9,12 @@ use axum::extract::Path;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall};
-use super::error::PlatformError;
-use super::job::JobAccepted;
-use super::moderate::UserPath;
-use super::params::{BodyErrors, RoomPath, TenantErrors};
 use super::put_room::{MemberBody, NOT_A_MEMBER, declared_members};
+use crate::api::platform::call::{self, Accepted, RoomCall};
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::moderation::moderate::UserPath;
+use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors};
 
 /// A member's role.
 #[derive(Deserialize, ToSchema)]

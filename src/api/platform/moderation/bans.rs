@@ -9,11 +9,11 @@ use axum::extract::Path;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall, TenantCall};
-use super::error::PlatformError;
-use super::job::JobAccepted;
 use super::moderate::{self, Action, LiftBody, UserPath};
-use super::params::{ActorHeader, BodyErrors, RoomPath, TenantErrors, TenantPath};
+use crate::api::platform::call::{self, Accepted, RoomCall, TenantCall};
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::job::JobAccepted;
+use crate::api::platform::params::{ActorHeader, BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::store::moderation::Kind;
 
 /// A ban in a room.

@@ -6,9 +6,9 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::call::RoomCall;
-use super::error::PlatformError;
-use super::params::{RoomPath, TenantErrors};
+use crate::api::platform::call::RoomCall;
+use crate::api::platform::error::PlatformError;
+use crate::api::platform::params::{RoomPath, TenantErrors};
 use crate::rooms::RoomKind;
 use crate::rooms::validate::Visibility;
 use crate::store::member_state::{self, Hold, MemberState};
