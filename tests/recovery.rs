@@ -217,16 +217,20 @@ async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
     daemon.wait_ready(true, Duration::from_secs(30)).await;
     register_user(&synapse.url, "reset-host").await;
     register_user(&synapse.url, "reset-guest").await;
+    // The group first: the event is open to its members (DESIGN §7.5).
     let rooms = [
-        ("event", "reset-party", "private", "host", "participant"),
         ("group", "reset-club", "public", "owner", "member"),
+        ("event", "reset-party", "private", "host", "participant"),
     ];
     let mut before = Vec::new();
     for (kind, slug, visibility, first, second) in rooms {
-        let body = json!({"name": slug, "visibility": visibility, "members": [
+        let mut body = json!({"name": slug, "visibility": visibility, "members": [
             {"user_id": home.user("reset-host"), "role": first},
             {"user_id": home.user("reset-guest"), "role": second},
         ]});
+        if kind == "event" {
+            body["open_to"] = json!({"kind": "group", "slug": "reset-club"});
+        }
         let job = daemon.declare("tenantA", kind, slug, body).await;
         before.push(job["result"]["room_id"].as_str().unwrap().to_owned());
     }
@@ -300,6 +304,29 @@ async fn after_synapse_loses_its_database_reconcile_recreates_every_room() {
             .unwrap();
         assert_eq!(levels["users"][host.user_id.as_str()], 100, "{levels}");
     }
+    // The event open to the group follows the group's new room, whichever was made again first.
+    let room_of = |kind: &'static str, slug: &'static str| {
+        let daemon = &daemon;
+        async move { daemon.get_room("tenantA", kind, slug).await["room_id"].clone() }
+    };
+    let (group, event) = (
+        room_of("group", "reset-club").await,
+        room_of("event", "reset-party").await,
+    );
+    let event = event.as_str().unwrap();
+    eventually(
+        "the event to admit the new group room's members",
+        Duration::from_secs(30),
+        || async {
+            let rules = host
+                .state_event(&synapse.url, event, "m.room.join_rules", "")
+                .await
+                .unwrap_or_default();
+            (rules["join_rule"] == "restricted" && rules["allow"][0]["room_id"] == group)
+                .then_some(())
+        },
+    )
+    .await;
     daemon.stop();
     stop(synapse);
 }
