@@ -1,4 +1,4 @@
 //! Inbound traffic: `appservice` is Synapse → us, `platform` is OpenMeet core → us.
 
-pub mod appservice;
-pub mod platform;
+pub(crate) mod appservice;
+pub(crate) mod platform;

@@ -16,10 +16,10 @@ mod logging;
 mod namespaces;
 mod retention;
 pub mod sample;
-pub mod secret;
+pub(crate) mod secret;
 mod tenants;
 mod tokens;
-pub mod webhook;
+pub(crate) mod webhook;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! outbound code reaches it (`links`), its watchdog (token, reachability, ping), its loop-back
 //! probe, and the supervisor that runs one such task per homeserver across reloads.
 
-pub mod links;
-pub mod probe;
-pub mod supervise;
-pub mod watchdog;
+pub(crate) mod links;
+pub(crate) mod probe;
+pub(crate) mod supervise;
+pub(crate) mod watchdog;

@@ -100,7 +100,7 @@ async fn check(app: &App, link: &HomeserverLink) -> Option<(Verdict, String)> {
             Err(failure) => Err(failure),
         }
     } else {
-        preflight::run(client, &homeserver).await.map(|_| ())
+        preflight::run(client, &homeserver).await
     };
     Some(match result {
         Ok(()) => (Verdict::Ready, String::new()),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub mod classify;
+pub(crate) mod classify;
 mod members;
 mod repairs;
 

@@ -51,11 +51,6 @@ impl Finding {
             } => "replace: create a new room, move the alias, invite the members again",
         }
     }
-
-    /// Whether this room needs more than the usual apply.
-    pub fn needs_repair(self) -> bool {
-        !matches!(self, Self::NotCreated | Self::Healthy)
-    }
 }
 
 /// Whether `state` (as the bot sees it) shows the bot joined with power.

@@ -26,7 +26,7 @@ use crate::store::room_changes;
 use crate::store::rooms::RoomStatus;
 use crate::store::unix_ms;
 
-pub use super::create_room::{KIND, new_job, new_job_for};
+pub use super::create_room::{KIND, new_job};
 
 /// The job kinds that bring a tenant's rooms to its moderation: a lifted tenant-wide row stays
 /// while one of them is queued or running.

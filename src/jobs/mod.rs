@@ -3,25 +3,25 @@
 //! and the pruner that keeps the tables within their retention. What Synapse delivered is worked
 //! through by the inbox processor (`crate::inbox`), which queues jobs here.
 
-pub mod converge_tenant;
-pub mod create_room;
-pub mod decline_invite;
-pub mod diagnose;
+pub(crate) mod converge_tenant;
+pub(crate) mod create_room;
+pub(crate) mod decline_invite;
+pub(crate) mod diagnose;
 mod ensure_directory;
 mod ensure_moderation;
-pub mod ensure_room;
+pub(crate) mod ensure_room;
 mod ensure_settings;
 mod error;
 mod feed;
-pub mod follow_upgrade;
-pub mod lift_moderation;
+pub(crate) mod follow_upgrade;
+pub(crate) mod lift_moderation;
 
 pub mod prune;
-pub mod redact_user;
+pub(crate) mod redact_user;
 mod repair_room;
-pub mod send_message;
-pub mod teardown_room;
-pub mod worker;
+pub(crate) mod send_message;
+pub(crate) mod teardown_room;
+pub(crate) mod worker;
 
 use std::sync::Arc;
 

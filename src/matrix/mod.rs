@@ -6,12 +6,12 @@
 mod client;
 mod error;
 mod messages;
-pub mod preflight;
+pub(crate) mod preflight;
 mod redact;
 mod register;
 mod rooms;
 
 pub use self::client::Client;
 pub use self::error::{Error, RetryKind};
-pub use self::redact::{SenderPage, TimelineEvent};
+pub use self::redact::TimelineEvent;
 pub use self::rooms::RoomState;

@@ -33,23 +33,12 @@ pub struct Failure {
     pub message: String,
 }
 
-#[derive(Debug)]
-pub struct Report {
-    pub versions: Vec<String>,
-    pub sender: OwnedUserId,
-    pub ping: Duration,
-}
-
 /// Runs the checks in order and stops at the first failure.
-pub async fn run(client: &Client, homeserver: &HomeserverConfig<'_>) -> Result<Report, Failure> {
-    let versions = versions(client, homeserver).await?;
-    let sender = sender(client, homeserver).await?;
-    let ping = ping(client, homeserver).await?;
-    Ok(Report {
-        versions,
-        sender,
-        ping,
-    })
+pub async fn run(client: &Client, homeserver: &HomeserverConfig<'_>) -> Result<(), Failure> {
+    versions(client, homeserver).await?;
+    sender(client, homeserver).await?;
+    ping(client, homeserver).await?;
+    Ok(())
 }
 
 pub async fn versions(

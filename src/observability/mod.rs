@@ -1,7 +1,7 @@
 //! What operators watch: Prometheus metrics, health, and logs.
 
-pub mod health;
-pub mod logging;
+pub(crate) mod health;
+pub(crate) mod logging;
 pub mod metrics;
-pub mod queue_stats;
-pub mod routes;
+pub(crate) mod queue_stats;
+pub(crate) mod routes;

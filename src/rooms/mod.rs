@@ -1,17 +1,17 @@
 //! The room domain, pure: kinds, aliases, roles and power levels, input checks, createRoom bodies,
 //! the settings a declaration wants.
 
-pub mod alias;
-pub mod authority;
-pub mod create;
-pub mod declared;
-pub mod directory;
-pub mod kind;
-pub mod power_levels;
-pub mod roles;
-pub mod room_version;
-pub mod settings;
-pub mod validate;
+pub(crate) mod alias;
+pub(crate) mod authority;
+pub(crate) mod create;
+pub(crate) mod declared;
+pub(crate) mod directory;
+pub(crate) mod kind;
+pub(crate) mod power_levels;
+pub(crate) mod roles;
+pub(crate) mod room_version;
+pub(crate) mod settings;
+pub(crate) mod validate;
 
 pub use alias::{AliasParts, alias, alias_localpart, parse_alias, validate_slug};
 pub use authority::{Authority, Power};

@@ -21,9 +21,9 @@
 //!   removed keeps its cursor, so adding it back resumes where it stopped.
 //! - The secret is never logged, stored or put in an error: only the signature it makes leaves.
 
-pub mod deliver;
-pub mod sign;
-pub mod status;
+pub(crate) mod deliver;
+pub(crate) mod sign;
+pub(crate) mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

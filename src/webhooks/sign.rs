@@ -20,7 +20,9 @@ pub fn signature(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> Str
 }
 
 /// Whether `header` (space-separated `v1,<base64>` entries, as receivers get it) holds a valid
-/// signature of the message by `key`; compared in constant time.
+/// signature of the message by `key`; compared in constant time. The receiver's side, which the
+/// tests take (a delivery is checked as well by the Standard Webhooks library, `tests/webhooks.rs`).
+#[cfg(test)]
 pub fn verify(key: &SigningKey, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
     let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, key.bytes());
     let message = [

@@ -5,7 +5,7 @@
 mod auth;
 mod error;
 mod ping;
-pub mod push_events;
+pub(crate) mod push_events;
 mod query_room_alias;
 mod query_user_id;
 mod thirdparty;

@@ -1,8 +1,8 @@
 //! Moderation (DESIGN §7.3): bans and mutes in a room or tenant-wide (sharing `moderate`),
 //! redactions, and the audit log.
 
-pub mod bans;
-pub mod moderate;
-pub mod moderation_log;
-pub mod mutes;
-pub mod redactions;
+pub(crate) mod bans;
+pub(crate) mod moderate;
+pub(crate) mod moderation_log;
+pub(crate) mod mutes;
+pub(crate) mod redactions;
