@@ -64,6 +64,17 @@ pub async fn ready_daemon_with(config: DaemonConfig) -> Daemon {
     daemon
 }
 
+/// Members still in (joined or invited), per Synapse's own database.
+pub fn still_in(room_id: &str) -> Vec<String> {
+    environment()
+        .synapse
+        .current_memberships(room_id)
+        .into_iter()
+        .filter(|(_, membership)| membership == "join" || membership == "invite")
+        .map(|(user, _)| user)
+        .collect()
+}
+
 pub fn bot_id(tenant: &str) -> String {
     format!("@openmeet-bot-{}:{SERVER_NAME}", tenant.to_lowercase())
 }

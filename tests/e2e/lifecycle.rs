@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::environment::{
-    SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with,
+    SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with, still_in,
 };
 use crate::support::daemon::Daemon;
 use crate::support::eventually;
@@ -18,17 +18,6 @@ use crate::support::matrix_client::{TestUser, encode, register_user};
 
 fn user(localpart: &str) -> String {
     format!("@{localpart}:{SERVER_NAME}")
-}
-
-/// Members still in (joined or invited), per Synapse's own database.
-fn still_in(room_id: &str) -> Vec<String> {
-    environment()
-        .synapse
-        .current_memberships(room_id)
-        .into_iter()
-        .filter(|(_, membership)| membership == "join" || membership == "invite")
-        .map(|(user, _)| user)
-        .collect()
 }
 
 /// The daemon's jobs, newest first.

@@ -4,19 +4,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{declare, user};
-use crate::environment::{SERVER_NAME, environment, fresh_config, port_turn, ready_daemon_with};
+use crate::environment::{
+    SERVER_NAME, environment, fresh_config, port_turn, ready_daemon_with, still_in,
+};
 use crate::support::matrix_client::register_user;
-
-/// Members still in (joined or invited), per Synapse's own database.
-fn still_in(room_id: &str) -> Vec<String> {
-    environment()
-        .synapse
-        .current_memberships(room_id)
-        .into_iter()
-        .filter(|(_, membership)| membership == "join" || membership == "invite")
-        .map(|(user, _)| user)
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_kicks_everyone_removes_the_alias_and_survives_a_crash() {
