@@ -23,7 +23,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::error::PlatformError;
 use crate::app::App;
@@ -56,62 +58,36 @@ async fn json_errors(response: Response) -> Response {
     .into_response()
 }
 
+/// Every operation with its route, written once: axum routes each handler by the path its
+/// `#[utoipa::path]` names, and the OpenAPI document (`openapi.rs`) lists the same operations.
+fn operations() -> OpenApiRouter<Arc<App>> {
+    use self::moderation::{bans, moderation_log, mutes, redactions};
+    use self::rooms::{delete_room, get_room, member, put_room, rename};
+    OpenApiRouter::with_openapi(openapi::PlatformApi::openapi())
+        .routes(routes!(
+            get_room::handler,
+            put_room::handler,
+            delete_room::handler
+        ))
+        .routes(routes!(member::put, member::delete))
+        .routes(routes!(rename::handler))
+        .routes(routes!(messages::post))
+        .routes(routes!(redactions::room))
+        .routes(routes!(redactions::tenant))
+        .routes(routes!(bans::put_in_room, bans::delete_in_room))
+        .routes(routes!(bans::put_tenant_wide, bans::delete_tenant_wide))
+        .routes(routes!(mutes::put_in_room, mutes::delete_in_room))
+        .routes(routes!(mutes::put_tenant_wide, mutes::delete_tenant_wide))
+        .routes(routes!(moderation_log::handler))
+        .routes(routes!(feed::handler))
+        .routes(routes!(job::get))
+        .routes(routes!(status::handler))
+        .routes(routes!(openapi::served))
+}
+
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/v1/status", get(status::handler))
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
-            get(rooms::get_room::handler)
-                .put(rooms::put_room::handler)
-                .delete(rooms::delete_room::handler),
-        )
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",
-            axum::routing::put(rooms::member::put).delete(rooms::member::delete),
-        )
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/rename",
-            axum::routing::post(rooms::rename::handler),
-        )
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/messages",
-            axum::routing::post(messages::post),
-        )
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/redactions",
-            axum::routing::post(moderation::redactions::room),
-        )
-        .route(
-            "/v1/tenants/{tenant}/redactions",
-            axum::routing::post(moderation::redactions::tenant),
-        )
-        .route(
-            "/v1/tenants/{tenant}/moderation",
-            get(moderation::moderation_log::handler),
-        )
-        .route("/v1/tenants/{tenant}/events", get(feed::handler))
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/bans/{user_id}",
-            axum::routing::put(moderation::bans::put_in_room)
-                .delete(moderation::bans::delete_in_room),
-        )
-        .route(
-            "/v1/tenants/{tenant}/rooms/{kind}/{slug}/mutes/{user_id}",
-            axum::routing::put(moderation::mutes::put_in_room)
-                .delete(moderation::mutes::delete_in_room),
-        )
-        .route(
-            "/v1/tenants/{tenant}/bans/{user_id}",
-            axum::routing::put(moderation::bans::put_tenant_wide)
-                .delete(moderation::bans::delete_tenant_wide),
-        )
-        .route(
-            "/v1/tenants/{tenant}/mutes/{user_id}",
-            axum::routing::put(moderation::mutes::put_tenant_wide)
-                .delete(moderation::mutes::delete_tenant_wide),
-        )
-        .route("/v1/jobs/{id}", get(job::get))
-        .route("/v1/openapi.json", get(openapi::served))
+    let (routes, _) = operations().split_for_parts();
+    routes
         .fallback(|| async { PlatformError::UnknownPath.into_response() })
         .method_not_allowed_fallback(|| async { PlatformError::MethodNotAllowed.into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

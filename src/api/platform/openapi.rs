@@ -4,8 +4,9 @@
 //! `openmeet-appservice openapi`, and checked in as `docs/platform-api.openapi.json`
 //! (`make openapi` rewrites it; `tests/openapi.rs` fails when it is stale).
 //!
-//! A new route: annotate its handler with `#[utoipa::path]` (reusing the path parameters and
-//! error sets of `params.rs`) and add it to `paths(...)` — one line.
+//! The operations are the ones `super::operations` routes: a new route is its handler's
+//! `#[utoipa::path]` (reusing the path parameters and error sets of `params.rs`) and one line
+//! there.
 
 use std::sync::OnceLock;
 
@@ -25,30 +26,6 @@ use crate::store::outbox_data as data;
             and moderation, send bot messages, follow the jobs that carry it all out and read what became of it (the events \
             feed; webhooks POST the same events). Every \
             error is JSON `{\"error\": \"<sentence>\", \"code\": \"<machine code>\"}`.",
-    ),
-    paths(
-        super::rooms::put_room::handler,
-        super::rooms::get_room::handler,
-        super::rooms::delete_room::handler,
-        super::rooms::member::put,
-        super::rooms::member::delete,
-        super::rooms::rename::handler,
-        super::messages::post,
-        super::moderation::redactions::room,
-        super::moderation::redactions::tenant,
-        super::moderation::bans::put_in_room,
-        super::moderation::bans::delete_in_room,
-        super::moderation::bans::put_tenant_wide,
-        super::moderation::bans::delete_tenant_wide,
-        super::moderation::mutes::put_in_room,
-        super::moderation::mutes::delete_in_room,
-        super::moderation::mutes::put_tenant_wide,
-        super::moderation::mutes::delete_tenant_wide,
-        super::moderation::moderation_log::handler,
-        super::feed::handler,
-        super::job::get,
-        super::status::handler,
-        served,
     ),
     components(schemas(
         ErrorBody,
@@ -107,7 +84,8 @@ impl Modify for SecuritySchemes {
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut text = PlatformApi::openapi()
+        let (_, document) = super::operations().split_for_parts();
+        let mut text = document
             .to_pretty_json()
             .unwrap_or_else(|error| unreachable!("the OpenAPI document serializes: {error}"));
         text.push('\n');
