@@ -21,6 +21,7 @@ pub(crate) mod redact_user;
 mod repair_room;
 pub(crate) mod send_message;
 pub(crate) mod teardown_room;
+pub(crate) mod tenant_tasks;
 pub(crate) mod worker;
 
 use std::sync::Arc;

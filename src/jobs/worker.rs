@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::tenant_tasks::TenantTasks;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::error::JobError;
@@ -54,8 +54,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             tracing::warn!(%error, "could not take back this worker's earlier jobs; their leases will lapse")
         }
     }
-    let mut running = JoinSet::new();
-    let mut tenants: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut running = TenantTasks::new("job attempt");
     loop {
         if *shutdown.borrow() {
             break;
@@ -65,13 +64,11 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if capacity > 0
             && let Some(paused) = paused_tenants(&app)
         {
-            match claim(&app, capacity, &tenants, &paused).await {
+            match claim(&app, capacity, running.per_tenant(), &paused).await {
                 Ok(claimed) => {
                     for job in claimed {
                         claimed_any = true;
-                        let tenant = job.tenant_id.clone();
-                        let handle = running.spawn(attempt(app.clone(), job));
-                        tenants.insert(handle.id(), tenant);
+                        running.spawn(job.tenant_id.clone(), attempt(app.clone(), job));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "could not claim jobs; retrying"),
@@ -81,32 +78,13 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             continue;
         }
         tokio::select! {
-            Some(done) = running.join_next_with_id() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(error) => {
-                        tracing::error!(%error, "a job attempt panicked; its lease will lapse and it runs again");
-                        error.id()
-                    }
-                };
-                tenants.remove(&id);
-            }
+            _ = running.next_ended() => {}
             _ = app.jobs_wakeup.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => {}
         }
     }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = running.len(),
-            "stopping with jobs in flight; they are taken back at the next start"
-        );
-        running.abort_all();
-    }
+    running.stop(SHUTDOWN_GRACE).await;
 }
 
 /// The configured tenants whose homeserver jobs may not call now; `None` when no homeserver may
@@ -134,15 +112,11 @@ fn paused_tenants(app: &App) -> Option<HashSet<String>> {
 async fn claim(
     app: &Arc<App>,
     capacity: usize,
-    running: &HashMap<tokio::task::Id, String>,
+    busy: HashMap<String, usize>,
     paused: &HashSet<String>,
 ) -> Result<Vec<Job>, crate::store::StoreError> {
     let config = app.config();
     let settings = &config.jobs;
-    let mut busy: HashMap<String, usize> = HashMap::new();
-    for tenant in running.values() {
-        *busy.entry(tenant.clone()).or_default() += 1;
-    }
     let per_tenant = settings.per_tenant;
     let owner = settings.worker_id.clone();
     let now = unix_ms(app.clock.now());

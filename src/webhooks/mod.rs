@@ -25,12 +25,12 @@ pub(crate) mod deliver;
 pub(crate) mod sign;
 pub(crate) mod status;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::jobs::tenant_tasks::TenantTasks;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::config::{Config, webhook::Webhook};
@@ -60,8 +60,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     };
     let mut seen: Option<Arc<Config>> = None;
     let mut webhooks: HashMap<String, Webhook> = HashMap::new();
-    let mut running: JoinSet<()> = JoinSet::new();
-    let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut running = TenantTasks::new("webhook delivery");
     let mut gauges_read: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
@@ -76,23 +75,19 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         }
-        let active: HashSet<&String> = busy.values().collect();
+        let active = running.per_tenant();
         let idle: Vec<String> = webhooks
             .keys()
-            .filter(|t| !active.contains(t))
+            .filter(|t| !active.contains_key(*t))
             .cloned()
             .collect();
         match claim(&app, idle).await {
             Ok(claimed) => {
                 for delivery in claimed {
                     let tenant = delivery.tenant.clone();
-                    let handle = running.spawn(deliver::session(
-                        app.clone(),
-                        http.clone(),
-                        delivery,
-                        shutdown.clone(),
-                    ));
-                    busy.insert(handle.id(), tenant);
+                    let session =
+                        deliver::session(app.clone(), http.clone(), delivery, shutdown.clone());
+                    running.spawn(tenant, session);
                 }
             }
             Err(error) => tracing::warn!(%error, "could not look for webhook deliveries; retrying"),
@@ -102,33 +97,13 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             gauges_read = Some(Instant::now());
         }
         tokio::select! {
-            Some(done) = running.join_next_with_id() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(error) => {
-                        tracing::error!(%error, "a webhook delivery panicked; its lease will lapse and it is tried again");
-                        error.id()
-                    }
-                };
-                busy.remove(&id);
-            }
+            _ = running.next_ended() => {}
             _ = app.webhooks_wakeup.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => {}
         }
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            left = running.len(),
-            "stopping with webhook deliveries in flight; they are sent again at the next start"
-        );
-        running.abort_all();
-    }
+    running.stop(SHUTDOWN_GRACE).await;
 }
 
 /// Gives every configured webhook its delivery row (a new one starts at the outbox head) and
