@@ -45,7 +45,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use support::daemon::{BIN, Daemon, DaemonConfig};
+use support::daemon::{Daemon, DaemonConfig};
 use support::events;
 use support::matrix_client::http_client;
 
@@ -292,22 +292,8 @@ async fn run_workloads(server: Server, target: &Target<'_>) -> Vec<RunReport> {
 async fn time_start(config: &DaemonConfig) -> Duration {
     let client = http_client();
     let url = format!("http://127.0.0.1:{}/health/ready", config.metrics_port);
-    let config_path = config.write();
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(config.dir.join("startup.log"))
-        .expect("open the startup log");
     let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("-c")
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone the log handle"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn openmeet-appservice serve");
+    let mut child = config.spawn_serve(&config.dir.join("startup.log"));
     let ready = loop {
         if let Ok(response) = client.get(&url).send().await
             && response.status() == StatusCode::OK

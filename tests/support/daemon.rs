@@ -187,6 +187,25 @@ impl DaemonConfig {
         )
     }
 
+    /// Writes the config and spawns `serve` on it, its output appended to `log`.
+    pub fn spawn_serve(&self, log: &Path) -> Child {
+        let config_path = self.write();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the daemon log");
+        Command::new(BIN)
+            .arg("serve")
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn openmeet-appservice serve")
+    }
+
     /// Writes the config file and returns its path.
     pub fn write(&self) -> PathBuf {
         let path = self.dir.join("config.yaml");
@@ -332,24 +351,9 @@ impl Daemon {
             self.child.is_none(),
             "stop the daemon before starting it again"
         );
-        let config_path = self.config.write();
         // Only this attempt's lines tell why it failed: the log is appended to across restarts.
         let offset = std::fs::metadata(&self.log_path).map_or(0, |m| m.len() as usize);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open the daemon log");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn openmeet-appservice serve");
-        self.child = Some(child);
+        self.child = Some(self.config.spawn_serve(&self.log_path));
         self.starts += 1;
         let url = format!("http://127.0.0.1:{}/health/live", self.config.metrics_port);
         for _ in 0..400 {
