@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::JobError;
 use crate::app::App;
-use crate::matrix;
+use crate::matrix::{self, RoomConnection};
+use crate::store::Store;
 use crate::store::jobs::{Job, NewJob};
 use crate::store::rooms::{self as room_store, Room};
 
@@ -53,8 +54,45 @@ pub fn again(failed: &Job) -> NewJob {
 pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let payload: Payload = super::payload(job)?;
     let bot = super::tenant_bot(app, job).await?;
+    let homeserver = app.client_for(&bot);
+    let managed = ManagedInStore(&app.store);
+    take_down(&*homeserver, &managed, &bot, &job.tenant_id, payload).await
+}
+
+/// Whether a Matrix room is one the daemon manages (a declared room that is not deleted).
+#[allow(
+    async_fn_in_trait,
+    reason = "used by the crate's own jobs, never as a trait object"
+)]
+pub trait ManagedRooms {
+    async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError>;
+}
+
+/// The declared rooms, as the store has them.
+struct ManagedInStore<'a>(&'a Store);
+
+impl ManagedRooms for ManagedInStore<'_> {
+    async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError> {
+        let room_id = room_id.to_string();
+        let found = self
+            .0
+            .run(move |c| room_store::find_live_by_room_id(c, &room_id))
+            .await?;
+        Ok(found.is_some())
+    }
+}
+
+/// The teardown itself, step by step; every step looks before it acts, so a run after a crash
+/// at any step finishes the work and repeats none of it.
+async fn take_down(
+    homeserver: &impl RoomConnection,
+    managed: &impl ManagedRooms,
+    bot: &UserId,
+    tenant_id: &str,
+    payload: Payload,
+) -> Result<Value, JobError> {
     for alias in payload.aliases {
-        ensure_alias_removed(app, &bot, alias, payload.room_id.as_deref()).await?;
+        ensure_alias_removed(homeserver, managed, bot, alias, payload.room_id.as_deref()).await?;
     }
     let Some(room_id) = payload.room_id else {
         return Ok(json!({"room_id": null, "note": "the room was never created in Synapse"}));
@@ -62,55 +100,44 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_id =
         RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
     // Out of the tenant's directory first, whether or not the bot is still in the room.
-    super::ensure_directory::delist(app, &bot, &job.tenant_id, &room_id).await?;
-    let (kicked, out_of_reach) = match app.client_for(&bot).room_state(&bot, &room_id).await {
-        Ok(state) => clear(app, &bot, &room_id, &state).await?,
+    homeserver
+        .set_listed_in_network(bot, tenant_id, &room_id, false)
+        .await?;
+    let (kicked, out_of_reach) = match homeserver.room_state(bot, &room_id).await {
+        Ok(state) => clear(homeserver, bot, &room_id, &state).await?,
         // The bot is out already: an earlier attempt got as far as leaving.
         Err(error) if error.is_forbidden() => (0, Vec::new()),
         Err(error) => return Err(error.into()),
     };
-    app.client_for(&bot)
-        .ensure_left_and_forgotten(&bot, &room_id)
-        .await?;
+    homeserver.ensure_left_and_forgotten(bot, &room_id).await?;
     Ok(json!({"room_id": room_id, "kicked": kicked, "could_not_kick": out_of_reach}))
 }
 
 /// Removes `alias` unless it names a room we manage other than `room_id`: a slug declared again
 /// after the DELETE (or released by it) may already name a new room.
 async fn ensure_alias_removed(
-    app: &Arc<App>,
+    homeserver: &impl RoomConnection,
+    managed: &impl ManagedRooms,
     bot: &UserId,
     alias: OwnedRoomAliasId,
     room_id: Option<&str>,
 ) -> Result<(), JobError> {
-    let Some(target) = app
-        .client_for(bot)
-        .resolve_alias(bot, alias.clone())
-        .await?
-    else {
+    let Some(target) = homeserver.resolve_alias(bot, alias.clone()).await? else {
         return Ok(());
     };
-    if room_id != Some(target.as_str()) {
-        let target = target.to_string();
-        let managed = app
-            .store
-            .run(move |c| room_store::find_live_by_room_id(c, &target))
-            .await?;
-        if managed.is_some() {
-            return Ok(());
-        }
+    if room_id != Some(target.as_str()) && managed.is_managed(&target).await? {
+        return Ok(());
     }
-    Ok(app.client_for(bot).ensure_alias_removed(bot, alias).await?)
+    Ok(homeserver.ensure_alias_removed(bot, alias).await?)
 }
 
 /// Unpublishes, closes and empties the room; returns how many were kicked and who could not be.
 async fn clear(
-    app: &Arc<App>,
+    homeserver: &impl RoomConnection,
     bot: &UserId,
     room_id: &RoomId,
     state: &matrix::RoomState,
 ) -> Result<(usize, Vec<String>), JobError> {
-    let homeserver = &app.client_for(bot);
     homeserver.set_published(bot, room_id, false).await?;
     if state
         .content("m.room.canonical_alias", "")
@@ -151,4 +178,345 @@ async fn clear(
         }
     }
     Ok((kicked, out_of_reach))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use ruma::{OwnedRoomId, OwnedUserId};
+
+    use super::*;
+    use crate::matrix::Error;
+
+    const BOT: &str = "@openmeet-bot-tenanta:hs.test";
+    const ROOM: &str = "!party:hs.test";
+
+    /// Where a call fails: before it takes effect (the request never arrived), or after (the
+    /// answer was lost).
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Fault {
+        Before(usize),
+        After(usize),
+    }
+
+    /// One homeserver with the room under teardown, in memory.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    struct World {
+        aliases: BTreeMap<String, OwnedRoomId>,
+        listed: BTreeSet<String>,
+        published: bool,
+        state: BTreeMap<String, Value>,
+        members: BTreeMap<String, String>,
+        /// Each member's kicks that took effect.
+        kicks: BTreeMap<String, usize>,
+    }
+
+    struct Homeserver {
+        world: Mutex<World>,
+        calls: Mutex<usize>,
+        fault: Option<Fault>,
+    }
+
+    impl Homeserver {
+        fn new(world: World, fault: Option<Fault>) -> Self {
+            Self {
+                world: Mutex::new(world),
+                calls: Mutex::new(0),
+                fault,
+            }
+        }
+
+        /// Runs `effect` on the world as call number n would, failing where the fault says.
+        fn call<T>(&self, effect: impl FnOnce(&mut World) -> Result<T, Error>) -> Result<T, Error> {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls - 1
+            };
+            let lost = Error::Timeout(Duration::from_secs(30));
+            if self.fault == Some(Fault::Before(n)) {
+                return Err(lost);
+            }
+            let result = effect(&mut self.world.lock().unwrap());
+            if self.fault == Some(Fault::After(n)) {
+                return Err(lost);
+            }
+            result
+        }
+
+        fn world(&self) -> World {
+            self.world.lock().unwrap().clone()
+        }
+
+        fn calls(&self) -> usize {
+            *self.calls.lock().unwrap()
+        }
+    }
+
+    fn forbidden() -> Error {
+        Error::from_response(
+            403,
+            None,
+            br#"{"errcode":"M_FORBIDDEN","error":"not in the room"}"#,
+        )
+    }
+
+    impl RoomConnection for Homeserver {
+        async fn resolve_alias(
+            &self,
+            _: &UserId,
+            alias: OwnedRoomAliasId,
+        ) -> Result<Option<OwnedRoomId>, Error> {
+            self.call(|w| Ok(w.aliases.get(alias.as_str()).cloned()))
+        }
+
+        async fn ensure_alias_removed(
+            &self,
+            _: &UserId,
+            alias: OwnedRoomAliasId,
+        ) -> Result<(), Error> {
+            self.call(|w| {
+                w.aliases.remove(alias.as_str());
+                Ok(())
+            })
+        }
+
+        async fn room_state(&self, bot: &UserId, _: &RoomId) -> Result<matrix::RoomState, Error> {
+            self.call(|w| {
+                if w.members.get(bot.as_str()).map(String::as_str) != Some("join") {
+                    return Err(forbidden());
+                }
+                let mut events: Vec<Value> = (w.state.iter())
+                    .map(|(t, content)| json!({"type": t, "state_key": "", "content": content}))
+                    .collect();
+                events.extend(w.members.iter().map(|(user, membership)| {
+                    json!({"type": "m.room.member", "state_key": user,
+                           "content": {"membership": membership}})
+                }));
+                Ok(matrix::RoomState { events })
+            })
+        }
+
+        async fn set_state(
+            &self,
+            _: &UserId,
+            _: &RoomId,
+            event_type: &str,
+            _: &str,
+            content: &Value,
+        ) -> Result<(), Error> {
+            self.call(|w| {
+                w.state.insert(event_type.to_owned(), content.clone());
+                Ok(())
+            })
+        }
+
+        async fn set_published(
+            &self,
+            _: &UserId,
+            _: &RoomId,
+            published: bool,
+        ) -> Result<(), Error> {
+            self.call(|w| {
+                w.published = published;
+                Ok(())
+            })
+        }
+
+        async fn set_listed_in_network(
+            &self,
+            _: &UserId,
+            network_id: &str,
+            _: &RoomId,
+            listed: bool,
+        ) -> Result<(), Error> {
+            self.call(|w| {
+                if listed {
+                    w.listed.insert(network_id.to_owned());
+                } else {
+                    w.listed.remove(network_id);
+                }
+                Ok(())
+            })
+        }
+
+        async fn kick(&self, _: &UserId, _: &RoomId, user: &UserId, _: &str) -> Result<(), Error> {
+            self.call(|w| {
+                if w.members.get(user.as_str()).map(String::as_str) == Some("join")
+                    && user.as_str() == "@equal:hs.test"
+                {
+                    return Err(forbidden());
+                }
+                w.members.insert(user.to_string(), "leave".into());
+                *w.kicks.entry(user.to_string()).or_default() += 1;
+                Ok(())
+            })
+        }
+
+        async fn ensure_left_and_forgotten(&self, bot: &UserId, _: &RoomId) -> Result<(), Error> {
+            self.call(|w| {
+                w.members.insert(bot.to_string(), "leave".into());
+                Ok(())
+            })
+        }
+    }
+
+    /// The Matrix rooms the store declares.
+    struct Managed(BTreeSet<String>);
+
+    impl ManagedRooms for Managed {
+        async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError> {
+            Ok(self.0.contains(room_id.as_str()))
+        }
+    }
+
+    fn room(id: &str) -> OwnedRoomId {
+        RoomId::parse(id).unwrap()
+    }
+
+    /// A public room with its alias, listed everywhere, with a host, a guest still invited and a
+    /// member at the bot's own level (who cannot be kicked before room version 12).
+    fn before() -> World {
+        let mut world = World {
+            aliases: [("#event-party-tenantA:hs.test".to_owned(), room(ROOM))].into(),
+            listed: ["tenantA".to_owned()].into(),
+            published: true,
+            ..World::default()
+        };
+        world
+            .state
+            .insert("m.room.join_rules".into(), json!({"join_rule": "public"}));
+        world.state.insert(
+            "m.room.canonical_alias".into(),
+            json!({"alias": "#event-party-tenantA:hs.test"}),
+        );
+        for (user, membership) in [
+            (BOT, "join"),
+            ("@host:hs.test", "join"),
+            ("@guest:hs.test", "invite"),
+            ("@equal:hs.test", "join"),
+            ("@gone:hs.test", "leave"),
+        ] {
+            world.members.insert(user.into(), membership.into());
+        }
+        world
+    }
+
+    fn payload() -> Payload {
+        Payload {
+            room_id: Some(ROOM.to_owned()),
+            aliases: vec![OwnedRoomAliasId::try_from("#event-party-tenantA:hs.test").unwrap()],
+        }
+    }
+
+    fn bot() -> OwnedUserId {
+        UserId::parse(BOT).unwrap()
+    }
+
+    async fn run_on(homeserver: &Homeserver) -> Result<Value, JobError> {
+        let managed = Managed(BTreeSet::new());
+        take_down(homeserver, &managed, &bot(), "tenantA", payload()).await
+    }
+
+    #[tokio::test]
+    async fn a_teardown_empties_closes_and_leaves_the_room_and_takes_it_out_of_every_list() {
+        let homeserver = Homeserver::new(before(), None);
+        let result = run_on(&homeserver).await.unwrap();
+        assert_eq!(result["kicked"], 2, "{result}");
+        assert_eq!(result["could_not_kick"], json!(["@equal:hs.test"]));
+        let after = homeserver.world();
+        assert!(after.aliases.is_empty() && after.listed.is_empty() && !after.published);
+        assert_eq!(
+            after.state["m.room.join_rules"],
+            json!({"join_rule": "invite"})
+        );
+        assert_eq!(after.state["m.room.canonical_alias"], json!({}));
+        assert_eq!(after.members[BOT], "leave");
+        assert_eq!(after.members["@guest:hs.test"], "leave");
+        assert_eq!(
+            after.kicks.get("@gone:hs.test"),
+            None,
+            "a member who left is no kick"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_teardown_cut_short_at_any_call_finishes_on_the_next_run_and_repeats_no_kick() {
+        let clean = Homeserver::new(before(), None);
+        run_on(&clean).await.unwrap();
+        let (done, calls) = (clean.world(), clean.calls());
+        for n in 0..calls {
+            for fault in [Fault::Before(n), Fault::After(n)] {
+                let cut = Homeserver::new(before(), Some(fault));
+                let error = run_on(&cut).await.unwrap_err();
+                assert_eq!(
+                    error.retry_kind(),
+                    matrix::RetryKind::Transient,
+                    "{fault:?}"
+                );
+                let again = Homeserver::new(cut.world(), None);
+                run_on(&again).await.unwrap();
+                let after = again.world();
+                // The second run may find less to do (and so report fewer kicks), never more.
+                assert_eq!(
+                    World {
+                        kicks: done.kicks.clone(),
+                        ..after.clone()
+                    },
+                    done,
+                    "{fault:?}"
+                );
+                assert!(
+                    after.kicks.values().all(|&kicks| kicks == 1),
+                    "{fault:?}: {:?}",
+                    after.kicks
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_alias_naming_another_managed_room_stays_and_a_leftover_one_goes() {
+        let mut world = before();
+        world.aliases = [
+            (
+                "#event-party-tenantA:hs.test".to_owned(),
+                room("!new:hs.test"),
+            ),
+            (
+                "#event-old-tenantA:hs.test".to_owned(),
+                room("!stale:hs.test"),
+            ),
+        ]
+        .into();
+        let homeserver = Homeserver::new(world, None);
+        let managed = Managed(["!new:hs.test".to_owned()].into());
+        let mut payload = payload();
+        payload
+            .aliases
+            .push(OwnedRoomAliasId::try_from("#event-old-tenantA:hs.test").unwrap());
+        take_down(&homeserver, &managed, &bot(), "tenantA", payload)
+            .await
+            .unwrap();
+        let aliases: Vec<String> = homeserver.world().aliases.into_keys().collect();
+        assert_eq!(aliases, ["#event-party-tenantA:hs.test"]);
+    }
+
+    #[tokio::test]
+    async fn a_room_the_bot_already_left_is_only_taken_out_of_the_lists() {
+        let mut world = before();
+        world.members.insert(BOT.into(), "leave".into());
+        let homeserver = Homeserver::new(world, None);
+        let result = run_on(&homeserver).await.unwrap();
+        assert_eq!(result["kicked"], 0, "{result}");
+        let after = homeserver.world();
+        assert!(after.listed.is_empty() && after.aliases.is_empty());
+        assert_eq!(
+            after.members["@host:hs.test"], "join",
+            "nothing else was asked"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! Spec: <https://spec.matrix.org/v1.19/application-service-api/#identity-assertion>
 
 mod client;
+mod connection;
 mod error;
 mod messages;
 pub(crate) mod preflight;
@@ -12,6 +13,7 @@ mod register;
 mod rooms;
 
 pub use self::client::Client;
+pub use self::connection::RoomConnection;
 pub use self::error::{Error, RetryKind};
 pub use self::redact::TimelineEvent;
 pub use self::rooms::RoomState;

@@ -1,0 +1,123 @@
+//! What a job asks of a homeserver about one room, as a trait: [`Client`] speaks it over HTTP, and
+//! a job's unit tests give it an in-memory homeserver, so its decisions (which calls, in which
+//! order, what when one fails) are tested without a daemon or a Synapse. It holds the operations
+//! of the jobs that take it so far (`teardown_room`); the others still take `App`.
+
+use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
+use serde_json::Value;
+
+use super::{Client, Error, RoomState};
+
+/// A homeserver as a job acting in a room sees it; every call acts as `bot`.
+#[allow(
+    async_fn_in_trait,
+    reason = "used by the crate's own jobs, never as a trait object"
+)]
+pub trait RoomConnection {
+    async fn resolve_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<Option<OwnedRoomId>, Error>;
+    async fn ensure_alias_removed(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<(), Error>;
+    async fn room_state(&self, bot: &UserId, room_id: &RoomId) -> Result<RoomState, Error>;
+    async fn set_state(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<(), Error>;
+    async fn set_published(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        published: bool,
+    ) -> Result<(), Error>;
+    async fn set_listed_in_network(
+        &self,
+        bot: &UserId,
+        network_id: &str,
+        room_id: &RoomId,
+        listed: bool,
+    ) -> Result<(), Error>;
+    async fn kick(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error>;
+    async fn ensure_left_and_forgotten(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error>;
+}
+
+impl RoomConnection for Client {
+    async fn resolve_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<Option<OwnedRoomId>, Error> {
+        Client::resolve_alias(self, bot, alias).await
+    }
+
+    async fn ensure_alias_removed(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+    ) -> Result<(), Error> {
+        Client::ensure_alias_removed(self, bot, alias).await
+    }
+
+    async fn room_state(&self, bot: &UserId, room_id: &RoomId) -> Result<RoomState, Error> {
+        Client::room_state(self, bot, room_id).await
+    }
+
+    async fn set_state(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<(), Error> {
+        Client::set_state(self, bot, room_id, event_type, state_key, content).await
+    }
+
+    async fn set_published(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        published: bool,
+    ) -> Result<(), Error> {
+        Client::set_published(self, bot, room_id, published).await
+    }
+
+    async fn set_listed_in_network(
+        &self,
+        bot: &UserId,
+        network_id: &str,
+        room_id: &RoomId,
+        listed: bool,
+    ) -> Result<(), Error> {
+        Client::set_listed_in_network(self, bot, network_id, room_id, listed).await
+    }
+
+    async fn kick(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        Client::kick(self, bot, room_id, user_id, reason).await
+    }
+
+    async fn ensure_left_and_forgotten(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error> {
+        Client::ensure_left_and_forgotten(self, bot, room_id).await
+    }
+}
