@@ -12,6 +12,7 @@ use ruma::{RoomId, UserId};
 use super::JobError;
 use super::ensure_settings::Fresh;
 use crate::app::App;
+use crate::matrix::RoomConnection;
 use crate::rooms::directory::{self, Listings};
 use crate::rooms::validate::Visibility;
 use crate::store::room_access;
@@ -32,13 +33,14 @@ pub async fn ensure_directory(
     let server_directory =
         (app.config().tenant(&room.tenant_id)).is_some_and(|tenant| tenant.server_directory);
     let wanted = directory::listings(visibility, server_directory);
-    // Synapse cannot be asked about one entry of an appservice list, and the PUT is idempotent.
-    if wanted.tenant || fresh == Fresh::Existing {
-        app.client_for(bot)
-            .set_listed_in_network(bot, &room.tenant_id, room_id, wanted.tenant)
-            .await?;
+    let homeserver = app.client_for(bot);
+    let note = ensure_listings(&*homeserver, bot, &room.tenant_id, room_id, wanted, fresh).await?;
+    if note.is_some() {
+        app.metrics
+            .directory_refusals
+            .with_label_values(&[&room.tenant_id])
+            .inc();
     }
-    let note = ensure_server_listing(app, &room.tenant_id, bot, room_id, wanted, fresh).await?;
     if note.as_deref() != note_before {
         let room_key = room.id;
         app.store
@@ -48,17 +50,22 @@ pub async fn ensure_directory(
     Ok(())
 }
 
-/// Lists the room in the server-wide directory or takes it out; returns the note to keep when
-/// the homeserver refused to list it.
-async fn ensure_server_listing(
-    app: &Arc<App>,
-    tenant_id: &str,
+/// Lists the room where `wanted` says and takes it out of the rest; returns the note to keep
+/// when the homeserver refused to list it server-wide.
+async fn ensure_listings(
+    homeserver: &impl RoomConnection,
     bot: &UserId,
+    tenant_id: &str,
     room_id: &RoomId,
     wanted: Listings,
     fresh: Fresh,
 ) -> Result<Option<String>, JobError> {
-    let homeserver = app.client_for(bot);
+    // Synapse cannot be asked about one entry of an appservice list, and the PUT is idempotent.
+    if wanted.tenant || fresh == Fresh::Existing {
+        homeserver
+            .set_listed_in_network(bot, tenant_id, room_id, wanted.tenant)
+            .await?;
+    }
     let listed = match fresh {
         Fresh::JustCreated => false,
         Fresh::Existing => homeserver.is_published(room_id).await?,
@@ -70,10 +77,6 @@ async fn ensure_server_listing(
         Ok(()) => Ok(None),
         Err(error) if wanted.server && error.is_publication_refused() => {
             tracing::warn!(%room_id, %error, "the homeserver refused to list the room in its server-wide directory (it stays in the tenant's own): allow the tenant bots in Synapse's room_list_publication_rules, or set server_directory: false for the tenant");
-            app.metrics
-                .directory_refusals
-                .with_label_values(&[tenant_id])
-                .inc();
             Ok(Some(directory::refusal_note(&error.to_string())))
         }
         Err(error) => Err(error.into()),
@@ -92,4 +95,98 @@ pub async fn delist(
         .set_listed_in_network(bot, tenant_id, room_id, false)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::memory::{Homeserver, World};
+
+    const BOT: &str = "@openmeet-bot-tenanta:hs.test";
+
+    async fn ensure(
+        world: World,
+        visibility: Visibility,
+        server_directory: bool,
+        fresh: Fresh,
+    ) -> (Result<Option<String>, JobError>, World, usize) {
+        let homeserver = Homeserver::new(world, None);
+        let (bot, room_id) = (
+            UserId::parse(BOT).unwrap(),
+            RoomId::parse("!party:hs.test").unwrap(),
+        );
+        let wanted = directory::listings(visibility, server_directory);
+        let result = ensure_listings(&homeserver, &bot, "tenantA", &room_id, wanted, fresh).await;
+        (result, homeserver.world(), homeserver.calls())
+    }
+
+    #[tokio::test]
+    async fn a_new_private_or_unlisted_room_costs_no_call_and_a_new_public_one_one() {
+        for visibility in [Visibility::Private, Visibility::Unlisted] {
+            let (result, world, calls) =
+                ensure(World::default(), visibility, true, Fresh::JustCreated).await;
+            assert_eq!((result.unwrap(), calls), (None, 0), "{visibility:?}");
+            assert!(world.listed.is_empty() && !world.published);
+        }
+        let (result, world, calls) = ensure(
+            World::default(),
+            Visibility::Public,
+            false,
+            Fresh::JustCreated,
+        )
+        .await;
+        assert_eq!((result.unwrap(), calls), (None, 1));
+        assert_eq!(world.listed, ["tenantA".to_owned()].into());
+        assert!(
+            !world.published,
+            "the tenant did not opt into the server-wide directory"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_server_wide_listing_is_a_note_and_the_tenants_own_listing_stands() {
+        let world = World {
+            refuse_publication: true,
+            ..World::default()
+        };
+        let (result, world, _) = ensure(world, Visibility::Public, true, Fresh::Existing).await;
+        let note = result.unwrap().expect("a note");
+        assert!(note.contains("Not allowed to publish room"), "{note}");
+        assert_eq!(world.listed, ["tenantA".to_owned()].into());
+        assert!(!world.published);
+    }
+
+    #[tokio::test]
+    async fn a_room_that_stops_being_public_leaves_both_lists() {
+        let world = World {
+            listed: ["tenantA".to_owned()].into(),
+            published: true,
+            ..World::default()
+        };
+        for visibility in [Visibility::Unlisted, Visibility::Private] {
+            let (result, after, _) = ensure(world.clone(), visibility, true, Fresh::Existing).await;
+            assert_eq!(result.unwrap(), None);
+            assert!(
+                after.listed.is_empty() && !after.published,
+                "{visibility:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_wide_listing_without_the_opt_in_is_taken_out_and_with_it_kept() {
+        let world = World {
+            listed: ["tenantA".to_owned()].into(),
+            published: true,
+            ..World::default()
+        };
+        let (_, after, _) = ensure(world.clone(), Visibility::Public, false, Fresh::Existing).await;
+        assert!(!after.published);
+        let (_, after, calls) = ensure(world, Visibility::Public, true, Fresh::Existing).await;
+        assert!(after.published);
+        assert_eq!(
+            calls, 2,
+            "the tenant list's PUT and the server-wide read, no write"
+        );
+    }
 }

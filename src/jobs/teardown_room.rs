@@ -182,187 +182,15 @@ async fn clear(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::Mutex;
-    use std::time::Duration;
+    use std::collections::BTreeSet;
 
     use ruma::{OwnedRoomId, OwnedUserId};
 
     use super::*;
-    use crate::matrix::Error;
+    use crate::matrix::memory::{Fault, Homeserver, World};
 
     const BOT: &str = "@openmeet-bot-tenanta:hs.test";
     const ROOM: &str = "!party:hs.test";
-
-    /// Where a call fails: before it takes effect (the request never arrived), or after (the
-    /// answer was lost).
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum Fault {
-        Before(usize),
-        After(usize),
-    }
-
-    /// One homeserver with the room under teardown, in memory.
-    #[derive(Debug, Clone, PartialEq, Default)]
-    struct World {
-        aliases: BTreeMap<String, OwnedRoomId>,
-        listed: BTreeSet<String>,
-        published: bool,
-        state: BTreeMap<String, Value>,
-        members: BTreeMap<String, String>,
-        /// Each member's kicks that took effect.
-        kicks: BTreeMap<String, usize>,
-    }
-
-    struct Homeserver {
-        world: Mutex<World>,
-        calls: Mutex<usize>,
-        fault: Option<Fault>,
-    }
-
-    impl Homeserver {
-        fn new(world: World, fault: Option<Fault>) -> Self {
-            Self {
-                world: Mutex::new(world),
-                calls: Mutex::new(0),
-                fault,
-            }
-        }
-
-        /// Runs `effect` on the world as call number n would, failing where the fault says.
-        fn call<T>(&self, effect: impl FnOnce(&mut World) -> Result<T, Error>) -> Result<T, Error> {
-            let n = {
-                let mut calls = self.calls.lock().unwrap();
-                *calls += 1;
-                *calls - 1
-            };
-            let lost = Error::Timeout(Duration::from_secs(30));
-            if self.fault == Some(Fault::Before(n)) {
-                return Err(lost);
-            }
-            let result = effect(&mut self.world.lock().unwrap());
-            if self.fault == Some(Fault::After(n)) {
-                return Err(lost);
-            }
-            result
-        }
-
-        fn world(&self) -> World {
-            self.world.lock().unwrap().clone()
-        }
-
-        fn calls(&self) -> usize {
-            *self.calls.lock().unwrap()
-        }
-    }
-
-    fn forbidden() -> Error {
-        Error::from_response(
-            403,
-            None,
-            br#"{"errcode":"M_FORBIDDEN","error":"not in the room"}"#,
-        )
-    }
-
-    impl RoomConnection for Homeserver {
-        async fn resolve_alias(
-            &self,
-            _: &UserId,
-            alias: OwnedRoomAliasId,
-        ) -> Result<Option<OwnedRoomId>, Error> {
-            self.call(|w| Ok(w.aliases.get(alias.as_str()).cloned()))
-        }
-
-        async fn ensure_alias_removed(
-            &self,
-            _: &UserId,
-            alias: OwnedRoomAliasId,
-        ) -> Result<(), Error> {
-            self.call(|w| {
-                w.aliases.remove(alias.as_str());
-                Ok(())
-            })
-        }
-
-        async fn room_state(&self, bot: &UserId, _: &RoomId) -> Result<matrix::RoomState, Error> {
-            self.call(|w| {
-                if w.members.get(bot.as_str()).map(String::as_str) != Some("join") {
-                    return Err(forbidden());
-                }
-                let mut events: Vec<Value> = (w.state.iter())
-                    .map(|(t, content)| json!({"type": t, "state_key": "", "content": content}))
-                    .collect();
-                events.extend(w.members.iter().map(|(user, membership)| {
-                    json!({"type": "m.room.member", "state_key": user,
-                           "content": {"membership": membership}})
-                }));
-                Ok(matrix::RoomState { events })
-            })
-        }
-
-        async fn set_state(
-            &self,
-            _: &UserId,
-            _: &RoomId,
-            event_type: &str,
-            _: &str,
-            content: &Value,
-        ) -> Result<(), Error> {
-            self.call(|w| {
-                w.state.insert(event_type.to_owned(), content.clone());
-                Ok(())
-            })
-        }
-
-        async fn set_published(
-            &self,
-            _: &UserId,
-            _: &RoomId,
-            published: bool,
-        ) -> Result<(), Error> {
-            self.call(|w| {
-                w.published = published;
-                Ok(())
-            })
-        }
-
-        async fn set_listed_in_network(
-            &self,
-            _: &UserId,
-            network_id: &str,
-            _: &RoomId,
-            listed: bool,
-        ) -> Result<(), Error> {
-            self.call(|w| {
-                if listed {
-                    w.listed.insert(network_id.to_owned());
-                } else {
-                    w.listed.remove(network_id);
-                }
-                Ok(())
-            })
-        }
-
-        async fn kick(&self, _: &UserId, _: &RoomId, user: &UserId, _: &str) -> Result<(), Error> {
-            self.call(|w| {
-                if w.members.get(user.as_str()).map(String::as_str) == Some("join")
-                    && user.as_str() == "@equal:hs.test"
-                {
-                    return Err(forbidden());
-                }
-                w.members.insert(user.to_string(), "leave".into());
-                *w.kicks.entry(user.to_string()).or_default() += 1;
-                Ok(())
-            })
-        }
-
-        async fn ensure_left_and_forgotten(&self, bot: &UserId, _: &RoomId) -> Result<(), Error> {
-            self.call(|w| {
-                w.members.insert(bot.to_string(), "leave".into());
-                Ok(())
-            })
-        }
-    }
 
     /// The Matrix rooms the store declares.
     struct Managed(BTreeSet<String>);
@@ -402,6 +230,7 @@ mod tests {
         ] {
             world.members.insert(user.into(), membership.into());
         }
+        world.unkickable.insert("@equal:hs.test".into());
         world
     }
 

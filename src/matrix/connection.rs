@@ -1,7 +1,8 @@
 //! What a job asks of a homeserver about one room, as a trait: [`Client`] speaks it over HTTP, and
 //! a job's unit tests give it an in-memory homeserver, so its decisions (which calls, in which
-//! order, what when one fails) are tested without a daemon or a Synapse. It holds the operations
-//! of the jobs that take it so far (`teardown_room`); the others still take `App`.
+//! order, what when one fails) are tested without a daemon or a Synapse (`memory.rs`). It holds the
+//! operations of the steps that take it so far (`teardown_room`, `ensure_directory`); the others
+//! still take `App`.
 
 use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
 use serde_json::Value;
@@ -33,6 +34,7 @@ pub trait RoomConnection {
         state_key: &str,
         content: &Value,
     ) -> Result<(), Error>;
+    async fn is_published(&self, room_id: &RoomId) -> Result<bool, Error>;
     async fn set_published(
         &self,
         bot: &UserId,
@@ -86,6 +88,10 @@ impl RoomConnection for Client {
         content: &Value,
     ) -> Result<(), Error> {
         Client::set_state(self, bot, room_id, event_type, state_key, content).await
+    }
+
+    async fn is_published(&self, room_id: &RoomId) -> Result<bool, Error> {
+        Client::is_published(self, room_id).await
     }
 
     async fn set_published(

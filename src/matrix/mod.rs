@@ -6,6 +6,8 @@
 mod client;
 mod connection;
 mod error;
+#[cfg(test)]
+pub(crate) mod memory;
 mod messages;
 pub(crate) mod preflight;
 mod redact;
