@@ -184,12 +184,13 @@ async fn create(
         unix_ms(app.clock.now()),
     );
     let teardown = teardown_room::new_job_for(room, Some(&id), std::slice::from_ref(alias));
+    let followed = room.clone();
     let stored = app
         .store
         .write(move |c| {
             c.write(|c| {
                 if room_changes::set_created(c, room_key, generation, &id, &stored_version, now)? {
-                    queue_followers(c, room_key, now)?;
+                    queue_followers(c, &followed, now)?;
                     return Ok(true);
                 }
                 job_store::enqueue(c, &teardown, now)?;
@@ -234,14 +235,14 @@ pub async fn group_room(
     Ok(created.map(|(room_id, _)| room_id))
 }
 
-/// Queues an `ensure_room` for every declared room open to group room `group_key`, in the
-/// transaction that made, replaced or deleted the group's Matrix room: their join rules follow.
-pub fn queue_followers(
-    conn: &mut DbConnection,
-    group_key: i64,
-    now: i64,
-) -> Result<(), StoreError> {
-    for room in room_access::open_to(conn, group_key)? {
+/// Queues an `ensure_room` for every declared room open to `room` when it is a group room, in the
+/// transaction that made, replaced or deleted its Matrix room: their join rules follow. Event
+/// rooms are open to nothing, so their creation asks nothing more of the database.
+pub fn queue_followers(conn: &mut DbConnection, room: &Room, now: i64) -> Result<(), StoreError> {
+    if room.kind != rooms::RoomKind::Group {
+        return Ok(());
+    }
+    for room in room_access::open_to(conn, room.id)? {
         job_store::enqueue(conn, &new_job(&room), now)?;
     }
     Ok(())

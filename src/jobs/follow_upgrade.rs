@@ -96,6 +96,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         unix_ms(app.clock.now()),
     );
     let teardown = teardown_room::new_job_for(&room, Some(&id), &[]);
+    let followed = room.clone();
     let moved = app
         .store
         .write(move |c| {
@@ -107,7 +108,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
                 }
                 // Not ready again until members and levels are applied in the new room.
                 room_changes::set_status(c, room_key, RoomStatus::Pending, None, now)?;
-                super::create_room::queue_followers(c, room_key, now)?;
+                super::create_room::queue_followers(c, &followed, now)?;
                 crate::store::members::forget_applied_levels(c, room_key, now)?;
                 Ok(true)
             })

@@ -60,7 +60,7 @@ pub async fn handler(room: RoomCall) -> Result<Accepted, PlatformError> {
                 .collect::<Vec<_>>();
             room_store::mark_deleted(conn, &room, now)?;
             // Rooms open to this group are invite only from now on.
-            crate::jobs::create_room::queue_followers(conn, room.id, now)?;
+            crate::jobs::create_room::queue_followers(conn, &room, now)?;
             Ok(Ok(jobs::enqueue(
                 conn,
                 &teardown_room::new_job(&room, &aliases),
