@@ -15,14 +15,14 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedTransactionId, OwnedUserId, RoomId};
+use ruma::{OwnedTransactionId, OwnedUserId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::JobError;
 use crate::app::App;
-use crate::matrix::{self, RetryKind};
+use crate::matrix::{self, RetryKind, RoomConnection};
 use crate::store::jobs::{self, Job, NewJob};
 use crate::store::rooms as room_store;
 
@@ -84,11 +84,7 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         )));
     }
     match job.room_key {
-        Some(room_key) => {
-            Redaction { app, job, payload }
-                .in_room(room_key, &user)
-                .await
-        }
+        Some(room_key) => in_room(app, job, payload, room_key, &user).await,
         None => fan_out(app, job, payload).await,
     }
 }
@@ -140,37 +136,91 @@ async fn fan_out(app: &Arc<App>, job: &Job, mut payload: Payload) -> Result<Valu
     Ok(json!({"rooms": rooms}))
 }
 
-/// One room's redaction, with the job's progress.
-struct Redaction<'a> {
-    app: &'a Arc<App>,
+/// Where a job's progress is kept between its attempts.
+#[allow(
+    async_fn_in_trait,
+    reason = "used by the crate's own jobs, never as a trait object"
+)]
+trait Checkpoint {
+    /// Saves `payload` as the job's; the job's failure when this worker no longer holds it.
+    async fn save(&self, payload: &Payload) -> Result<(), JobError>;
+}
+
+/// The job's row, while this worker holds its lease.
+struct JobRow<'a> {
+    app: &'a App,
     job: &'a Job,
+}
+
+impl Checkpoint for JobRow<'_> {
+    async fn save(&self, payload: &Payload) -> Result<(), JobError> {
+        let (id, owner) = (self.job.id, self.app.config().jobs.worker_id.clone());
+        let payload = to_value(payload);
+        let held = (self.app.store)
+            .write_in_background(move |c| jobs::save_progress(c, id, &owner, &payload))
+            .await?;
+        if held { Ok(()) } else { Err(lease_lapsed()) }
+    }
+}
+
+async fn in_room(
+    app: &Arc<App>,
+    job: &Job,
+    payload: Payload,
+    room_key: i64,
+    user: &OwnedUserId,
+) -> Result<Value, JobError> {
+    let room = app.store.run(move |c| room_store::get(c, room_key)).await?;
+    let Some(room_id) = room
+        .filter(|room| room.status.is_live())
+        .and_then(|room| room.room_id)
+    else {
+        return Ok(json!({
+            "redacted": payload.progress.redacted,
+            "note": "the room is deleted or was never created in Synapse: nothing to redact",
+        }));
+    };
+    let room_id =
+        RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
+    let bot = super::tenant_bot(app, job).await?;
+    let homeserver = app.client_for(&bot);
+    Redaction {
+        homeserver: &*homeserver,
+        checkpoint: &JobRow { app, job },
+        outcomes: &app.metrics.redactions,
+        bot: &bot,
+        room_id: &room_id,
+        user,
+        txn_prefix: &job.txn_prefix,
+        page: PAGE,
+        payload,
+    }
+    .run()
+    .await
+}
+
+/// One room's redaction, with the job's progress.
+struct Redaction<'a, H, C> {
+    homeserver: &'a H,
+    checkpoint: &'a C,
+    /// `redactions_total` by outcome.
+    outcomes: &'a prometheus::IntCounterVec,
+    bot: &'a UserId,
+    room_id: &'a RoomId,
+    user: &'a OwnedUserId,
+    txn_prefix: &'a str,
+    /// Events asked for per page.
+    page: u32,
     payload: Payload,
 }
 
-impl Redaction<'_> {
-    async fn in_room(mut self, room_key: i64, user: &OwnedUserId) -> Result<Value, JobError> {
-        let room = self
-            .app
-            .store
-            .run(move |c| room_store::get(c, room_key))
-            .await?;
-        let Some(room_id) = room
-            .filter(|room| room.status.is_live())
-            .and_then(|room| room.room_id)
-        else {
-            return Ok(json!({
-                "redacted": self.payload.progress.redacted,
-                "note": "the room is deleted or was never created in Synapse: nothing to redact",
-            }));
-        };
-        let room_id =
-            RoomId::parse(&room_id).map_err(|error| JobError::Permanent(error.to_string()))?;
-        let bot = super::tenant_bot(self.app, self.job).await?;
-        let homeserver = self.app.client_for(&bot);
+impl<H: RoomConnection, C: Checkpoint> Redaction<'_, H, C> {
+    async fn run(mut self) -> Result<Value, JobError> {
+        let user = self.user;
         loop {
             let from = self.payload.progress.from.clone();
-            let page = homeserver
-                .events_by_sender(&bot, &room_id, user, from.clone(), PAGE)
+            let page = (self.homeserver)
+                .events_by_sender(self.bot, self.room_id, user, from.clone(), self.page)
                 .await?;
             for event in &page.events {
                 if event.origin_server_ts < self.payload.since_ms {
@@ -182,12 +232,12 @@ impl Redaction<'_> {
                 {
                     continue;
                 }
-                self.redact(&homeserver, &bot, &room_id, event).await?;
+                self.redact(event).await?;
             }
             match page.end {
                 Some(end) if Some(&end) != from.as_ref() => {
                     self.payload.progress.from = Some(end);
-                    self.save().await?;
+                    self.checkpoint.save(&self.payload).await?;
                 }
                 _ => return Ok(self.done()),
             }
@@ -195,13 +245,7 @@ impl Redaction<'_> {
     }
 
     /// Redacts `event` unless it is already; counts it once, whichever attempt sent it.
-    async fn redact(
-        &mut self,
-        homeserver: &matrix::Client,
-        bot: &ruma::UserId,
-        room_id: &RoomId,
-        event: &matrix::TimelineEvent,
-    ) -> Result<(), JobError> {
+    async fn redact(&mut self, event: &matrix::TimelineEvent) -> Result<(), JobError> {
         let event_id = event.event_id.to_string();
         let was_pending = self.payload.progress.pending.as_deref() == Some(event_id.as_str());
         if event.is_redacted() {
@@ -209,44 +253,33 @@ impl Redaction<'_> {
                 // Sent by an attempt that stopped before it could count it.
                 self.payload.progress.pending = None;
                 self.payload.progress.redacted += 1;
-                self.save().await?;
+                self.checkpoint.save(&self.payload).await?;
             }
             return Ok(());
         }
         if !was_pending {
             self.payload.progress.pending = Some(event_id.clone());
-            self.save().await?;
+            self.checkpoint.save(&self.payload).await?;
         }
-        let txn_id = txn_id(&self.job.txn_prefix, &event_id);
-        let metric = &self.app.metrics.redactions;
-        match homeserver
-            .redact(bot, room_id, &event.event_id, txn_id, &self.payload.reason)
+        let txn_id = txn_id(self.txn_prefix, &event_id);
+        let reason = &self.payload.reason;
+        match (self.homeserver)
+            .redact(self.bot, self.room_id, &event.event_id, txn_id, reason)
             .await
         {
-            Ok(_) => metric.with_label_values(&["redacted"]).inc(),
+            Ok(_) => self.outcomes.with_label_values(&["redacted"]).inc(),
             Err(error) => {
                 let outcome = match error.retry_kind() {
                     RetryKind::RateLimited(_) => "rate_limited",
                     _ => "failed",
                 };
-                metric.with_label_values(&[outcome]).inc();
+                self.outcomes.with_label_values(&[outcome]).inc();
                 return Err(error.into());
             }
         }
         self.payload.progress.pending = None;
         self.payload.progress.redacted += 1;
-        self.save().await
-    }
-
-    async fn save(&self) -> Result<(), JobError> {
-        let (id, owner) = (self.job.id, self.app.config().jobs.worker_id.clone());
-        let payload = to_value(&self.payload);
-        let held = self
-            .app
-            .store
-            .write_in_background(move |c| jobs::save_progress(c, id, &owner, &payload))
-            .await?;
-        if held { Ok(()) } else { Err(lease_lapsed()) }
+        self.checkpoint.save(&self.payload).await
     }
 
     fn done(&self) -> Value {
@@ -300,5 +333,140 @@ mod tests {
         let payload: Payload = serde_json::from_value(saved).unwrap();
         assert_eq!(payload.progress.from.as_deref(), Some("t1"));
         assert_eq!(payload.progress.pending.as_deref(), Some("$e"));
+    }
+
+    mod resumed {
+        use std::sync::Mutex;
+
+        use super::super::*;
+        use crate::matrix::memory::{Event, Fault, Homeserver, World};
+
+        const BOT: &str = "@openmeet-bot-tenanta:hs.test";
+        const SPAMMER: &str = "@spammer:hs.test";
+        const SINCE: i64 = 1_000;
+
+        /// The job's row: the payload as last saved.
+        struct Saved(Mutex<Value>);
+
+        impl Checkpoint for Saved {
+            async fn save(&self, payload: &Payload) -> Result<(), JobError> {
+                *self.0.lock().unwrap() = to_value(payload);
+                Ok(())
+            }
+        }
+
+        fn event(n: usize, sender: &str, event_type: &str, ts: i64, state: bool) -> Event {
+            Event {
+                event_id: format!("$e{n}"),
+                sender: sender.to_owned(),
+                event_type: event_type.to_owned(),
+                origin_server_ts: ts,
+                state,
+                redactions: 0,
+            }
+        }
+
+        /// Newest first: the spammer's five messages and reaction since `SINCE`, among their
+        /// membership, an earlier redaction of theirs, someone else's message and one message
+        /// from before `SINCE`.
+        fn timeline() -> World {
+            let mut timeline = Vec::new();
+            for n in 0..5 {
+                timeline.push(event(n, SPAMMER, "m.room.message", 2_000 - n as i64, false));
+            }
+            timeline.insert(2, event(10, SPAMMER, "m.room.member", 1_990, true));
+            timeline.insert(
+                3,
+                event(11, "@host:hs.test", "m.room.message", 1_985, false),
+            );
+            timeline.insert(4, event(12, SPAMMER, "m.room.redaction", 1_980, false));
+            timeline.push(event(13, SPAMMER, "m.reaction", 1_500, false));
+            timeline.push(event(14, SPAMMER, "m.room.message", 999, false));
+            World {
+                timeline,
+                ..World::default()
+            }
+        }
+
+        /// The ids of the events the job must redact.
+        const DUE: [&str; 6] = ["$e0", "$e1", "$e2", "$e3", "$e4", "$e13"];
+
+        fn payload() -> Value {
+            json!({"user_id": SPAMMER, "since_ms": SINCE, "reason": "spam"})
+        }
+
+        /// One attempt of the job from the payload last saved.
+        async fn attempt(homeserver: &Homeserver, saved: &Saved) -> Result<Value, JobError> {
+            let payload = serde_json::from_value(saved.0.lock().unwrap().clone()).unwrap();
+            let outcomes = prometheus::IntCounterVec::new(
+                prometheus::Opts::new("redactions_total", "test"),
+                &["outcome"],
+            )
+            .unwrap();
+            let (bot, user) = (UserId::parse(BOT).unwrap(), UserId::parse(SPAMMER).unwrap());
+            let room_id = RoomId::parse("!party:hs.test").unwrap();
+            Redaction {
+                homeserver,
+                checkpoint: saved,
+                outcomes: &outcomes,
+                bot: &bot,
+                room_id: &room_id,
+                user: &user,
+                txn_prefix: "job7",
+                page: 2,
+                payload,
+            }
+            .run()
+            .await
+        }
+
+        fn redactions(world: &World) -> Vec<(String, usize)> {
+            (world.timeline.iter())
+                .filter(|e| e.redactions > 0)
+                .map(|e| (e.event_id.clone(), e.redactions))
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn only_the_users_message_like_events_since_the_date_are_redacted_once() {
+            let homeserver = Homeserver::new(timeline(), None);
+            let saved = Saved(Mutex::new(payload()));
+            let result = attempt(&homeserver, &saved).await.unwrap();
+            assert_eq!(result, json!({"redacted": 6}));
+            let expected: Vec<(String, usize)> = DUE.iter().map(|id| (id.to_string(), 1)).collect();
+            assert_eq!(redactions(&homeserver.world()), expected);
+            let again = attempt(&homeserver, &saved).await.unwrap();
+            assert_eq!(
+                again,
+                json!({"redacted": 6}),
+                "a finished job counts nothing twice"
+            );
+            assert_eq!(redactions(&homeserver.world()), expected);
+        }
+
+        #[tokio::test]
+        async fn a_redaction_cut_short_at_any_call_resumes_and_redacts_and_counts_each_event_once()
+        {
+            let calls = {
+                let homeserver = Homeserver::new(timeline(), None);
+                let saved = Saved(Mutex::new(payload()));
+                attempt(&homeserver, &saved).await.unwrap();
+                homeserver.calls()
+            };
+            assert!(calls > DUE.len(), "{calls}");
+            let expected: Vec<(String, usize)> = DUE.iter().map(|id| (id.to_string(), 1)).collect();
+            for n in 0..calls {
+                for fault in [Fault::Before(n), Fault::After(n)] {
+                    let homeserver = Homeserver::new(timeline(), Some(fault));
+                    let saved = Saved(Mutex::new(payload()));
+                    assert!(attempt(&homeserver, &saved).await.is_err(), "{fault:?}");
+                    // The worker runs the job again, from what the failed attempt saved.
+                    let resumed = Homeserver::new(homeserver.world(), None);
+                    let result = attempt(&resumed, &saved).await.unwrap();
+                    assert_eq!(result, json!({"redacted": 6}), "{fault:?}");
+                    assert_eq!(redactions(&resumed.world()), expected, "{fault:?}");
+                }
+            }
+        }
     }
 }

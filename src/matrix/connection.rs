@@ -1,13 +1,13 @@
 //! What a job asks of a homeserver about one room, as a trait: [`Client`] speaks it over HTTP, and
 //! a job's unit tests give it an in-memory homeserver, so its decisions (which calls, in which
 //! order, what when one fails) are tested without a daemon or a Synapse (`memory.rs`). It holds the
-//! operations of the steps that take it so far (`teardown_room`, `ensure_directory`); the others
-//! still take `App`.
+//! operations of the jobs that act in one room: `ensure_room`'s steps (creation, settings,
+//! directory, bans, members, power levels), `teardown_room` and `redact_user`.
 
-use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedTransactionId, RoomId, UserId};
 use serde_json::Value;
 
-use super::{Client, Error, RoomState};
+use super::{Client, Error, RoomState, SenderPage};
 
 /// A homeserver as a job acting in a room sees it; every call acts as `bot`.
 #[allow(
@@ -15,11 +15,19 @@ use super::{Client, Error, RoomState};
     reason = "used by the crate's own jobs, never as a trait object"
 )]
 pub trait RoomConnection {
+    async fn create_room(&self, bot: &UserId, body: Value) -> Result<OwnedRoomId, Error>;
+    async fn default_room_version(&self, bot: &UserId) -> Result<String, Error>;
     async fn resolve_alias(
         &self,
         bot: &UserId,
         alias: OwnedRoomAliasId,
     ) -> Result<Option<OwnedRoomId>, Error>;
+    async fn ensure_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+        room_id: &RoomId,
+    ) -> Result<(), Error>;
     async fn ensure_alias_removed(
         &self,
         bot: &UserId,
@@ -55,16 +63,64 @@ pub trait RoomConnection {
         user_id: &UserId,
         reason: &str,
     ) -> Result<(), Error>;
+    async fn invite(&self, bot: &UserId, room_id: &RoomId, user_id: &UserId) -> Result<(), Error>;
+    async fn ban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error>;
+    async fn unban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error>;
     async fn ensure_left_and_forgotten(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error>;
+    async fn events_by_sender(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        sender: &UserId,
+        from: Option<String>,
+        limit: u32,
+    ) -> Result<SenderPage, Error>;
+    async fn redact(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        event_id: &OwnedEventId,
+        txn_id: OwnedTransactionId,
+        reason: &str,
+    ) -> Result<OwnedEventId, Error>;
 }
 
 impl RoomConnection for Client {
+    async fn create_room(&self, bot: &UserId, body: Value) -> Result<OwnedRoomId, Error> {
+        Client::create_room(self, bot, body).await
+    }
+
+    async fn default_room_version(&self, bot: &UserId) -> Result<String, Error> {
+        Client::default_room_version(self, bot).await
+    }
+
     async fn resolve_alias(
         &self,
         bot: &UserId,
         alias: OwnedRoomAliasId,
     ) -> Result<Option<OwnedRoomId>, Error> {
         Client::resolve_alias(self, bot, alias).await
+    }
+
+    async fn ensure_alias(
+        &self,
+        bot: &UserId,
+        alias: OwnedRoomAliasId,
+        room_id: &RoomId,
+    ) -> Result<(), Error> {
+        Client::ensure_alias(self, bot, alias, room_id).await
     }
 
     async fn ensure_alias_removed(
@@ -125,5 +181,51 @@ impl RoomConnection for Client {
 
     async fn ensure_left_and_forgotten(&self, bot: &UserId, room_id: &RoomId) -> Result<(), Error> {
         Client::ensure_left_and_forgotten(self, bot, room_id).await
+    }
+
+    async fn invite(&self, bot: &UserId, room_id: &RoomId, user_id: &UserId) -> Result<(), Error> {
+        Client::invite(self, bot, room_id, user_id).await
+    }
+
+    async fn ban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        Client::ban(self, bot, room_id, user_id, reason).await
+    }
+
+    async fn unban(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<(), Error> {
+        Client::unban(self, bot, room_id, user_id, reason).await
+    }
+
+    async fn events_by_sender(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        sender: &UserId,
+        from: Option<String>,
+        limit: u32,
+    ) -> Result<SenderPage, Error> {
+        Client::events_by_sender(self, bot, room_id, sender, from, limit).await
+    }
+
+    async fn redact(
+        &self,
+        bot: &UserId,
+        room_id: &RoomId,
+        event_id: &OwnedEventId,
+        txn_id: OwnedTransactionId,
+        reason: &str,
+    ) -> Result<OwnedEventId, Error> {
+        Client::redact(self, bot, room_id, event_id, txn_id, reason).await
     }
 }

@@ -17,5 +17,5 @@ mod rooms;
 pub use self::client::Client;
 pub use self::connection::RoomConnection;
 pub use self::error::{Error, RetryKind};
-pub use self::redact::TimelineEvent;
+pub use self::redact::{SenderPage, TimelineEvent};
 pub use self::rooms::RoomState;
