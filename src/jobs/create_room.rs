@@ -14,6 +14,7 @@ use serde_json::json;
 use super::{JobError, ensure_settings, teardown_room};
 use crate::app::App;
 use crate::config::Tenant;
+use crate::matrix::RoomConnection;
 use crate::rooms;
 use crate::store::jobs::{self as job_store, NewJob};
 use crate::store::member_state::{self, MemberState};
@@ -147,34 +148,21 @@ async fn create(
     open_to_room_key: Option<i64>,
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let (bot, alias) = (&plan.bot, &plan.alias);
-    let version = match &app.config().homeserver_of_user(bot).homeserver.room_version {
-        Some(version) => version.clone(),
-        None => app.client_for(bot).default_room_version(bot).await?,
+    let homeserver = app.client_for(bot);
+    let configured = app
+        .config()
+        .homeserver_of_user(bot)
+        .homeserver
+        .room_version
+        .clone();
+    let version = match configured {
+        Some(version) => version,
+        None => homeserver.default_room_version(bot).await?,
     };
     let open_to = group_room(app, open_to_room_key).await?;
     let declared = ensure_settings::declared(room, open_to);
     let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
-    let room_id = match app.client_for(bot).create_room(bot, body).await {
-        Ok(room_id) => room_id,
-        Err(error) if error.is_in_use() => {
-            match app
-                .client_for(bot)
-                .resolve_alias(bot, alias.clone())
-                .await?
-            {
-                Some(room_id) => {
-                    tracing::info!(%room_id, "the alias already names a room: adopting it");
-                    room_id
-                }
-                None => {
-                    return Err(JobError::Permanent(format!(
-                        "the alias {alias} is taken but does not resolve: remove it from Synapse, then retry the job"
-                    )));
-                }
-            }
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let room_id = create_or_adopt(&*homeserver, bot, alias, body).await?;
     tracing::info!(%room_id, %version, "created the room");
     let (room_key, generation, id, stored_version, now) = (
         room.id,
@@ -204,6 +192,31 @@ async fn create(
         return Ok(None);
     }
     Ok(Some((room_id, version)))
+}
+
+/// `createRoom` with `body`, or, when the alias it sets is taken, the room the alias names: an
+/// earlier attempt created it and stopped before its id was stored.
+pub(super) async fn create_or_adopt(
+    homeserver: &impl RoomConnection,
+    bot: &UserId,
+    alias: &OwnedRoomAliasId,
+    body: serde_json::Value,
+) -> Result<OwnedRoomId, JobError> {
+    match homeserver.create_room(bot, body).await {
+        Ok(room_id) => Ok(room_id),
+        Err(error) if error.is_in_use() => {
+            match homeserver.resolve_alias(bot, alias.clone()).await? {
+                Some(room_id) => {
+                    tracing::info!(%room_id, "the alias already names a room: adopting it");
+                    Ok(room_id)
+                }
+                None => Err(JobError::Permanent(format!(
+                    "the alias {alias} is taken but does not resolve: remove it from Synapse, then retry the job"
+                ))),
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The Matrix room whose members may join a room open to group room `open_to_room_key`: `None`

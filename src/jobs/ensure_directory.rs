@@ -5,43 +5,31 @@
 //! listing (Synapse's default `room_list_publication_rules` allow no one) is its operator's
 //! policy: a warning, `directory_refusals_total` and a note on the room, never the job's failure.
 
-use std::sync::Arc;
-
 use ruma::{RoomId, UserId};
 
 use super::JobError;
-use super::ensure_settings::Fresh;
+use super::in_room::Fresh;
 use crate::app::App;
 use crate::matrix::RoomConnection;
 use crate::rooms::directory::{self, Listings};
-use crate::rooms::validate::Visibility;
 use crate::store::room_access;
 use crate::store::rooms::Room;
 
-/// Makes the room's listings match `visibility`, and keeps the refusal's note on the room
-/// (`note_before`: the one it has). A room this job just created is in no list yet, so nothing
-/// is read back for it.
-pub async fn ensure_directory(
-    app: &Arc<App>,
+/// Keeps the note of a server-wide listing refused (`note`, what [`ensure_listings`] answered) on
+/// the room, which had `before`, and counts the refusal.
+pub async fn keep_note(
+    app: &App,
     room: &Room,
-    note_before: Option<&str>,
-    bot: &UserId,
-    room_id: &RoomId,
-    visibility: Visibility,
-    fresh: Fresh,
+    before: Option<&str>,
+    note: Option<String>,
 ) -> Result<(), JobError> {
-    let server_directory =
-        (app.config().tenant(&room.tenant_id)).is_some_and(|tenant| tenant.server_directory);
-    let wanted = directory::listings(visibility, server_directory);
-    let homeserver = app.client_for(bot);
-    let note = ensure_listings(&*homeserver, bot, &room.tenant_id, room_id, wanted, fresh).await?;
     if note.is_some() {
         app.metrics
             .directory_refusals
             .with_label_values(&[&room.tenant_id])
             .inc();
     }
-    if note.as_deref() != note_before {
+    if note.as_deref() != before {
         let room_key = room.id;
         app.store
             .write(move |c| room_access::set_directory_note(c, room_key, note.as_deref()))
@@ -51,8 +39,9 @@ pub async fn ensure_directory(
 }
 
 /// Lists the room where `wanted` says and takes it out of the rest; returns the note to keep
-/// when the homeserver refused to list it server-wide.
-async fn ensure_listings(
+/// when the homeserver refused to list it server-wide. A room this job just created is in no list
+/// yet, so nothing is read back for it.
+pub async fn ensure_listings(
     homeserver: &impl RoomConnection,
     bot: &UserId,
     tenant_id: &str,
@@ -101,6 +90,7 @@ pub async fn delist(
 mod tests {
     use super::*;
     use crate::matrix::memory::{Homeserver, World};
+    use crate::rooms::validate::Visibility;
 
     const BOT: &str = "@openmeet-bot-tenanta:hs.test";
 

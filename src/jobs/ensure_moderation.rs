@@ -4,13 +4,12 @@
 //! in a client) are left alone. Mutes are power levels: `rooms::reconcile` computes them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use ruma::{OwnedUserId, RoomId, UserId};
+use ruma::{OwnedUserId, UserId};
 
 use super::JobError;
-use crate::app::App;
-use crate::matrix::RoomState;
+use super::in_room::InRoom;
+use crate::matrix::RoomConnection;
 use crate::store::member_state::MemberState;
 
 /// The reason given with a ban the platform declared without one.
@@ -20,15 +19,15 @@ const BANNED: &str = "Banned";
 const UNBANNED: &str = "Ban lifted";
 
 /// Bans the users banned here and unbans those the bot banned whose ban was lifted, keeping
-/// `memberships` (read from `state`) up to date. Returns a sentence per user the bot may not ban.
+/// `memberships` (read from the room's state) up to date. Returns a sentence per user the bot may
+/// not ban.
 pub async fn ensure_bans(
-    app: &Arc<App>,
-    bot: &UserId,
-    room_id: &RoomId,
-    state: &RoomState,
+    homeserver: &impl RoomConnection,
+    at: &InRoom<'_>,
     declared: &[MemberState],
     memberships: &mut BTreeMap<OwnedUserId, String>,
 ) -> Result<Vec<String>, JobError> {
+    let (bot, room_id) = (at.bot, at.room_id);
     let mut refused = Vec::new();
     for member in declared {
         let (Some(hold), Ok(user)) = (member.ban.in_force(), UserId::parse(&member.user_id)) else {
@@ -38,7 +37,7 @@ pub async fn ensure_bans(
             continue;
         }
         let reason = hold.reason.as_deref().unwrap_or(BANNED);
-        match app.client_for(bot).ban(bot, room_id, &user, reason).await {
+        match homeserver.ban(bot, room_id, &user, reason).await {
             Ok(()) => {
                 tracing::info!(%room_id, %user, "banned");
                 memberships.insert(user, "ban".to_owned());
@@ -60,14 +59,12 @@ pub async fn ensure_bans(
         .filter(|(user, membership)| {
             *membership == "ban"
                 && !banned_here(user)
-                && state.banned_by(user).as_deref() == Some(bot)
+                && at.state.banned_by(user).as_deref() == Some(bot)
         })
         .map(|(user, _)| user.clone())
         .collect();
     for user in lifted {
-        app.client_for(bot)
-            .unban(bot, room_id, &user, UNBANNED)
-            .await?;
+        homeserver.unban(bot, room_id, &user, UNBANNED).await?;
         tracing::info!(%room_id, %user, "unbanned");
         memberships.insert(user, "leave".to_owned());
     }

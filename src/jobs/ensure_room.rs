@@ -10,15 +10,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ruma::{OwnedUserId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedUserId, UserId};
 use serde_json::{Value, json};
 
 use super::create_room::{self, Declared, Plan, ensure_created, load, plan};
 use super::diagnose;
+use super::in_room::{Fresh, InRoom, ManagedInStore, ManagedRooms};
 use super::{JobError, ensure_directory, ensure_moderation, ensure_settings, repair_room};
 use crate::app::App;
-use crate::matrix::{self, RoomState};
-use crate::rooms;
+use crate::matrix::{self, RoomConnection};
+use crate::rooms::directory::{self, Listings};
+use crate::rooms::{self, DeclaredRoom};
 use crate::store::jobs::Job;
 use crate::store::member_state::{MemberState, Membership, Restriction};
 use crate::store::moderation;
@@ -103,7 +105,8 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     else {
         return Ok(json!({"skipped": "the room is no longer declared"}));
     };
-    let first = app.client_for(&bot).room_state(&bot, &room_id).await;
+    let homeserver = app.client_for(&bot);
+    let first = homeserver.room_state(&bot, &room_id).await;
     let (state, repair) = match first {
         Ok(state) if diagnose::healthy(&state, &bot) => (state, None),
         first => {
@@ -132,58 +135,37 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     // Created from the declaration since this job read it (by this job, by an alias query under
     // the same room lock, or adopted from an earlier attempt's `createRoom`), and not repaired.
     let fresh = if room.room_id.is_none() && repair.is_none() {
-        ensure_settings::Fresh::JustCreated
+        Fresh::JustCreated
     } else {
-        ensure_settings::Fresh::Existing
+        Fresh::Existing
+    };
+    let at = InRoom {
+        room_key: room.id,
+        tenant_id: &room.tenant_id,
+        bot: &bot,
+        room_id: &room_id,
+        version: &version,
+        state: &state,
+        fresh,
     };
     let open_to = create_room::group_room(app, declared.access.open_to_room_key).await?;
     let settings = ensure_settings::declared(room, open_to);
-    ensure_settings::ensure_settings(app, room, &settings, &bot, &room_id, &state, fresh).await?;
-    let note = declared.access.directory_note.as_deref();
-    let visibility = settings.visibility;
-    ensure_directory::ensure_directory(app, room, note, &bot, &room_id, visibility, fresh).await?;
-    let mut memberships = state.memberships();
-    let mut refused =
-        ensure_moderation::ensure_bans(app, &bot, &room_id, &state, members, &mut memberships)
-            .await?;
-    for user in desired.keys() {
-        match memberships.get(user).map(String::as_str) {
-            Some("join" | "invite") => {}
-            Some("ban") => {
-                tracing::warn!(%user, "a declared member is banned from the room; not inviting")
-            }
-            _ => app.client_for(&bot).invite(&bot, &room_id, user).await?,
-        }
-    }
-    for member in members {
-        let Membership::Removed { reason } = &member.membership else {
-            continue;
-        };
-        let Ok(user) = UserId::parse(&member.user_id) else {
-            continue;
-        };
-        if matches!(
-            memberships.get(&user).map(String::as_str),
-            Some("join" | "invite")
-        ) {
-            let reason = reason.as_deref().unwrap_or(REMOVED);
-            match app
-                .client_for(&bot)
-                .kick(&bot, &room_id, &user, reason)
-                .await
-            {
-                Ok(()) => {}
-                // Before room version 12 a member at the bot's own level cannot be kicked by it;
-                // the rest of the declaration is still applied.
-                Err(error) if error.is_forbidden() => {
-                    tracing::warn!(%user, "cannot remove this member: their power level is at or above the bot's own")
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-    let (applied, unmutable) =
-        apply_power_levels(app, &bot, &room_id, &version, &state, &desired, members).await?;
+    let aliases = super::slug_aliases(app, room).await?;
+    let wanted = Wanted {
+        settings: &settings,
+        aliases: &aliases,
+        listings: directory::listings(settings.visibility, tenant.server_directory),
+        members,
+        desired: &desired,
+    };
+    let managed = ManagedInStore(&app.store);
+    let Converged {
+        directory_note,
+        applied,
+        refused,
+    } = converge_in_room(&*homeserver, &managed, &at, &wanted).await?;
+    let note_before = declared.access.directory_note.as_deref();
+    ensure_directory::keep_note(app, room, note_before, directory_note).await?;
     let now = unix_ms(app.clock.now());
     let room_key = room.id;
     let read = declared.moderation.clone();
@@ -195,7 +177,6 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             })
         })
         .await?;
-    refused.extend(ensure_moderation::unmutable(&unmutable));
     if !refused.is_empty() {
         return Err(JobError::Permanent(refused.join("; ")));
     }
@@ -206,25 +187,110 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     Ok(result)
 }
 
+/// What a declared room should be in Matrix, as [`converge_in_room`] is given it.
+struct Wanted<'a> {
+    settings: &'a DeclaredRoom,
+    /// Every slug the room has had with its alias, the current one's included.
+    aliases: &'a [(String, OwnedRoomAliasId)],
+    listings: Listings,
+    members: &'a [MemberState],
+    /// The level of each member who is to be in the room.
+    desired: &'a BTreeMap<OwnedUserId, i64>,
+}
+
+/// How converging ended, for the store: the note of a server-wide listing refused, the level the
+/// daemon now owns per member, and a sentence per ban or mute the bot could not make.
+#[derive(Debug)]
+struct Converged {
+    directory_note: Option<String>,
+    applied: Vec<(String, Option<i32>)>,
+    refused: Vec<String>,
+}
+
+/// Makes the Matrix room match `wanted`, step by step, each looking before it acts: aliases and
+/// settings, directory listings, bans, invites, kicks of removed members, then the power levels
+/// with the mutes. A refusal (a listing, a member at the bot's own level) is noted and the rest goes
+/// on; any other failure stops here, and the next attempt starts over from the room's state.
+async fn converge_in_room(
+    homeserver: &impl RoomConnection,
+    rooms: &impl ManagedRooms,
+    at: &InRoom<'_>,
+    wanted: &Wanted<'_>,
+) -> Result<Converged, JobError> {
+    let (bot, room_id) = (at.bot, at.room_id);
+    ensure_settings::ensure_settings(homeserver, rooms, at, wanted.aliases, wanted.settings)
+        .await?;
+    let directory_note = ensure_directory::ensure_listings(
+        homeserver,
+        bot,
+        at.tenant_id,
+        room_id,
+        wanted.listings,
+        at.fresh,
+    )
+    .await?;
+    let mut memberships = at.state.memberships();
+    let mut refused =
+        ensure_moderation::ensure_bans(homeserver, at, wanted.members, &mut memberships).await?;
+    for user in wanted.desired.keys() {
+        match memberships.get(user).map(String::as_str) {
+            Some("join" | "invite") => {}
+            Some("ban") => {
+                tracing::warn!(%user, "a declared member is banned from the room; not inviting")
+            }
+            _ => homeserver.invite(bot, room_id, user).await?,
+        }
+    }
+    for member in wanted.members {
+        let Membership::Removed { reason } = &member.membership else {
+            continue;
+        };
+        let Ok(user) = UserId::parse(&member.user_id) else {
+            continue;
+        };
+        if matches!(
+            memberships.get(&user).map(String::as_str),
+            Some("join" | "invite")
+        ) {
+            let reason = reason.as_deref().unwrap_or(REMOVED);
+            match homeserver.kick(bot, room_id, &user, reason).await {
+                Ok(()) => {}
+                // Before room version 12 a member at the bot's own level cannot be kicked by it;
+                // the rest of the declaration is still applied.
+                Err(error) if error.is_forbidden() => {
+                    tracing::warn!(%user, "cannot remove this member: their power level is at or above the bot's own")
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    let (applied, unmutable) =
+        apply_power_levels(homeserver, at, wanted.desired, wanted.members).await?;
+    refused.extend(ensure_moderation::unmutable(&unmutable));
+    Ok(Converged {
+        directory_note,
+        applied,
+        refused,
+    })
+}
+
 /// Reads `m.room.power_levels`, sets the declared levels and the mutes, drops the entries of
 /// removed members (and unmuted non-members) the daemon owned, leaves everyone else's alone, and
 /// writes it back when anything changed. Returns what the daemon now owns per member, and the
 /// muted users it cannot lower.
 async fn apply_power_levels(
-    app: &Arc<App>,
-    bot: &UserId,
-    room_id: &RoomId,
-    version: &str,
-    state: &RoomState,
+    homeserver: &impl RoomConnection,
+    at: &InRoom<'_>,
     desired: &BTreeMap<OwnedUserId, i64>,
     members: &[MemberState],
 ) -> Result<(Vec<(String, Option<i32>)>, Vec<OwnedUserId>), JobError> {
+    let (bot, state) = (at.bot, at.state);
     let current = state
         .content("m.room.power_levels", "")
         .cloned()
         .unwrap_or_else(|| json!({}));
     let creators = match state.create() {
-        Some((sender, content)) => rooms::privileged_creators(version, &sender, content),
+        Some((sender, content)) => rooms::privileged_creators(at.version, &sender, content),
         None => BTreeSet::new(),
     };
     let parsed = |m: &MemberState| UserId::parse(&m.user_id).ok();
@@ -246,8 +312,8 @@ async fn apply_power_levels(
     };
     let reconciled = rooms::reconcile(&current, wanted, bot, &creators);
     if let Some(content) = &reconciled.content {
-        app.client_for(bot)
-            .set_state(bot, room_id, "m.room.power_levels", "", content)
+        homeserver
+            .set_state(bot, at.room_id, "m.room.power_levels", "", content)
             .await?;
     }
     for user in &reconciled.out_of_reach {
@@ -270,3 +336,7 @@ async fn apply_power_levels(
         .collect();
     Ok((applied, reconciled.unmutable))
 }
+
+#[cfg(test)]
+#[path = "ensure_room_tests.rs"]
+mod tests;

@@ -4,41 +4,30 @@
 //! compares with the state `ensure_room` already read and writes only what differs; what the
 //! platform never declared (avatar, pinned events, an undeclared topic) is left alone.
 
-use std::sync::Arc;
-
-use ruma::{OwnedRoomAliasId, OwnedRoomId, RoomId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId};
 
 use super::JobError;
-use crate::app::App;
-use crate::matrix::RoomState;
+use super::in_room::{Fresh, InRoom, ManagedRooms};
+use crate::matrix::RoomConnection;
 use crate::rooms::{DeclaredRoom, settings};
-use crate::store::rooms::{self as room_store, Room};
+use crate::store::rooms::Room;
 
-/// Whether the room was created from its declaration by this very job (`createRoom` set the current
-/// slug's alias and left the room out of every directory, and nothing can have moved them since):
-/// then neither is read back, two calls fewer per new room on the homeserver every tenant shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fresh {
-    JustCreated,
-    Existing,
-}
-
-/// Puts back the aliases, then writes each declared setting the room's `state` does not show (the
-/// directory listings come after, as publication rules may look at the aliases).
+/// Puts back the aliases of every slug the room has had (`aliases`, the current one's included),
+/// then writes each declared setting the room's state does not show (the directory listings come
+/// after, as publication rules may look at the aliases).
 pub async fn ensure_settings(
-    app: &Arc<App>,
-    room: &Room,
+    homeserver: &impl RoomConnection,
+    rooms: &impl ManagedRooms,
+    at: &InRoom<'_>,
+    aliases: &[(String, OwnedRoomAliasId)],
     declared: &DeclaredRoom,
-    bot: &UserId,
-    room_id: &RoomId,
-    state: &RoomState,
-    fresh: Fresh,
 ) -> Result<(), JobError> {
-    ensure_aliases(app, room, bot, room_id, state, fresh).await?;
-    for (event_type, content) in settings::differing(declared, |t| state.content(t, "")) {
+    ensure_aliases(homeserver, rooms, at, aliases, &declared.slug).await?;
+    for (event_type, content) in settings::differing(declared, |t| at.state.content(t, "")) {
+        let room_id = at.room_id;
         tracing::info!(%room_id, event_type, "the room differs from the declaration: setting it");
-        app.client_for(bot)
-            .set_state(bot, room_id, event_type, "", &content)
+        homeserver
+            .set_state(at.bot, room_id, event_type, "", &content)
             .await?;
     }
     Ok(())
@@ -48,20 +37,19 @@ pub async fn ensure_settings(
 /// no declared room holds any more), and `m.room.canonical_alias` names the current one with
 /// the earlier ones as `alt_aliases` — only aliases that do point here, or Synapse refuses it.
 async fn ensure_aliases(
-    app: &Arc<App>,
-    room: &Room,
-    bot: &UserId,
-    room_id: &RoomId,
-    state: &RoomState,
-    fresh: Fresh,
+    homeserver: &impl RoomConnection,
+    rooms: &impl ManagedRooms,
+    at: &InRoom<'_>,
+    aliases: &[(String, OwnedRoomAliasId)],
+    current_slug: &str,
 ) -> Result<(), JobError> {
     let (mut current, mut alternatives) = (None, Vec::new());
-    for (slug, alias) in super::slug_aliases(app, room).await? {
-        let made_by_create = fresh == Fresh::JustCreated && *slug == room.slug;
-        if !made_by_create && !ensure_alias_points_here(app, room, bot, room_id, &alias).await? {
+    for (slug, alias) in aliases {
+        let made_by_create = at.fresh == Fresh::JustCreated && slug == current_slug;
+        if !made_by_create && !ensure_alias_points_here(homeserver, rooms, at, alias).await? {
             continue;
         }
-        if *slug == room.slug {
+        if slug == current_slug {
             current = Some(alias.to_string());
         } else {
             alternatives.push(alias.to_string());
@@ -69,27 +57,26 @@ async fn ensure_aliases(
     }
     alternatives.sort();
     let desired = settings::canonical_alias(current.as_deref(), &alternatives);
-    let present = state.content(settings::CANONICAL_ALIAS, "");
+    let present = at.state.content(settings::CANONICAL_ALIAS, "");
     if !settings::canonical_alias_matches(present, &desired) {
-        app.client_for(bot)
-            .set_state(bot, room_id, settings::CANONICAL_ALIAS, "", &desired)
+        homeserver
+            .set_state(at.bot, at.room_id, settings::CANONICAL_ALIAS, "", &desired)
             .await?;
     }
     Ok(())
 }
 
-/// Makes `alias` point to `room_id`; returns whether it does. The alias namespace is the
+/// Makes `alias` point to the room; returns whether it does. The alias namespace is the
 /// appservice's alone and the slug is this room's, so an alias pointing elsewhere is a leftover
 /// (of a replaced or deleted room) and is moved — unless another declared room holds that room,
 /// which the daemon cannot settle by itself: then it is left where it is and not named.
 async fn ensure_alias_points_here(
-    app: &Arc<App>,
-    room: &Room,
-    bot: &UserId,
-    room_id: &RoomId,
+    homeserver: &impl RoomConnection,
+    rooms: &impl ManagedRooms,
+    at: &InRoom<'_>,
     alias: &OwnedRoomAliasId,
 ) -> Result<bool, JobError> {
-    let homeserver = app.client_for(bot);
+    let (bot, room_id) = (at.bot, at.room_id);
     let target = match homeserver.resolve_alias(bot, alias.clone()).await? {
         Some(target) if target == room_id => return Ok(true),
         None => {
@@ -99,13 +86,8 @@ async fn ensure_alias_points_here(
         }
         Some(target) => target,
     };
-    let other = target.to_string();
-    let holder = app
-        .store
-        .run(move |c| room_store::find_live_by_room_id(c, &other))
-        .await?;
-    if let Some(holder) = holder.filter(|holder| holder.id != room.id) {
-        tracing::warn!(%alias, %target, other_slug = %holder.slug, "the alias points to another declared room: leaving it there and out of the canonical alias");
+    if let Some(holder) = (rooms.holder(&target).await?).filter(|key| *key != at.room_key) {
+        tracing::warn!(%alias, %target, other_room_key = holder, "the alias points to another declared room: leaving it there and out of the canonical alias");
         return Ok(false);
     }
     tracing::info!(%alias, from = %target, "the alias points to a room no longer managed: moving it here");

@@ -14,6 +14,7 @@ mod ensure_settings;
 mod error;
 mod feed;
 pub(crate) mod follow_upgrade;
+mod in_room;
 pub(crate) mod lift_moderation;
 
 pub mod prune;

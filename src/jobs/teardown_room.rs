@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::JobError;
+use super::in_room::{ManagedInStore, ManagedRooms};
 use crate::app::App;
 use crate::matrix::{self, RoomConnection};
-use crate::store::Store;
 use crate::store::jobs::{Job, NewJob};
-use crate::store::rooms::{self as room_store, Room};
+use crate::store::rooms::Room;
 
 pub const KIND: &str = "teardown_room";
 const REASON: &str = "Room being deleted";
@@ -57,29 +57,6 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let homeserver = app.client_for(&bot);
     let managed = ManagedInStore(&app.store);
     take_down(&*homeserver, &managed, &bot, &job.tenant_id, payload).await
-}
-
-/// Whether a Matrix room is one the daemon manages (a declared room that is not deleted).
-#[allow(
-    async_fn_in_trait,
-    reason = "used by the crate's own jobs, never as a trait object"
-)]
-pub trait ManagedRooms {
-    async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError>;
-}
-
-/// The declared rooms, as the store has them.
-struct ManagedInStore<'a>(&'a Store);
-
-impl ManagedRooms for ManagedInStore<'_> {
-    async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError> {
-        let room_id = room_id.to_string();
-        let found = self
-            .0
-            .run(move |c| room_store::find_live_by_room_id(c, &room_id))
-            .await?;
-        Ok(found.is_some())
-    }
 }
 
 /// The teardown itself, step by step; every step looks before it acts, so a run after a crash
@@ -125,7 +102,7 @@ async fn ensure_alias_removed(
     let Some(target) = homeserver.resolve_alias(bot, alias.clone()).await? else {
         return Ok(());
     };
-    if room_id != Some(target.as_str()) && managed.is_managed(&target).await? {
+    if room_id != Some(target.as_str()) && managed.holder(&target).await?.is_some() {
         return Ok(());
     }
     Ok(homeserver.ensure_alias_removed(bot, alias).await?)
@@ -196,8 +173,8 @@ mod tests {
     struct Managed(BTreeSet<String>);
 
     impl ManagedRooms for Managed {
-        async fn is_managed(&self, room_id: &RoomId) -> Result<bool, JobError> {
-            Ok(self.0.contains(room_id.as_str()))
+        async fn holder(&self, room_id: &RoomId) -> Result<Option<i64>, JobError> {
+            Ok(self.0.contains(room_id.as_str()).then_some(1))
         }
     }
 

@@ -16,7 +16,6 @@ use super::{Client, Error, RoomState, SenderPage};
 )]
 pub trait RoomConnection {
     async fn create_room(&self, bot: &UserId, body: Value) -> Result<OwnedRoomId, Error>;
-    async fn default_room_version(&self, bot: &UserId) -> Result<String, Error>;
     async fn resolve_alias(
         &self,
         bot: &UserId,
@@ -100,10 +99,6 @@ pub trait RoomConnection {
 impl RoomConnection for Client {
     async fn create_room(&self, bot: &UserId, body: Value) -> Result<OwnedRoomId, Error> {
         Client::create_room(self, bot, body).await
-    }
-
-    async fn default_room_version(&self, bot: &UserId) -> Result<String, Error> {
-        Client::default_room_version(self, bot).await
     }
 
     async fn resolve_alias(

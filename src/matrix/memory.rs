@@ -188,10 +188,6 @@ impl RoomConnection for Homeserver {
         })
     }
 
-    async fn default_room_version(&self, _: &UserId) -> Result<String, Error> {
-        self.call(|_| Ok("12".to_owned()))
-    }
-
     async fn resolve_alias(
         &self,
         _: &UserId,
