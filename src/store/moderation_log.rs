@@ -65,6 +65,23 @@ pub fn append(conn: &mut DbConnection, entry: &NewEntry, now_ms: i64) -> Result<
     Ok(appended)
 }
 
+/// Queues `job` and writes `entry` naming it, in the caller's transaction: an action the platform
+/// asked for is never audited without its job, nor queued without its entry.
+pub fn enqueue_with_entry(
+    conn: &mut DbConnection,
+    job: &super::jobs::NewJob,
+    entry: NewEntry,
+    now_ms: i64,
+) -> Result<super::jobs::Job, StoreError> {
+    let job = super::jobs::enqueue(conn, job, now_ms)?;
+    let entry = NewEntry {
+        job_id: Some(job.id),
+        ..entry
+    };
+    append(conn, &entry, now_ms)?;
+    Ok(job)
+}
+
 /// The tenant's entries after id `after`, oldest first, optionally about one user; `tenant_id`
 /// `None` reads every tenant's (the operators' command).
 pub fn list(

@@ -14,7 +14,7 @@ use crate::api::platform::job::JobAccepted;
 use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::jobs::redact_user;
 use crate::rooms::FieldError;
-use crate::store::jobs;
+use crate::store::{DbConnection, StoreError, jobs};
 use crate::store::moderation_log::{self, NewEntry};
 
 /// How far back `since` reaches when the call does not say.
@@ -103,6 +103,25 @@ impl Redaction {
         })
     }
 
+    /// Queues the redaction in room `room_key` (`None`: every managed room of the tenant) with its
+    /// audit entry.
+    fn queue(
+        &self,
+        conn: &mut DbConnection,
+        room_key: Option<i64>,
+        entry: NewEntry,
+        now: i64,
+    ) -> Result<jobs::Job, StoreError> {
+        let job = redact_user::new_job(
+            &entry.tenant_id,
+            room_key,
+            &self.user_id,
+            self.since_ms,
+            &self.reason,
+        );
+        moderation_log::enqueue_with_entry(conn, &job, entry, now)
+    }
+
     /// The call's audit entry, before its room and job are known.
     fn entry(&self, call: &TenantCall) -> NewEntry {
         NewEntry {
@@ -134,24 +153,13 @@ impl Redaction {
 #[tracing::instrument(name = "platform.redact_in_room", skip_all, fields(tenant = %room.call.tenant.id, slug = %room.slug))]
 pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let redaction = Redaction::read(&room.call, &body)?;
-    let tenant = room.call.tenant.id.clone();
     let entry = redaction.entry(&room.call);
     room.queue_on_live_room(move |conn, room, now| {
-        let job = redact_user::new_job(
-            &tenant,
-            Some(room.id),
-            &redaction.user_id,
-            redaction.since_ms,
-            &redaction.reason,
-        );
-        let job = jobs::enqueue(conn, &job, now)?;
         let entry = NewEntry {
             room: Some((room.kind.as_str().to_owned(), room.slug.clone())),
-            job_id: Some(job.id),
             ..entry
         };
-        moderation_log::append(conn, &entry, now)?;
-        Ok(Ok(job))
+        Ok(Ok(redaction.queue(conn, Some(room.id), entry, now)?))
     })
     .await
 }
@@ -174,21 +182,6 @@ pub async fn room(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformError
 pub async fn tenant(call: TenantCall, body: Bytes) -> Result<Accepted, PlatformError> {
     let redaction = Redaction::read(&call, &body)?;
     let entry = redaction.entry(&call);
-    call.queue(move |conn, now| {
-        let job = redact_user::new_job(
-            &entry.tenant_id,
-            None,
-            &redaction.user_id,
-            redaction.since_ms,
-            &redaction.reason,
-        );
-        let job = jobs::enqueue(conn, &job, now)?;
-        let entry = NewEntry {
-            job_id: Some(job.id),
-            ..entry
-        };
-        moderation_log::append(conn, &entry, now)?;
-        Ok(Ok(job))
-    })
-    .await
+    call.queue(move |conn, now| Ok(Ok(redaction.queue(conn, None, entry, now)?)))
+        .await
 }
