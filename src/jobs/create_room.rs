@@ -108,9 +108,13 @@ pub async fn ensure_created(
     if !room.status.is_live() || room.generation != generation {
         return Ok(None);
     }
-    if let (Some(room_id), Some(version)) = (&room.room_id, &room.room_version) {
+    // A room to adopt has its id and no version yet: the bot's first read of it gives one.
+    if let Some(room_id) = &room.room_id {
         let room_id = RoomId::parse(room_id).map_err(|e| JobError::Permanent(e.to_string()))?;
-        return Ok(Some((room_id, version.clone())));
+        return Ok(Some((
+            room_id,
+            room.room_version.clone().unwrap_or_default(),
+        )));
     }
     let plan = plan(app, &room, &members)?;
     app.ensure_bot(&plan.tenant).await?;

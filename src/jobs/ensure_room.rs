@@ -110,7 +110,10 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     let (state, repair) = match first {
         Ok(state) if diagnose::healthy(&state, &bot) => (state, None),
         first => {
-            let Some(repaired) = repair_room::repair(app, room, &bot, &room_id, first).await?
+            // Adopting (DESIGN §14): a room the bot cannot take over is never replaced.
+            let adopting = room.room_version.is_none();
+            let Some(repaired) =
+                repair_room::repair(app, room, &bot, &room_id, first, adopting).await?
             else {
                 return Ok(json!({"skipped": "the room was deleted while it was being replaced"}));
             };

@@ -25,13 +25,15 @@ pub struct Repaired {
 }
 
 /// Classes the room from the bot's `first` read and repairs it; `None` when the room was deleted
-/// while it was being replaced.
+/// while it was being replaced. A room being adopted (`adopting`) is not the daemon's to replace:
+/// when the bot cannot be brought in with its power, the job fails saying who can.
 pub async fn repair(
     app: &Arc<App>,
     room: &Room,
     bot: &UserId,
     room_id: &RoomId,
     first: Result<RoomState, matrix::Error>,
+    adopting: bool,
 ) -> Result<Option<Repaired>, JobError> {
     let finding = diagnose::classify(app, bot, room_id, first).await?;
     tracing::warn!(%room_id, ?finding, "the room needs repair: {}", finding.action());
@@ -41,6 +43,9 @@ pub async fn repair(
             replacement: None,
             record: json!({"finding": finding, "action": "restored"}),
         }));
+    }
+    if adopting {
+        return Err(JobError::Permanent(cannot_adopt(app, bot, room_id).await));
     }
     let Some((new_id, version)) = replace(app, room, bot, room_id).await? else {
         return Ok(None);
@@ -81,6 +86,47 @@ async fn restore(
     }
     let state = app.client_for(bot).room_state(bot, room_id).await?;
     Ok(diagnose::healthy(&state, bot).then_some(state))
+}
+
+/// Why a room to adopt cannot be: nobody of the appservice's holds the power in it. Names the
+/// room's members who could raise the bot, when the bot or the sender can read the room.
+async fn cannot_adopt(app: &App, bot: &UserId, room_id: &RoomId) -> String {
+    let homeserver = app.client_for(bot);
+    let sender = app.config().sender_beside(bot);
+    let state = match homeserver.room_state(bot, room_id).await {
+        Ok(state) => Some(state),
+        Err(_) => homeserver.room_state(&sender, room_id).await.ok(),
+    };
+    let able: Vec<String> = state
+        .as_ref()
+        .and_then(|state| {
+            let authority = state.authority()?;
+            let joined = state.memberships().into_iter();
+            Some(
+                joined
+                    .filter(|(user, membership)| membership == "join" && *user != *bot)
+                    .filter(|(user, _)| authority.may_empower(user, bot))
+                    .map(|(user, _)| user.to_string())
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    let who = match able.as_slice() {
+        [] => "a member allowed to change its m.room.power_levels".to_owned(),
+        [one] => one.clone(),
+        many => format!("one of {}", many.join(", ")),
+    };
+    let joined = state
+        .as_ref()
+        .is_some_and(|state| state.memberships().get(bot).is_some_and(|m| m == "join"));
+    let task = if joined {
+        format!("raise {bot} to 100")
+    } else {
+        format!("invite {bot} and raise it to 100")
+    };
+    format!(
+        "cannot adopt {room_id}: none of the appservice's users holds the power there. {who} must {task} (m.room.power_levels), then PUT the room again"
+    )
 }
 
 /// The bot was removed: it joins again if it may (a public room, or invited back). Returns false

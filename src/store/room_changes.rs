@@ -71,6 +71,21 @@ pub fn set_created(
     })
 }
 
+/// Names an existing Matrix room as the declared room's, to be adopted (DESIGN §14): its version
+/// stays unknown until the tenant bot reads the room, which is how `ensure_room` tells a room it
+/// is adopting from one it made.
+pub fn set_to_adopt(
+    conn: &mut DbConnection,
+    room_key: i64,
+    room_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    on_backend!(conn, c => diesel::update(rooms::table.find(room_key))
+        .set((rooms::room_id.eq(room_id), rooms::room_version.eq(None::<String>), rooms::updated_at.eq(now_ms)))
+        .execute(c))?;
+    Ok(())
+}
+
 /// Sets how the room's job ended, unless the room was deleted since `generation` was read.
 /// Returns whether it was set.
 pub fn set_status_if_current(

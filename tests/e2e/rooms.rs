@@ -8,6 +8,7 @@ use crate::support::daemon::Daemon;
 use crate::support::matrix_client::TestUser;
 
 mod access;
+mod adoption;
 mod creation;
 mod members;
 mod rename;

@@ -14,8 +14,8 @@ use crate::api::platform::job::JobAccepted;
 use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors, TenantPath};
 use crate::jobs::redact_user;
 use crate::rooms::FieldError;
-use crate::store::{DbConnection, StoreError, jobs};
 use crate::store::moderation_log::{self, NewEntry};
+use crate::store::{DbConnection, StoreError, jobs};
 
 /// How far back `since` reaches when the call does not say.
 const DEFAULT_WINDOW_MS: i64 = 24 * 3_600 * 1_000;

@@ -1,5 +1,6 @@
-//! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}` `{name, topic?, visibility, members?}`: this room
-//! should exist with these settings (and, with `members`, exactly these members). Stores the
+//! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}` `{name, topic?, visibility, open_to?, members?,
+//! adopt?}`: this room should exist with these settings (and, with `members`, exactly these
+//! members; with `adopt`, as the existing Matrix room it names). Stores the
 //! desired state and queues one `ensure_room` job in one transaction; the same call twice queues
 //! nothing new and answers with the room's latest job — unless that job ended `failed` or `dead`,
 //! then it queues a fresh one.
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::platform::call::{self, Accepted, RoomCall, TenantCall};
-use crate::api::platform::error::PlatformError;
+use crate::api::platform::error::{ErrorBody, PlatformError};
 use crate::api::platform::job::JobAccepted;
 use crate::api::platform::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::rooms::validate::Visibility;
@@ -43,6 +44,24 @@ struct Body {
     /// When given, exactly these members (others the daemon added are removed); left out, the
     /// members stay as declared before.
     members: Option<Vec<MemberBody>>,
+    /// An existing Matrix room to take over instead of creating one (DESIGN §14), for a room whose
+    /// alias is not ours or is missing: it keeps its id, members and history, and gets the alias.
+    adopt: Option<AdoptBody>,
+}
+
+/// The Matrix room a declaration adopts.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Adopt)]
+struct AdoptBody {
+    /// The room's id on the tenant's homeserver (e.g. "!abc123:example.org"; v12 ids have no
+    /// server part).
+    #[schema(
+        pattern = r"^![^\s]+$",
+        max_length = 255,
+        example = "!OGEhHVWSdvArJzumhm:example.org"
+    )]
+    room_id: String,
 }
 
 /// The group room whose members may join a private event room (DESIGN §7.5).
@@ -83,6 +102,7 @@ pub struct MemberBody {
     request_body = Body,
     responses(
         (status = 202, description = "Stored; the job makes Synapse match.", body = JobAccepted),
+        (status = 409, description = "`adopt` names a Matrix room another declared room holds, or this room has another Matrix room already (`conflict`).", body = ErrorBody),
         TenantErrors,
         BodyErrors,
     ),
@@ -104,6 +124,10 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
         Some(members) => Some(declared_members(&room.call, room.kind, members)?),
         None => None,
     };
+    let adopt = match &body.adopt {
+        Some(adopt) => Some(adopt_room_id(&adopt.room_id)?),
+        None => None,
+    };
     let declaration = Declaration {
         tenant_id: room.call.tenant.id.clone(),
         homeserver: room.call.tenant.homeserver.clone(),
@@ -122,11 +146,19 @@ pub async fn handler(room: RoomCall, body: Bytes) -> Result<Accepted, PlatformEr
                 },
                 None => None,
             };
+            let adopt = match adopt {
+                Some(room_id) => match to_adopt(conn, &declaration, room_id)? {
+                    Ok(adopt) => adopt,
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
             Ok(Ok(store(
                 conn,
                 &declaration,
                 group_key,
                 members.as_deref(),
+                adopt.as_deref(),
                 now,
             )?))
         })
@@ -176,6 +208,48 @@ fn open_to_slug(
     Ok(open_to.slug.clone())
 }
 
+/// `adopt.room_id`, checked: a room id as Matrix writes them (never parsed further: v12 ids have
+/// no server part).
+fn adopt_room_id(room_id: &str) -> Result<String, PlatformError> {
+    ruma::RoomId::parse(room_id).map_err(|error| {
+        rooms::FieldError::new(
+            "adopt.room_id",
+            format!("{room_id:?} is not a Matrix room id ({error}): give the room's id as Synapse shows it, e.g. \"!abc123:example.org\""),
+        )
+    })?;
+    Ok(room_id.to_owned())
+}
+
+/// The Matrix room to name as the declared room's, when it is not named already; a 409 when the
+/// declared room has another Matrix room, or another declared room has this one.
+fn to_adopt(
+    conn: &mut DbConnection,
+    declaration: &Declaration,
+    room_id: String,
+) -> Result<Result<Option<String>, PlatformError>, StoreError> {
+    let (tenant, kind) = (&declaration.tenant_id, declaration.kind.as_str());
+    if let Some(holder) = room_store::find_live_by_room_id(conn, &room_id)?
+        && (&holder.tenant_id, holder.kind, &holder.slug)
+            != (tenant, declaration.kind, &declaration.slug)
+    {
+        return Ok(Err(PlatformError::Conflict(format!(
+            "{room_id} is already the Matrix room of another declared room ({} {} of tenant {}): a Matrix room belongs to one declared room",
+            holder.kind.as_str(),
+            holder.slug,
+            holder.tenant_id
+        ))));
+    }
+    let current =
+        room_store::find_live(conn, tenant, kind, &declaration.slug)?.and_then(|room| room.room_id);
+    Ok(match current {
+        Some(current) if current == room_id => Ok(None),
+        Some(current) => Err(PlatformError::Conflict(format!(
+            "this room already has the Matrix room {current}: adopt names the room to take over only before one is made; leave adopt out, or DELETE the room and declare it again with adopt"
+        ))),
+        None => Ok(Some(room_id)),
+    })
+}
+
 /// The key of the group room declared (and not deleted) as `slug` in the tenant, or the 400
 /// saying there is none.
 fn group_room(
@@ -202,9 +276,13 @@ fn store(
     declaration: &Declaration,
     group_key: Option<i64>,
     members: Option<&[(String, String)]>,
+    adopt: Option<&str>,
     now: i64,
 ) -> Result<Job, StoreError> {
     let (room, declared) = room_store::declare(conn, declaration, now)?;
+    if let Some(room_id) = adopt {
+        crate::store::room_changes::set_to_adopt(conn, room.id, room_id, now)?;
+    }
     // A new room is open to nothing yet.
     let open_to_changed = !(declared == Declared::New && group_key.is_none())
         && crate::store::room_access::set_open_to(conn, room.id, group_key)?;
@@ -215,7 +293,7 @@ fn store(
         (Some(members), _) => crate::store::members::declare_members(conn, room.id, members, now)?,
         (None, _) => false,
     };
-    let changed = declared.changed() || members_changed || open_to_changed;
+    let changed = declared.changed() || members_changed || open_to_changed || adopt.is_some();
     call::ensure_if_changed(conn, &room, changed, now)
 }
 
@@ -290,7 +368,7 @@ mod tests {
             }
         }));
         let job = conn
-            .write(|conn| store(conn, &declaration(slug), None, members, 1_000))
+            .write(|conn| store(conn, &declaration(slug), None, members, None, 1_000))
             .expect("stored");
         on_backend!(&mut *conn, c => c.set_instrumentation(|_: InstrumentationEvent<'_>| {}));
         (job, count.load(Ordering::Relaxed))
