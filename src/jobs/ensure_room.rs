@@ -24,6 +24,7 @@ use crate::rooms::{self, DeclaredRoom};
 use crate::store::jobs::Job;
 use crate::store::member_state::{MemberState, Membership, Restriction};
 use crate::store::moderation;
+use crate::store::room_access;
 use crate::store::room_changes;
 use crate::store::rooms::RoomStatus;
 use crate::store::unix_ms;
@@ -134,6 +135,14 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             .write(move |c| room_changes::set_created(c, room_key, generation, &id, &stored, now))
             .await?;
         version = actual;
+    }
+    // An adopted room may have end-to-end encryption on: it stays so, and GET says it.
+    let encrypted = state.content("m.room.encryption", "").is_some();
+    if encrypted != declared.access.encrypted {
+        let room_key = room.id;
+        app.store
+            .write(move |c| room_access::set_encrypted(c, room_key, encrypted))
+            .await?;
     }
     // Created from the declaration since this job read it (by this job, by an alias query under
     // the same room lock, or adopted from an earlier attempt's `createRoom`), and not repaired.

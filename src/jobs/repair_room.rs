@@ -112,7 +112,7 @@ async fn cannot_adopt(app: &App, bot: &UserId, room_id: &RoomId) -> String {
         })
         .unwrap_or_default();
     let who = match able.as_slice() {
-        [] => "a member allowed to change its m.room.power_levels".to_owned(),
+        [] => "A member allowed to change its m.room.power_levels".to_owned(),
         [one] => one.clone(),
         many => format!("one of {}", many.join(", ")),
     };

@@ -95,22 +95,32 @@ pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
         ))
     })?;
     let bot = super::tenant_bot(app, job).await?;
-    match app
-        .client_for(&bot)
-        .send_message(&bot, &room_id, &txn_id(job), &content(&message))
-        .await
-    {
-        Ok(event_id) => Ok(json!({"event_id": event_id})),
-        // Not repaired here: the repair (`ensure_room`, queued when the bot's leave arrives) runs
-        // after this job in the room's order, and may replace the room — the platform decides
-        // whether the message still belongs in it.
-        Err(error) if error.is_forbidden() && error.retry_kind() == RetryKind::Permanent => {
-            Err(JobError::Permanent(format!(
+    let homeserver = app.client_for(&bot);
+    // Not repaired here: the repair (`ensure_room`, queued when the bot's leave arrives) runs
+    // after this job in the room's order, and may replace the room — the platform decides
+    // whether the message still belongs in it.
+    let refused = |error: crate::matrix::Error| {
+        if error.is_forbidden() && error.retry_kind() == RetryKind::Permanent {
+            JobError::Permanent(format!(
                 "the homeserver refused the message ({error}): {bot} is not in room {where_to} or may not send there; GET the room (a lost room is repaired by itself) and post the message again once it is ready"
-            )))
+            ))
+        } else {
+            error.into()
         }
-        Err(error) => Err(error.into()),
+    };
+    if homeserver
+        .is_encrypted(&bot, &room_id)
+        .await
+        .map_err(refused)?
+    {
+        return Err(JobError::Permanent(format!(
+            "room {where_to} has end-to-end encryption on, and the daemon does not speak Megolm: it sends no plaintext there. Send the message from a client that encrypts, or post it to a room without encryption"
+        )));
     }
+    let sent = homeserver
+        .send_message(&bot, &room_id, &txn_id(job), &content(&message))
+        .await;
+    Ok(json!({"event_id": sent.map_err(refused)?}))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use ruma::api::client::membership::{
 };
 use ruma::api::client::room::Visibility;
 use ruma::api::client::room::create_room::{self, RoomPowerLevelsContentOverride};
-use ruma::api::client::state::{get_state_events, send_state_event};
+use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_state_event};
 use ruma::events::{AnyInitialStateEvent, AnyStateEventContent, StateEventType};
 use ruma::serde::Raw;
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId};
@@ -222,6 +222,21 @@ impl Client {
             .filter_map(|raw| serde_json::from_str::<Value>(raw.json().get()).ok())
             .collect();
         Ok(RoomState { events })
+    }
+
+    /// Whether the room has end-to-end encryption on (an `m.room.encryption` state event), asked
+    /// of that one event: a room of thousands is not read whole for it.
+    pub async fn is_encrypted(&self, bot: &UserId, room_id: &RoomId) -> Result<bool, Error> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            StateEventType::RoomEncryption,
+            String::new(),
+        );
+        match self.send(request, Some(bot)).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.errcode() == "M_NOT_FOUND" => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether the homeserver knows `room_id` at all (asked of the room directory, which answers

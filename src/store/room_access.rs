@@ -1,6 +1,7 @@
 //! Who may find and join a declared room, beyond its settings (DESIGN §7.5): the group room a
 //! private event room is open to, and the note a room keeps when the homeserver refused to list it
-//! in its server-wide directory. One `room_access` row per room that has either.
+//! in its server-wide directory, and whether the Matrix room is end-to-end encrypted (an adopted
+//! one may be). One `room_access` row per room that has any of it.
 
 use diesel::prelude::*;
 
@@ -17,6 +18,8 @@ pub struct Access {
     pub open_to_room_key: Option<i64>,
     /// Why the homeserver did not list the room in its server-wide directory.
     pub directory_note: Option<String>,
+    /// The Matrix room had end-to-end encryption on when `ensure_room` last read it.
+    pub encrypted: bool,
 }
 
 /// Room `room_key`'s access.
@@ -89,6 +92,21 @@ pub fn set_directory_note(
         .on_conflict(room_access::room_key)
         .do_update()
         .set(room_access::directory_note.eq(note))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Keeps whether the Matrix room of room `room_key` has end-to-end encryption on.
+pub fn set_encrypted(
+    conn: &mut DbConnection,
+    room_key: i64,
+    encrypted: bool,
+) -> Result<(), StoreError> {
+    on_backend!(conn, c => diesel::insert_into(room_access::table)
+        .values((room_access::room_key.eq(room_key), room_access::encrypted.eq(encrypted)))
+        .on_conflict(room_access::room_key)
+        .do_update()
+        .set(room_access::encrypted.eq(encrypted))
         .execute(c))?;
     Ok(())
 }

@@ -67,6 +67,7 @@ diesel::table! {
         room_key -> BigInt,
         open_to_room_key -> Nullable<BigInt>,
         directory_note -> Nullable<Text>,
+        encrypted -> Bool,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Adoption by room id (DESIGN §14): a declaration with `adopt: {room_id}` takes over an existing
 //! Matrix room instead of creating one — its id, members and history stay, our alias is added and
 //! the declared settings converge. A room nobody of ours can administer fails with a sentence
-//! naming who can raise the tenant bot, and the same PUT succeeds once they did.
+//! naming who can raise the tenant bot, and the same PUT succeeds once they did. An encrypted room
+//! is adopted as it is, and the bot sends no plaintext there.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -197,4 +198,90 @@ async fn a_room_the_tenant_bot_made_without_our_alias_is_adopted_by_its_id() {
             .contains("event july of tenant tenantA"),
         "{answer}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_room_is_adopted_as_it_is_and_the_bot_sends_no_plaintext_there() {
+    let _turn = port_turn().await;
+    let hs = environment().synapse.url.as_str();
+    let daemon = ready_daemon_with(fresh_config()).await;
+    let owner = register_user(hs, "adopt-crypto-owner").await;
+    let encryption = json!({"type": "m.room.encryption", "state_key": "",
+        "content": {"algorithm": "m.megolm.v1.aes-sha2"}});
+    let room_id = owner
+        .create_room(
+            hs,
+            json!({"name": "Secret Chat", "preset": "private_chat",
+            "initial_state": [encryption]}),
+        )
+        .await;
+    let body = json!({
+        "name": "Secret Chat",
+        "visibility": "private",
+        "members": [{"user_id": user("adopt-crypto-owner"), "role": "host"}],
+        "adopt": {"room_id": room_id},
+    });
+    // Declared first: an invite into a room the platform has not declared is declined.
+    let id = daemon
+        .put_room("tenantA", "event", "secret", body.clone())
+        .await;
+    let token = daemon.config.tenant_token("tenantA");
+    let job = daemon.wait_for_job(id, &token).await;
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("A member allowed to change its m.room.power_levels must invite"),
+        "{job}"
+    );
+    let bot = bot_id("tenantA");
+    owner.invite(hs, &room_id, &bot).await;
+    let mut levels = state(&owner, &room_id, "m.room.power_levels").await;
+    levels["users"][bot.as_str()] = json!(100);
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels/",
+        encode(&room_id)
+    );
+    let (status, answer) = owner.request(hs, Method::PUT, &path, Some(levels)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let job = daemon.declare("tenantA", "event", "secret", body).await;
+    assert_eq!(job["result"]["room_id"], room_id.as_str(), "{job}");
+    let room = daemon.get_room("tenantA", "event", "secret").await;
+    assert_eq!(
+        (room["encrypted"].as_bool(), room["status"].as_str()),
+        (Some(true), Some("ready")),
+        "{room}"
+    );
+    assert_eq!(
+        state(&owner, &room_id, "m.room.encryption").await["algorithm"],
+        "m.megolm.v1.aes-sha2"
+    );
+
+    let token = daemon.config.tenant_token("tenantA");
+    let (status, answer) = daemon
+        .platform(
+            Method::POST,
+            "/v1/tenants/tenantA/rooms/event/secret/messages",
+            Some(&token),
+            Some(json!({"body": "Doors open at 7"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = daemon
+        .wait_for_job(answer["job"]["id"].as_i64().unwrap(), &token)
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("end-to-end encryption on, and the daemon does not speak Megolm"),
+        "{job}"
+    );
+    let sent: Vec<Value> = owner
+        .messages(hs, &room_id, 100)
+        .await
+        .into_iter()
+        .filter(|event| event["sender"] == bot.as_str() && event["type"] == "m.room.message")
+        .collect();
+    assert_eq!(sent, Vec::<Value>::new(), "no plaintext from the bot");
 }

@@ -33,6 +33,9 @@ pub struct RoomView {
     /// rooms there (`server_directory`): the homeserver refused. The room is in its tenant's own
     /// directory either way.
     pub directory_note: Option<String>,
+    /// The Matrix room has end-to-end encryption on (an adopted room may): the daemon sends no
+    /// message there, as it does not speak Megolm.
+    pub encrypted: bool,
     /// The Matrix room, once created; never parse it (v12 room ids have no server part).
     pub room_id: Option<String>,
     pub room_version: Option<String>,
@@ -112,11 +115,11 @@ pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
                 room,
                 member_state::member_states(&members, &moderation),
                 open_to,
-                room_access.directory_note,
+                room_access,
             )))
         })
         .await?;
-    let Some((stored, members, open_to, directory_note)) = found else {
+    let Some((stored, members, open_to, access)) = found else {
         return Err(PlatformError::NotFound(format!(
             "no room is declared as {}",
             room.alias
@@ -137,7 +140,8 @@ pub async fn handler(room: RoomCall) -> Result<Json<RoomView>, PlatformError> {
         topic: stored.topic,
         visibility: stored.visibility,
         open_to,
-        directory_note,
+        directory_note: access.directory_note,
+        encrypted: access.encrypted,
         room_id: stored.room_id,
         room_version: stored.room_version,
         previous_room_id: stored.previous_room_id,

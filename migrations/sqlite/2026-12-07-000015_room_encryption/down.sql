@@ -1,0 +1,1 @@
+ALTER TABLE room_access DROP COLUMN encrypted;
