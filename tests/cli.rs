@@ -198,3 +198,35 @@ fn check_reports_one_block_per_homeserver() {
     assert!(!stdout.contains("homeserver default"), "{stdout}");
     assert_eq!(stderr.matches("FAIL").count(), 1, "{stderr}");
 }
+
+#[test]
+fn rooms_adopt_names_the_line_that_is_no_declaration_and_a_daemon_that_does_not_answer() {
+    let config = DaemonConfig::new("cli-adopt", None);
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = config.dir.join("rooms.jsonl");
+    std::fs::write(&file, "{\"tenant\": \"tenantA\", \"kind\": \"event\", \"slug\": \"a\", \"name\": \"A\", \"visibility\": \"public\"}\n\nnot json\n").unwrap();
+    let file = file.to_str().unwrap();
+    let (code, stdout, stderr) = config.cli(&["rooms", "adopt", "--file", file]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("line 3 is not JSON"), "{stderr}");
+
+    std::fs::write(
+        file,
+        "{\"tenant\": \"tenantA\", \"kind\": \"event\", \"name\": \"A\"}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = config.cli(&["rooms", "adopt", "--file", file]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("line 1 has no \"slug\" string"), "{stderr}");
+
+    // No daemon listens on the config's platform port.
+    std::fs::write(file, "{\"tenant\": \"tenantA\", \"kind\": \"event\", \"slug\": \"a\", \"name\": \"A\", \"visibility\": \"public\"}\n").unwrap();
+    let (code, stdout, stderr) = config.cli(&["rooms", "adopt", "--file", file]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("does not answer") && stderr.contains("start `serve` first"),
+        "{stderr}"
+    );
+    config.assert_no_secret_in("rooms adopt's errors", &stderr);
+}

@@ -1,9 +1,11 @@
 //! The command line: one binary, a subcommand per operator task. `anyhow` lives here only.
 
+mod adopt;
 mod check;
 mod inbox;
 mod jobs;
 mod moderation;
+mod progress;
 mod rooms;
 mod status;
 

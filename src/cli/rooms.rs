@@ -1,7 +1,7 @@
-//! `rooms list|show|reconcile`: declared rooms for operators, and their repair.
+//! `rooms list|show|reconcile|adopt`: declared rooms for operators, their repair, and the bulk
+//! declaration of existing rooms (`adopt.rs`).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::bail;
@@ -9,6 +9,7 @@ use clap::Subcommand;
 use ruma::RoomId;
 use serde_json::json;
 
+use super::progress::Progress;
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -56,6 +57,29 @@ pub enum RoomsCommand {
         /// Rooms as TENANT/KIND/SLUG.
         rooms: Vec<String>,
     },
+    /// Declare existing rooms in bulk when OpenMeet moves to this daemon (docs/migration.md).
+    ///
+    /// FILE has one room per line: its PUT body plus "tenant", "kind" and "slug", e.g.
+    /// {"tenant": "t", "kind": "event", "slug": "party", "name": "Party Chat", "visibility":
+    /// "public", "members": [...]} and, for a room whose alias is not ours, "adopt": {"room_id":
+    /// "!…"}. Declares each through the running daemon's platform API and waits for its job;
+    /// prints a JSON line per room (adopted, created, unchanged, updated, or refused with the
+    /// reason) and the progress on stderr. Running it again after a crash continues: declarations
+    /// are idempotent. Exits 1 when any room was refused.
+    Adopt {
+        /// The rooms, one JSON declaration per line.
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Read the database and Synapse and print what each declaration would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Declarations in flight at once (the worker still creates rooms at its own pace).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// The daemon's platform API (default: listen.platform of the config).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
@@ -91,6 +115,22 @@ pub fn run(config: Config, command: RoomsCommand) -> anyhow::Result<()> {
             drop(conn);
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(reconcile(&app, targets, dry_run))?;
+        }
+        RoomsCommand::Adopt {
+            file,
+            dry_run,
+            concurrency,
+            url,
+        } => {
+            drop(conn);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let adopt = super::adopt::adopt(&app, &file, dry_run, concurrency.into(), url);
+            let refused = runtime.block_on(adopt)?;
+            if refused > 0 {
+                bail!(
+                    "{refused} room(s) were refused (see their lines): fix them and run the same file again"
+                );
+            }
         }
     }
     Ok(())
@@ -135,7 +175,7 @@ fn targets(
 /// unless `dry_run`, and ends with a summary.
 async fn reconcile(app: &App, targets: Vec<Room>, dry_run: bool) -> anyhow::Result<()> {
     let config = app.config();
-    let mut progress = Progress::new(targets.len());
+    let mut progress = Progress::new(targets.len(), "rooms checked");
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut problems = 0;
     let mut queued = 0;
@@ -222,67 +262,5 @@ fn label(finding: Finding) -> String {
             .unwrap_or("unknown")
             .replace('_', " "),
         Err(_) => "unknown".into(),
-    }
-}
-
-/// A one-line progress bar on stderr when it is a terminal; silent otherwise.
-struct Progress {
-    total: usize,
-    done: usize,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        let progress = Self {
-            total,
-            done: 0,
-            terminal: std::io::stderr().is_terminal(),
-        };
-        progress.draw();
-        progress
-    }
-
-    fn draw(&self) {
-        if self.terminal && self.total > 0 {
-            let width = 30;
-            let filled = width * self.done / self.total;
-            eprint!(
-                "\r[{}{}] {}/{} rooms checked",
-                "#".repeat(filled),
-                ".".repeat(width - filled),
-                self.done,
-                self.total
-            );
-        }
-    }
-
-    fn clear(&self) {
-        if self.terminal {
-            eprint!("\r\x1b[2K");
-        }
-    }
-
-    fn step(&mut self) {
-        self.done += 1;
-        self.draw();
-    }
-
-    /// A line on stdout, above the bar.
-    fn print(&self, line: &str) {
-        self.clear();
-        println!("{line}");
-        self.draw();
-    }
-
-    /// A line on stderr, above the bar.
-    fn note(&self, line: &str) {
-        self.clear();
-        eprintln!("{line}");
-        self.draw();
-    }
-
-    fn finish(&self) {
-        self.clear();
     }
 }

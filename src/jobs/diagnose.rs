@@ -113,7 +113,7 @@ pub async fn classify(
 
 /// Whether the appservice's sender is in the room with the power to invite the bot (unless it
 /// is there already) and raise it to its level.
-async fn sender_can_repair(
+pub async fn sender_can_repair(
     app: &App,
     bot: &UserId,
     room_id: &RoomId,

@@ -136,6 +136,13 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             .await?;
         version = actual;
     }
+    // How the room came to be the declared room's, for the result (`rooms adopt` reports it).
+    let made = match (&room.room_id, &room.room_version) {
+        (Some(_), Some(_)) => "existing",
+        (Some(_), None) => "adopted",
+        (None, _) if state.create().is_some_and(|(creator, _)| creator != bot) => "adopted",
+        (None, _) => "created",
+    };
     // An adopted room may have end-to-end encryption on: it stays so, and GET says it.
     let encrypted = state.content("m.room.encryption", "").is_some();
     if encrypted != declared.access.encrypted {
@@ -192,7 +199,8 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     if !refused.is_empty() {
         return Err(JobError::Permanent(refused.join("; ")));
     }
-    let mut result = json!({"room_id": room_id, "alias": alias, "room_version": version});
+    let mut result =
+        json!({"room_id": room_id, "alias": alias, "room_version": version, "made": made});
     if let Some(repair) = repair {
         result["repair"] = repair;
     }

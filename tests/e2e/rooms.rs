@@ -10,6 +10,7 @@ use crate::support::matrix_client::TestUser;
 mod access;
 mod adoption;
 mod creation;
+mod cutover;
 mod members;
 mod rename;
 mod repair;
