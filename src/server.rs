@@ -27,6 +27,17 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
             tracing::info!(?applied, "applied migrations");
         }
     }
+    // Held for the daemon's life: `migrate-db` refuses a database a daemon is using.
+    let url = config.database.url.clone();
+    let _presence = match tokio::task::spawn_blocking(move || crate::store::presence::hold(&url))
+        .await?
+    {
+        Ok(presence) => Some(presence),
+        Err(error) => {
+            tracing::warn!(%error, "could not take the database's presence lock: migrate-db will not see that this daemon uses it");
+            None
+        }
+    };
     // A config that moves a tenant away from its rooms' homeserver is refused here as at a reload.
     // A database that cannot answer yet does not stop the start (the daemon answers 503 until it
     // is back, as always); the next reload checks again.

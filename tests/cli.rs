@@ -230,3 +230,45 @@ fn rooms_adopt_names_the_line_that_is_no_declaration_and_a_daemon_that_does_not_
     );
     config.assert_no_secret_in("rooms adopt's errors", &stderr);
 }
+
+#[test]
+fn migrate_db_refuses_a_source_at_other_migrations_and_the_same_database_twice() {
+    let config = DaemonConfig::new("cli-migrate-db", None);
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    let source = config.database_url.clone();
+    let target = format!("sqlite://{}", config.dir.join("target.db").display());
+    let (code, _, stderr) =
+        config.cli_as_written(&["migrate-db", "--from", &source, "--to", &source]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("name the same database"), "{stderr}");
+
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "--revert", "1", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) =
+        config.cli_as_written(&["migrate-db", "--from", &source, "--to", &target]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("lacks 1 migration(s)") && stderr.contains("`openmeet-appservice migrate`"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = config.cli_as_written(&["migrate", "-c", "{config}"]);
+    assert_eq!(code, 0, "{stderr}");
+    {
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        let mut conn = SqliteConnection::establish(sqlite_file(&config).to_str().unwrap()).unwrap();
+        diesel::sql_query(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000099')",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let (code, _, stderr) =
+        config.cli_as_written(&["migrate-db", "--from", &source, "--to", &target]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("does not know (20991231000099)"),
+        "{stderr}"
+    );
+}

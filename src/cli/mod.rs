@@ -4,6 +4,7 @@ mod adopt;
 mod check;
 mod inbox;
 mod jobs;
+mod migrate_db;
 mod moderation;
 mod progress;
 mod rooms;
@@ -81,6 +82,34 @@ enum Command {
     /// Print the platform API's OpenAPI 3.1 document (what `GET /v1/openapi.json` serves; `make
     /// openapi` writes it to docs/platform-api.openapi.json).
     Openapi,
+    /// Copy the daemon's database to another backend (SQLite to PostgreSQL, or back), every daemon
+    /// on it stopped.
+    #[command(
+        long_about = "Copy the daemon's database to another backend (SQLite to PostgreSQL when one machine is outgrown, or back), with every daemon on it stopped.\n\n\
+            The target must be empty (it gets this binary's migrations); the source must be at this binary's migrations. \
+            Every table is copied in one transaction on the target, ids and id sequences kept (the events feed continues, a retried Synapse transaction is still a duplicate, due jobs still fire), \
+            then counted and checksummed on both sides; nothing is committed unless every table matches. Needs no config. \
+            The URLs are database.url's forms (sqlite://PATH, postgres://…); give them in the environment to keep passwords off the command line.\n\n\
+            Example: openmeet-appservice migrate-db --from sqlite://./data/openmeet-appservice.db --to postgres://openmeet@db/openmeet_appservice"
+    )]
+    MigrateDb {
+        /// The database to copy.
+        #[arg(
+            long,
+            env = "OPENMEET_AS_MIGRATE_FROM",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        from: String,
+        /// The empty database to copy to.
+        #[arg(
+            long,
+            env = "OPENMEET_AS_MIGRATE_TO",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        to: String,
+    },
     /// Apply pending database migrations, then exit.
     Migrate {
         /// Instead, revert the N most recently applied migrations (before running an older
@@ -143,6 +172,9 @@ pub fn main() -> ExitCode {
         print!("{}", crate::api::platform::openapi::document());
         return ExitCode::SUCCESS;
     }
+    if let Command::MigrateDb { from, to } = &cli.command {
+        return finish(migrate_db::run(from, to));
+    }
     let Some(path) = cli.config else {
         eprintln!(
             "error: this command needs the config: give -c FILE (before or after the subcommand) or set OPENMEET_AS_CONFIG; `openmeet-appservice generate-config > config.yaml` writes one"
@@ -150,7 +182,9 @@ pub fn main() -> ExitCode {
         return ExitCode::from(USAGE);
     };
     match cli.command {
-        Command::GenerateConfig { .. } | Command::Openapi => unreachable!("answered above"),
+        Command::GenerateConfig { .. } | Command::Openapi | Command::MigrateDb { .. } => {
+            unreachable!("answered above")
+        }
         Command::Check { homeserver } => check::run(&path, homeserver.as_deref(), log_format),
         Command::Registration { homeserver } => match load(&path, log_format) {
             Err(error) => finish(Err(error)),

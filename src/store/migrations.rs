@@ -76,6 +76,34 @@ pub fn pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     pending.map_err(|error| StoreError::Migration(error.to_string()))
 }
 
+/// Versions of the migrations applied to the database that this binary does not have: a newer
+/// binary wrote it.
+pub fn unknown_applied(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    fn unknown<DB: diesel::backend::Backend>(
+        harness: &mut impl MigrationHarness<DB>,
+        source: EmbeddedMigrations,
+    ) -> diesel::migration::Result<Vec<String>>
+    where
+        EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+    {
+        let known: Vec<String> = diesel::migration::MigrationSource::<DB>::migrations(&source)?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+        Ok(harness
+            .applied_migrations()?
+            .iter()
+            .map(ToString::to_string)
+            .filter(|version| !known.contains(version))
+            .collect())
+    }
+    let found = match conn {
+        DbConnection::Postgres(c) => unknown(c, POSTGRES),
+        DbConnection::Sqlite(c) => unknown(c, SQLITE),
+    };
+    found.map_err(|error| StoreError::Migration(error.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

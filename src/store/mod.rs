@@ -3,7 +3,7 @@
 //!
 //! Queries are synchronous (diesel) and run on tokio's blocking pool through [`Store::run`].
 
-mod connection;
+pub(crate) mod connection;
 pub mod inbox;
 mod inbox_rows;
 pub mod inbox_views;
@@ -18,6 +18,8 @@ pub(crate) mod moderation;
 pub mod moderation_log;
 pub mod outbox;
 pub mod outbox_data;
+pub(crate) mod port;
+pub(crate) mod presence;
 pub mod retention;
 pub(crate) mod room_access;
 pub mod room_changes;

@@ -15,6 +15,7 @@ mod lifecycle;
 mod messages;
 mod moderation;
 mod operate;
+mod port;
 mod redaction;
 mod rooms;
 mod settings;
