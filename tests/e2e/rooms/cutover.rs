@@ -301,6 +301,11 @@ async fn the_nestjs_rooms_are_adopted_with_their_ids_and_history_and_a_dry_run_c
     );
     let (_, rooms_made) = synapse.events_and_rooms(&public, &tenant_bot);
     assert_eq!(rooms_made, 1, "the tenant bot made no room but July's");
+    let (_, by_sender) = synapse.events_and_rooms(&public, &sender);
+    assert_eq!(
+        by_sender, before[0].1,
+        "no second room: the sender made none either"
+    );
 
     // The same file again: every room is declared and converged, nothing changes.
     let (code, stdout, stderr) = daemon.config.cli(&["rooms", "adopt", "--file", file]);
