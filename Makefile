@@ -23,7 +23,7 @@ lint: ## formatting and clippy, as CI runs them
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # `make bench BENCHES=transactions` runs one of them.
-BENCHES ?= transactions rooms
+BENCHES ?= transactions rooms cutover
 
 bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
 	@set -e; for bench in $(BENCHES); do $(CARGO) bench --bench $$bench; done
