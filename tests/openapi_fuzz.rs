@@ -55,6 +55,7 @@ fn schemathesis_toml(server_name: &str) -> String {
          \"path.user_id\" = {{ dictionary = \"users\", probability = 0.7 }}\n\
          \"query.user_id\" = {{ dictionary = \"users\", probability = 0.7 }}\n\
          \"body.user_id\" = {{ dictionary = \"users\", probability = 0.7 }}\n\
+         \"body.to\" = {{ dictionary = \"users\", probability = 0.7 }}\n\
          \"body.members[*].user_id\" = {{ dictionary = \"users\", probability = 0.7 }}\n\
          \"body.role\" = {{ dictionary = \"roles\", probability = 0.8 }}\n\
          \"body.members[*].role\" = {{ dictionary = \"roles\", probability = 0.8 }}\n\n\

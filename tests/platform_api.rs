@@ -5,8 +5,9 @@
 mod support;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use support::Backend;
 use support::daemon::{Daemon, DaemonConfig, ExtraHomeserver};
 
 async fn daemon() -> Daemon {
@@ -459,4 +460,282 @@ async fn an_idempotency_key_answers_with_the_first_job_within_its_tenant() {
         .cli(&["jobs", "list", "--kind", "send_message"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(jobs.lines().count(), 4, "{jobs}");
+}
+
+on_both_backends!(
+    a_user_move_hands_every_declaration_to_the_new_id_once_with_one_entry_and_one_event,
+    a_user_move_is_refused_with_a_sentence_and_writes_nothing,
+);
+
+const OLD: &str = "@alice:test.openmeet.invalid";
+const NEW: &str = "@alice-new:test.openmeet.invalid";
+
+/// A daemon whose jobs do not run, on `backend`, with tenants A and B.
+async fn move_daemon(backend: Backend) -> Daemon {
+    let name = "user_move";
+    let mut config = DaemonConfig::new(name, backend.database_url(name));
+    config.tenants.push(("tenantB".into(), "Tenant B".into()));
+    config.extra_yaml = "jobs:\n  enabled: false\n".into();
+    Daemon::start(config).await
+}
+
+/// A tenant's call with `X-OpenMeet-Actor`.
+async fn tenant_call(
+    daemon: &Daemon,
+    method: Method,
+    tenant: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let token = daemon.config.tenant_token(tenant);
+    daemon
+        .platform_raw(
+            method,
+            &format!("/v1/tenants/{tenant}/{path}"),
+            Some(&token),
+            &[("x-openmeet-actor", "admin-7")],
+            Some(body.to_string()),
+        )
+        .await
+}
+
+async fn move_user(daemon: &Daemon, from: &str, body: Value) -> (StatusCode, Value) {
+    tenant_call(
+        daemon,
+        Method::POST,
+        "tenantA",
+        &format!("users/{from}/move"),
+        body,
+    )
+    .await
+}
+
+/// The room's declared members as `(user_id, role, banned reason, muted)`.
+async fn declared(daemon: &Daemon, tenant: &str, slug: &str) -> Vec<(String, Value, Value, bool)> {
+    let room = daemon.get_room(tenant, "event", slug).await;
+    room["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap().to_owned(),
+                m["role"].clone(),
+                m["banned"]["reason"].clone(),
+                !m["muted"].is_null(),
+            )
+        })
+        .collect()
+}
+
+/// The tenant's audit log and `user.moved` events.
+async fn move_records(daemon: &Daemon, tenant: &str) -> (Vec<Value>, Vec<Value>) {
+    let (_, log) = tenant_call(daemon, Method::GET, tenant, "moderation", Value::Null).await;
+    let (_, feed) = tenant_call(daemon, Method::GET, tenant, "events", Value::Null).await;
+    let moved = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "user.moved")
+        .cloned()
+        .collect();
+    (log["entries"].as_array().unwrap().clone(), moved)
+}
+
+async fn a_user_move_hands_every_declaration_to_the_new_id_once_with_one_entry_and_one_event(
+    backend: Backend,
+) {
+    let daemon = move_daemon(backend).await;
+    let room =
+        |members: Value| json!({"name": "Chat", "visibility": "private", "members": members});
+    let put = |tenant: &'static str, slug: &'static str, body: Value| {
+        let daemon = &daemon;
+        async move { daemon.put_room(tenant, "event", slug, body).await }
+    };
+    put(
+        "tenantA",
+        "move-a",
+        room(json!([{"user_id": OLD, "role": "moderator"}])),
+    )
+    .await;
+    // The new id already there with the same role: the two merge.
+    put(
+        "tenantA",
+        "move-b",
+        room(json!([{"user_id": OLD, "role": "participant"}, {"user_id": NEW, "role": "participant"}])),
+    )
+    .await;
+    put("tenantA", "move-c", room(json!([]))).await;
+    put(
+        "tenantB",
+        "move-other",
+        room(json!([{"user_id": OLD, "role": "host"}])),
+    )
+    .await;
+    let ban = json!({"reason": "Spam links", "expires_in_seconds": 3600});
+    let (status, answer) = tenant_call(
+        &daemon,
+        Method::PUT,
+        "tenantA",
+        &format!("rooms/event/move-c/bans/{OLD}"),
+        ban,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+    let (status, answer) = move_user(&daemon, OLD, json!({"to": NEW})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = &answer["job"];
+    assert_eq!(job["kind"], "converge_tenant", "{answer}");
+
+    assert_eq!(
+        declared(&daemon, "tenantA", "move-a").await,
+        [(NEW.to_owned(), json!("moderator"), Value::Null, false)]
+    );
+    assert_eq!(
+        declared(&daemon, "tenantA", "move-b").await,
+        [(NEW.to_owned(), json!("participant"), Value::Null, false)]
+    );
+    // The ban is carried to the new id and stays on the old one.
+    assert_eq!(
+        declared(&daemon, "tenantA", "move-c").await,
+        [
+            (NEW.to_owned(), Value::Null, json!("Spam links"), false),
+            (OLD.to_owned(), Value::Null, json!("Spam links"), false),
+        ]
+    );
+    let room_c = daemon.get_room("tenantA", "event", "move-c").await;
+    let expiries: Vec<&Value> = room_c["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["banned"]["expires_at"])
+        .collect();
+    assert!(
+        expiries[0].is_string() && expiries[0] == expiries[1],
+        "{room_c}"
+    );
+    // Another tenant's declarations are its own.
+    assert_eq!(
+        declared(&daemon, "tenantB", "move-other").await,
+        [(OLD.to_owned(), json!("host"), Value::Null, false)]
+    );
+
+    let (entries, moved) = move_records(&daemon, "tenantA").await;
+    let moves: Vec<&Value> = entries.iter().filter(|e| e["action"] == "move").collect();
+    assert_eq!(moves.len(), 1, "{entries:?}");
+    assert_eq!(moves[0]["user_id"], OLD);
+    assert_eq!(moves[0]["reason"], format!("Matrix account moved to {NEW}"));
+    assert_eq!(moves[0]["actor"], "admin-7");
+    assert_eq!(moves[0]["room"], Value::Null);
+    assert_eq!(moves[0]["job"], job["id"]);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["room"], Value::Null);
+    assert_eq!(
+        moved[0]["data"],
+        json!({
+            "from": OLD,
+            "to": NEW,
+            "rooms": [{"kind": "event", "slug": "move-a"}, {"kind": "event", "slug": "move-b"}],
+            "carried": 1,
+            "job": job["id"],
+        })
+    );
+
+    // The same move again changes nothing and answers with the earlier job.
+    let (status, again) = move_user(&daemon, OLD, json!({"to": NEW})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["job"]["id"], job["id"], "{again}");
+    let (entries_after, moved_after) = move_records(&daemon, "tenantA").await;
+    assert_eq!(entries_after, entries);
+    assert_eq!(moved_after, moved);
+    assert_eq!(
+        move_records(&daemon, "tenantB").await.1,
+        Vec::<Value>::new()
+    );
+}
+
+async fn a_user_move_is_refused_with_a_sentence_and_writes_nothing(backend: Backend) {
+    let daemon = move_daemon(backend).await;
+    let members =
+        json!([{"user_id": OLD, "role": "participant"}, {"user_id": NEW, "role": "host"}]);
+    daemon
+        .put_room(
+            "tenantA",
+            "event",
+            "move-clash",
+            json!({"name": "Chat", "visibility": "private", "members": members}),
+        )
+        .await;
+    let bot = "@openmeet-bot-tenanta:test.openmeet.invalid";
+    let refused = [
+        (
+            OLD,
+            json!({}),
+            400,
+            "to: is required: give the user's new Matrix id",
+        ),
+        (OLD, json!({"to": "alice"}), 400, "to: "),
+        (OLD, json!({"to": "@alice:elsewhere.example"}), 400, "to: "),
+        (OLD, json!({"to": OLD}), 400, "the id being moved"),
+        (OLD, json!({"to": NEW, "too": 1}), 400, "unknown field"),
+        (
+            OLD,
+            json!({"to": bot}),
+            400,
+            "one of the appservice's own users",
+        ),
+        (
+            bot,
+            json!({"to": NEW}),
+            400,
+            "one of the appservice's own users",
+        ),
+        (
+            "@nobody:test.openmeet.invalid",
+            json!({"to": NEW}),
+            404,
+            "nothing in tenant tenantA names @nobody:test.openmeet.invalid",
+        ),
+        (
+            OLD,
+            json!({"to": NEW}),
+            409,
+            "event/move-clash (@alice-new:test.openmeet.invalid is host, @alice:test.openmeet.invalid is participant)",
+        ),
+    ];
+    for (from, body, status, sentence) in refused {
+        let (got, answer) = move_user(&daemon, from, body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{from} {body}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(sentence), "{from} {body}: {answer}");
+        let code = match status {
+            400 if sentence == "unknown field" => "bad_body",
+            400 => "invalid_input",
+            404 => "not_found",
+            _ => "conflict",
+        };
+        assert_eq!(answer["code"], code, "{answer}");
+    }
+    assert_eq!(
+        declared(&daemon, "tenantA", "move-clash").await,
+        [
+            (NEW.to_owned(), json!("host"), Value::Null, false),
+            (OLD.to_owned(), json!("participant"), Value::Null, false),
+        ]
+    );
+    assert_eq!(move_records(&daemon, "tenantA").await, (vec![], vec![]));
+
+    // Once the platform says which role is meant, the move goes through.
+    let (status, answer) = tenant_call(
+        &daemon,
+        Method::PUT,
+        "tenantA",
+        &format!("rooms/event/move-clash/members/{NEW}"),
+        json!({"role": "participant"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = move_user(&daemon, OLD, json!({"to": NEW})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
 }

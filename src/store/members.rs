@@ -206,3 +206,104 @@ pub fn is_declared(
         .optional())?;
     Ok(role.flatten().is_some())
 }
+
+/// A room of the tenant where a user is declared a member, as a user move finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredIn {
+    pub room_key: i64,
+    pub kind: String,
+    pub slug: String,
+    pub role: String,
+}
+
+/// The tenant's live rooms that declare `user_id` a member (not removed), oldest room first.
+pub fn declared_in_tenant(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Vec<DeclaredIn>, StoreError> {
+    use super::rooms::RoomStatus;
+    use super::schema::rooms;
+    let rows: Vec<(i64, String, String, Option<String>)> = on_backend!(conn, c => room_members::table
+        .inner_join(rooms::table)
+        .filter(rooms::tenant_id.eq(tenant_id))
+        .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
+        .filter(room_members::user_id.eq(user_id))
+        .filter(room_members::role.is_not_null())
+        .order(rooms::id)
+        .select((rooms::id, rooms::kind, rooms::slug, room_members::role))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(room_key, kind, slug, role)| {
+            Some(DeclaredIn {
+                room_key,
+                kind,
+                slug,
+                role: role?,
+            })
+        })
+        .collect())
+}
+
+/// `user_id`'s role in each of rooms `room_keys` that declares them a member.
+pub fn roles_in(
+    conn: &mut DbConnection,
+    room_keys: &[i64],
+    user_id: &str,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    if room_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64, Option<String>)> = on_backend!(conn, c => room_members::table
+        .filter(room_members::room_key.eq_any(room_keys))
+        .filter(room_members::user_id.eq(user_id))
+        .filter(room_members::role.is_not_null())
+        .select((room_members::room_key, room_members::role))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(key, role)| Some((key, role?)))
+        .collect())
+}
+
+/// In room `room_key`, `to` takes `from`'s place as a member with `role`: `from` is marked
+/// removed, to be kicked with `reason` (keeping the level the daemon applied, so that its entry is
+/// dropped), and `to` is declared with `role` (a removal pending for `to` is undone).
+pub fn hand_over(
+    conn: &mut DbConnection,
+    room_key: i64,
+    from: &str,
+    to: &str,
+    role: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    write_transaction!(conn, c => {
+        diesel::update(room_members::table.find((room_key, from)))
+            .set((
+                room_members::role.eq(None::<&str>),
+                room_members::reason.eq(reason),
+                room_members::updated_at.eq(now_ms),
+            ))
+            .execute(c)?;
+        diesel::insert_into(room_members::table)
+            .values((
+                room_members::room_key.eq(room_key),
+                room_members::user_id.eq(to),
+                room_members::role.eq(role),
+                room_members::reason.eq(None::<&str>),
+                room_members::updated_at.eq(now_ms),
+            ))
+            .on_conflict((room_members::room_key, room_members::user_id))
+            .do_update()
+            .set((
+                room_members::role.eq(role),
+                room_members::reason.eq(None::<&str>),
+                room_members::updated_at.eq(now_ms),
+            ))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}

@@ -314,3 +314,53 @@ pub fn live_room_keys(
         .load(c))?;
     Ok(keys)
 }
+
+/// The bans and mutes naming `user_id` that hold at `now_ms` in the tenant (not lifted, not past
+/// their expiry): tenant-wide ones and those of the tenant's live rooms, oldest first.
+pub fn in_force_for_user(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<Vec<Moderation>, StoreError> {
+    use super::rooms::RoomStatus;
+    use super::schema::rooms;
+    let rows: Vec<Row> = on_backend!(conn, c => moderation::table
+        .filter(moderation::tenant_id.eq(tenant_id))
+        .filter(moderation::user_id.eq(user_id))
+        .filter(moderation::lifted_at.is_null())
+        .filter(moderation::expires_at.is_null().or(moderation::expires_at.gt(now_ms)))
+        .filter(
+            moderation::room_key.eq(0).or(moderation::room_key.eq_any(
+                rooms::table
+                    .filter(rooms::tenant_id.eq(tenant_id))
+                    .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
+                    .select(rooms::id),
+            )),
+        )
+        .order(moderation::id)
+        .select(Row::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(Moderation::from).collect())
+}
+
+/// Which of rooms `keys` are live rooms of the tenant, in key order.
+pub fn live_among(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    keys: &[i64],
+) -> Result<Vec<i64>, StoreError> {
+    use super::rooms::RoomStatus;
+    use super::schema::rooms;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = on_backend!(conn, c => rooms::table
+        .filter(rooms::tenant_id.eq(tenant_id))
+        .filter(rooms::status.ne(RoomStatus::Deleted.as_str()))
+        .filter(rooms::id.eq_any(keys))
+        .order(rooms::id)
+        .select(rooms::id)
+        .load(c))?;
+    Ok(live)
+}

@@ -16,7 +16,8 @@ pub struct Entry {
     pub tenant_id: String,
     /// Unix ms of the call.
     pub at: i64,
-    /// `ban`, `unban`, `mute`, `unmute` or `redact`.
+    /// `ban`, `unban`, `mute`, `unmute`, `redact` or `move` (a user move: `user_id` is the old id,
+    /// `reason` names the new one).
     pub action: String,
     pub user_id: String,
     /// `None` for a tenant-wide call.
@@ -117,4 +118,25 @@ pub fn for_job(conn: &mut DbConnection, job_id: i64) -> Result<Vec<Entry>, Store
         .select(Entry::as_select())
         .load(c))?;
     Ok(entries)
+}
+
+/// The tenant's newest entry about `user_id` with this `action` and `reason`: how a repeated call
+/// finds the one it repeats.
+pub fn latest(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_id: &str,
+    action: &str,
+    reason: &str,
+) -> Result<Option<Entry>, StoreError> {
+    let entry = on_backend!(conn, c => moderation_log::table
+        .filter(moderation_log::tenant_id.eq(tenant_id))
+        .filter(moderation_log::user_id.eq(user_id))
+        .filter(moderation_log::action.eq(action))
+        .filter(moderation_log::reason.eq(reason))
+        .order(moderation_log::id.desc())
+        .select(Entry::as_select())
+        .first(c)
+        .optional())?;
+    Ok(entry)
 }

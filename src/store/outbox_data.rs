@@ -41,10 +41,14 @@ pub enum EventType {
     /// `data.room_id`, `data.membership`).
     #[serde(rename = "member.left")]
     MemberLeft,
+    /// A user's Matrix id changed (`data.from`, `data.to`, `data.rooms`, `data.carried`,
+    /// `data.job`): the tenant's declarations now name the new id.
+    #[serde(rename = "user.moved")]
+    UserMoved,
 }
 
 impl EventType {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::RoomReady,
         Self::RoomFailed,
         Self::RoomLost,
@@ -55,6 +59,7 @@ impl EventType {
         Self::ModerationApplied,
         Self::MemberJoined,
         Self::MemberLeft,
+        Self::UserMoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +74,7 @@ impl EventType {
             Self::ModerationApplied => "moderation.applied",
             Self::MemberJoined => "member.joined",
             Self::MemberLeft => "member.left",
+            Self::UserMoved => "user.moved",
         }
     }
 
@@ -163,6 +169,22 @@ pub struct MemberChange {
     pub membership: String,
 }
 
+/// `user.moved`: a user's Matrix id changed (DESIGN §14); every declaration of the tenant that
+/// named `from` names `to` now, and the rooms converge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UserMoved {
+    /// The old Matrix id, removed from its rooms.
+    pub from: String,
+    /// The new Matrix id, invited with the old one's role.
+    pub to: String,
+    /// The rooms where `to` took `from`'s place as a member.
+    pub rooms: Vec<crate::rooms::RoomRef>,
+    /// How many bans and mutes in force were carried over to `to` (they stay on `from`).
+    pub carried: i64,
+    /// The job that converges the rooms.
+    pub job: i64,
+}
+
 /// An event's `data`, whose variant is its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -177,6 +199,7 @@ pub enum EventData {
     ModerationApplied(ModerationApplied),
     MemberJoined(MemberChange),
     MemberLeft(MemberChange),
+    UserMoved(UserMoved),
 }
 
 impl EventData {
@@ -192,6 +215,7 @@ impl EventData {
             Self::ModerationApplied(_) => EventType::ModerationApplied,
             Self::MemberJoined(_) => EventType::MemberJoined,
             Self::MemberLeft(_) => EventType::MemberLeft,
+            Self::UserMoved(_) => EventType::UserMoved,
         }
     }
 
@@ -215,6 +239,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
         "MessageSent",
         "ModerationApplied",
         "MemberChange",
+        "UserMoved",
     ];
     let any = payloads
         .into_iter()
@@ -222,7 +247,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
             any.item(Ref::from_schema_name(name))
         })
         .description(Some(
-            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange.",
+            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved.",
         ))
         .build();
     utoipa::openapi::schema::Schema::AnyOf(any)

@@ -589,3 +589,94 @@ async fn muting_a_host_at_the_bots_level_fails_the_rooms_job_with_a_sentence() {
     let room = daemon.get_room("tenantA", "event", "v10-mute").await;
     assert_eq!(room["status"], "ready", "{room}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_move_invites_the_new_id_with_the_role_bans_it_where_the_old_one_was_and_kicks_the_old_one()
+ {
+    let _turn = port_turn().await;
+    let daemon = ready_daemon().await;
+    let host = register_user(hs(), "move-host").await;
+    let old = register_user(hs(), "move-old").await;
+    let new = register_user(hs(), "move-new").await;
+    let rooms = [
+        ("move-one", "moderator"),
+        ("move-two", "participant"),
+        ("move-three", "participant"),
+    ];
+    let mut room_ids = Vec::new();
+    for (slug, role) in rooms {
+        let members = json!([member(&host, "host"), member(&old, role)]);
+        let body = json!({"name": "Move Chat", "visibility": "private", "members": members});
+        let job = daemon.declare("tenantA", "event", slug, body).await;
+        let room_id = job["result"]["room_id"].as_str().unwrap().to_owned();
+        host.join(hs(), &room_id).await;
+        old.join(hs(), &room_id).await;
+        room_ids.push(room_id);
+    }
+    let ban = format!("rooms/event/move-three/bans/{}", old.user_id);
+    let body = json!({"reason": "Spam links"});
+    moderate(&daemon, Method::PUT, "tenantA", &ban, Some(body)).await;
+    assert_eq!(membership(&host, &room_ids[2], &old.user_id).await, "ban");
+    assert_eq!(level(&host, &room_ids[0], &old.user_id).await, Some(50));
+
+    let path = format!("users/{}/move", old.user_id);
+    let body = json!({"to": new.user_id});
+    let fan_out = moderate(&daemon, Method::POST, "tenantA", &path, Some(body.clone())).await;
+    assert_eq!(fan_out["kind"], "converge_tenant", "{fan_out}");
+    assert_eq!(fan_out["result"]["rooms"], 3, "{fan_out}");
+
+    // Where the old id was a member: the new one invited with its role, the old one kicked.
+    for (room_id, (_, role)) in room_ids[..2].iter().zip(rooms) {
+        eventually(
+            "the new id to be invited and the old one removed",
+            Duration::from_secs(30),
+            || async {
+                let invited = membership(&host, room_id, &new.user_id).await == "invite";
+                let removed = membership(&host, room_id, &old.user_id).await == "leave";
+                // The levels are written after the kick, in the same job.
+                let dropped = level(&host, room_id, &old.user_id).await.is_none();
+                (invited && removed && dropped).then_some(())
+            },
+        )
+        .await;
+        let kicked = member_event(&host, room_id, &old.user_id).await;
+        assert_eq!(kicked["content"]["membership"], "leave", "{kicked}");
+        assert_eq!(
+            kicked["content"]["reason"], "Matrix account moved",
+            "{kicked}"
+        );
+        let wanted = (role == "moderator").then_some(50);
+        assert_eq!(level(&host, room_id, &new.user_id).await, wanted, "{role}");
+        assert_eq!(level(&host, room_id, &old.user_id).await, None);
+    }
+    // Where the old id was banned: the new one is banned too, never invited, and the old one
+    // stays banned.
+    let three = &room_ids[2];
+    eventually(
+        "the new id to be banned where the old one was",
+        Duration::from_secs(30),
+        || async { (membership(&host, three, &new.user_id).await == "ban").then_some(()) },
+    )
+    .await;
+    let banned = member_event(&host, three, &new.user_id).await;
+    assert_eq!(banned["content"]["reason"], "Spam links", "{banned}");
+    assert_eq!(membership(&host, three, &old.user_id).await, "ban");
+    assert_eq!(join_status(&new, three).await, StatusCode::FORBIDDEN);
+    new.join(hs(), &room_ids[0]).await;
+    let room = daemon.get_room("tenantA", "event", "move-one").await;
+    assert_eq!(listed(&room, &new.user_id)["role"], "moderator", "{room}");
+    assert_eq!(listed(&room, &new.user_id)["power_level"], 50, "{room}");
+
+    // The same move again: the earlier job, nothing new in the audit log.
+    let (status, again) = call(&daemon, Method::POST, "tenantA", &path, Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["job"]["id"], fan_out["id"], "{again}");
+    let moves: Vec<Entry> = audit(&daemon, "tenantA")
+        .into_iter()
+        .filter(|e| e.action == "move")
+        .collect();
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!(moves[0].user_id, old.user_id);
+    assert_eq!(moves[0].actor.as_deref(), Some(ACTOR));
+    assert_eq!(moves[0].job_id, fan_out["id"].as_i64());
+}

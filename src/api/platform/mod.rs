@@ -2,7 +2,7 @@
 //! `{"error": "<sentence>", "code": "<machine code>"}`.
 //!
 //! Tenant-scoped calls (a tenant's `api_token` reaches only that tenant) declare rooms, moderate
-//! (redactions; the audit log) and read jobs; `GET /v1/status` is for operators (behind `admin_token`).
+//! (redactions; the audit log), move a user to a new Matrix id and read jobs; `GET /v1/status` is for operators (behind `admin_token`).
 
 mod auth;
 mod call;
@@ -16,6 +16,7 @@ mod page;
 mod params;
 mod rooms;
 mod status;
+mod users;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ async fn json_errors(response: Response) -> Response {
 fn operations() -> OpenApiRouter<Arc<App>> {
     use self::moderation::{bans, moderation_log, mutes, redactions};
     use self::rooms::{delete_room, get_room, member, put_room, rename};
+    use self::users::move_user;
     OpenApiRouter::with_openapi(openapi::PlatformApi::openapi())
         .routes(routes!(
             get_room::handler,
@@ -79,6 +81,7 @@ fn operations() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(mutes::put_in_room, mutes::delete_in_room))
         .routes(routes!(mutes::put_tenant_wide, mutes::delete_tenant_wide))
         .routes(routes!(moderation_log::handler))
+        .routes(routes!(move_user::handler))
         .routes(routes!(feed::handler))
         .routes(routes!(job::get))
         .routes(routes!(status::handler))

@@ -26,7 +26,8 @@ pub struct ModerationEntry {
     pub id: i64,
     /// When the call arrived (RFC 3339, UTC, milliseconds).
     pub at: String,
-    /// `ban`, `unban`, `mute`, `unmute` or `redact`.
+    /// `ban`, `unban`, `mute`, `unmute`, `redact` or `move` (a user move: `user_id` is the old
+    /// Matrix id, `reason` says the new one).
     pub action: String,
     pub user_id: String,
     /// The room; `null` for a tenant-wide call.
