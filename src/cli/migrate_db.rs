@@ -6,10 +6,8 @@
 //! passwords: they are never printed (a backend, host and database name at most).
 
 use anyhow::{Context, bail};
-use diesel::r2d2::ManageConnection;
 
 use crate::config::DatabaseUrl;
-use crate::store::connection::{Failures, Manager};
 use crate::store::{DbConnection, StoreError, migrations, port, presence};
 
 fn parse(flag: &str, url: &str) -> anyhow::Result<DatabaseUrl> {
@@ -18,13 +16,7 @@ fn parse(flag: &str, url: &str) -> anyhow::Result<DatabaseUrl> {
 }
 
 fn connect(flag: &str, url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
-    let manager = Manager::new(
-        url.clone(),
-        std::time::Duration::from_secs(10),
-        Failures::default(),
-    );
-    manager
-        .connect()
+    crate::store::connection::connect(url, std::time::Duration::from_secs(10))
         .with_context(|| format!("{flag}: cannot connect to the {}", url.describe()))
 }
 

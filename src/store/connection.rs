@@ -106,6 +106,12 @@ PRAGMA synchronous = NORMAL;
 PRAGMA wal_autocheckpoint = 0;
 PRAGMA foreign_keys = ON;";
 
+/// One connection to the database at `url`, outside any pool (the commands that work on two
+/// databases, and `serve`'s presence lock).
+pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection, ConnectionError> {
+    Manager::new(url.clone(), busy_timeout, Failures::default()).open()
+}
+
 pub struct Manager {
     url: DatabaseUrl,
     /// How long SQLite waits for another writer's lock: the same bound as for getting a connection.

@@ -7,10 +7,8 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
-use diesel::r2d2::ManageConnection;
 use diesel::{QueryableByName, RunQueryDsl, sql_types::Bool};
 
-use super::connection::{Failures, Manager};
 use super::{DbConnection, StoreError};
 use crate::config::DatabaseUrl;
 
@@ -43,13 +41,7 @@ fn open_lock_file(path: &Path) -> Result<File, StoreError> {
 }
 
 fn connect(url: &DatabaseUrl) -> Result<DbConnection, StoreError> {
-    let manager = Manager::new(
-        url.clone(),
-        std::time::Duration::from_secs(5),
-        Failures::default(),
-    );
-    manager
-        .connect()
+    super::connection::connect(url, std::time::Duration::from_secs(5))
         .map_err(|error| StoreError::Unavailable(error.to_string()))
 }
 

@@ -14,6 +14,9 @@ use crate::support::events::{message, transaction};
 use crate::support::eventually;
 use crate::support::matrix_client::register_user;
 use crate::support::postgres;
+use crate::support::webhook_receiver::Receiver;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn platform(daemon: &Daemon, method: Method, path: &str, body: Option<Value>) -> Value {
     let token = daemon.config.tenant_token("tenantA");
@@ -72,7 +75,10 @@ async fn level(
 async fn migrate_db_moves_a_daemon_to_postgres_and_back_and_it_carries_on() {
     let _turn = port_turn().await;
     let hs = environment().synapse.url.as_str();
-    let mut daemon = ready_daemon_with(fresh_config()).await;
+    let receiver = Receiver::start().await;
+    let mut config = fresh_config();
+    config.webhooks = vec![("tenantA".into(), receiver.url.clone(), SECRET.into())];
+    let mut daemon = ready_daemon_with(config).await;
     let host = register_user(hs, "port-host").await;
     let speaker = register_user(hs, "port-speaker").await;
     let members = json!([{"user_id": host.user_id, "role": "host"}, {"user_id": speaker.user_id, "role": "speaker"}]);
@@ -112,6 +118,10 @@ async fn migrate_db_moves_a_daemon_to_postgres_and_back_and_it_carries_on() {
     let inbox_before = daemon.inbox_events().len();
     let feed_before = feed_ids(&daemon, 0).await;
     let last = *feed_before.last().expect("events so far");
+    // The webhook's cursor is part of what moves: every event so far delivered before the stop.
+    (receiver)
+        .wait_for_acknowledged("tenantA", feed_before.len(), Duration::from_secs(30))
+        .await;
 
     // With the daemon running, the port is refused.
     let sqlite = daemon.config.database_url.clone();
@@ -134,6 +144,7 @@ async fn migrate_db_moves_a_daemon_to_postgres_and_back_and_it_carries_on() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let to_postgres = counts(&stdout);
     for table in [
+        "webhook_deliveries",
         "rooms",
         "room_members",
         "jobs",
@@ -195,6 +206,18 @@ async fn migrate_db_moves_a_daemon_to_postgres_and_back_and_it_carries_on() {
         feed_ids(&daemon, 0).await[..feed_before.len()],
         feed_before[..],
         "earlier ids kept"
+    );
+    // The webhook carries on from its cursor: the new events, none of the old ones again.
+    let total = feed_before.len() + after.len();
+    (receiver)
+        .wait_for_acknowledged("tenantA", total, Duration::from_secs(30))
+        .await;
+    let delivered = receiver.acknowledged("tenantA");
+    let unique: std::collections::BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(
+        unique.len(),
+        delivered.len(),
+        "delivered twice: {delivered:?}"
     );
 
     // And back to SQLite.

@@ -150,11 +150,21 @@ impl Synapse {
             .expect("the URL ends with the port")
     }
 
+    /// Synapse's own SQLite database, opened beside it.
+    fn database(&self) -> diesel::SqliteConnection {
+        use diesel::Connection;
+        let config = homeserver_yaml(&self.workdir);
+        let path = config["database"]["args"]["database"]
+            .as_str()
+            .expect("Synapse's SQLite path");
+        diesel::SqliteConnection::establish(path).expect("open Synapse's database")
+    }
+
     /// Current memberships in `room_id` straight from Synapse's own database
     /// (`local_current_membership`): what is true even when no user can see the room any more.
     pub fn current_memberships(&self, room_id: &str) -> Vec<(String, String)> {
+        use diesel::RunQueryDsl;
         use diesel::sql_types::Text;
-        use diesel::{Connection, RunQueryDsl, SqliteConnection};
         #[derive(diesel::QueryableByName)]
         struct Row {
             #[diesel(sql_type = Text)]
@@ -162,11 +172,7 @@ impl Synapse {
             #[diesel(sql_type = Text)]
             membership: String,
         }
-        let config = homeserver_yaml(&self.workdir);
-        let path = config["database"]["args"]["database"]
-            .as_str()
-            .expect("Synapse's SQLite path");
-        let mut conn = SqliteConnection::establish(path).expect("open Synapse's database");
+        let mut conn = self.database();
         diesel::sql_query("SELECT user_id, membership FROM local_current_membership WHERE room_id = ? ORDER BY user_id")
             .bind::<Text, _>(room_id)
             .load::<Row>(&mut conn)
@@ -179,18 +185,14 @@ impl Synapse {
     /// How many events room `room_id` has, and how many rooms `creator` made, straight from
     /// Synapse's database: a run that must change nothing leaves both as they were.
     pub fn events_and_rooms(&self, room_id: &str, creator: &str) -> (i64, i64) {
+        use diesel::RunQueryDsl;
         use diesel::sql_types::{BigInt, Text};
-        use diesel::{Connection, RunQueryDsl, SqliteConnection};
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]
             n: i64,
         }
-        let config = homeserver_yaml(&self.workdir);
-        let path = config["database"]["args"]["database"]
-            .as_str()
-            .expect("Synapse's SQLite path");
-        let mut conn = SqliteConnection::establish(path).expect("open Synapse's database");
+        let mut conn = self.database();
         let mut count = |sql: &str, bind: &str| {
             diesel::sql_query(sql)
                 .bind::<Text, _>(bind)

@@ -7,25 +7,24 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{state, user};
+use super::{declare_and_wait, state, texts, user};
 use crate::environment::{
     SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with,
 };
 use crate::support::daemon::Daemon;
 use crate::support::matrix_client::{TestUser, encode, register_user, request};
 
-/// The bodies of the room's `m.room.message` events the user can read, oldest first.
-async fn texts(viewer: &TestUser, room_id: &str) -> Vec<String> {
+/// `owner`, who may, raises `bot` to 100 in the room.
+async fn raise(owner: &TestUser, room_id: &str, bot: &str) {
     let hs = environment().synapse.url.as_str();
-    let mut texts: Vec<String> = viewer
-        .messages(hs, room_id, 100)
-        .await
-        .iter()
-        .filter(|event| event["type"] == "m.room.message")
-        .filter_map(|event| event["content"]["body"].as_str().map(str::to_owned))
-        .collect();
-    texts.reverse();
-    texts
+    let mut levels = state(owner, room_id, "m.room.power_levels").await;
+    levels["users"][bot] = json!(100);
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels/",
+        encode(room_id)
+    );
+    let (status, answer) = owner.request(hs, Method::PUT, &path, Some(levels)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
 async fn put(daemon: &Daemon, slug: &str, body: Value) -> (StatusCode, Value) {
@@ -55,11 +54,7 @@ async fn a_room_nobody_of_ours_administers_fails_naming_who_can_and_is_adopted_o
         "adopt": {"room_id": room_id},
     });
 
-    let id = daemon
-        .put_room("tenantA", "event", "legacy-party", body.clone())
-        .await;
-    let token = daemon.config.tenant_token("tenantA");
-    let job = daemon.wait_for_job(id, &token).await;
+    let job = declare_and_wait(&daemon, "event", "legacy-party", body.clone()).await;
     assert_eq!(job["status"], "failed", "{job}");
     let error = job["last_error"].as_str().unwrap();
     assert!(
@@ -76,14 +71,7 @@ async fn a_room_nobody_of_ours_administers_fails_naming_who_can_and_is_adopted_o
     );
 
     // The owner raises the bot, and the platform sends the same declaration again.
-    let mut levels = state(&owner, &room_id, "m.room.power_levels").await;
-    levels["users"][bot.as_str()] = json!(100);
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels/",
-        encode(&room_id)
-    );
-    let (status, answer) = owner.request(hs, Method::PUT, &path, Some(levels)).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    raise(&owner, &room_id, &bot).await;
     let job = daemon
         .declare("tenantA", "event", "legacy-party", body)
         .await;
@@ -222,11 +210,7 @@ async fn an_encrypted_room_is_adopted_as_it_is_and_the_bot_sends_no_plaintext_th
         "adopt": {"room_id": room_id},
     });
     // Declared first: an invite into a room the platform has not declared is declined.
-    let id = daemon
-        .put_room("tenantA", "event", "secret", body.clone())
-        .await;
-    let token = daemon.config.tenant_token("tenantA");
-    let job = daemon.wait_for_job(id, &token).await;
+    let job = declare_and_wait(&daemon, "event", "secret", body.clone()).await;
     let error = job["last_error"].as_str().unwrap_or_default();
     assert!(
         error.contains("A member allowed to change its m.room.power_levels must invite"),
@@ -234,14 +218,7 @@ async fn an_encrypted_room_is_adopted_as_it_is_and_the_bot_sends_no_plaintext_th
     );
     let bot = bot_id("tenantA");
     owner.invite(hs, &room_id, &bot).await;
-    let mut levels = state(&owner, &room_id, "m.room.power_levels").await;
-    levels["users"][bot.as_str()] = json!(100);
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/state/m.room.power_levels/",
-        encode(&room_id)
-    );
-    let (status, answer) = owner.request(hs, Method::PUT, &path, Some(levels)).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    raise(&owner, &room_id, &bot).await;
 
     let job = daemon.declare("tenantA", "event", "secret", body).await;
     assert_eq!(job["result"]["room_id"], room_id.as_str(), "{job}");
