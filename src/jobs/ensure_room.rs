@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ruma::{OwnedRoomAliasId, OwnedUserId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
 
 use super::create_room::{self, Declared, Plan, ensure_created, load, plan};
@@ -18,7 +18,7 @@ use super::diagnose;
 use super::in_room::{Fresh, InRoom, ManagedInStore, ManagedRooms};
 use super::{JobError, ensure_directory, ensure_moderation, ensure_settings, repair_room};
 use crate::app::App;
-use crate::matrix::{self, RoomConnection};
+use crate::matrix::{self, RoomConnection, RoomState};
 use crate::rooms::directory::{self, Listings};
 use crate::rooms::{self, DeclaredRoom};
 use crate::store::jobs::Job;
@@ -26,7 +26,7 @@ use crate::store::member_state::{MemberState, Membership, Restriction};
 use crate::store::moderation;
 use crate::store::room_access;
 use crate::store::room_changes;
-use crate::store::rooms::RoomStatus;
+use crate::store::rooms::{Room, RoomStatus};
 use crate::store::unix_ms;
 
 pub use super::create_room::{KIND, new_job};
@@ -124,33 +124,8 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
             (repaired.state, Some(repaired.record))
         }
     };
-    // A room adopted from the sender may be of another version than new rooms get.
-    if let Some(actual) = state.authority().map(|a| a.room_version().to_owned())
-        && actual != version
-    {
-        let (room_key, id, now) = (room.id, room_id.to_string(), unix_ms(app.clock.now()));
-        let (stored, generation) = (actual.clone(), room.generation);
-        // Not stored when the room was deleted meanwhile; then the status is not written either.
-        app.store
-            .write(move |c| room_changes::set_created(c, room_key, generation, &id, &stored, now))
-            .await?;
-        version = actual;
-    }
-    // How the room came to be the declared room's, for the result (`rooms adopt` reports it).
-    let made = match (&room.room_id, &room.room_version) {
-        (Some(_), Some(_)) => "existing",
-        (Some(_), None) => "adopted",
-        (None, _) if state.create().is_some_and(|(creator, _)| creator != bot) => "adopted",
-        (None, _) => "created",
-    };
-    // An adopted room may have end-to-end encryption on: it stays so, and GET says it.
-    let encrypted = state.content("m.room.encryption", "").is_some();
-    if encrypted != declared.access.encrypted {
-        let room_key = room.id;
-        app.store
-            .write(move |c| room_access::set_encrypted(c, room_key, encrypted))
-            .await?;
-    }
+    let version = keep_what_the_room_says(app, declared, &room_id, &state, version).await?;
+    let made = how_made(room, &bot, &state);
     // Created from the declaration since this job read it (by this job, by an alias query under
     // the same room lock, or adopted from an earlier attempt's `createRoom`), and not repaired.
     let fresh = if room.room_id.is_none() && repair.is_none() {
@@ -205,6 +180,50 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         result["repair"] = repair;
     }
     Ok(result)
+}
+
+/// Stores what the room's state says that the declaration could not know: its version (a room
+/// adopted may be of another version than new rooms get) and whether it is end-to-end encrypted
+/// (an adopted one may be: it stays so, and GET says it). Returns the version.
+async fn keep_what_the_room_says(
+    app: &App,
+    declared: &Declared,
+    room_id: &RoomId,
+    state: &RoomState,
+    mut version: String,
+) -> Result<String, JobError> {
+    let room = &declared.room;
+    if let Some(actual) = state.authority().map(|a| a.room_version().to_owned())
+        && actual != version
+    {
+        let (room_key, id, now) = (room.id, room_id.to_string(), unix_ms(app.clock.now()));
+        let (stored, generation) = (actual.clone(), room.generation);
+        // Not stored when the room was deleted meanwhile; then the status is not written either.
+        app.store
+            .write(move |c| room_changes::set_created(c, room_key, generation, &id, &stored, now))
+            .await?;
+        version = actual;
+    }
+    let encrypted = state.content("m.room.encryption", "").is_some();
+    if encrypted != declared.access.encrypted {
+        let room_key = room.id;
+        app.store
+            .write(move |c| room_access::set_encrypted(c, room_key, encrypted))
+            .await?;
+    }
+    Ok(version)
+}
+
+/// How the room came to be the declared room's, for the result (`rooms adopt` reports it):
+/// `existing` (made before this job read it), `adopted` (named by `adopt`, or made by someone else
+/// under our alias) or `created`.
+fn how_made(room: &Room, bot: &UserId, state: &RoomState) -> &'static str {
+    match (&room.room_id, &room.room_version) {
+        (Some(_), Some(_)) => "existing",
+        (Some(_), None) => "adopted",
+        (None, _) if state.create().is_some_and(|(creator, _)| creator != bot) => "adopted",
+        (None, _) => "created",
+    }
 }
 
 /// What a declared room should be in Matrix, as [`converge_in_room`] is given it.
