@@ -245,7 +245,7 @@ async fn declare(
         .context("the daemon answered a job without an id")?;
     while !matches!(
         job["status"].as_str(),
-        Some("succeeded" | "failed" | "dead")
+        Some("succeeded" | "failed" | "dead" | "cancelled")
     ) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let answer = client
