@@ -1,3 +1,7 @@
+-- contract: the unique key (txn_id, fingerprint) becomes (homeserver, txn_id, fingerprint); the
+-- previous release's ON CONFLICT (txn_id, fingerprint) matches no key here, so it cannot run beside
+-- this schema: upgrade across this migration with the old pods stopped (scale to 0, then upgrade),
+-- and roll back across it with `migrate --revert` first. (Found by tests/migrations_expand.rs.)
 -- Several homeservers (DESIGN §13): Synapse's transactions are deduplicated and their txnId resets
 -- detected per homeserver (txnId "1" from two homeservers are two transactions); events and
 -- quarantined entries say which homeserver delivered them. Existing rows belong to the top-level

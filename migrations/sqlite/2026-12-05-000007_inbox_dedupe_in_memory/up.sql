@@ -1,3 +1,5 @@
+-- contract: the unique index on inbox_events(event_id) goes (see below); earlier binaries rely on it
+-- for ON CONFLICT (event_id), so a rollback across this migration runs `migrate --revert 1` first.
 -- SQLite deduplicates event ids in memory (store/seen_events.rs): the unique index on the random
 -- `event_id` dirtied one page per event of every acknowledged transaction (137 of the 159 pages a
 -- 100-event commit wrote), which capped acknowledgements at ~350 transactions per second. SQLite

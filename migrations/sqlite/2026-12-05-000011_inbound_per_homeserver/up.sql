@@ -1,3 +1,6 @@
+-- contract: the unique key (txn_id, fingerprint) becomes (homeserver, txn_id, fingerprint): the
+-- previous release's ON CONFLICT (txn_id, fingerprint) matches no key here; roll back across this
+-- migration with `migrate --revert` first. (SQLite runs one process, so no release runs beside it.)
 -- Several homeservers (DESIGN §13); see ../../postgres/2026-12-05-000011_inbound_per_homeserver.
 -- SQLite cannot change a table's constraints in place: as_transactions is rebuilt with the
 -- homeserver in its key, keeping its ids.
