@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use common::daemon::{SERVER_NAME, fresh_copy, start_daemon, start_synapse};
-use support::matrix_client::{encode, request};
+use support::matrix_client::{encode, register_as_appservice, request};
 
 /// Rooms per run (`OPENMEET_BENCH_ROOMS` overrides).
 const ROOMS: usize = 100;
@@ -91,11 +91,7 @@ fn bot(tenant: &str) -> String {
 /// registered first, as the daemon does).
 async fn limit(hs: &str, as_token: &str, tenants: &[&str], rooms: &[(String, String)]) -> Duration {
     for tenant in tenants {
-        let bot = bot(tenant);
-        let localpart = bot.trim_start_matches('@').split(':').next().unwrap();
-        let register = json!({"type": "m.login.application_service", "username": localpart});
-        let path = "/_matrix/client/v3/register";
-        let _ = request(hs, Some(as_token), Method::POST, path, Some(register)).await;
+        register_as_appservice(hs, as_token, &bot(tenant)).await;
     }
     let limit = Arc::new(Semaphore::new(IN_FLIGHT));
     let started = Instant::now();
@@ -156,11 +152,7 @@ fn main() {
         println!("cutover: a benchmark; run it with `cargo bench --bench cutover`");
         return;
     }
-    let rooms = std::env::var("OPENMEET_BENCH_ROOMS")
-        .ok()
-        .and_then(|value| value.trim().parse::<usize>().ok())
-        .filter(|rooms| *rooms > 0)
-        .unwrap_or(ROOMS);
+    let rooms = common::rooms_from_env(ROOMS);
     let (synapse, mut base) = start_synapse();
     // Four tenants a run, as the rooms benchmark has: the daemon runs at most `jobs.per_tenant` (4)
     // jobs of a tenant at once, 16 in all.

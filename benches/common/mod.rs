@@ -87,6 +87,15 @@ pub fn proc_status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
+/// Rooms per run: `OPENMEET_BENCH_ROOMS` when it is a positive number, else `default`.
+pub fn rooms_from_env(default: usize) -> usize {
+    std::env::var("OPENMEET_BENCH_ROOMS")
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .filter(|rooms| *rooms > 0)
+        .unwrap_or(default)
+}
+
 /// The multi-threaded tokio runtime a benchmark drives its load from.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -130,11 +130,7 @@ fn main() {
         println!("rooms: a benchmark; run it with `cargo bench --bench rooms`");
         return;
     }
-    let rooms = std::env::var("OPENMEET_BENCH_ROOMS")
-        .ok()
-        .and_then(|value| value.trim().parse::<usize>().ok())
-        .filter(|rooms| *rooms > 0)
-        .unwrap_or(ROOMS);
+    let rooms = common::rooms_from_env(ROOMS);
     // `OPENMEET_BENCH_ONLY=enqueue`: only the platform API's enqueue rate.
     let enqueue_only = std::env::var("OPENMEET_BENCH_ONLY").is_ok_and(|only| only == "enqueue");
     let backends = backends();

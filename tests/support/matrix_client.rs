@@ -87,6 +87,24 @@ pub struct TestUser {
     pub access_token: String,
 }
 
+/// Registers the appservice's user `user_id` (a tenant bot) through the as_token, as the daemon
+/// does; a user registered already is fine.
+pub async fn register_as_appservice(hs_url: &str, as_token: &str, user_id: &str) {
+    let localpart = user_id
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    let register = json!({"type": "m.login.application_service", "username": localpart});
+    let path = "/_matrix/client/v3/register";
+    let (status, answer) =
+        request(hs_url, Some(as_token), Method::POST, path, Some(register)).await;
+    assert!(
+        status == StatusCode::OK || answer["errcode"] == "M_USER_IN_USE",
+        "registering {user_id}: {status} {answer}"
+    );
+}
+
 /// Registers `@localpart:<server>` with the two-step "m.login.dummy" UIA flow
 /// (needs `enable_registration_without_verification`, as synapse.py sets).
 pub async fn register_user(hs_url: &str, localpart: &str) -> TestUser {

@@ -12,7 +12,9 @@ use crate::environment::{
     SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with,
 };
 use crate::support::daemon::Daemon;
-use crate::support::matrix_client::{TestUser, encode, register_user, request};
+use crate::support::matrix_client::{
+    TestUser, encode, register_as_appservice, register_user, request,
+};
 
 /// `owner`, who may, raises `bot` to 100 in the room.
 async fn raise(owner: &TestUser, room_id: &str, bot: &str) {
@@ -107,20 +109,7 @@ async fn a_room_the_tenant_bot_made_without_our_alias_is_adopted_by_its_id() {
     let as_token = daemon.config.tokens.as_token.clone();
     let bot = bot_id("tenantA");
     // As in July 2025, the tenant's own bot made the room, with no alias of ours.
-    let localpart = bot.trim_start_matches('@').split(':').next().unwrap();
-    let register = json!({"type": "m.login.application_service", "username": localpart});
-    let (status, answer) = request(
-        hs,
-        Some(&as_token),
-        Method::POST,
-        "/_matrix/client/v3/register",
-        Some(register),
-    )
-    .await;
-    assert!(
-        status == StatusCode::OK || answer["errcode"] == "M_USER_IN_USE",
-        "{answer}"
-    );
+    register_as_appservice(hs, &as_token, &bot).await;
     let path = format!("/_matrix/client/v3/createRoom?user_id={}", encode(&bot));
     let create = json!({"name": "July Chat", "preset": "public_chat"});
     let (status, created) = request(hs, Some(&as_token), Method::POST, &path, Some(create)).await;

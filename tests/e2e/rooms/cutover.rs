@@ -14,7 +14,9 @@ use super::{state, texts, user};
 use crate::environment::{
     SERVER_NAME, bot_id, environment, fresh_config, port_turn, ready_daemon_with,
 };
-use crate::support::matrix_client::{TestUser, encode, register_user, request};
+use crate::support::matrix_client::{
+    TestUser, encode, register_as_appservice, register_user, request,
+};
 
 const SENDER: &str = "openmeet-bot";
 
@@ -131,19 +133,7 @@ async fn the_nestjs_rooms_are_adopted_with_their_ids_and_history_and_a_dry_run_c
     )
     .await;
     // July 2025: the tenant's own bot made a room, without our alias.
-    let register = json!({"type": "m.login.application_service", "username": tenant_bot.trim_start_matches('@').split(':').next().unwrap()});
-    let (status, answer) = request(
-        hs,
-        Some(&as_token),
-        Method::POST,
-        "/_matrix/client/v3/register",
-        Some(register),
-    )
-    .await;
-    assert!(
-        status == StatusCode::OK || answer["errcode"] == "M_USER_IN_USE",
-        "{answer}"
-    );
+    register_as_appservice(hs, &as_token, &tenant_bot).await;
     let july = legacy_room(
         &as_token,
         Some(&tenant_bot),
