@@ -25,6 +25,8 @@ mod lint;
 mod registration;
 #[path = "helm_chart/render.rs"]
 mod render;
+#[path = "helm_chart/replicas.rs"]
+mod replicas;
 #[path = "helm_chart/webhooks.rs"]
 mod webhooks;
 #[path = "helm_chart/workload.rs"]

@@ -174,6 +174,51 @@ pub(crate) fn rendered() -> &'static Rendered {
                     "networkPolicy": {"enabled": true, "egress": {"enabled": true, "platformPorts": [3000], "synapsePorts": [8008, 8448]}},
                 }),
             ),
+            // Several replicas (tests/helm_chart/replicas.rs): PostgreSQL with the defaults, one
+            // replica asked for on each database, and the scheduling values overridden.
+            case("postgres-default", json!({"database": {"url": "postgres://as:secret@db/as"}})),
+            case(
+                "postgres-one-replica",
+                json!({"replicaCount": 1, "database": {"url": "postgres://as:secret@db/as"}}),
+            ),
+            case("sqlite-one-replica", json!({"replicaCount": 1})),
+            case(
+                "postgres-scheduling",
+                json!({
+                    "replicaCount": 4,
+                    "database": {"url": "postgres://as:secret@db/as"},
+                    "podAntiAffinity": {"type": "required"},
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "pool", "operator": "In", "values": ["chat"]}]}]}}},
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"},
+                        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+                         "labelSelector": {"matchLabels": {"team": "chat"}}},
+                    ],
+                    "podDisruptionBudget": {"minAvailable": 3, "unhealthyPodEvictionPolicy": "IfHealthyBudget"},
+                    "terminationGracePeriodSeconds": 60,
+                }),
+            ),
+            case(
+                "postgres-own-anti-affinity",
+                json!({
+                    "database": {"url": "postgres://as:secret@db/as"},
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 50, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone",
+                                                           "labelSelector": {"matchLabels": {"team": "chat"}}}}]}},
+                    "topologySpreadConstraints": [],
+                    "podDisruptionBudget": {"enabled": false},
+                }),
+            ),
+            case(
+                "postgres-no-anti-affinity",
+                json!({"database": {"url": "postgres://as:secret@db/as"}, "podAntiAffinity": {"type": "none"}}),
+            ),
+            case(
+                "sqlite-worker-id",
+                json!({"config": {"jobs": {"worker_id": "appservice-main"}}}),
+            ),
             case(
                 "postgres-inline-url",
                 json!({"replicaCount": 2, "database": {"url": "postgres://as:secret@db/as"}}),
@@ -284,6 +329,9 @@ pub(crate) fn rendered() -> &'static Rendered {
             ("homeserver-token-in-appservice", json!({"homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}, "appservice": {"as_token": "0123456789abcdef0123"}}]})),
             ("homeserver-short-token", json!({"homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}, "tokens": {"hsToken": "short"}}]})),
             ("tenant-homeserver-uppercase", json!({"tenants": [{"id": "a", "name": "A", "homeserver": "EU"}]})),
+            ("zero-replicas", json!({"replicaCount": 0})),
+            ("short-termination-grace", json!({"terminationGracePeriodSeconds": 10})),
+            ("anti-affinity-soft", json!({"podAntiAffinity": {"type": "soft"}})),
         ];
         // Values the schema accepts and the templates refuse with a sentence.
         let mut refused: Vec<Value> = [
@@ -295,6 +343,10 @@ pub(crate) fn rendered() -> &'static Rendered {
             ("tenant-on-unknown-homeserver", json!({
                 "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}],
                 "tenants": [{"id": "a", "name": "A", "homeserver": "us"}]})),
+            ("sqlite-three-replicas", json!({"replicaCount": 3})),
+            ("postgres-shared-worker-id", json!({
+                "database": {"url": "postgres://as:secret@db/as"},
+                "config": {"jobs": {"worker_id": "appservice-main"}}})),
             ("homeservers-sharing-a-token", json!({
                 "tokens": {"hsToken": "shared-hs-0123456789abcdef"},
                 "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"},

@@ -19,11 +19,11 @@ fn default_values_render_sqlite_on_a_volume_and_the_registration() {
             "Deployment om-openmeet-appservice",
             "PersistentVolumeClaim om-openmeet-appservice-data",
             "Pod om-openmeet-appservice-check",
-            "PodDisruptionBudget om-openmeet-appservice",
             "Secret om-openmeet-appservice-registration",
             "Secret om-openmeet-appservice-tokens",
             "Service om-openmeet-appservice",
-        ]
+        ],
+        "no PodDisruptionBudget over SQLite's one pod"
     );
     let spec = &deployment("default")["spec"];
     assert_eq!(spec["replicas"], 1);

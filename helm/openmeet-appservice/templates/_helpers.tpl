@@ -45,8 +45,60 @@ app.kubernetes.io/component: daemon
 {{- if and (not .Values.database.url) (not .Values.database.existingSecret) }}true{{ end }}
 {{- end }}
 
+{{/*
+The number of replicas: replicaCount, or when it is not set 2 on PostgreSQL and 1 on SQLite. SQLite
+is one process's file, so more than one replica on it is refused; several replicas share one
+worker id only by mistake (each would take the others' leases), so a fixed config.jobs.worker_id
+is refused with more than one.
+*/}}
 {{- define "openmeet-appservice.replicas" -}}
-{{- if include "openmeet-appservice.sqlite" . }}1{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- $sqlite := include "openmeet-appservice.sqlite" . }}
+{{- $count := .Values.replicaCount | default (ternary 1 2 (eq $sqlite "true")) | int }}
+{{- if and $sqlite (gt $count 1) }}
+{{- fail (printf "replicaCount is %d, but the database is SQLite (database.url and database.existingSecret are empty), a file that one process alone may open: leave replicaCount unset (or 1) to run one replica on SQLite, or give database.url (or database.existingSecret) a PostgreSQL database to run several (docs/operations.md, \"Several replicas\")." $count) }}
+{{- end }}
+{{- with (.Values.config.jobs | default dict).worker_id }}
+{{- if gt $count 1 }}
+{{- fail (printf "config.jobs.worker_id is %q, but %d replicas would all claim jobs and leases under that one name and take each other's: remove config.jobs.worker_id; the chart names each replica's worker after its pod." . $count) }}
+{{- end }}
+{{- end }}
+{{- $count }}
+{{- end }}
+
+{{/*
+The pods' affinity: the operator's `affinity`, plus, when more than one replica runs, an
+anti-affinity on the chart's selector labels (podAntiAffinity.type preferred or required) unless
+`affinity` has a podAntiAffinity of its own. Empty when there is nothing to say.
+*/}}
+{{- define "openmeet-appservice.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- $anti := .Values.podAntiAffinity }}
+{{- if and (gt (int (include "openmeet-appservice.replicas" .)) 1) (ne $anti.type "none") (not (hasKey $affinity "podAntiAffinity")) }}
+{{- $term := dict "labelSelector" (dict "matchLabels" (include "openmeet-appservice.selectorLabels" . | fromYaml)) "topologyKey" $anti.topologyKey }}
+{{- if eq $anti.type "required" }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) }}
+{{- else }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" (int $anti.weight) "podAffinityTerm" $term))) }}
+{{- end }}
+{{- end }}
+{{- if $affinity }}{{ toYaml $affinity }}{{ end }}
+{{- end }}
+
+{{/*
+The pods' topology spread constraints when more than one replica runs: topologySpreadConstraints,
+each without a labelSelector given the chart's selector labels. Empty for one replica or [].
+*/}}
+{{- define "openmeet-appservice.topologySpreadConstraints" -}}
+{{- if gt (int (include "openmeet-appservice.replicas" .)) 1 }}
+{{- $selector := dict "matchLabels" (include "openmeet-appservice.selectorLabels" . | fromYaml) }}
+{{- $constraints := list }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}{{ $_ := set $constraint "labelSelector" $selector }}{{ end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+{{- with $constraints }}{{ toYaml . }}{{ end }}
+{{- end }}
 {{- end }}
 
 {{/* Where the projected secrets volume is mounted; the config's *_file keys point into it. */}}
