@@ -214,7 +214,7 @@ fn bad_homeservers_entries_are_refused_with_a_sentence_naming_the_entry() {
         }
     }
     let refused = rendered().answer["refused"].as_object().unwrap();
-    assert_eq!(refused.len(), 8, "six here, two in replicas.rs");
+    assert_eq!(refused.len(), 7, "six here, one in replicas.rs");
     for (name, needle) in [
         (
             "homeserver-id-twice",

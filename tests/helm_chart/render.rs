@@ -182,6 +182,7 @@ pub(crate) fn rendered() -> &'static Rendered {
                 json!({"replicaCount": 1, "database": {"url": "postgres://as:secret@db/as"}}),
             ),
             case("sqlite-one-replica", json!({"replicaCount": 1})),
+            case("sqlite-three-replicas", json!({"replicaCount": 3})),
             case(
                 "postgres-scheduling",
                 json!({
@@ -343,7 +344,6 @@ pub(crate) fn rendered() -> &'static Rendered {
             ("tenant-on-unknown-homeserver", json!({
                 "homeservers": [{"id": "eu", "homeserver": {"url": "http://a:8008", "server_name": "a.example"}}],
                 "tenants": [{"id": "a", "name": "A", "homeserver": "us"}]})),
-            ("sqlite-three-replicas", json!({"replicaCount": 3})),
             ("postgres-shared-worker-id", json!({
                 "database": {"url": "postgres://as:secret@db/as"},
                 "config": {"jobs": {"worker_id": "appservice-main"}}})),

@@ -1,6 +1,6 @@
 //! Several replicas (DESIGN §15): 2 by default on PostgreSQL with a PodDisruptionBudget, pod
 //! anti-affinity and topology spread, each pod claiming jobs under its own name and given time to
-//! hand its work back on SIGTERM; one on SQLite, more refused with a sentence.
+//! hand its work back on SIGTERM; one on SQLite (replicaCount forced to 1, as DESIGN §12 says).
 
 use std::path::Path;
 
@@ -125,8 +125,13 @@ fn the_grace_period_outlasts_the_daemons_shutdown() {
 }
 
 #[test]
-fn sqlite_runs_one_replica_without_a_budget_and_refuses_more() {
-    for name in ["default", "sqlite-one-replica", "sqlite-worker-id"] {
+fn sqlite_runs_one_replica_without_a_budget_even_when_asked_for_more() {
+    for name in [
+        "default",
+        "sqlite-one-replica",
+        "sqlite-worker-id",
+        "sqlite-three-replicas",
+    ] {
         let spec = &deployment(name)["spec"];
         assert_eq!(spec["replicas"], 1, "{name}");
         assert_eq!(spec["strategy"], json!({"type": "Recreate"}), "{name}");
@@ -135,16 +140,18 @@ fn sqlite_runs_one_replica_without_a_budget_and_refuses_more() {
         assert!(pod["affinity"].is_null(), "{name}: {}", pod["affinity"]);
         assert!(pod["topologySpreadConstraints"].is_null(), "{name}");
     }
-    let refusal = rendered().answer["refused"]["sqlite-three-replicas"]
+    // DESIGN §12: forced to 1, and the notes say so.
+    let notes = rendered_case("sqlite-three-replicas")["notes"]
         .as_str()
-        .expect("three replicas on SQLite are refused");
-    for needle in [
-        "replicaCount is 3, but the database is SQLite",
-        "leave replicaCount unset (or 1)",
-        "give database.url (or database.existingSecret) a PostgreSQL database to run several",
-    ] {
-        assert!(refusal.contains(needle), "{needle:?} not in {refusal:?}");
-    }
+        .unwrap();
+    assert!(
+        notes.contains(
+            "replicaCount 3 was forced to 1, as SQLite is a file one process alone may open"
+        ),
+        "{notes}"
+    );
+    let default_notes = rendered_case("default")["notes"].as_str().unwrap();
+    assert!(!default_notes.contains("forced"), "{default_notes}");
     let rejected = &rendered().answer["rejected"];
     assert!(rejected["zero-replicas"].is_string());
 }

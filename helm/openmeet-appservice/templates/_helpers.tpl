@@ -47,16 +47,14 @@ app.kubernetes.io/component: daemon
 
 {{/*
 The number of replicas: replicaCount, or when it is not set 2 on PostgreSQL and 1 on SQLite. SQLite
-is one process's file, so more than one replica on it is refused; several replicas share one
-worker id only by mistake (each would take the others' leases), so a fixed config.jobs.worker_id
-is refused with more than one.
+is one process's file, so on it the count is forced to 1 (DESIGN §12; NOTES.txt says so when
+replicaCount asked for more); several replicas share one worker id only by mistake (each would take
+the others' leases), so a fixed config.jobs.worker_id is refused with more than one.
 */}}
 {{- define "openmeet-appservice.replicas" -}}
 {{- $sqlite := include "openmeet-appservice.sqlite" . }}
 {{- $count := .Values.replicaCount | default (ternary 1 2 (eq $sqlite "true")) | int }}
-{{- if and $sqlite (gt $count 1) }}
-{{- fail (printf "replicaCount is %d, but the database is SQLite (database.url and database.existingSecret are empty), a file that one process alone may open: leave replicaCount unset (or 1) to run one replica on SQLite, or give database.url (or database.existingSecret) a PostgreSQL database to run several (docs/operations.md, \"Several replicas\")." $count) }}
-{{- end }}
+{{- if $sqlite }}{{ $count = 1 }}{{ end }}
 {{- with (.Values.config.jobs | default dict).worker_id }}
 {{- if gt $count 1 }}
 {{- fail (printf "config.jobs.worker_id is %q, but %d replicas would all claim jobs and leases under that one name and take each other's: remove config.jobs.worker_id; the chart names each replica's worker after its pod." . $count) }}
