@@ -11,6 +11,7 @@ use tokio::sync::{Notify, watch};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::homeservers::links::{HomeserverLink, Links};
+use crate::leadership::Leadership;
 use crate::matrix;
 use crate::observability::metrics::Metrics;
 use crate::store::Store;
@@ -26,6 +27,8 @@ pub struct App {
     reloaded: watch::Sender<u64>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// The singleton roles this replica runs (DESIGN §15).
+    pub leadership: Leadership,
     /// Woken when a transaction stored new events, so the inbox processor starts at once.
     pub inbox_wakeup: Notify,
     /// Woken when a job was queued or finished, so the worker claims at once.
@@ -49,6 +52,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let links = Links::build(&config, &metrics, None)?;
         let store = Store::new(&config.database);
+        let backend = store.backend();
         Ok(Arc::new(Self {
             config: RwLock::new(Arc::new(config)),
             store,
@@ -56,6 +60,7 @@ impl App {
             reloaded: watch::Sender::new(0),
             metrics,
             clock,
+            leadership: Leadership::new(backend),
             inbox_wakeup: Notify::new(),
             jobs_wakeup: Notify::new(),
             webhooks_wakeup: Notify::new(),

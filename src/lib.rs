@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod homeservers;
 pub(crate) mod inbox;
 pub mod jobs;
+pub mod leadership;
 pub(crate) mod matrix;
 pub mod observability;
 pub(crate) mod registration;

@@ -1,6 +1,8 @@
 //! `serve`: migrations, the three listeners, the inbox processor, the job worker, the webhook
-//! worker, the retention pruner, the homeserver watchdog and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT (stop accepting, finish in-flight requests, finish the
-//! current inbox batch).
+//! worker, the singletons' leases (`leadership`), the retention pruner, the homeserver watchdog
+//! and the SIGHUP reloader, with a graceful shutdown on SIGTERM or SIGINT: stop accepting, finish
+//! in-flight requests and the current inbox batch, finish the jobs and deliveries in hand within
+//! a grace period or hand them back, give up the roles — another replica takes over at once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::homeservers::{probe, watchdog};
-use crate::{api, inbox, jobs, observability, reload, webhooks};
+use crate::{api, inbox, jobs, leadership, observability, reload, webhooks};
 
 /// Serves until SIGTERM or SIGINT; `config_path` is re-read on SIGHUP.
 pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
@@ -99,6 +101,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         .jobs
         .enabled
         .then(|| tokio::spawn(webhooks::run(app.clone(), shutdown_rx.clone())));
+    let leadership = tokio::spawn(leadership::leases::run(app.clone(), shutdown_rx.clone()));
     let pruner = tokio::spawn(jobs::prune::run(app.clone(), shutdown_rx.clone()));
     let watchdog = tokio::spawn(watchdog::run(app.clone(), shutdown_rx.clone()));
     let queue_stats = tokio::spawn(observability::queue_stats::run(
@@ -127,6 +130,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
     if let Some(webhooks) = webhooks {
         let _ = webhooks.await;
     }
+    let _ = leadership.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, JobStatus, NewJob, Outcome};
 use openmeet_appservice::store::rooms::{self, Declaration, Declared, RoomStatus};
-use openmeet_appservice::store::{Store, job_keys, members};
+use openmeet_appservice::store::{Store, job_keys, leader, members};
 use serde_json::json;
 use support::test_store::{self, TestStore};
 
@@ -51,6 +51,8 @@ on_both_backends!(
     one_tenant_cannot_take_more_than_its_bound,
     a_paused_job_spends_no_attempt_and_keeps_its_txn_prefix,
     a_worker_reclaims_its_own_jobs_at_start,
+    a_stopping_worker_hands_back_its_jobs_without_counting_the_attempt,
+    a_role_has_one_holder_until_its_lease_lapses_or_it_gives_it_up,
     operators_can_retry_and_cancel,
     concurrent_workers_run_every_job_once_and_keep_rooms_in_order,
     a_tenant_at_its_bound_does_not_hold_up_another_tenants_first_job,
@@ -243,6 +245,56 @@ fn a_worker_reclaims_its_own_jobs_at_start(backend: Backend) {
         1
     );
     assert_eq!(claim(&store, "me", 3, 1), [mine]);
+}
+
+fn a_stopping_worker_hands_back_its_jobs_without_counting_the_attempt(backend: Backend) {
+    let store = store("queue_hand_back", backend);
+    let mine = enqueue(&store, "t", room(&store, "t", "a"), 1).id;
+    let theirs = enqueue(&store, "t", room(&store, "t", "b"), 1).id;
+    assert_eq!(claim(&store, "me", 1, 1), [mine]);
+    assert_eq!(claim(&store, "other", 1, 1), [theirs]);
+    assert_eq!(get(&store, mine).attempts, 1);
+    assert_eq!(
+        jobs::hand_back(&mut store.connection().unwrap(), "me", 2).unwrap(),
+        1
+    );
+    let handed = get(&store, mine);
+    assert_eq!(
+        (handed.status, handed.attempts, handed.lease_owner),
+        (JobStatus::Queued, 0, None)
+    );
+    assert_eq!(get(&store, theirs).status, JobStatus::Running);
+    // Another worker takes it at once, not after the lease.
+    assert_eq!(claim(&store, "next", 2, 1), [mine]);
+    assert_eq!(get(&store, mine).attempts, 1);
+}
+
+fn a_role_has_one_holder_until_its_lease_lapses_or_it_gives_it_up(backend: Backend) {
+    let store = store("leader_leases", backend);
+    let mut conn = store.connection().unwrap();
+    let hold = |conn: &mut _, holder: &str, now: i64| {
+        leader::hold(conn, "pruner", holder, now, now + 15_000).unwrap()
+    };
+    assert!(hold(&mut conn, "a", 1_000), "a free role is taken");
+    assert!(!hold(&mut conn, "b", 2_000), "a role in force is not taken");
+    assert!(hold(&mut conn, "a", 6_000), "its holder renews it");
+    assert!(!hold(&mut conn, "b", 20_000), "renewed until 21 000");
+    assert!(hold(&mut conn, "b", 21_001), "a lapsed role is taken");
+    assert!(!hold(&mut conn, "a", 21_002), "and its old holder lost it");
+    assert!(leader::hold(&mut conn, "queue_gauges", "a", 21_002, 36_002).unwrap());
+    assert_eq!(leader::give_up(&mut conn, "b").unwrap(), 1);
+    assert!(
+        hold(&mut conn, "a", 21_003),
+        "a role given up is taken at once"
+    );
+    let leases = leader::all(&mut conn).unwrap();
+    assert_eq!(
+        leases
+            .iter()
+            .map(|lease| (lease.name.as_str(), lease.holder.as_str()))
+            .collect::<Vec<_>>(),
+        [("pruner", "a"), ("queue_gauges", "a")]
+    );
 }
 
 fn operators_can_retry_and_cancel(backend: Backend) {

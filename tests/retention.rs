@@ -230,7 +230,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
 
     // Day 8.5: the inbox rows are half a day old and stay; jobs ended before day 6.5 go.
     clock.0.store(8 * DAY + DAY / 2, Ordering::SeqCst);
-    let deleted = prune::prune(&app, &shutdown).await.unwrap();
+    let deleted = prune::prune(&app, &shutdown, &|| true).await.unwrap();
     assert_eq!(
         deleted,
         [
@@ -250,7 +250,7 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
 
     // Day 10: what arrived before day 9 goes, pending events excepted.
     clock.0.store(10 * DAY, Ordering::SeqCst);
-    let deleted = prune::prune(&app, &shutdown).await.unwrap();
+    let deleted = prune::prune(&app, &shutdown, &|| true).await.unwrap();
     assert_eq!(
         deleted,
         [

@@ -24,6 +24,7 @@ use crate::app::App;
 use crate::config::secret::random_token;
 use crate::homeservers::links::HomeserverLink;
 use crate::homeservers::supervise::supervise;
+use crate::leadership;
 use crate::matrix;
 use crate::store::{state, unix_ms};
 
@@ -65,7 +66,11 @@ async fn probe_homeserver(app: Arc<App>, id: String, mut shutdown: watch::Receiv
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         };
-        if link.health.homeserver_usable() && link.health.ping_ok() {
+        // One replica probes each homeserver: the holder of its `probe:{id}` role.
+        if app.leadership.holds(&leadership::probe(&id))
+            && link.health.homeserver_usable()
+            && link.health.ping_ok()
+        {
             match send(&app, &link, &sender, &mut room).await {
                 Ok(()) => {
                     app.metrics.probes_sent.with_label_values(&[&id]).inc();

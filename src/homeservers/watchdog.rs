@@ -13,6 +13,11 @@
 //!
 //! Each change of verdict is logged once, naming the homeserver, with what to do about it;
 //! repeats are debug lines. A homeserver a reload adds gets its loop; a removed one's ends.
+//!
+//! With several replicas one checks each homeserver: the holder of its `watchdog:{id}` role
+//! (`leadership`) stores each verdict in `appservice_state`, and the others take it from there
+//! every [`FOLLOW`]. A follower whose own jobs find the homeserver in trouble (they wake
+//! `recheck`) checks it once itself rather than wait for the holder's next check.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,14 +27,19 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::homeservers::links::HomeserverLink;
 use crate::homeservers::supervise::supervise;
+use crate::leadership;
 use crate::matrix::preflight::{self, Failure, Step};
 use crate::observability::health::TokenState;
+use crate::store::{state, unix_ms};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How often a replica that does not check a homeserver reads the verdict its checker stored.
+const FOLLOW: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What one check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Verdict {
     Ready,
     TokenRejected,
@@ -46,16 +56,56 @@ pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
     .await;
 }
 
+/// The verdict the checking replica stored, for the others.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Shared {
+    verdict: Verdict,
+    detail: String,
+    checked_at_ms: i64,
+}
+
 async fn watch_homeserver(app: Arc<App>, id: String, mut shutdown: watch::Receiver<bool>) {
     let mut last: Option<Verdict> = None;
+    let mut followed_at: Option<i64> = None;
     let mut backoff = FIRST_BACKOFF;
+    let role = leadership::watchdog(&id);
     loop {
         // The link of the config in force (a reload rebuilds its client, keeps its health).
         let Some(link) = app.link(&id) else { return };
+        if !app.leadership.holds(&role) {
+            if let Some(shared) = shared(&app, &id).await
+                && followed_at != Some(shared.checked_at_ms)
+                && is_fresh(&app, &id, &shared)
+            {
+                followed_at = Some(shared.checked_at_ms);
+                apply(&app, &link, &shared.verdict);
+                log(
+                    &id,
+                    &shared.verdict,
+                    &shared.detail,
+                    last.as_ref() != Some(&shared.verdict),
+                );
+                last = Some(shared.verdict);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW) => continue,
+                _ = link.health.recheck.notified() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            // This replica's jobs found trouble: look for itself once.
+            let Some((verdict, detail)) = check(&app, &link).await else {
+                return;
+            };
+            record(&app, &link, &verdict);
+            log(&id, &verdict, &detail, last.as_ref() != Some(&verdict));
+            last = Some(verdict);
+            continue;
+        }
         let Some((verdict, detail)) = check(&app, &link).await else {
             return;
         };
         record(&app, &link, &verdict);
+        share(&app, &id, &verdict, &detail).await;
         let changed = last.as_ref() != Some(&verdict);
         log(&id, &verdict, &detail, changed);
         last = Some(verdict.clone());
@@ -115,15 +165,53 @@ async fn check(app: &App, link: &HomeserverLink) -> Option<(Verdict, String)> {
     })
 }
 
+/// Stores `verdict` for the replicas that do not check this homeserver.
+async fn share(app: &App, id: &str, verdict: &Verdict, detail: &str) {
+    let now = unix_ms(app.clock.now());
+    let shared = Shared {
+        verdict: verdict.clone(),
+        detail: detail.to_owned(),
+        checked_at_ms: now,
+    };
+    let (key, value) = (
+        state::health_key(id),
+        serde_json::to_string(&shared).unwrap_or_default(),
+    );
+    if let Err(error) = app
+        .store
+        .write_in_background(move |c| state::set(c, &key, &value, now))
+        .await
+    {
+        tracing::debug!(homeserver = id, %error, "could not share the homeserver's verdict with the other replicas");
+    }
+}
+
+/// Whether a stored verdict is recent enough to follow: from the checker's last two intervals and
+/// a lease's takeover (a verdict left by replicas long gone says nothing about now).
+fn is_fresh(app: &App, id: &str, shared: &Shared) -> bool {
+    let Some(interval) = app
+        .config()
+        .homeserver_by_id(id)
+        .map(|homeserver| homeserver.homeserver.check_interval)
+    else {
+        return false;
+    };
+    let oldest = unix_ms(app.clock.now()) - (interval * 2 + leadership::TTL).as_millis() as i64;
+    shared.checked_at_ms >= oldest
+}
+
+/// The verdict the checking replica stored last, if any.
+async fn shared(app: &App, id: &str) -> Option<Shared> {
+    let key = state::health_key(id);
+    let stored = app.store.run(move |c| state::get(c, &key)).await.ok()??;
+    serde_json::from_str(&stored).ok()
+}
+
+/// Sets the homeserver's health as `verdict` says, with its counters and gauges.
 fn record(app: &App, link: &HomeserverLink, verdict: &Verdict) {
-    let health = &link.health;
     let id = link.id.as_str();
-    let was_usable = health.homeserver_usable();
     match verdict {
         Verdict::Ready => {
-            health.set_reachable(true);
-            health.set_ping_ok(true);
-            health.set_token(TokenState::Accepted);
             let now = app
                 .clock
                 .now()
@@ -134,17 +222,33 @@ fn record(app: &App, link: &HomeserverLink, verdict: &Verdict) {
                 .with_label_values(&[id])
                 .set(now.as_secs_f64());
         }
+        Verdict::TokenRejected => app.metrics.token_rejected.with_label_values(&[id]).inc(),
+        Verdict::Unreachable => app
+            .metrics
+            .homeserver_unreachable
+            .with_label_values(&[id])
+            .inc(),
+        Verdict::Failing(_) => {}
+    }
+    apply(app, link, verdict);
+}
+
+/// Sets the homeserver's health as `verdict` says (what a follower takes from the checker).
+fn apply(app: &App, link: &HomeserverLink, verdict: &Verdict) {
+    let health = &link.health;
+    let was_usable = health.homeserver_usable();
+    match verdict {
+        Verdict::Ready => {
+            health.set_reachable(true);
+            health.set_ping_ok(true);
+            health.set_token(TokenState::Accepted);
+        }
         Verdict::TokenRejected => {
-            app.metrics.token_rejected.with_label_values(&[id]).inc();
             health.set_reachable(true);
             health.set_ping_ok(false);
             health.set_token(TokenState::Rejected);
         }
         Verdict::Unreachable => {
-            app.metrics
-                .homeserver_unreachable
-                .with_label_values(&[id])
-                .inc();
             health.set_ping_ok(false);
             health.set_reachable(false);
         }

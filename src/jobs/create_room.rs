@@ -24,6 +24,10 @@ use crate::store::room_changes;
 use crate::store::rooms::{self as room_store, Room};
 use crate::store::{DbConnection, StoreError, unix_ms};
 
+/// How long a creation waits for another replica making the same room before it tries again
+/// later (longer than a `createRoom` takes, even a slow one).
+const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The job that makes Synapse match a declared room (`jobs/ensure_room.rs` runs it).
 pub const KIND: &str = "ensure_room";
 
@@ -87,8 +91,9 @@ pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Pl
 
 /// Makes sure declared room `room_key` exists in Synapse and returns its id and version; `None`
 /// when it is no longer declared, or was deleted since `generation` was read. One creation at a
-/// time per room in this process (alias queries and jobs share the lock); across processes a lost
-/// race finds the alias taken and adopts.
+/// time per room, in this process (alias queries and jobs share the lock) and across replicas
+/// (`store::creation_lock`, held from before `createRoom` until the id is stored): whoever waited
+/// reads the room again and finds the id the other stored.
 pub async fn ensure_created(
     app: &Arc<App>,
     room_key: i64,
@@ -96,6 +101,12 @@ pub async fn ensure_created(
 ) -> Result<Option<(OwnedRoomId, String)>, JobError> {
     let lock = app.room_lock(room_key);
     let _creating = lock.lock().await;
+    let Some(_across_replicas) = app.store.creation_lock(room_key, CREATION_WAIT).await? else {
+        return Err(JobError::Busy(format!(
+            "another replica has been making this room for over {} s; it is tried again",
+            CREATION_WAIT.as_secs()
+        )));
+    };
     let Some(Declared {
         room,
         members,

@@ -13,13 +13,16 @@ pub enum JobError {
     /// The job cannot succeed as asked; the sentence says what to fix.
     #[error("{0}")]
     Permanent(String),
+    /// Another replica is doing this now (making the room); a later attempt finds it done.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl JobError {
     pub fn retry_kind(&self) -> RetryKind {
         match self {
             Self::Homeserver(error) => error.retry_kind(),
-            Self::Store(_) => RetryKind::Transient,
+            Self::Store(_) | Self::Busy(_) => RetryKind::Transient,
             Self::Permanent(_) => RetryKind::Permanent,
         }
     }

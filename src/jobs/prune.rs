@@ -1,7 +1,8 @@
 //! The retention pruner: at start and then every [`INTERVAL`], deletes what `retention` no longer
 //! keeps (see `store/retention.rs`), table by table in batches of [`BATCH`] rows. Each batch is its
 //! own background write — on SQLite acknowledgements take the writer first — and the pruner yields
-//! between batches and stops between them on shutdown.
+//! between batches and stops between them on shutdown. With several replicas one prunes: the
+//! holder of the `pruner` role (`leadership`), which stops between batches when it loses it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +10,23 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::leadership;
 use crate::store::retention::{self, BATCH, Table};
 use crate::store::{StoreError, unix_ms};
 
 /// How often the pruner runs: retention is counted in days, so hourly is close enough.
 pub const INTERVAL: Duration = Duration::from_secs(3_600);
 
-/// Prunes now and every [`INTERVAL`] until `shutdown` turns true.
+/// Prunes now and every [`INTERVAL`] until `shutdown` turns true, while this replica holds the
+/// `pruner` role (waiting until it does).
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        if let Err(error) = prune(&app, &shutdown).await {
+        tokio::select! {
+            () = app.leadership.wait_for(leadership::PRUNER) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let leader = || app.leadership.holds(leadership::PRUNER);
+        if let Err(error) = prune(&app, &shutdown, &leader).await {
             tracing::warn!(%error, "could not prune old rows; trying again in an hour");
         }
         tokio::select! {
@@ -29,10 +37,11 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One pass: deletes every row older than its window, as of the app's clock and the config in
-/// force. Returns the rows deleted per table.
+/// force, asking `go_on` before each batch. Returns the rows deleted per table.
 pub async fn prune(
     app: &App,
     shutdown: &watch::Receiver<bool>,
+    go_on: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<(Table, usize)>, StoreError> {
     let windows = app.config().retention;
     let now = unix_ms(app.clock.now());
@@ -45,7 +54,7 @@ pub async fn prune(
         let cutoff = now - window.as_millis() as i64;
         let mut total = 0;
         loop {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || !go_on() {
                 return Ok(deleted);
             }
             let batch = app

@@ -33,8 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// When a job finds our token refused, it is looked at again after this (the worker also waits
 /// for the token to be accepted before it claims anything).
 const TOKEN_PAUSE: Duration = Duration::from_secs(5);
-/// How long shutdown lets attempts in flight finish; the rest keep their lease and are taken
-/// back at the next start.
+/// How long shutdown lets attempts in flight finish; the rest are handed back (queued again, the
+/// attempt not counted) for another replica to take at once.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
@@ -85,6 +85,30 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
     }
     running.stop(SHUTDOWN_GRACE).await;
+    hand_back(&app).await;
+}
+
+/// Queues again, without counting their attempt, the jobs this worker still holds after the
+/// grace period: another replica takes them now, not after their lease lapses.
+async fn hand_back(app: &Arc<App>) {
+    let owner = app.config().jobs.worker_id.clone();
+    let now = unix_ms(app.clock.now());
+    match app
+        .store
+        .write_in_background(move |c| jobs::hand_back(c, &owner, now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(count) => {
+            tracing::info!(
+                count,
+                "handed back the jobs not finished within the grace period"
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not hand back the jobs in hand; they run again once their leases lapse")
+        }
+    }
 }
 
 /// The configured tenants whose homeserver jobs may not call now; `None` when no homeserver may
@@ -140,9 +164,11 @@ async fn attempt(app: Arc<App>, job: Job) {
     let span = tracing::info_span!("job", kind = %job.kind, job_id = job.id, tenant = %job.tenant_id, room_key = job.room_key);
     async move {
         let started = Instant::now();
-        let renewal = tokio::spawn(renew_lease(app.clone(), job.id));
+        // Aborted when the attempt ends or is cut short at a stop (dropped with it).
+        let renewal = tokio::spawn(renew_lease(app.clone(), job.id)).abort_handle();
+        let _renewal = AbortOnDrop(renewal);
         let result = super::execute(&app, &job).await;
-        renewal.abort();
+        drop(_renewal);
         let now = unix_ms(app.clock.now());
         let (label, outcome) = outcome(&app, &job, result, now);
         app.metrics.jobs.with_label_values(&[&job.kind, label]).inc();
@@ -169,6 +195,15 @@ async fn attempt(app: Arc<App>, job: Job) {
     }
     .instrument(span)
     .await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The declared room whose status shows how `job` ended, and whether the job is its teardown.

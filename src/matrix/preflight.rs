@@ -16,7 +16,8 @@ use crate::config::HomeserverConfig;
 use crate::config::secret::random_token;
 
 /// Which step failed; `check` turns each into its own exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     Versions,
     Token,

@@ -71,6 +71,7 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     pub webhook_lag_events: IntGaugeVec,
     pub webhook_oldest_undelivered_age_seconds: GaugeVec,
+    pub leader: IntGaugeVec,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -313,6 +314,13 @@ impl Metrics {
                     "Age of the oldest event not yet delivered to the tenant's webhook, by tenant (0 when caught up)."
                 ),
                 &["tenant"]
+            )),
+            leader: register!(IntGaugeVec::new(
+                Opts::new(
+                    "openmeet_as_leader",
+                    "1 on the replica that runs singleton role `role` (pruner, queue_gauges, watchdog:{homeserver}, probe:{homeserver}), 0 on the others (DESIGN §15); each role is 1 on exactly one replica."
+                ),
+                &["role"]
             )),
             registry,
             names: Vec::new(),

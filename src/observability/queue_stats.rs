@@ -1,5 +1,7 @@
 //! The job-queue gauges per tenant (queued, running, dead, oldest queued age), refreshed from the
-//! database: the worker only sees its own jobs, the table sees every replica's.
+//! database: the worker only sees its own jobs, the table sees every replica's. One replica
+//! exports them, the holder of the `queue_gauges` role (`leadership`); the others export none, so
+//! a sum over pods counts each job once and an alert fires once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::leadership;
 use crate::observability::metrics::Metrics;
 use crate::store::status::{self, TenantQueue};
 use crate::store::unix_ms;
@@ -15,10 +18,20 @@ use crate::store::unix_ms;
 /// How often the gauges are read from the database.
 pub const REFRESH: Duration = Duration::from_secs(15);
 
-/// Refreshes the gauges now and every [`REFRESH`] until `shutdown` turns true.
+/// Refreshes the gauges now and every [`REFRESH`] until `shutdown` turns true, while this replica
+/// holds the `queue_gauges` role.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut seen = HashSet::new();
     loop {
+        if !app.leadership.holds(leadership::QUEUE_GAUGES) {
+            if !std::mem::take(&mut seen).is_empty() {
+                clear(&app.metrics);
+            }
+            tokio::select! {
+                () = app.leadership.wait_for(leadership::QUEUE_GAUGES) => continue,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
         // Failed and dead jobs count within the retention window, as in the status report.
         let since = unix_ms(app.clock.now()) - app.config().retention.jobs.as_millis() as i64;
         let now = unix_ms(app.clock.now());
@@ -69,6 +82,19 @@ fn set(metrics: &Metrics, queues: &[TenantQueue], seen: &mut HashSet<String>, no
             .with_label_values(&labels)
             .set(age);
     }
+}
+
+/// Drops every series: another replica exports them now.
+fn clear(metrics: &Metrics) {
+    for gauge in [
+        &metrics.jobs_queued,
+        &metrics.jobs_running,
+        &metrics.jobs_dead,
+        &metrics.jobs_scheduled_due,
+    ] {
+        gauge.reset();
+    }
+    metrics.jobs_oldest_queued_age_seconds.reset();
 }
 
 /// Sets every seen tenant's count of scheduled jobs that are due and wait still (0 when none).

@@ -15,10 +15,13 @@ pub use self::homeservers::{HomeserverState, HomeserverView};
 use self::homeservers::{homeserver_status, ready_ping};
 use crate::app::App;
 use crate::clock::duration;
+use crate::config::Config;
+use crate::leadership;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
+use crate::store::leader::{self, Lease};
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
-use crate::store::{StoreError, inbox_views, unix_ms, webhook_deliveries};
+use crate::store::{Backend, StoreError, inbox_views, unix_ms, webhook_deliveries};
 use crate::webhooks::status::WebhookStatus;
 
 /// The newest failed and dead jobs shown per tenant (the queue counts them all).
@@ -38,6 +41,20 @@ pub struct Status {
     pub homeservers: Vec<HomeserverStatus>,
     /// The configured tenants in config order, then any other tenant that still has jobs.
     pub tenants: Vec<TenantStatus>,
+    /// Each singleton role and the replica (`jobs.worker_id`) that runs it (DESIGN §15).
+    pub leaders: Vec<LeaderStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LeaderStatus {
+    /// `pruner`, `queue_gauges`, `watchdog:{homeserver}` or `probe:{homeserver}`.
+    pub role: String,
+    /// The `jobs.worker_id` of the replica that runs it; `null` when none does now (its last
+    /// holder stopped or lapsed: another takes it within a second).
+    pub holder: Option<String>,
+    /// When its lease lapses unless renewed (unix ms); `null` on SQLite, where the one process
+    /// holds every role.
+    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,7 +138,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
     let config = app.config();
     let now = unix_ms(app.clock.now());
     let since = now - config.retention.jobs.as_millis() as i64;
-    let (queues, failed_jobs, inbox, webhooks) = app
+    let (queues, failed_jobs, inbox, webhooks, leases) = app
         .store
         .run(move |conn| {
             let queues = queue_status::queue_by_tenant(conn, since)?;
@@ -137,9 +154,10 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             }
             let inbox = inbox_views::pending_summary(conn)?;
             let webhooks = webhook_deliveries::progress(conn)?;
-            Ok((queues, failed_jobs, inbox, webhooks))
+            Ok((queues, failed_jobs, inbox, webhooks, leader::all(conn)?))
         })
         .await?;
+    let leaders = leaders_of(app, &config, &leases, now);
     let token = token_label(homeserver.token(crate::config::DEFAULT_ID)).to_owned();
     let mut tenants: Vec<TenantStatus> = config
         .tenants
@@ -206,7 +224,34 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             .map(|state| homeserver_status(&config, state))
             .collect(),
         tenants,
+        leaders,
     })
+}
+
+/// Every role of the config with its holder: the rows of `leader` on PostgreSQL, this process on
+/// SQLite.
+fn leaders_of(app: &App, config: &Config, leases: &[Lease], now_ms: i64) -> Vec<LeaderStatus> {
+    let alone = app.store.backend() == Backend::Sqlite;
+    leadership::roles(config)
+        .into_iter()
+        .map(|role| {
+            if alone {
+                return LeaderStatus {
+                    role,
+                    holder: Some(config.jobs.worker_id.clone()),
+                    expires_at_ms: None,
+                };
+            }
+            let lease = leases
+                .iter()
+                .find(|lease| lease.name == role && lease.expires_at >= now_ms);
+            LeaderStatus {
+                holder: lease.map(|lease| lease.holder.clone()),
+                expires_at_ms: lease.map(|lease| lease.expires_at),
+                role,
+            }
+        })
+        .collect()
 }
 
 pub fn token_label(state: TokenState) -> &'static str {
@@ -324,6 +369,22 @@ impl Status {
         let webhooks = (self.tenants.iter())
             .filter_map(|tenant| Some((tenant.id.as_str(), tenant.webhook.as_ref()?)));
         out.push_str(&crate::webhooks::status::table(webhooks, now_ms));
+        let mut leaders = vec![["ROLE", "RUN BY", "LEASE"].map(str::to_owned)];
+        for leader in &self.leaders {
+            leaders.push([
+                leader.role.clone(),
+                leader
+                    .holder
+                    .clone()
+                    .unwrap_or_else(|| "nobody now (taken within a second)".into()),
+                leader.expires_at_ms.map_or_else(
+                    || "-".into(),
+                    |at| format!("{} left", duration((at - now_ms).max(0) as f64 / 1000.0)),
+                ),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&columns(&leaders));
         out
     }
 }
@@ -409,6 +470,18 @@ mod tests {
                 }],
                 webhook: None,
             }],
+            leaders: vec![
+                LeaderStatus {
+                    role: "pruner".into(),
+                    holder: Some("pod-a:8009".into()),
+                    expires_at_ms: Some(71_000),
+                },
+                LeaderStatus {
+                    role: "watchdog:default".into(),
+                    holder: None,
+                    expires_at_ms: None,
+                },
+            ],
         }
     }
 
@@ -434,6 +507,10 @@ mod tests {
         assert!(table.contains("job 7  dead  tenant tenantA  ensure_room  room tenantA/event/party  attempts 3  1m00s ago"), "{table}");
         assert!(
             table.contains("    gave up after 3 attempts: HTTP 500"),
+            "{table}"
+        );
+        assert!(
+            table.contains("\nROLE              RUN BY                              LEASE\npruner            pod-a:8009                          10s left\nwatchdog:default  nobody now (taken within a second)  -\n"),
             "{table}"
         );
     }

@@ -300,8 +300,25 @@ pub fn finish(
     Ok(updated == 1)
 }
 
-/// At start-up: the jobs `owner` was running when it stopped go back to the queue at once.
+/// At start-up: the jobs `owner` was running when it stopped go back to the queue at once (their
+/// attempt counted: the process that made it crashed, perhaps because of the job).
 pub fn reclaim_own(conn: &mut DbConnection, owner: &str, now_ms: i64) -> Result<usize, StoreError> {
+    requeue_held(conn, owner, now_ms, 0)
+}
+
+/// At a stop (SIGTERM): the jobs `owner` could not finish within the grace period go back to the
+/// queue at once without their attempt counted, for another replica to take now rather than after
+/// their lease lapses.
+pub fn hand_back(conn: &mut DbConnection, owner: &str, now_ms: i64) -> Result<usize, StoreError> {
+    requeue_held(conn, owner, now_ms, 1)
+}
+
+fn requeue_held(
+    conn: &mut DbConnection,
+    owner: &str,
+    now_ms: i64,
+    refund: i32,
+) -> Result<usize, StoreError> {
     let reclaimed = on_backend!(conn, c => diesel::update(
         jobs::table.filter(jobs::status.eq(JobStatus::Running)).filter(jobs::lease_owner.eq(owner)),
     )
@@ -310,6 +327,7 @@ pub fn reclaim_own(conn: &mut DbConnection, owner: &str, now_ms: i64) -> Result<
         jobs::run_after.eq(now_ms),
         jobs::lease_owner.eq(None::<String>),
         jobs::lease_expires_at.eq(None::<i64>),
+        jobs::attempts.eq(jobs::attempts - refund),
         jobs::updated_at.eq(now_ms),
     ))
     .execute(c))?;

@@ -4,6 +4,7 @@
 //! Queries are synchronous (diesel) and run on tokio's blocking pool through [`Store::run`].
 
 pub(crate) mod connection;
+pub(crate) mod creation_lock;
 pub mod inbox;
 mod inbox_rows;
 pub mod inbox_views;
@@ -11,6 +12,7 @@ mod incoming;
 pub mod job_keys;
 mod job_status;
 pub mod jobs;
+pub mod leader;
 pub(crate) mod member_state;
 pub mod members;
 pub(crate) mod migrations;
@@ -74,6 +76,8 @@ pub struct Store {
     /// PostgreSQL.
     seen_events: Option<Arc<Mutex<Option<SeenEvents>>>>,
     failures: Failures,
+    /// For the connections of their own that locks held across a homeserver call need.
+    url: DatabaseUrl,
 }
 
 impl Store {
@@ -108,7 +112,21 @@ impl Store {
             writer,
             seen_events,
             failures,
+            url: database.url.clone(),
         }
+    }
+
+    /// Takes declared room `room_key`'s creation lock across replicas (`creation_lock.rs`),
+    /// waiting up to `wait` for another replica making it now; `None` when it still is.
+    pub async fn creation_lock(
+        &self,
+        room_key: i64,
+        wait: Duration,
+    ) -> Result<Option<creation_lock::CreationLock>, StoreError> {
+        let url = self.url.clone();
+        tokio::task::spawn_blocking(move || creation_lock::take(&url, room_key, wait))
+            .await
+            .map_err(|_| StoreError::Cancelled)?
     }
 
     pub fn backend(&self) -> Backend {

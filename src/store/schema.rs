@@ -203,3 +203,11 @@ diesel::table! {
         created_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    leader (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> BigInt,
+    }
+}

@@ -19,6 +19,12 @@ pub fn probe_room_key(id: &str) -> String {
     }
 }
 
+/// The key of homeserver `id`'s last verdict, stored by the replica that checks it for the others
+/// (`homeservers/watchdog.rs`).
+pub fn health_key(id: &str) -> String {
+    format!("homeserver_health:{id}")
+}
+
 pub fn get(conn: &mut DbConnection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(on_backend!(conn, c => appservice_state::table
         .find(key)

@@ -188,6 +188,14 @@ pub fn release(conn: &mut DbConnection, tenant: &str, owner: &str) -> Result<(),
     Ok(())
 }
 
+/// Ends every lease `owner` holds (a stop): another replica delivers those tenants at once.
+pub fn release_all(conn: &mut DbConnection, owner: &str) -> Result<usize, StoreError> {
+    let released = on_backend!(conn, c => diesel::update(wd::table.filter(wd::lease_owner.eq(owner)))
+        .set((wd::lease_owner.eq(None::<String>), wd::lease_until_ms.eq(None::<i64>)))
+        .execute(c))?;
+    Ok(released)
+}
+
 /// The tenant's webhook changed (a reload): its next attempt is due now and the backoff starts
 /// over. The retry window of an event already failing keeps running.
 pub fn retry_now(conn: &mut DbConnection, tenant: &str, now_ms: i64) -> Result<(), StoreError> {

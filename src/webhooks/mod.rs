@@ -15,7 +15,7 @@
 //! - One replica at a time delivers a tenant's events: it holds the tenant row's lease (taken by
 //!   an `UPDATE … WHERE` no other lease is in force), renewed with every acknowledgement; a
 //!   crashed replica's lease lapses after [`LEASE`] and a restarted one takes its own back at
-//!   once. A request never outlives the lease ([`deliver::TIMEOUT`] is shorter).
+//!   once; a replica stopping on SIGTERM ends its leases. A request never outlives the lease ([`deliver::TIMEOUT`] is shorter).
 //! - A webhook new to the config starts at its tenant's current outbox head (the feed serves
 //!   older events); one changed by a reload is tried at once with the new URL and key; one
 //!   removed keeps its cursor, so adding it back resumes where it stopped.
@@ -45,8 +45,8 @@ pub const LEASE: Duration = Duration::from_secs(60);
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often the lag gauges are read from the database (the table sees every replica's work).
 const GAUGES_REFRESH: Duration = Duration::from_secs(15);
-/// How long shutdown lets deliveries in flight finish; the rest keep their lease, which this
-/// replica takes back at its next start (another one after the lease lapses).
+/// How long shutdown lets deliveries in flight finish; then every lease this replica holds is
+/// ended, so another replica delivers those tenants at once.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Delivers every tenant's events until `shutdown` turns true.
@@ -104,6 +104,14 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
     }
     running.stop(SHUTDOWN_GRACE).await;
+    let owner = app.config().jobs.worker_id.clone();
+    if let Err(error) = app
+        .store
+        .write_in_background(move |c| webhook_deliveries::release_all(c, &owner))
+        .await
+    {
+        tracing::warn!(%error, "could not end this replica's webhook leases; they lapse within a minute");
+    }
 }
 
 /// Gives every configured webhook its delivery row (a new one starts at the outbox head) and

@@ -17,6 +17,7 @@ mod moderation;
 mod operate;
 mod port;
 mod redaction;
+mod replicas;
 mod rooms;
 mod settings;
 mod webhooks;

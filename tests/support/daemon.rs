@@ -57,6 +57,9 @@ pub struct DaemonConfig {
     pub room_version: Option<String>,
     /// The appservice port is in a registration Synapse loaded, so it must never change.
     pub appservice_port_registered: bool,
+    /// Where the daemon listens for Synapse when not at `appservice_port` (the registered one): a
+    /// replica behind a proxy that holds the registered port.
+    pub appservice_listen_port: Option<u16>,
     /// `logging.level`; "debug" unless a test (or the benchmark) wants less.
     pub log_level: String,
     /// `logging.format` (`human` or `json`); `None`: the daemon's default.
@@ -101,6 +104,7 @@ impl DaemonConfig {
             log_level: "debug".into(),
             log_format: None,
             appservice_port_registered: false,
+            appservice_listen_port: None,
             room_version: None,
             homeserver_timeout_seconds: 10,
             check_interval_seconds: 60,
@@ -112,6 +116,11 @@ impl DaemonConfig {
             server_directory: Vec::new(),
             dir,
         }
+    }
+
+    /// The port this daemon's appservice listener is on (not the registered one behind a proxy).
+    pub fn listening_appservice_port(&self) -> u16 {
+        self.appservice_listen_port.unwrap_or(self.appservice_port)
     }
 
     pub fn tenant_token(&self, tenant: &str) -> String {
@@ -149,7 +158,7 @@ impl DaemonConfig {
              check_interval_seconds: {check}\n  probe_interval_seconds: {probe}\n{room_version}\
              appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
              as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
-             listen:\n  appservice: 127.0.0.1:{asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
+             listen:\n  appservice: 127.0.0.1:{listen_asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
              database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
              tenants:\n{tenants}{homeservers}\
              logging:\n  level: {log_level}\n{log_format}{extra}",
@@ -174,6 +183,7 @@ impl DaemonConfig {
                 )
             },
             asp = self.appservice_port,
+            listen_asp = self.listening_appservice_port(),
             pp = self.platform_port,
             mp = self.metrics_port,
             db = self.database_url,
@@ -325,6 +335,12 @@ impl Daemon {
                 }
                 Err(logs)
                     if logs.contains("for listen.appservice:")
+                        && daemon.config.appservice_listen_port.is_some() =>
+                {
+                    daemon.config.appservice_listen_port = Some(free_port());
+                }
+                Err(logs)
+                    if logs.contains("for listen.appservice:")
                         && !daemon.config.appservice_port_registered =>
                 {
                     daemon.config.appservice_port = free_port();
@@ -392,7 +408,8 @@ impl Daemon {
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            for _ in 0..200 {
+            // The worker's and webhooks' grace period is 10 s.
+            for _ in 0..600 {
                 if let Ok(Some(status)) = child.try_wait() {
                     assert!(
                         status.success(),
@@ -406,7 +423,7 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the daemon did not stop within 5 s of SIGTERM:\n{}",
+                "the daemon did not stop within 15 s of SIGTERM:\n{}",
                 self.logs()
             );
         }
@@ -509,7 +526,10 @@ impl Daemon {
     ) -> (StatusCode, Value) {
         let mut request = http_client().request(
             method,
-            format!("{}{path}", self.base(self.config.appservice_port)),
+            format!(
+                "{}{path}",
+                self.base(self.config.listening_appservice_port())
+            ),
         );
         if let Some(token) = token {
             request = request.bearer_auth(token);

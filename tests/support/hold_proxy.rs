@@ -33,6 +33,8 @@ struct Shared {
     released: watch::Sender<bool>,
     /// The JSON answers to the held requests, once Synapse gave them.
     answers: Mutex<Vec<Value>>,
+    /// The path of every request that came through, in order.
+    paths: Mutex<Vec<String>>,
 }
 
 impl HoldProxy {
@@ -44,6 +46,7 @@ impl HoldProxy {
             held: watch::channel(0).0,
             released: watch::channel(false).0,
             answers: Mutex::new(Vec::new()),
+            paths: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -112,6 +115,17 @@ impl HoldProxy {
         self.shared.released.send_replace(true);
     }
 
+    /// How many requests whose path contains `fragment` came through (held or not).
+    pub fn seen(&self, fragment: &str) -> usize {
+        self.shared
+            .paths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|path| path.contains(fragment))
+            .count()
+    }
+
     /// What Synapse answered to the requests that were held.
     pub fn held_answers(&self) -> Vec<Value> {
         self.shared
@@ -129,6 +143,11 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared
+        .paths
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(uri.path().to_owned());
     let held = shared
         .pattern
         .lock()
