@@ -89,6 +89,7 @@ async fn watch_homeserver(app: Arc<App>, id: String, mut shutdown: watch::Receiv
             }
             tokio::select! {
                 _ = tokio::time::sleep(FOLLOW) => continue,
+                () = app.leadership.wait_for(&role) => continue,
                 _ = link.health.recheck.notified() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
