@@ -307,32 +307,40 @@ async fn an_eager_and_just_in_time_creations_on_three_replicas_make_one_room() {
     cluster.replicas.iter_mut().for_each(Daemon::stop);
 }
 
+/// A private room `slug` made with `localpart` as a participant, then a job promoting them to
+/// moderator held between its two Matrix steps: it has read the room's state, and its power-level
+/// write waits in the proxy. Returns that job's id.
+async fn promotion_held_mid_way(cluster: &Cluster, slug: &str, localpart: &str) -> i64 {
+    let hs = environment().synapse.url.clone();
+    register_user(&hs, localpart).await;
+    let first = &cluster.replicas[0];
+    let body = json!({
+        "name": slug,
+        "visibility": "private",
+        "members": [{"user_id": member(localpart), "role": "participant"}],
+    });
+    let made = first.put_room("tenantA", "event", slug, body.clone()).await;
+    let done = first
+        .wait_for_job(made, &first.config.tenant_token("tenantA"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    cluster.synapse.hold("/state/m.room.power_levels");
+    let mut promoted = body;
+    promoted["members"][0]["role"] = json!("moderator");
+    let job = cluster.replicas[1]
+        .put_room("tenantA", "event", slug, promoted)
+        .await;
+    cluster.synapse.wait_held(1).await;
+    job
+}
+
 /// The replica running a room's job is killed between two Matrix steps (its power-level write
 /// held in the proxy): another replica finishes the job within one lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_replica_is_killed_mid_way_is_finished_by_another_within_a_lease() {
     let mut cluster = Cluster::start(3, "", |_| {}).await;
-    let hs = environment().synapse.url.clone();
-    register_user(&hs, "replicas-promoted").await;
     let token = cluster.replicas[0].config.tenant_token("tenantA");
-    let body = json!({
-        "name": "Killed mid-way",
-        "visibility": "private",
-        "members": [{"user_id": member("replicas-promoted"), "role": "participant"}],
-    });
-    let first = cluster.replicas[0]
-        .put_room("tenantA", "event", "killed", body.clone())
-        .await;
-    let done = cluster.replicas[0].wait_for_job(first, &token).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-
-    cluster.synapse.hold("/state/m.room.power_levels");
-    let mut promoted = body;
-    promoted["members"][0]["role"] = json!("moderator");
-    let job = cluster.replicas[1]
-        .put_room("tenantA", "event", "killed", promoted)
-        .await;
-    cluster.synapse.wait_held(1).await;
+    let job = promotion_held_mid_way(&cluster, "killed", "replicas-promoted").await;
     let owner = cluster.lease_owner(job).expect("a replica runs the job");
     let index = cluster.index_of(&owner);
     cluster.replicas[index].kill();
@@ -369,29 +377,8 @@ async fn a_job_whose_replica_is_killed_mid_way_is_finished_by_another_within_a_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_hands_back_the_job_it_cannot_finish() {
     let mut cluster = Cluster::start_with(2, "", 60, 30, |_| {}).await;
-    let hs = environment().synapse.url.clone();
-    register_user(&hs, "replicas-handed").await;
     let token = cluster.replicas[0].config.tenant_token("tenantA");
-    let body = json!({
-        "name": "Handed back",
-        "visibility": "private",
-        "members": [{"user_id": member("replicas-handed"), "role": "participant"}],
-    });
-    let first = cluster.replicas[0]
-        .put_room("tenantA", "event", "handed", body.clone())
-        .await;
-    assert_eq!(
-        cluster.replicas[0].wait_for_job(first, &token).await["status"],
-        "succeeded"
-    );
-
-    cluster.synapse.hold("/state/m.room.power_levels");
-    let mut promoted = body;
-    promoted["members"][0]["role"] = json!("moderator");
-    let job = cluster.replicas[0]
-        .put_room("tenantA", "event", "handed", promoted)
-        .await;
-    cluster.synapse.wait_held(1).await;
+    let job = promotion_held_mid_way(&cluster, "handed", "replicas-handed").await;
     let owner = cluster.lease_owner(job).expect("a replica runs the job");
     let index = cluster.index_of(&owner);
     let attempts = cluster.count(&format!(

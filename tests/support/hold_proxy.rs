@@ -7,14 +7,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
-use super::matrix_client::http_client;
+use super::relay::{Answer, pass_on};
 
 pub struct HoldProxy {
     /// Base URL, `http://127.0.0.1:<port>`, for `homeserver.url`.
@@ -158,37 +158,22 @@ async fn forward(
     if held && !after {
         wait_for_release(&shared).await;
     }
-    let target = format!(
-        "{}{}",
-        shared.upstream,
-        uri.path_and_query().map_or("/", |p| p.as_str())
-    );
-    let mut request = http_client().request(method, target).body(body.to_vec());
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            request = request.header(name, value);
-        }
-    }
-    let answer = request.send().await.expect("Synapse answers the proxy");
-    let status = answer.status();
-    let content_type = answer.headers().get("content-type").cloned();
-    let bytes = answer.bytes().await.expect("Synapse's answer body");
+    let answer = pass_on(&shared.upstream, &method, &uri, &headers, &body)
+        .await
+        .expect("Synapse answers the proxy");
+    let answer = Answer::read(answer).await.expect("Synapse's answer body");
     if held {
         shared
             .answers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            .push(serde_json::from_slice(&answer.body).unwrap_or(Value::Null));
         if after {
             wait_for_release(&shared).await;
         }
         shared.held.send_modify(|held| *held -= 1);
     }
-    let mut response = Response::builder().status(status);
-    if let Some(content_type) = content_type {
-        response = response.header("content-type", content_type);
-    }
-    response.body(Body::from(bytes)).expect("a valid response")
+    answer.into_response()
 }
 
 /// Counts the request as held until the test releases it.

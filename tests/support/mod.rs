@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod python;
 pub mod raw_http;
+pub mod relay;
 pub mod round_robin;
 pub mod second_homeserver;
 pub mod synapse;

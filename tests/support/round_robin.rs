@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use tokio::sync::oneshot;
 
-use super::matrix_client::http_client;
+use super::relay::{Answer, pass_on};
 
 pub struct RoundRobin {
     shared: Arc<Shared>,
@@ -114,40 +114,21 @@ async fn forward(
     let first = shared.next.fetch_add(1, Ordering::SeqCst);
     for turn in 0..upstreams.len() {
         let index = (first + turn) % upstreams.len();
-        let target = format!(
-            "{}{}",
-            upstreams[index],
-            uri.path_and_query().map_or("/", |p| p.as_str())
-        );
-        let mut request = http_client()
-            .request(method.clone(), target)
-            .body(body.to_vec());
-        for (name, value) in &headers {
-            if name != "host" && name != "content-length" {
-                request = request.header(name, value);
-            }
-        }
         // Only a replica that could not be reached is skipped: one that took the request and
         // failed answers with its own error, as behind a Service.
-        let answer = match request.send().await {
+        let answer = match pass_on(&upstreams[index], &method, &uri, &headers, &body).await {
             Ok(answer) => answer,
             Err(error) if error.is_connect() => continue,
             Err(_) => return bad_gateway(),
         };
-        let status = answer.status();
-        let content_type = answer.headers().get("content-type").cloned();
-        let Ok(bytes) = answer.bytes().await else {
+        let Ok(answer) = Answer::read(answer).await else {
             return bad_gateway();
         };
         shared
             .answered
             .lock()
             .unwrap_or_else(PoisonError::into_inner)[index] += 1;
-        let mut response = Response::builder().status(status);
-        if let Some(content_type) = content_type {
-            response = response.header("content-type", content_type);
-        }
-        return response.body(Body::from(bytes)).expect("a valid response");
+        return answer.into_response();
     }
     bad_gateway()
 }
