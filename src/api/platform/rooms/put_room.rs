@@ -1,9 +1,10 @@
 //! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}` `{name, topic?, visibility, open_to?, members?,
 //! adopt?}`: this room should exist with these settings (and, with `members`, exactly these
 //! members; with `adopt`, as the existing Matrix room it names). Stores the
-//! desired state and queues one `ensure_room` job in one transaction; the same call twice queues
-//! nothing new and answers with the room's latest job — unless that job ended `failed` or `dead`,
-//! then it queues a fresh one.
+//! desired state and queues one `ensure_room` job in one transaction (or, while the room's
+//! `ensure_room` is queued and not yet running, answers with that one: it reads the declaration
+//! when it runs); the same call twice queues nothing new and answers with the room's latest job —
+//! unless that job ended `failed` or `dead`, then it queues a fresh one.
 
 use axum::body::Bytes;
 use serde::Deserialize;
@@ -92,7 +93,8 @@ pub struct MemberBody {
 
 /// This room should exist with these settings (and, with `members`, exactly these members).
 /// The same declaration again queues nothing new and answers with the room's latest job, unless
-/// that job ended `failed` or `dead`.
+/// that job ended `failed` or `dead`. A change while the room's job is queued, not yet running,
+/// answers with that job: it reads the newest declaration when it runs.
 #[utoipa::path(
     put,
     path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
