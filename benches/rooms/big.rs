@@ -4,7 +4,10 @@
 //! direct client making the same invites (one state read, one invite per member).
 //!
 //! Its member users (`big-member-NNNN`) are registered once, then invited once into a warm-up
-//! room by the direct client, so that neither measured run pays for Synapse's cold caches.
+//! room by the direct client, so that neither measured run pays for Synapse's cold caches; a
+//! daemon is up (and idle) for the warm-up and the direct run, so Synapse pushes their events to
+//! an appservice as in the daemon's run. `OPENMEET_BENCH_BIG_MEMBERS=N` declares N members and
+//! N / 10 single-member PUTs instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -26,8 +29,22 @@ pub const BIG_MEMBERS: usize = 5_000;
 /// Single-member `PUT`s after it.
 pub const BIG_LATE: usize = 500;
 
+/// The room's size: members declared in the `PUT`, single-member `PUT`s after it.
+pub fn big_size() -> (usize, usize) {
+    match std::env::var("OPENMEET_BENCH_BIG_MEMBERS") {
+        Ok(n) => {
+            let n: usize = n.parse().expect("OPENMEET_BENCH_BIG_MEMBERS: a number");
+            (n, n / 10)
+        }
+        Err(_) => (BIG_MEMBERS, BIG_LATE),
+    }
+}
+
 pub struct BigReport {
     pub label: String,
+    /// Members declared in the room's `PUT`, and single-member `PUT`s after it.
+    pub declared: usize,
+    pub late: usize,
     /// Jobs the room's `PUT`s were answered with (the direct client: none).
     pub jobs: usize,
     pub calls: BTreeMap<String, f64>,
@@ -49,8 +66,9 @@ pub async fn big_runs(
     database: Option<String>,
     report: &mut Report,
 ) {
+    let (declared, late) = big_size();
     let started = Instant::now();
-    let members = register_many(hs, SERVER_NAME, "big-member", BIG_MEMBERS + BIG_LATE).await;
+    let members = register_many(hs, SERVER_NAME, "big-member", declared + late).await;
     eprintln!(
         "registered {} big-room members in {:.1} s",
         members.len(),
@@ -61,6 +79,7 @@ pub async fn big_runs(
         .iter()
         .map(|user| (user.clone(), "participant"))
         .collect();
+    let mut daemon = start_daemon(run_config(base, "bg", database, true)).await;
     let started = Instant::now();
     direct.one_room("bw0", 9_000, &everyone).await;
     eprintln!(
@@ -68,16 +87,18 @@ pub async fn big_runs(
         everyone.len(),
         started.elapsed().as_secs_f64()
     );
+    wait_inbox_processed(&http_client(), &daemon).await;
 
-    let mut daemon = start_daemon(run_config(base, "bg", database, true)).await;
-    report
-        .big
-        .push(daemon_run(&daemon, backend, &members).await);
-    // The direct run while the daemon is up and idle, so Synapse pushes to an appservice alike.
+    let run = daemon_run(&daemon, backend, &members, declared).await;
+    report.big.push(run);
+    wait_inbox_processed(&http_client(), &daemon).await;
     eprintln!("== direct client: one room of {} members", everyone.len());
     let (wall, calls) = direct.one_room("bd0", 9_001, &everyone).await;
+    eprintln!("direct client: {:.1} s", wall.as_secs_f64());
     report.big.push(BigReport {
         label: "direct client".into(),
+        declared,
+        late,
         jobs: 0,
         calls,
         wall,
@@ -90,10 +111,14 @@ async fn daemon_run(
     daemon: &crate::support::daemon::Daemon,
     backend: Backend,
     members: &[String],
+    declared: usize,
 ) -> BigReport {
+    let (declared, late) = members.split_at(declared);
     eprintln!(
-        "== {} daemon: a room of {BIG_MEMBERS} members, then {BIG_LATE} member PUTs",
-        backend.name()
+        "== {} daemon: a room of {} members, then {} member PUTs",
+        backend.name(),
+        declared.len(),
+        late.len()
     );
     let client = http_client();
     let tenant = &daemon.config.tenants[0].0;
@@ -102,7 +127,6 @@ async fn daemon_run(
         "http://127.0.0.1:{}/v1/tenants/{tenant}/rooms/event/big-room",
         daemon.config.platform_port
     );
-    let (declared, late) = members.split_at(BIG_MEMBERS);
     let calls_before = calls_by_endpoint(&metrics_text(&client, daemon).await);
 
     let started = Instant::now();
@@ -149,6 +173,8 @@ async fn daemon_run(
     calls.retain(|_, value| *value > 0.0);
     let report = BigReport {
         label: format!("daemon ({})", backend.name()),
+        declared: declared.len(),
+        late: late.len(),
         jobs: jobs.len(),
         calls,
         wall,

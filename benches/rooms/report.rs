@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::big::{BIG_LATE, BIG_MEMBERS};
 use crate::common::daemon::Backend;
 use crate::common::{mib, ms, row, table};
 use crate::enqueue::enqueue_clients;
@@ -34,13 +33,12 @@ fn write_big(out: &mut String, report: &Report) {
     if report.big.is_empty() {
         return;
     }
-    let members = BIG_MEMBERS + BIG_LATE;
+    let (declared, late) = (report.big[0].declared, report.big[0].late);
+    let members = declared + late;
     let _ = writeln!(
         out,
-        "## One big room
-
-A private event room declared with {BIG_MEMBERS} members in one `PUT`, \
-         then {BIG_LATE} single-member `PUT`s one after another (the daemon); the direct client \
+        "## One big room\n\nA private event room declared with {declared} members in one `PUT`, \
+         then {late} single-member `PUT`s one after another (the daemon); the direct client \
          creates the room, reads its state once and invites the same {members} users. Every \
          member user was invited once before, into a warm-up room. Time: first `PUT` (or call) \
          to every job succeeded (every invite made).\n"
