@@ -121,6 +121,29 @@ async fn a_declaration_is_stored_with_its_job_and_the_same_call_queues_nothing_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_changes_while_the_rooms_job_waits_fold_into_that_job() {
+    let daemon = daemon().await;
+    let token = daemon.config.tenant_token("tenantA");
+    let path = "/v1/tenants/tenantA/rooms/event/folded";
+    let body = json!({"name": "Folded Chat", "visibility": "private"});
+    let first = daemon.put_room("tenantA", "event", "folded", body).await;
+    for (i, method) in [Method::PUT, Method::PUT, Method::DELETE]
+        .into_iter()
+        .enumerate()
+    {
+        let member = format!("{path}/members/%40guest-{i}%3Atest.openmeet.invalid");
+        let body = (method == Method::PUT).then(|| json!({"role": "participant"}));
+        let (status, answer) = daemon.platform(method, &member, Some(&token), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["job"]["id"], first, "{answer}");
+    }
+    let (_, room) = daemon.platform(Method::GET, path, Some(&token), None).await;
+    assert_eq!(room["members"].as_array().map(Vec::len), Some(2), "{room}");
+    let (code, stdout, _) = daemon.config.cli(&["jobs", "list", "--status", "queued"]);
+    assert_eq!((code, stdout.lines().count()), (0, 1), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_the_router_cannot_read_answers_json() {
     let daemon = daemon().await;
     let token = daemon.config.tenant_token("tenantA");

@@ -166,6 +166,28 @@ impl Direct {
         }
     }
 
+    /// One room of `members` as tenant `tenant`'s bot (room index `room` names it): the bot
+    /// registered and named, then the room's `ensure_room`. Returns the time and the calls.
+    pub async fn one_room(
+        &self,
+        tenant: &str,
+        room: usize,
+        members: &[(String, &str)],
+    ) -> (Duration, BTreeMap<String, f64>) {
+        self.calls.lock().expect("calls lock").clear();
+        let started = Instant::now();
+        let bot = format!("@openmeet-bot-{tenant}:{SERVER_NAME}");
+        self.ensure_bot(&bot, tenant).await;
+        self.ensure_room(tenant, &bot, room, members).await;
+        let wall = started.elapsed();
+        let calls = self.calls.lock().expect("calls lock");
+        let calls = calls
+            .iter()
+            .map(|(endpoint, stats)| ((*endpoint).to_owned(), stats.calls))
+            .collect();
+        (wall, calls)
+    }
+
     /// As the daemon's `ensure_bot`: register the bot (already registered is fine), name it.
     async fn ensure_bot(&self, bot: &str, tenant: &str) {
         let localpart = bot

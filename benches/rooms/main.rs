@@ -18,6 +18,9 @@
 //!   daemon's reconcile decides), 16 rooms in flight and at most 4 per tenant; each bot is
 //!   registered (`m.login.application_service`) and named once first, as the daemon does. The
 //!   daemon's throughput is reported as a percentage of this;
+//! - one big room ([`big`]): declared with 5,000 members, then 500 single-member `PUT`s; the
+//!   homeserver calls per member, the jobs and the time to converge, against the direct client
+//!   making the same invites; on the first backend measured, after the other runs;
 //! - the platform API's enqueue rate: a daemon with `jobs.enabled: false`, [`ENQUEUE_CLIENTS`]
 //!   concurrent keep-alive clients `PUT`ting distinct rooms for [`ENQUEUE_RUN`], without members
 //!   and with [`MEMBERS`]; on PostgreSQL and on SQLite.
@@ -43,7 +46,7 @@
 //!
 //! `OPENMEET_BENCH_ROOMS=N` declares N rooms per run instead of [`ROOMS`] (a quick try-out);
 //! `OPENMEET_BENCH_ONLY=enqueue` runs only the enqueue rate, with `OPENMEET_BENCH_CLIENTS=N` clients
-//! instead of [`ENQUEUE_CLIENTS`]; `BENCH_BACKENDS=sqlite` measures one backend only (the direct
+//! instead of [`ENQUEUE_CLIENTS`]; `OPENMEET_BENCH_ONLY=big` only the big room ([`big`]); `BENCH_BACKENDS=sqlite` measures one backend only (the direct
 //! client then runs twice). The daemon connects to PostgreSQL as the URL says, without TLS on
 //! loopback unless it asks (the report says which); append `?sslmode=require` to
 //! `TEST_POSTGRES_URL` to measure with. Without
@@ -62,6 +65,7 @@ mod support;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod big;
 mod declared;
 mod direct;
 mod enqueue;
@@ -76,6 +80,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{Backend, SERVER_NAME, backends, start_synapse};
 use support::matrix_client::http_client;
 
+use big::{BigReport, big_runs};
 use declared::DeclaredReport;
 use direct::{Direct, DirectReport};
 use enqueue::{EnqueueReport, enqueue_runs};
@@ -122,6 +127,8 @@ pub struct Report {
     pub declared: Vec<DeclaredReport>,
     pub directs: Vec<DirectReport>,
     pub enqueue: Vec<EnqueueReport>,
+    /// The big room's runs: the daemon's, the direct client's.
+    pub big: Vec<BigReport>,
     pub total: Duration,
 }
 
@@ -131,8 +138,10 @@ fn main() {
         return;
     }
     let rooms = common::rooms_from_env(ROOMS);
-    // `OPENMEET_BENCH_ONLY=enqueue`: only the platform API's enqueue rate.
-    let enqueue_only = std::env::var("OPENMEET_BENCH_ONLY").is_ok_and(|only| only == "enqueue");
+    // `OPENMEET_BENCH_ONLY=enqueue`: only the platform API's enqueue rate; `=big`: only the big
+    // room.
+    let only = std::env::var("OPENMEET_BENCH_ONLY").unwrap_or_default();
+    let (enqueue_only, big_only) = (only == "enqueue", only == "big");
     let backends = backends();
     let bench_started = Instant::now();
     // The registration's namespaces cover every tenant's bot and alias, so each run has its own.
@@ -149,6 +158,8 @@ fn main() {
     };
     let declared_databases = databases("bench_rooms", &backends);
     let enqueue_databases = databases("bench_rooms_enqueue", &[Backend::Postgres, Backend::Sqlite]);
+    // The big room on one backend: the first measured.
+    let big_database = databases("bench_rooms_big", &backends[..1]).remove(0);
     let postgres = enqueue_databases
         .iter()
         .find_map(|(_, url)| url.as_deref())
@@ -163,10 +174,12 @@ fn main() {
             declared: Vec::new(),
             directs: Vec::new(),
             enqueue: Vec::new(),
+            big: Vec::new(),
             total: Duration::ZERO,
         };
-        let members = if enqueue_only {
-            // The enqueue runs name members without Synapse knowing them.
+        let members = if enqueue_only || big_only {
+            // The enqueue runs name members without Synapse knowing them (the big room registers
+            // its own).
             (0..50)
                 .map(|i| format!("@bench-member-{i:03}:{SERVER_NAME}"))
                 .collect()
@@ -190,11 +203,16 @@ fn main() {
             runs.alternate(&base, declared_databases, &mut report).await;
             members
         };
-        for (backend, database) in enqueue_databases {
+        for (backend, database) in enqueue_databases.into_iter().filter(|_| !big_only) {
             let config = run_config(&base, "eq", database, false);
             report
                 .enqueue
                 .extend(enqueue_runs(backend, config, &members, synapse_pid).await);
+        }
+        // Last: its 5,500 members and their invites grow Synapse's database.
+        if !enqueue_only {
+            let (backend, database) = big_database;
+            big_runs(&hs, &base, backend, database, &mut report).await;
         }
         report
     });

@@ -16,11 +16,68 @@ use crate::{
 pub fn render(report: &Report) -> String {
     let mut out = String::from("# Declared rooms benchmark\n\n");
     write_setup(&mut out, report);
-    write_declared(&mut out, report);
-    write_disturbed(&mut out, report);
-    write_calls(&mut out, report);
-    write_enqueue(&mut out, report);
+    if !report.declared.is_empty() {
+        write_declared(&mut out, report);
+        write_disturbed(&mut out, report);
+        write_calls(&mut out, report);
+    }
+    if !report.enqueue.is_empty() {
+        write_enqueue(&mut out, report);
+    }
+    write_big(&mut out, report);
     out
+}
+
+/// The big room: the daemon's run against the direct client's.
+fn write_big(out: &mut String, report: &Report) {
+    if report.big.is_empty() {
+        return;
+    }
+    let (declared, late) = (report.big[0].declared, report.big[0].late);
+    let members = declared + late;
+    let _ = writeln!(
+        out,
+        "## One big room\n\nA private event room declared with {declared} members in one `PUT`, \
+         then {late} single-member `PUT`s one after another (the daemon); the direct client \
+         creates the room, reads its state once and invites the same {members} users. Every \
+         member user was invited once before, into a warm-up room. Time: first `PUT` (or call) \
+         to every job succeeded (every invite made).\n"
+    );
+    let mut rows = vec![row(&[
+        "run",
+        "jobs",
+        "homeserver calls",
+        "calls per member",
+        "invites",
+        "state reads",
+        "time to converge s",
+        "members/s",
+    ])];
+    for run in &report.big {
+        let calls = run.total_calls();
+        let jobs = if run.jobs == 0 {
+            "–".to_owned()
+        } else {
+            run.jobs.to_string()
+        };
+        rows.push(vec![
+            run.label.clone(),
+            jobs,
+            format!("{calls:.0}"),
+            format!("{:.3}", calls / members as f64),
+            format!(
+                "{:.0}",
+                run.calls.get("invite_user").copied().unwrap_or(0.0)
+            ),
+            format!(
+                "{:.0}",
+                run.calls.get("get_state_events").copied().unwrap_or(0.0)
+            ),
+            format!("{:.1}", run.wall.as_secs_f64()),
+            format!("{:.1}", members as f64 / run.wall.as_secs_f64()),
+        ]);
+    }
+    let _ = writeln!(out, "{}", table(&rows));
 }
 
 fn rate_of(rooms: usize, wall: Duration) -> f64 {
@@ -30,6 +87,16 @@ fn rate_of(rooms: usize, wall: Duration) -> f64 {
 /// What ran where: the machine, the declaration, the bounds, PostgreSQL.
 fn write_setup(out: &mut String, report: &Report) {
     let rooms = report.rooms;
+    if rooms == 0 {
+        let _ = writeln!(
+            out,
+            "One Synapse 1.163 (SQLite, single process) and the daemon (release build, log level \
+             info) on this {}-core machine; only the runs below. Whole benchmark: {:.0} s.\n",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            report.total.as_secs_f64()
+        );
+        return;
+    }
     let postgres = report.postgres.as_ref().map_or(String::new(), |(version, tls)| {
         let connections = if *tls {
             "over TLS (as TEST_POSTGRES_URL or PGSSLMODE asks, or to a server not on loopback)"

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ruma::{OwnedRoomAliasId, OwnedUserId, RoomId, UserId};
 use serde_json::{Value, json};
@@ -37,6 +39,11 @@ const CONVERGING_KINDS: &[&str] = &[KIND, super::converge_tenant::KIND];
 
 /// The reason given when a member the platform removed is kicked.
 const REMOVED: &str = "Removed from the room";
+
+/// The longest `retry_after_ms` of a rate-limited invite that the job waits out itself before
+/// inviting the rest; a longer one ends the attempt as a rate-limited pause (the worker queues
+/// the job again for then, no attempt spent, and its next attempt invites only who is missing).
+const LONGEST_WAIT_IN_JOB: Duration = Duration::from_secs(10);
 
 pub async fn run(app: &Arc<App>, job: &Job) -> Result<Value, JobError> {
     let room_key = job
@@ -153,11 +160,20 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         desired: &desired,
     };
     let managed = ManagedInStore(&app.store);
+    let pacing = Pacing::new(LONGEST_WAIT_IN_JOB);
+    let converged = converge_in_room(&*homeserver, &managed, &at, &wanted, &pacing).await;
+    let waits = pacing.waits.load(Ordering::Relaxed);
+    if waits > 0 {
+        let link = app.link_of_tenant(&room.tenant_id);
+        (app.metrics.rate_limit_waits)
+            .with_label_values(&[link.id.as_str()])
+            .inc_by(waits);
+    }
     let Converged {
         directory_note,
         applied,
         refused,
-    } = converge_in_room(&*homeserver, &managed, &at, &wanted).await?;
+    } = converged?;
     let note_before = declared.access.directory_note.as_deref();
     ensure_directory::keep_note(app, room, note_before, directory_note).await?;
     let now = unix_ms(app.clock.now());
@@ -237,6 +253,48 @@ struct Wanted<'a> {
     desired: &'a BTreeMap<OwnedUserId, i64>,
 }
 
+/// How a job meets the homeserver's rate limit (`M_LIMIT_EXCEEDED`): it waits out a
+/// `retry_after` up to `longest_wait` and goes on, counting the waits for the metrics.
+struct Pacing {
+    longest_wait: Duration,
+    waits: AtomicU64,
+}
+
+impl Pacing {
+    fn new(longest_wait: Duration) -> Self {
+        Self {
+            longest_wait,
+            waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Invites `user`, waiting out the rate limit while each wait is short. With a 5,000-member
+    /// room a `rate_limited: true` registration meets Synapse's `rc_invites` (per room and per
+    /// issuer, 0.3/s after a burst of 10 by default); ours says false, which exempts the bots.
+    async fn invite(
+        &self,
+        homeserver: &impl RoomConnection,
+        bot: &UserId,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> Result<(), matrix::Error> {
+        loop {
+            let error = match homeserver.invite(bot, room_id, user).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            match error.retry_kind() {
+                matrix::RetryKind::RateLimited(wait) if wait <= self.longest_wait => {
+                    self.waits.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(wait_ms = wait.as_millis() as u64, %user, "invites rate limited by the homeserver; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+}
+
 /// How converging ended, for the store: the note of a server-wide listing refused, the level the
 /// daemon now owns per member, and a sentence per ban or mute the bot could not make.
 #[derive(Debug)]
@@ -255,6 +313,7 @@ async fn converge_in_room(
     rooms: &impl ManagedRooms,
     at: &InRoom<'_>,
     wanted: &Wanted<'_>,
+    pacing: &Pacing,
 ) -> Result<Converged, JobError> {
     let (bot, room_id) = (at.bot, at.room_id);
     ensure_settings::ensure_settings(homeserver, rooms, at, wanted.aliases, wanted.settings)
@@ -277,7 +336,7 @@ async fn converge_in_room(
             Some("ban") => {
                 tracing::warn!(%user, "a declared member is banned from the room; not inviting")
             }
-            _ => homeserver.invite(bot, room_id, user).await?,
+            _ => pacing.invite(homeserver, bot, room_id, user).await?,
         }
     }
     for member in wanted.members {

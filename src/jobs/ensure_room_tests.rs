@@ -3,6 +3,7 @@
 //! short at any call.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ruma::{OwnedRoomId, RoomId};
 use serde_json::json;
@@ -17,6 +18,8 @@ const BOT: &str = "@openmeet-bot-tenanta:hs.test";
 const ALIAS: &str = "#event-party-tenantA:hs.test";
 const HOST: &str = "@host:hs.test";
 const GUEST: &str = "@guest:hs.test";
+/// The longest rate-limit wait the tests' jobs wait out.
+const WAIT: Duration = Duration::from_millis(50);
 
 /// No declared room holds any Matrix room but this one.
 struct NoOtherRooms;
@@ -100,6 +103,16 @@ async fn converge(
     case: &Case,
     fresh: Fresh,
 ) -> Result<Converged, JobError> {
+    converge_paced(homeserver, case, fresh, &Pacing::new(WAIT)).await
+}
+
+/// [`converge`] meeting rate limits as `pacing` says.
+async fn converge_paced(
+    homeserver: &Homeserver,
+    case: &Case,
+    fresh: Fresh,
+    pacing: &Pacing,
+) -> Result<Converged, JobError> {
     let (bot, room_id) = (bot(), RoomId::parse(CREATED).unwrap());
     let state = homeserver.room_state(&bot, &room_id).await?;
     let at = InRoom {
@@ -122,7 +135,7 @@ async fn converge(
         members: &case.members,
         desired: &case.desired,
     };
-    converge_in_room(homeserver, &NoOtherRooms, &at, &wanted).await
+    converge_in_room(homeserver, &NoOtherRooms, &at, &wanted, pacing).await
 }
 
 /// The room as `case` creates and converges it.
@@ -365,4 +378,81 @@ async fn a_convergence_cut_short_at_any_call_ends_where_an_uncut_one_does_and_re
             assert_eq!(retried.world(), expected, "{fault:?}");
         }
     }
+}
+
+/// `party` with `guests` more guests, created and none of them invited yet.
+async fn crowd(guests: usize) -> (Case, World) {
+    let mut case = party();
+    for i in 0..guests {
+        let guest = format!("@guest-{i:02}:hs.test");
+        case.members.push(member(&guest, Some("guest"), None));
+        case.desired.insert(user(&guest), 0);
+    }
+    let homeserver = Homeserver::new(World::default(), None);
+    create(&homeserver, &case).await.unwrap();
+    (case, homeserver.world())
+}
+
+fn invited(world: &World) -> usize {
+    world.members.values().filter(|m| *m == "invite").count()
+}
+
+#[tokio::test]
+async fn a_rate_limited_invite_is_waited_out_and_the_attempt_invites_the_rest() {
+    let (case, world) = crowd(20).await;
+    let uncut = Homeserver::new(world.clone(), None);
+    converge(&uncut, &case, Fresh::JustCreated).await.unwrap();
+    let (expected, calls) = (uncut.world(), uncut.calls());
+    assert_eq!(invited(&expected), 22);
+    // An invite in the middle answers 429 M_LIMIT_EXCEEDED, retry_after_ms 5.
+    let limited = Fault::Limited(calls / 2, Duration::from_millis(5));
+    let homeserver = Homeserver::new(world, Some(limited));
+    let pacing = Pacing::new(WAIT);
+    converge_paced(&homeserver, &case, Fresh::JustCreated, &pacing)
+        .await
+        .unwrap();
+    assert_eq!(homeserver.world(), expected);
+    assert_eq!(
+        homeserver.calls(),
+        calls + 1,
+        "the refused invite, once more"
+    );
+    assert_eq!(pacing.waits.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_ends_the_attempt_as_a_pause_and_the_next_one_invites_only_who_is_missing()
+ {
+    let (case, world) = crowd(20).await;
+    let uncut = Homeserver::new(world.clone(), None);
+    converge(&uncut, &case, Fresh::JustCreated).await.unwrap();
+    let (expected, calls) = (uncut.world(), uncut.calls());
+    // The next attempt finds the room stored: an existing room.
+    let uncut_again = Homeserver::new(world.clone(), None);
+    converge(&uncut_again, &case, Fresh::Existing)
+        .await
+        .unwrap();
+    let calls_again = uncut_again.calls();
+    let retry_after = Duration::from_secs(60);
+    let homeserver = Homeserver::new(world, Some(Fault::Limited(calls / 2, retry_after)));
+    let pacing = Pacing::new(WAIT);
+    let error = converge_paced(&homeserver, &case, Fresh::JustCreated, &pacing)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.retry_kind(),
+        matrix::RetryKind::RateLimited(retry_after),
+        "the worker pauses the job until then: {error}"
+    );
+    assert_eq!(
+        pacing.waits.load(Ordering::Relaxed),
+        0,
+        "no wait of a minute inside the job"
+    );
+    let kept = invited(&homeserver.world());
+    assert!(kept > 0 && kept < 22, "{kept} invited before the limit");
+    let next = Homeserver::new(homeserver.world(), None);
+    converge(&next, &case, Fresh::Existing).await.unwrap();
+    assert_eq!(next.world(), expected);
+    assert_eq!(next.calls(), calls_again - kept, "no member invited twice");
 }

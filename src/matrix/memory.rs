@@ -16,11 +16,13 @@ use super::{Error, RoomConnection, RoomState, SenderPage};
 pub const CREATED: &str = "!created:hs.test";
 
 /// Where a call fails: before it takes effect (the request never arrived), or after (the
-/// answer was lost).
+/// answer was lost); or where the homeserver's rate limit refuses it (429 `M_LIMIT_EXCEEDED` with
+/// `retry_after_ms`, taking no effect).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     Before(usize),
     After(usize),
+    Limited(usize, Duration),
 }
 
 /// One event of the room's timeline.
@@ -105,8 +107,10 @@ impl Homeserver {
             *calls - 1
         };
         let lost = Error::Timeout(Duration::from_secs(30));
-        if self.fault == Some(Fault::Before(n)) {
-            return Err(lost);
+        match self.fault {
+            Some(Fault::Before(at)) if at == n => return Err(lost),
+            Some(Fault::Limited(at, retry_after)) if at == n => return Err(limited(retry_after)),
+            _ => {}
         }
         let result = effect(&mut self.world.lock().unwrap());
         if self.fault == Some(Fault::After(n)) {
@@ -130,6 +134,12 @@ pub fn forbidden() -> Error {
         None,
         br#"{"errcode":"M_FORBIDDEN","error":"not in the room"}"#,
     )
+}
+
+/// Synapse's answer when a rate limit refuses a call.
+pub fn limited(retry_after: Duration) -> Error {
+    let body = json!({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests", "retry_after_ms": retry_after.as_millis() as u64});
+    Error::from_response(429, None, body.to_string().as_bytes())
 }
 
 fn error(status: u16, errcode: &str, message: &str) -> Error {

@@ -9,6 +9,7 @@ pub mod inbox;
 mod inbox_rows;
 pub mod inbox_views;
 mod incoming;
+pub mod job_folding;
 pub mod job_keys;
 mod job_status;
 pub mod jobs;

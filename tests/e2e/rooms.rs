@@ -9,6 +9,7 @@ use crate::support::matrix_client::TestUser;
 
 mod access;
 mod adoption;
+mod big;
 mod creation;
 mod cutover;
 mod members;

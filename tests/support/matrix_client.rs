@@ -371,3 +371,68 @@ impl TestUser {
             .collect()
     }
 }
+
+/// Registers ordinary users `{prefix}-{i:04}` for `i` in `0..count` (no login, the dummy stage,
+/// eight at a time) and returns their ids on `server_name`, in order. A user registered already
+/// is fine, so a test process may ask again.
+pub async fn register_many(
+    hs_url: &str,
+    server_name: &str,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    use std::sync::Arc;
+    let client = http_client();
+    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (client, limit) = (client.clone(), limit.clone());
+        let url = format!(
+            "{}/_matrix/client/v3/register",
+            hs_url.trim_end_matches('/')
+        );
+        let localpart = format!("{prefix}-{i:04}");
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("the semaphore is open");
+            register_without_login(&client, &url, &localpart).await;
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a registration panicked");
+    }
+    (0..count)
+        .map(|i| format!("@{prefix}-{i:04}:{server_name}"))
+        .collect()
+}
+
+/// `POST /register` with the dummy stage: first a session, then the stage within it.
+async fn register_without_login(client: &reqwest::Client, url: &str, localpart: &str) {
+    let mut body = json!({
+        "username": localpart,
+        "password": format!("{localpart}-test-password"),
+        "inhibit_login": true,
+        "auth": {"type": "m.login.dummy"},
+    });
+    for _ in 0..2 {
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).expect("a JSON body"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("registering {localpart}: {e}"));
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() || answer["errcode"] == "M_USER_IN_USE" {
+            return;
+        }
+        match answer["session"].as_str() {
+            Some(session) if status == StatusCode::UNAUTHORIZED => {
+                body["auth"]["session"] = json!(session);
+            }
+            _ => panic!("registering {localpart}: {status} {answer}"),
+        }
+    }
+    panic!("registering {localpart}: the dummy stage did not complete");
+}

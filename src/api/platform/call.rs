@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::config::{Config, Tenant};
 use crate::jobs::ensure_room;
 use crate::rooms::{self, FieldError, RoomKind, validate};
+use crate::store::job_folding;
 use crate::store::jobs::{self, Job};
 use crate::store::rooms::{self as room_store, Room};
 use crate::store::{DbConnection, StoreError, unix_ms};
@@ -221,16 +222,25 @@ impl RoomCall {
     }
 }
 
-/// The room's `ensure_room` when `changed`; otherwise the room's latest job answers, unless it
-/// ended `failed` or `dead` — an identical call then tries again (DESIGN §7.1).
+/// The room's `ensure_room` when `changed`: the one already queued for the room when there is one
+/// (it reads the declaration when it runs, so the change folds into it; DESIGN §15), else a new
+/// one. Otherwise the room's latest job answers, unless it ended `failed` or `dead` — an identical
+/// call then tries again (DESIGN §7.1).
 pub fn ensure_if_changed(
     conn: &mut DbConnection,
     room: &Room,
     changed: bool,
     now: i64,
 ) -> Result<Job, StoreError> {
-    if !changed {
-        match jobs::latest_for_room(conn, room.id, crate::jobs::DECLARATION_KINDS)? {
+    let kinds = crate::jobs::DECLARATION_KINDS;
+    if changed {
+        if let Some(waiting) =
+            job_folding::waiting_for_room(conn, room.id, kinds, ensure_room::KIND)?
+        {
+            return Ok(waiting);
+        }
+    } else {
+        match jobs::latest_for_room(conn, room.id, kinds)? {
             Some(job) if !job.status.ended_badly() => return Ok(job),
             _ => {}
         }

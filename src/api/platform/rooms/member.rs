@@ -1,8 +1,10 @@
 //! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}` `{role}`: invite the user (if
 //! not in the room) with the role's power level. `DELETE …/members/{user_id}` `{reason?}`: kick or
 //! revoke the invite and drop their power-level entry; removing a non-member succeeds. Each stores
-//! the change and queues the room's `ensure_room` job in one transaction; a call that changes
-//! nothing answers with the room's latest job.
+//! the change and queues the room's `ensure_room` job in one transaction — or answers with the
+//! room's `ensure_room` that is queued, not yet running, which reads the change when it runs (a
+//! thousand member PUTs while a big room's job waits are one job); a call that changes nothing
+//! answers with the room's latest job.
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -35,7 +37,8 @@ struct DeleteBody {
     reason: Option<String>,
 }
 
-/// Invite the user (if not in the room) with the role's power level.
+/// Invite the user (if not in the room) with the role's power level. While the room's job is
+/// queued, not yet running, the change folds into it and the answer is that job.
 #[utoipa::path(
     put,
     path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}/members/{user_id}",

@@ -1,9 +1,10 @@
 //! `PUT /v1/tenants/{tenant}/rooms/{kind}/{slug}` `{name, topic?, visibility, open_to?, members?,
 //! adopt?}`: this room should exist with these settings (and, with `members`, exactly these
 //! members; with `adopt`, as the existing Matrix room it names). Stores the
-//! desired state and queues one `ensure_room` job in one transaction; the same call twice queues
-//! nothing new and answers with the room's latest job — unless that job ended `failed` or `dead`,
-//! then it queues a fresh one.
+//! desired state and queues one `ensure_room` job in one transaction (or, while the room's
+//! `ensure_room` is queued and not yet running, answers with that one: it reads the declaration
+//! when it runs); the same call twice queues nothing new and answers with the room's latest job —
+//! unless that job ended `failed` or `dead`, then it queues a fresh one.
 
 use axum::body::Bytes;
 use serde::Deserialize;
@@ -92,7 +93,8 @@ pub struct MemberBody {
 
 /// This room should exist with these settings (and, with `members`, exactly these members).
 /// The same declaration again queues nothing new and answers with the room's latest job, unless
-/// that job ended `failed` or `dead`.
+/// that job ended `failed` or `dead`. A change while the room's job is queued, not yet running,
+/// answers with that job: it reads the newest declaration when it runs.
 #[utoipa::path(
     put,
     path = "/v1/tenants/{tenant}/rooms/{kind}/{slug}",
@@ -293,6 +295,10 @@ fn store(
         (Some(members), _) => crate::store::members::declare_members(conn, room.id, members, now)?,
         (None, _) => false,
     };
+    if declared == Declared::New {
+        // No job of the room to fold into yet.
+        return crate::store::jobs::enqueue(conn, &crate::jobs::ensure_room::new_job(&room), now);
+    }
     let changed = declared.changed() || members_changed || open_to_changed || adopt.is_some();
     call::ensure_if_changed(conn, &room, changed, now)
 }
@@ -334,7 +340,7 @@ mod tests {
     use super::*;
     use crate::config::{Database, DatabaseUrl};
     use crate::on_backend;
-    use crate::store::Store;
+    use crate::store::{Store, jobs};
 
     fn declaration(slug: &str) -> Declaration {
         Declaration {
@@ -398,12 +404,30 @@ mod tests {
         let (same, count) = statements(conn, "picnic", Some(&five));
         assert_eq!(count, 6);
         assert_eq!(same.id, first.id);
-        // Members changed: one upsert for the added, changed and removed, and a new job.
+        // Members changed: one upsert for the added, changed and removed, and the room's newest
+        // job read: still queued, so the change folds into it (DESIGN §15).
         let mut changed = members(6);
         changed[0].1 = "host".into();
         changed.remove(1);
-        let (requeued, count) = statements(conn, "picnic", Some(&changed));
+        let (folded, count) = statements(conn, "picnic", Some(&changed));
         assert_eq!(count, 7);
+        assert_eq!(folded.id, same.id);
+        // Once that job ran, a change queues a new one: one read and one insert.
+        let (running, paused) = (Default::default(), Default::default());
+        let limits = jobs::ClaimLimits {
+            total: 10,
+            per_tenant: 10,
+            running: &running,
+            paused: &paused,
+        };
+        jobs::claim(conn, "worker", 1_000, 60_000, &limits).expect("claimed");
+        let ended = jobs::Outcome::Succeeded {
+            result: serde_json::json!({}),
+        };
+        assert!(jobs::finish(conn, same.id, "worker", &ended, 1_000).expect("finished"));
+        changed.push(("@user9:server.test".into(), "participant".into()));
+        let (requeued, count) = statements(conn, "picnic", Some(&changed));
+        assert_eq!(count, 8);
         assert_ne!(requeued.id, same.id);
         let stored =
             crate::store::members::members(conn, requeued.room_key.expect("a room")).expect("read");
@@ -420,6 +444,7 @@ mod tests {
                 ("@user3:server.test", Some("participant")),
                 ("@user4:server.test", Some("participant")),
                 ("@user5:server.test", Some("participant")),
+                ("@user9:server.test", Some("participant")),
             ]
         );
     }
