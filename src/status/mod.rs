@@ -10,18 +10,18 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 mod homeservers;
+mod leaders;
 
 pub use self::homeservers::{HomeserverState, HomeserverView};
 use self::homeservers::{homeserver_status, ready_ping};
+pub use self::leaders::LeaderStatus;
 use crate::app::App;
 use crate::clock::duration;
-use crate::config::Config;
-use crate::leadership;
 use crate::observability::health::TokenState;
 use crate::store::jobs::JobStatus;
-use crate::store::leader::{self, Lease};
+use crate::store::leader;
 use crate::store::status::{self as queue_status, FailedJob, TenantQueue};
-use crate::store::{Backend, StoreError, inbox_views, unix_ms, webhook_deliveries};
+use crate::store::{StoreError, inbox_views, unix_ms, webhook_deliveries};
 use crate::webhooks::status::WebhookStatus;
 
 /// The newest failed and dead jobs shown per tenant (the queue counts them all).
@@ -43,18 +43,6 @@ pub struct Status {
     pub tenants: Vec<TenantStatus>,
     /// Each singleton role and the replica (`jobs.worker_id`) that runs it (DESIGN §15).
     pub leaders: Vec<LeaderStatus>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LeaderStatus {
-    /// `pruner`, `queue_gauges`, `watchdog:{homeserver}` or `probe:{homeserver}`.
-    pub role: String,
-    /// The `jobs.worker_id` of the replica that runs it; `null` when none does now (its last
-    /// holder stopped or lapsed: another takes it within a second).
-    pub holder: Option<String>,
-    /// When its lease lapses unless renewed (unix ms); `null` on SQLite, where the one process
-    /// holds every role.
-    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -157,7 +145,7 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
             Ok((queues, failed_jobs, inbox, webhooks, leader::all(conn)?))
         })
         .await?;
-    let leaders = leaders_of(app, &config, &leases, now);
+    let leaders = leaders::of(app, &config, &leases, now);
     let token = token_label(homeserver.token(crate::config::DEFAULT_ID)).to_owned();
     let mut tenants: Vec<TenantStatus> = config
         .tenants
@@ -226,32 +214,6 @@ pub async fn collect(app: &App, homeserver: &HomeserverView) -> Result<Status, S
         tenants,
         leaders,
     })
-}
-
-/// Every role of the config with its holder: the rows of `leader` on PostgreSQL, this process on
-/// SQLite.
-fn leaders_of(app: &App, config: &Config, leases: &[Lease], now_ms: i64) -> Vec<LeaderStatus> {
-    let alone = app.store.backend() == Backend::Sqlite;
-    leadership::roles(config)
-        .into_iter()
-        .map(|role| {
-            if alone {
-                return LeaderStatus {
-                    role,
-                    holder: Some(config.jobs.worker_id.clone()),
-                    expires_at_ms: None,
-                };
-            }
-            let lease = leases
-                .iter()
-                .find(|lease| lease.name == role && lease.expires_at >= now_ms);
-            LeaderStatus {
-                holder: lease.map(|lease| lease.holder.clone()),
-                expires_at_ms: lease.map(|lease| lease.expires_at),
-                role,
-            }
-        })
-        .collect()
 }
 
 pub fn token_label(state: TokenState) -> &'static str {
@@ -369,22 +331,7 @@ impl Status {
         let webhooks = (self.tenants.iter())
             .filter_map(|tenant| Some((tenant.id.as_str(), tenant.webhook.as_ref()?)));
         out.push_str(&crate::webhooks::status::table(webhooks, now_ms));
-        let mut leaders = vec![["ROLE", "RUN BY", "LEASE"].map(str::to_owned)];
-        for leader in &self.leaders {
-            leaders.push([
-                leader.role.clone(),
-                leader
-                    .holder
-                    .clone()
-                    .unwrap_or_else(|| "nobody now (taken within a second)".into()),
-                leader.expires_at_ms.map_or_else(
-                    || "-".into(),
-                    |at| format!("{} left", duration((at - now_ms).max(0) as f64 / 1000.0)),
-                ),
-            ]);
-        }
-        out.push('\n');
-        out.push_str(&columns(&leaders));
+        out.push_str(&leaders::table(&self.leaders, now_ms));
         out
     }
 }
