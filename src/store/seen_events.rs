@@ -28,6 +28,8 @@ use super::schema::inbox_events;
 
 /// Rows per group when the set is loaded from the table (after that, a group is a transaction).
 const LOADED_GROUP: usize = 1_000;
+/// Rows read at a time when the set is loaded.
+const LOADED_READ: i64 = 20_000;
 /// Tables the set is spread over (by a fingerprint's top byte).
 const SHARDS: usize = 256;
 
@@ -91,20 +93,29 @@ fn shard(fingerprint: &Fingerprint) -> usize {
 }
 
 impl SeenEvents {
-    /// Every event id the table holds now.
+    /// Every event id the table holds now, read [`LOADED_READ`] rows at a time: the ids themselves
+    /// (~90 bytes each) are never all in memory at once, only their fingerprints.
     pub fn load(conn: &mut SqliteConnection) -> QueryResult<Self> {
-        let rows: Vec<(i64, String)> = inbox_events::table
-            .select((inbox_events::id, inbox_events::event_id))
-            .order(inbox_events::id)
-            .load(conn)?;
         let mut seen = Self::default();
-        // In groups, so that pruning the oldest rows frees their part.
-        for group in rows.chunks(LOADED_GROUP) {
-            if let Some(&(last, _)) = group.last() {
-                seen.remember(last, group.iter().map(|(_, id)| fingerprint(id)).collect());
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, String)> = inbox_events::table
+                .select((inbox_events::id, inbox_events::event_id))
+                .filter(inbox_events::id.gt(after))
+                .order(inbox_events::id)
+                .limit(LOADED_READ)
+                .load(conn)?;
+            let Some(&(last, _)) = rows.last() else {
+                return Ok(seen);
+            };
+            // In groups, so that pruning the oldest rows frees their part.
+            for group in rows.chunks(LOADED_GROUP) {
+                if let Some(&(last, _)) = group.last() {
+                    seen.remember(last, group.iter().map(|(_, id)| fingerprint(id)).collect());
+                }
             }
+            after = last;
         }
-        Ok(seen)
     }
 
     pub fn contains(&self, fingerprint: &Fingerprint) -> bool {
@@ -175,6 +186,36 @@ mod tests {
         // The table is empty: everything goes.
         seen.forget_below(None);
         assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn loading_reads_the_table_a_group_at_a_time_and_keeps_every_id() {
+        use diesel::connection::SimpleConnection;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute(
+            "CREATE TABLE inbox_events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL)",
+        )
+        .unwrap();
+        let ids: Vec<String> = (0..2_500).map(|i| format!("$loaded{i}:server")).collect();
+        for id in &ids {
+            diesel::insert_into(inbox_events::table)
+                .values(inbox_events::event_id.eq(id))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        let seen = SeenEvents::load(&mut conn).unwrap();
+        assert_eq!(seen.len(), ids.len());
+        assert!(ids.iter().all(|id| seen.contains(&fingerprint(id))));
+        let groups: Vec<(i64, usize)> = seen
+            .groups
+            .iter()
+            .map(|(last, group)| (*last, group.len()))
+            .collect();
+        assert_eq!(groups, [(1_000, 1_000), (2_000, 1_000), (2_500, 500)]);
+        assert!(
+            SeenEvents::load(&mut SqliteConnection::establish(":memory:").unwrap()).is_err(),
+            "no table, no set"
+        );
     }
 
     #[test]
