@@ -597,7 +597,13 @@ impl Daemon {
 
     /// Waits until job `id` has ended (any status but queued and running) and returns it.
     pub async fn wait_for_job(&self, id: i64, token: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        self.wait_for_job_within(id, token, Duration::from_secs(60))
+            .await
+    }
+
+    /// Like [`Daemon::wait_for_job`], failing after `within` (a big room's job takes minutes).
+    pub async fn wait_for_job_within(&self, id: i64, token: &str, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
         loop {
             let (status, job) = self
                 .platform(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
@@ -608,7 +614,7 @@ impl Daemon {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "job {id} did not end within 60 s: {job}\n{}",
+                "job {id} did not end within {within:?}: {job}\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;

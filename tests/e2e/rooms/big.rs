@@ -63,7 +63,9 @@ async fn a_big_room_converges_in_about_one_call_per_member() {
     // The room's jobs run in order: once the last has ended, all have.
     let mut room_id = String::new();
     for id in &distinct {
-        let job = wait_long(&daemon, *id, &token).await;
+        let job = daemon
+            .wait_for_job_within(*id, &token, CONVERGED_WITHIN)
+            .await;
         assert_eq!(job["status"], "succeeded", "{job}");
         room_id = job["result"]["room_id"].as_str().unwrap_or_default().into();
     }
@@ -141,23 +143,4 @@ async fn calls_by_endpoint(
         *calls.entry(endpoint.to_owned()).or_insert(0.0) += value;
     }
     calls
-}
-
-/// Like `Daemon::wait_for_job`, with room for a big room's job.
-async fn wait_long(daemon: &crate::support::daemon::Daemon, id: i64, token: &str) -> Value {
-    let deadline = Instant::now() + CONVERGED_WITHIN;
-    loop {
-        let (status, job) = daemon
-            .platform(Method::GET, &format!("/v1/jobs/{id}"), Some(token), None)
-            .await;
-        assert_eq!(status, StatusCode::OK, "{job}");
-        if job["status"] != "queued" && job["status"] != "running" {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} did not end within {CONVERGED_WITHIN:?}: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
