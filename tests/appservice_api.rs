@@ -382,12 +382,10 @@ async fn database_outage_answers_503_and_the_transaction_is_accepted_once_afterw
             let (locked_tx, locked_rx) = std::sync::mpsc::channel();
             let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
             let holder = std::thread::spawn(move || {
-                use diesel::Connection;
                 use diesel::connection::SimpleConnection;
-                let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
-                // Wait for the daemon's inbox processor if it holds the lock right now.
-                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
-                    .unwrap();
+                // Waits for the daemon's inbox processor if it holds the lock right now.
+                let mut conn = support::sqlite_beside(&path);
+                conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
                 locked_tx.send(()).unwrap();
                 release_rx.recv().unwrap();
                 conn.batch_execute("ROLLBACK").unwrap();

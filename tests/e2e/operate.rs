@@ -220,14 +220,14 @@ async fn the_loop_back_probe_measures_delivery() {
 /// The stored room id of a declared room, overwritten as an import of another environment's
 /// data would leave it.
 pub(crate) fn import_foreign_room_id(daemon: &Daemon, slug: &str, foreign: &str) {
+    use diesel::RunQueryDsl;
     use diesel::sql_types::Text;
-    use diesel::{Connection, RunQueryDsl, SqliteConnection};
     let path = daemon
         .config
         .database_url
         .strip_prefix("sqlite://")
         .expect("a SQLite test database");
-    let mut conn = SqliteConnection::establish(path).unwrap();
+    let mut conn = crate::support::sqlite_beside(path);
     let changed = diesel::sql_query("UPDATE rooms SET room_id = ? WHERE slug = ?")
         .bind::<Text, _>(foreign)
         .bind::<Text, _>(slug)

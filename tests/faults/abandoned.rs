@@ -30,9 +30,8 @@ impl WriteLockHolder {
             use diesel::Connection;
             use diesel::connection::SimpleConnection;
             if let Some(path) = url.strip_prefix("sqlite://") {
-                let mut conn = diesel::SqliteConnection::establish(path).unwrap();
-                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
-                    .unwrap();
+                let mut conn = crate::support::sqlite_beside(path);
+                conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
                 held_tx.send(()).unwrap();
                 let _ = release_rx.recv();
                 conn.batch_execute("ROLLBACK").unwrap();

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
-use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -43,10 +42,7 @@ pub fn pending(database_url: &str) -> i64 {
 
 fn grouped(database_url: &str, sql: &str) -> BTreeMap<String, i64> {
     let rows: Vec<Counted> = if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let mut conn = SqliteConnection::establish(path)
-            .unwrap_or_else(|e| panic!("open the SQLite database {path}: {e}"));
-        conn.batch_execute("PRAGMA busy_timeout = 10000")
-            .expect("set busy_timeout");
+        let mut conn = super::sqlite_beside(path);
         diesel::sql_query(sql)
             .load(&mut conn)
             .unwrap_or_else(|e| panic!("`{sql}`: {e}"))

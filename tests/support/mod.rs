@@ -58,6 +58,19 @@ macro_rules! on_both_backends {
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// The daemon's SQLite file opened beside it while it runs. The daemon writes at any moment, so
+/// the connection waits up to 10 s for its lock; without that a test's own read or write fails
+/// with "database is locked" whenever it lands inside one of the daemon's transactions.
+pub fn sqlite_beside(path: &str) -> diesel::SqliteConnection {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let mut conn = diesel::SqliteConnection::establish(path)
+        .unwrap_or_else(|e| panic!("open the SQLite database {path}: {e}"));
+    conn.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("set busy_timeout");
+    conn
+}
+
 /// Polls `check` until it yields `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
