@@ -52,6 +52,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let links = Links::build(&config, &metrics, None)?;
         let store = Store::new(&config.database);
+        store.count_writer_turns(metrics.sqlite_writer.clone());
         let backend = store.backend();
         Ok(Arc::new(Self {
             config: RwLock::new(Arc::new(config)),

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub webhook_lag_events: IntGaugeVec,
     pub webhook_oldest_undelivered_age_seconds: GaugeVec,
     pub leader: IntGaugeVec,
+    /// SQLite's one writer (`store/writer.rs`).
+    pub sqlite_writer: crate::store::writer::TurnMetrics,
     /// Every registered family's name, sorted (see `metric_names`).
     names: Vec<String>,
 }
@@ -322,6 +324,29 @@ impl Metrics {
                 ),
                 &["role"]
             )),
+            sqlite_writer: crate::store::writer::TurnMetrics {
+                waited: register!(HistogramVec::new(
+                    latency(
+                        "sqlite_writer_wait_seconds",
+                        "SQLite only: time a write waited for the one writer, by kind (urgent: a transaction's acknowledgement; background: the processor, jobs, housekeeping)."
+                    ),
+                    &["kind"]
+                )),
+                held: register!(HistogramVec::new(
+                    latency(
+                        "sqlite_writer_turn_seconds",
+                        "SQLite only: time a write held the one writer, by kind (urgent, background)."
+                    ),
+                    &["kind"]
+                )),
+                longest: register!(GaugeVec::new(
+                    Opts::new(
+                        "openmeet_as_sqlite_writer_longest_turn_seconds",
+                        "SQLite only: the longest any write held the one writer since the start, by kind and by holder (the source location that asked for the turn)."
+                    ),
+                    &["kind", "holder"]
+                )),
+            },
             registry,
             names: Vec::new(),
         };

@@ -100,10 +100,12 @@ impl DbConnection {
 }
 
 /// SQLite settings per connection, after `busy_timeout` (set first, so these wait for a lock too).
-/// Automatic WAL checkpoints are off: `Store::checkpoint` runs them off the request path.
+/// Automatic WAL checkpoints are off: `Store::checkpoint` runs them off the request path (see
+/// `checkpoint.rs`, also for the log's size limit: 64 MiB).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA wal_autocheckpoint = 0;
+PRAGMA journal_size_limit = 67108864;
 PRAGMA foreign_keys = ON;";
 
 /// One connection to the database at `url`, outside any pool (the commands that work on two

@@ -3,6 +3,7 @@
 //!
 //! Queries are synchronous (diesel) and run on tokio's blocking pool through [`Store::run`].
 
+mod checkpoint;
 pub(crate) mod connection;
 pub(crate) mod creation_lock;
 pub mod inbox;
@@ -33,8 +34,10 @@ pub(crate) mod state;
 pub mod status;
 pub(crate) mod tenant_rooms;
 pub mod webhook_deliveries;
-mod writer;
+pub mod writer;
 
+use std::future::Future;
+use std::panic::Location;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +48,6 @@ pub use self::connection::{DbConnection, sqlite_write};
 use self::seen_events::SeenEvents;
 use self::writer::Writer;
 use crate::config::{self, DatabaseUrl};
-use crate::on_backend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,8 +75,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite's one writer, shared in this process (see `writer.rs`). `None` on PostgreSQL.
     writer: Option<Arc<Writer>>,
-    /// SQLite's event-id dedupe (see `seen_events.rs`), loaded at the first transaction. `None` on
-    /// PostgreSQL.
+    /// SQLite's event-id dedupe (see `seen_events.rs`), loaded at start (or by the first
+    /// transaction). `None` on PostgreSQL.
     seen_events: Option<Arc<Mutex<Option<SeenEvents>>>>,
     failures: Failures,
     /// For the connections of their own that locks held across a homeserver call need.
@@ -176,30 +178,50 @@ impl Store {
             .map_err(|_| StoreError::Cancelled)?
     }
 
-    /// Like [`Store::run`], for writes someone waits for (a transaction's acknowledgement).
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Like [`Store::run`], for writes someone waits for (a transaction's acknowledgement). On
+    /// SQLite the turn is counted under the caller's source location (`writer.rs`).
+    #[track_caller]
+    pub fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T, StoreError>> + Send + '_
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let turn = match &self.writer {
-            Some(writer) => Some(writer.urgent().await),
-            None => None,
-        };
-        self.run_in_turn(turn, work).await
+        let holder = Location::caller();
+        async move {
+            let turn = match &self.writer {
+                Some(writer) => Some(writer.urgent(holder).await),
+                None => None,
+            };
+            self.run_in_turn(turn, work).await
+        }
     }
 
-    /// Like [`Store::write`], for background writes: on SQLite they wait while urgent ones queue.
-    pub async fn write_in_background<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Like [`Store::write`], for background writes: on SQLite they defer to urgent ones, for a
+    /// while (`writer.rs`).
+    #[track_caller]
+    pub fn write_in_background<T, F>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + '_
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let turn = match &self.writer {
-            Some(writer) => Some(writer.background().await),
-            None => None,
-        };
-        self.run_in_turn(turn, work).await
+        let holder = Location::caller();
+        async move {
+            let turn = match &self.writer {
+                Some(writer) => Some(writer.background(holder).await),
+                None => None,
+            };
+            self.run_in_turn(turn, work).await
+        }
+    }
+
+    /// Counts the SQLite writer's turns in `metrics` (nothing on PostgreSQL).
+    pub fn count_writer_turns(&self, metrics: writer::TurnMetrics) {
+        if let Some(writer) = &self.writer {
+            writer.count_in(metrics);
+        }
     }
 
     /// Runs `work` holding `turn` until it is over: a caller that gives up (a client that
@@ -216,37 +238,6 @@ impl Store {
             result
         })
         .await
-    }
-
-    /// SQLite only: moves the write-ahead log into the database file. Automatic checkpoints are
-    /// off (they would run inside whichever request commits, and fsync there); the inbox processor
-    /// calls this after its batches instead.
-    ///
-    /// A checkpoint copies every page written since the last one, about as much work as the
-    /// writes themselves, and would take a core from the acknowledgements Synapse waits for (on
-    /// two cores it doubled the slowest ones). So it runs on a thread of its own at the lowest CPU
-    /// priority (nice 19), which ends with it: a thread of the blocking pool could not be given
-    /// its priority back without privileges.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
-        }
-        let store = self.clone();
-        let (done, result) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                // Lowering one's own priority needs no privilege; if it fails, it runs as is.
-                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-                let checkpoint = store.connection().and_then(|mut conn| {
-                    use diesel::connection::SimpleConnection;
-                    on_backend!(&mut *conn, c => c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)"))?;
-                    Ok(())
-                });
-                let _ = done.send(checkpoint);
-            })
-            .map_err(|error| StoreError::Unavailable(format!("cannot start a thread: {error}")))?;
-        result.await.map_err(|_| StoreError::Cancelled)?
     }
 
     /// Applies pending migrations; returns the names applied.

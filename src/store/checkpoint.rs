@@ -1,0 +1,57 @@
+//! SQLite only: moving the write-ahead log into the database file, and starting it again.
+//!
+//! Automatic checkpoints are off (they would run inside whichever request commits, and fsync
+//! there); the inbox processor's housekeeping calls [`Store::checkpoint`] instead, once a second
+//! while it is busy.
+//!
+//! A checkpoint copies every page written since the last one, about as much work as the writes
+//! themselves, and would take a core from the acknowledgements Synapse waits for (on two cores it
+//! doubled the slowest ones). So it runs on a thread of its own at the lowest CPU priority (nice
+//! 19), which ends with it: a thread of the blocking pool could not be given its priority back
+//! without privileges.
+//!
+//! That alone never started the log again under steady traffic. The next writer starts the log
+//! from its beginning only when the checkpoint left no frame behind, and with transactions
+//! arriving back to back one always committed while it ran: the log grew by every page ever
+//! written (5.4 GB after one benchmark), and each write into new file space cost a zeroed block in
+//! the kernel (18 % of the daemon's CPU). So a second pass follows, in a background writer turn:
+//! it copies only what was written during the first, and no write can come between it and the
+//! next writer, which then starts the log again. The log file itself is cut back to 64
+//! MiB (`journal_size_limit`, set on every connection) when it is started again after a burst.
+
+use diesel::connection::SimpleConnection;
+
+use super::{Backend, Store, StoreError};
+use crate::on_backend;
+
+const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
+impl Store {
+    /// Checkpoints the log (see the module's comment). Nothing on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(());
+        }
+        let store = self.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Lowering one's own priority needs no privilege; if it fails, it runs as is.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                let checkpoint = store.connection().and_then(|mut conn| {
+                    on_backend!(&mut *conn, c => c.batch_execute(PASSIVE))?;
+                    Ok(())
+                });
+                let _ = done.send(checkpoint);
+            })
+            .map_err(|error| StoreError::Unavailable(format!("cannot start a thread: {error}")))?;
+        result.await.map_err(|_| StoreError::Cancelled)??;
+        // What was written meanwhile, with no writer beside it.
+        self.write_in_background(|conn| {
+            on_backend!(conn, c => c.batch_execute(PASSIVE))?;
+            Ok(())
+        })
+        .await
+    }
+}
