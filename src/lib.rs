@@ -20,3 +20,10 @@ pub mod status;
 pub mod store;
 pub(crate) mod tenant_moves;
 pub mod webhooks;
+
+/// What in-process tests drive without `serve`: the appservice listener's routes, and one batch of
+/// the inbox processor with a hook before each event.
+pub mod harness {
+    pub use crate::api::appservice::router as appservice_router;
+    pub use crate::inbox::process_batch_with;
+}

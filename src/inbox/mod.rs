@@ -18,6 +18,7 @@ mod repairs;
 use self::classify::classify;
 use crate::app::App;
 use crate::observability::metrics::Metrics;
+use crate::store::inbox::PendingEvent;
 use crate::store::inbox_views;
 use crate::store::unix_ms;
 
@@ -74,6 +75,15 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 
 /// Processes one batch; returns how many events it handled.
 pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreError> {
+    process_batch_with(app, |_| {}).await
+}
+
+/// [`process_batch`], calling `before` with each event before it is classified: the seam through
+/// which a test holds the processor in the middle of a batch.
+pub async fn process_batch_with(
+    app: &Arc<App>,
+    mut before: impl FnMut(&PendingEvent) + Send + 'static,
+) -> Result<usize, crate::store::StoreError> {
     let config = app.config().clone();
     let now = unix_ms(app.clock.now());
     let processed = app
@@ -83,7 +93,10 @@ pub async fn process_batch(app: &Arc<App>) -> Result<usize, crate::store::StoreE
             now,
             {
                 let config = config.clone();
-                move |event| classify(&config, event).handled()
+                move |event| {
+                    before(event);
+                    classify(&config, event).handled()
+                }
             },
             repairs::follow_up(config, now),
         )

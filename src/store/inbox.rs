@@ -72,6 +72,30 @@ impl Store {
         .await
     }
 
+    /// SQLite: loads the event-id dedupe from the table now, before the first transaction waits
+    /// for it (a restart with millions of events stored reads them for seconds). Returns the ids
+    /// held and the bytes they take; `None` on PostgreSQL or when it was loaded before. If this
+    /// fails, the first transaction loads it.
+    pub async fn load_seen_events(&self) -> Result<Option<(usize, usize)>, StoreError> {
+        let Some(seen) = self.seen_events.clone() else {
+            return Ok(None);
+        };
+        self.run(move |conn| {
+            let DbConnection::Sqlite(c) = conn else {
+                return Ok(None);
+            };
+            let loaded = SeenEvents::load(c)?;
+            let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if seen.is_some() {
+                return Ok(None);
+            }
+            let size = (loaded.len(), loaded.heap_bytes());
+            *seen = Some(loaded);
+            Ok(Some(size))
+        })
+        .await
+    }
+
     /// SQLite: lets the event-id dedupe forget what the retention pruner deleted (call it after a
     /// pruning pass). Nothing to do on PostgreSQL, where the table is the dedupe.
     pub async fn forget_pruned_events(&self) -> Result<(), StoreError> {
@@ -91,28 +115,30 @@ impl Store {
     }
 }
 
-/// SQLite: stores only the events `seen` does not hold (nor the transaction twice), then adds
-/// them to `seen` once committed.
+/// SQLite: stores only the events the table does not hold (nor the transaction twice), then adds
+/// them to `seen` once committed. `seen` names the rows that may hold an id (`seen_events.rs`);
+/// those are read to be sure.
 fn record_new_to_sqlite(
     conn: &mut SqliteConnection,
     txn: &IncomingTransaction,
     seen: &mut SeenEvents,
 ) -> Result<Recorded, StoreError> {
     let mut fingerprints = Vec::with_capacity(txn.events.len());
-    let mut in_this_one: HashSet<_, seen_events::BuildFingerprintHasher> =
-        HashSet::with_capacity_and_hasher(txn.events.len(), Default::default());
+    let mut in_this_one: HashSet<&str> = HashSet::with_capacity(txn.events.len());
     let mut events = Vec::with_capacity(txn.events.len());
     let mut seen_before = Vec::new();
     for (position, event) in txn.events.iter().enumerate() {
         let fingerprint = seen_events::fingerprint(&event.event_id);
-        if !seen.contains(&fingerprint) && in_this_one.insert(fingerprint) {
-            fingerprints.push(fingerprint);
+        if in_this_one.insert(&event.event_id) && !stored_before(conn, seen, fingerprint, event)? {
+            fingerprints.push((event.settled.is_some(), fingerprint));
             events.push(event);
         } else {
             seen_before.push(position);
         }
     }
-    events.sort_by_key(|event| event.settled.is_some()); // see `Store::record_transaction`
+    // See `Store::record_transaction`; a stable sort, so the fingerprints stay in step.
+    events.sort_by_key(|event| event.settled.is_some());
+    fingerprints.sort_by_key(|(settled, _)| *settled);
     let txn_number = txn.txn_id.parse::<i64>().ok();
     let recorded = super::sqlite_write(conn, |c| {
         // The last numbered transaction, not the highest ever: after a reset the count starts
@@ -145,12 +171,39 @@ fn record_new_to_sqlite(
         })
     })?;
     if !recorded.duplicate && !events.is_empty() {
-        let last_row_id: Option<i64> = inbox_events::table
+        // One writer, and AUTOINCREMENT: the rows just inserted are the last ones, numbered in
+        // the order they were inserted.
+        let last_row_id: i64 = inbox_events::table
             .select(diesel::dsl::max(inbox_events::id))
-            .get_result(conn)?;
-        seen.remember(last_row_id.unwrap_or_default(), fingerprints);
+            .get_result::<Option<i64>>(conn)?
+            .unwrap_or_default();
+        let first_row_id = last_row_id - fingerprints.len() as i64 + 1;
+        for (row, (_, fingerprint)) in (first_row_id..).zip(fingerprints) {
+            seen.remember(row, fingerprint);
+        }
     }
     Ok(recorded)
+}
+
+/// Whether the table holds `event` already: one of the rows `seen` names under its fingerprint
+/// has its id (usually there are none to read).
+fn stored_before(
+    conn: &mut SqliteConnection,
+    seen: &SeenEvents,
+    fingerprint: seen_events::Fingerprint,
+    event: &NewEvent,
+) -> QueryResult<bool> {
+    for row in seen.candidates(fingerprint) {
+        let stored: Option<String> = inbox_events::table
+            .find(row)
+            .select(inbox_events::event_id)
+            .first(conn)
+            .optional()?;
+        if stored.as_deref() == Some(event.event_id.as_str()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// PostgreSQL: stores `txn` in one statement (see `inbox_rows::RECORD_ON_POSTGRES`), its unique

@@ -4,97 +4,86 @@
 //! A unique index on `inbox_events.event_id` costs one B-tree page per event of every commit, since
 //! event ids are random: 137 of the 159 pages a 100-event acknowledgement wrote to the WAL. SQLite
 //! serves one process, and all its inbox inserts go through the one writer turn
-//! (`store/writer.rs`), so a set kept beside the table is exact: it is loaded from the table on the
-//! first transaction, consulted under the turn, and extended only once the insert has committed.
+//! (`store/writer.rs`), so a set kept beside the table is exact: it is loaded from the table at
+//! start, consulted under the turn, and extended only once the insert has committed.
 //!
-//! The set holds 128-bit fingerprints of the ids, not the ids (~44 bytes of memory per event
-//! instead of ~90): two different ids share one with a probability of about n²/2¹²⁹, nil for the
-//! millions of events one retention window holds. It forgets what the retention pruner deleted:
-//! fingerprints are kept in groups by the highest row id they were stored under, and a group goes
-//! once every row up to that id is gone — so it never forgets an event the table still has.
+//! **What it holds: 12 bytes an event.** For each stored event, a 64-bit fingerprint of its id and
+//! the low 32 bits of its row id, in sorted arrays ([`SHARDS`] of them, by the fingerprint's top
+//! bits). A fingerprint alone would be a guess: a new event whose fingerprint an old one shares
+//! would be taken for a duplicate and dropped, acknowledged and lost. So a fingerprint found is
+//! only a candidate, and the row it names is read (by primary key) to compare the ids: the set
+//! answers "certainly new" for nearly every event, and the table answers the rest, exactly. Two
+//! events sharing a fingerprint are both kept. The row id comes back whole from its low 32 bits
+//! and the newest row id, since the rows the set holds span far fewer than 2³² ids.
 //!
-//! The set is [`SHARDS`] tables chosen by a fingerprint's top byte, each growing on its own: one
-//! table of a million fingerprints doubled inside an acknowledgement's turn, rehashing all of them
-//! there (28, 42 and 59 ms for the extend at 0.46, 0.92 and 1.84 million on the 2-core machine);
-//! a shard doubles at 1/256 of that size.
+//! Before, the set held 128-bit fingerprints in hash tables, plus a copy of each in groups by row
+//! id for forgetting: ~44 bytes an event in theory, 102 MiB of RSS at 1.3 million events measured.
+//!
+//! **Forgetting.** After a pruning pass the set drops the entries below the lowest row id the table
+//! still holds, a shard at a time.
+//!
+//! **Growth.** A shard grows by an eighth when full (not by doubling, which would leave up to half
+//! of it unused), and an insert moves the entries after it in its shard only: ~500 of them at two
+//! million events.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use diesel::prelude::*;
 
 use super::schema::inbox_events;
 
-/// Rows per group when the set is loaded from the table (after that, a group is a transaction).
-const LOADED_GROUP: usize = 1_000;
-/// Rows read at a time when the set is loaded.
+/// Rows read at a time when the set is loaded: the ids themselves (~90 bytes each) are never all
+/// in memory at once.
 const LOADED_READ: i64 = 20_000;
-/// Tables the set is spread over (by a fingerprint's top byte).
-const SHARDS: usize = 256;
+/// Top bits of a fingerprint that choose its shard.
+const SHARD_BITS: u32 = 12;
+/// Sorted arrays the set is spread over.
+pub const SHARDS: usize = 1 << SHARD_BITS;
 
 /// A fingerprint of an event id.
-pub type Fingerprint = u128;
+pub type Fingerprint = u64;
 
-/// Two independent 64-bit SipHashes of the id (the second over a prefixed id).
+/// SipHash of the id, with the fixed keys of [`DefaultHasher::new`] (the set lives in one process,
+/// so the hash need not be stable across builds).
 pub fn fingerprint(event_id: &str) -> Fingerprint {
-    let half = |salt: u8| {
-        let mut hasher = DefaultHasher::new();
-        salt.hash(&mut hasher);
-        event_id.hash(&mut hasher);
-        hasher.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+    let mut hasher = DefaultHasher::new();
+    event_id.hash(&mut hasher);
+    hasher.finish()
 }
 
-/// The set's own hasher: a fingerprint is already a hash, so its low bits are the bucket.
-#[derive(Default)]
-pub struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used by `Fingerprint`; anything else still hashes soundly.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
-    }
+/// One stored event: 12 bytes, packed.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct Entry {
+    fingerprint: Fingerprint,
+    /// The low 32 bits of its row id.
+    row: u32,
 }
-
-pub type BuildFingerprintHasher = BuildHasherDefault<FingerprintHasher>;
 
 /// The event ids the inbox holds.
 pub struct SeenEvents {
-    /// The fingerprints, by their top byte ([`shard`]).
-    shards: Vec<HashSet<Fingerprint, BuildFingerprintHasher>>,
-    /// (highest row id, fingerprints stored up to it), oldest first.
-    groups: VecDeque<(i64, Vec<Fingerprint>)>,
+    /// Each sorted by fingerprint; an event's shard is its fingerprint's top bits.
+    shards: Vec<Vec<Entry>>,
+    /// The highest row id remembered: the others are at most 2³² below it.
+    newest_row: i64,
 }
 
 impl Default for SeenEvents {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| HashSet::default()).collect(),
-            groups: VecDeque::new(),
+            shards: (0..SHARDS).map(|_| Vec::new()).collect(),
+            newest_row: 0,
         }
     }
 }
 
-/// The shard of `fingerprint`: its top byte (the tables hash by its low bits).
-fn shard(fingerprint: &Fingerprint) -> usize {
-    (fingerprint >> 120) as usize
+fn shard(fingerprint: Fingerprint) -> usize {
+    (fingerprint >> (64 - SHARD_BITS)) as usize
 }
 
 impl SeenEvents {
-    /// Every event id the table holds now, read [`LOADED_READ`] rows at a time: the ids themselves
-    /// (~90 bytes each) are never all in memory at once, only their fingerprints.
+    /// Every event id the table holds now, read [`LOADED_READ`] rows at a time.
     pub fn load(conn: &mut SqliteConnection) -> QueryResult<Self> {
         let mut seen = Self::default();
         let mut after = i64::MIN;
@@ -106,62 +95,117 @@ impl SeenEvents {
                 .limit(LOADED_READ)
                 .load(conn)?;
             let Some(&(last, _)) = rows.last() else {
-                return Ok(seen);
+                break;
             };
-            // In groups, so that pruning the oldest rows frees their part.
-            for group in rows.chunks(LOADED_GROUP) {
-                if let Some(&(last, _)) = group.last() {
-                    seen.remember(last, group.iter().map(|(_, id)| fingerprint(id)).collect());
-                }
+            for (row, event_id) in &rows {
+                seen.push(*row, fingerprint(event_id));
             }
             after = last;
         }
-    }
-
-    pub fn contains(&self, fingerprint: &Fingerprint) -> bool {
-        self.shards[shard(fingerprint)].contains(fingerprint)
-    }
-
-    /// Adds what a committed insert stored, under the highest row id it used.
-    pub fn remember(&mut self, last_row_id: i64, fingerprints: Vec<Fingerprint>) {
-        if fingerprints.is_empty() {
-            return;
+        for shard in &mut seen.shards {
+            shard.sort_unstable_by_key(|entry| entry.fingerprint);
         }
-        for fingerprint in &fingerprints {
-            self.shards[shard(fingerprint)].insert(*fingerprint);
-        }
-        self.groups.push_back((last_row_id, fingerprints));
+        Ok(seen)
     }
 
-    /// Forgets the groups stored entirely below `first_row_id`, the lowest row id the table
-    /// still holds (`None`: the table is empty).
-    pub fn forget_below(&mut self, first_row_id: Option<i64>) {
-        while let Some((last, _)) = self.groups.front() {
-            if first_row_id.is_some_and(|first| *last >= first) {
-                break;
+    /// Appends to a shard without keeping it sorted (loading sorts once at the end).
+    fn push(&mut self, row: i64, fingerprint: Fingerprint) {
+        let shard = &mut self.shards[shard(fingerprint)];
+        grow(shard);
+        shard.push(Entry {
+            fingerprint,
+            row: row as u32,
+        });
+        self.newest_row = self.newest_row.max(row);
+    }
+
+    /// The row ids stored under `fingerprint`: the events whose id may be the one fingerprinted
+    /// (read the rows to know). Usually none.
+    pub fn candidates(&self, fingerprint: Fingerprint) -> impl Iterator<Item = i64> + '_ {
+        let shard = &self.shards[shard(fingerprint)];
+        let start = shard.partition_point(|entry| entry.fingerprint < fingerprint);
+        shard[start..]
+            .iter()
+            .take_while(move |entry| entry.fingerprint == fingerprint)
+            .map(|entry| self.row_id(entry.row))
+    }
+
+    /// Adds an event a committed insert stored as row `row`.
+    pub fn remember(&mut self, row: i64, fingerprint: Fingerprint) {
+        let shard = &mut self.shards[shard(fingerprint)];
+        let at = shard.partition_point(|entry| entry.fingerprint <= fingerprint);
+        grow(shard);
+        shard.insert(
+            at,
+            Entry {
+                fingerprint,
+                row: row as u32,
+            },
+        );
+        self.newest_row = self.newest_row.max(row);
+    }
+
+    /// Forgets the events stored below `first_row`, the lowest row id the table still holds
+    /// (`None`: the table is empty).
+    pub fn forget_below(&mut self, first_row: Option<i64>) {
+        let newest_row = self.newest_row;
+        for shard in &mut self.shards {
+            match first_row {
+                Some(first) => shard.retain(|entry| full_row_id(newest_row, entry.row) >= first),
+                None => shard.clear(),
             }
-            if let Some((_, fingerprints)) = self.groups.pop_front() {
-                for fingerprint in &fingerprints {
-                    self.shards[shard(fingerprint)].remove(fingerprint);
-                }
+            if shard.capacity() > 2 * shard.len() + 16 {
+                shard.shrink_to(shard.len() + shard.len() / 8);
             }
         }
     }
 
-    #[cfg(test)]
+    fn row_id(&self, low: u32) -> i64 {
+        full_row_id(self.newest_row, low)
+    }
+
+    /// Events held.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(HashSet::len).sum()
+        self.shards.iter().map(Vec::len).sum()
     }
 
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(HashSet::is_empty)
+        self.shards.iter().all(Vec::is_empty)
+    }
+
+    /// Bytes the entries take (capacity included): what the set costs.
+    pub fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.capacity() * size_of::<Entry>())
+            .sum::<usize>()
+            + self.shards.capacity() * size_of::<Vec<Entry>>()
+    }
+}
+
+/// The row id whose low 32 bits are `low`, at or below `newest` and less than 2³² under it.
+fn full_row_id(newest: i64, low: u32) -> i64 {
+    newest - i64::from((newest as u32).wrapping_sub(low))
+}
+
+/// Room for one more entry, growing by an eighth (at least 16) when full.
+fn grow(shard: &mut Vec<Entry>) {
+    if shard.len() == shard.capacity() {
+        shard.reserve_exact((shard.len() / 8).max(16));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+
+    #[test]
+    fn an_entry_takes_twelve_bytes() {
+        assert_eq!(size_of::<Entry>(), 12);
+    }
 
     #[test]
     fn fingerprints_differ_for_different_ids_and_agree_for_equal_ones() {
@@ -172,46 +216,76 @@ mod tests {
     }
 
     #[test]
-    fn a_group_is_forgotten_only_when_every_row_up_to_it_is_gone() {
+    fn events_sharing_a_fingerprint_are_both_candidates() {
         let mut seen = SeenEvents::default();
-        seen.remember(10, vec![fingerprint("$a"), fingerprint("$b")]);
-        seen.remember(20, vec![fingerprint("$c")]);
-        // Row 10 still there (the pruner deleted up to 9): nothing goes.
-        seen.forget_below(Some(10));
-        assert_eq!(seen.len(), 3);
-        // Rows up to 10 gone: the first group goes, the second stays.
+        seen.remember(7, 42);
+        seen.remember(9, 43);
+        seen.remember(8, 42);
+        let mut rows: Vec<i64> = seen.candidates(42).collect();
+        rows.sort();
+        assert_eq!(rows, [7, 8]);
+        assert_eq!(seen.candidates(44).count(), 0);
+    }
+
+    #[test]
+    fn row_ids_come_back_whole_across_the_32_bit_boundary() {
+        let mut seen = SeenEvents::default();
+        let below = (1_i64 << 32) - 3;
+        let above = (1_i64 << 32) + 5;
+        seen.remember(below, 1);
+        seen.remember(above, 2);
+        assert_eq!(seen.candidates(1).collect::<Vec<_>>(), [below]);
+        assert_eq!(seen.candidates(2).collect::<Vec<_>>(), [above]);
+        seen.forget_below(Some(1 << 32));
+        assert_eq!(seen.candidates(1).count(), 0);
+        assert_eq!(seen.candidates(2).collect::<Vec<_>>(), [above]);
+    }
+
+    #[test]
+    fn events_below_the_first_row_left_are_forgotten_and_the_others_kept() {
+        let mut seen = SeenEvents::default();
+        for row in 1..=20 {
+            seen.remember(row, fingerprint(&format!("${row}")));
+        }
         seen.forget_below(Some(11));
-        assert!(!seen.contains(&fingerprint("$a")));
-        assert!(seen.contains(&fingerprint("$c")));
-        // The table is empty: everything goes.
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen.candidates(fingerprint("$10")).count(), 0);
+        assert_eq!(
+            seen.candidates(fingerprint("$11")).collect::<Vec<_>>(),
+            [11]
+        );
         seen.forget_below(None);
         assert!(seen.is_empty());
     }
 
     #[test]
-    fn loading_reads_the_table_a_group_at_a_time_and_keeps_every_id() {
+    fn loading_reads_the_table_in_parts_and_keeps_every_id_with_its_row() {
         use diesel::connection::SimpleConnection;
         let mut conn = SqliteConnection::establish(":memory:").unwrap();
         conn.batch_execute(
             "CREATE TABLE inbox_events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL)",
         )
         .unwrap();
-        let ids: Vec<String> = (0..2_500).map(|i| format!("$loaded{i}:server")).collect();
-        for id in &ids {
-            diesel::insert_into(inbox_events::table)
-                .values(inbox_events::event_id.eq(id))
-                .execute(&mut conn)
-                .unwrap();
-        }
+        let count = LOADED_READ as usize * 2 + 500;
+        let ids: Vec<String> = (0..count).map(|i| format!("$loaded{i}:server")).collect();
+        conn.transaction(|conn| {
+            for id in &ids {
+                diesel::insert_into(inbox_events::table)
+                    .values(inbox_events::event_id.eq(id))
+                    .execute(conn)?;
+            }
+            QueryResult::Ok(())
+        })
+        .unwrap();
         let seen = SeenEvents::load(&mut conn).unwrap();
         assert_eq!(seen.len(), ids.len());
-        assert!(ids.iter().all(|id| seen.contains(&fingerprint(id))));
-        let groups: Vec<(i64, usize)> = seen
-            .groups
-            .iter()
-            .map(|(last, group)| (*last, group.len()))
-            .collect();
-        assert_eq!(groups, [(1_000, 1_000), (2_000, 1_000), (2_500, 500)]);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                seen.candidates(fingerprint(id)).collect::<Vec<_>>(),
+                [i as i64 + 1],
+                "{id}"
+            );
+        }
         assert!(
             SeenEvents::load(&mut SqliteConnection::establish(":memory:").unwrap()).is_err(),
             "no table, no set"
@@ -219,20 +293,27 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_spread_over_the_shards_and_are_found_in_theirs() {
+    fn shards_stay_sorted_and_slack_stays_small() {
         let mut seen = SeenEvents::default();
-        let ids: Vec<String> = (0..50_000).map(|i| format!("$event{i}:server")).collect();
-        seen.remember(1, ids.iter().map(|id| fingerprint(id)).collect());
-        assert_eq!(seen.len(), ids.len());
-        assert!(ids.iter().all(|id| seen.contains(&fingerprint(id))));
-        assert!(!seen.contains(&fingerprint("$never:server")));
-        // About 195 a shard; none empty, none with more than twice its share.
-        let sizes: Vec<usize> = seen.shards.iter().map(HashSet::len).collect();
+        let n = 200_000;
+        for row in 0..n {
+            seen.remember(row, fingerprint(&format!("$event{row}:server")));
+        }
+        assert_eq!(seen.len(), n as usize);
+        for shard in &seen.shards {
+            assert!(
+                shard
+                    .windows(2)
+                    .all(|w| w[0].fingerprint <= w[1].fingerprint)
+            );
+        }
+        // 12 bytes an event, plus at most an eighth (and 16 a shard) of room.
+        let bytes = seen.heap_bytes();
+        let floor = n as usize * 12;
         assert!(
-            sizes
-                .iter()
-                .all(|size| (1..=2 * ids.len() / SHARDS).contains(size)),
-            "{sizes:?}"
+            bytes <= floor + floor / 8 + SHARDS * 16 * 12 + SHARDS * 24,
+            "{bytes} bytes for {n} events"
         );
+        assert!(!seen.candidates(fingerprint("$never:server")).any(|_| true));
     }
 }
