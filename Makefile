@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help setup demo test lint bench instructions sample openapi
+.PHONY: help setup demo test lint bench bench-pinned instructions sample openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ BENCHES ?= transactions rooms cutover
 
 bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
 	@set -e; for bench in $(BENCHES); do $(CARGO) bench --bench $$bench; done
+
+bench-pinned: setup ## the transaction benchmark pinned (issue 24): servers on CPU 0, load on CPU 1; target/bench/transactions-pinned.md
+	BENCH_PINNED=1 $(CARGO) bench --bench transactions
 
 instructions: setup ## instructions per event on the transaction path, by callgrind (needs valgrind)
 	$(CARGO) build --release --bin openmeet-appservice

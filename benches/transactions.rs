@@ -24,12 +24,30 @@
 //!
 //! `BENCH_BACKENDS=sqlite` measures one backend only. Without `TEST_POSTGRES_URL` PostgreSQL is an
 //! embedded throwaway cluster. Under `cargo test` (no `--bench` argument) the binary does nothing.
+//!
+//! **Pinned mode** (`BENCH_PINNED=1`, or `make bench-pinned`): issue 24's measuring method, in
+//! `transactions/pinned.rs`. The servers under measurement (a null server of its own and each
+//! daemon) run on CPU 0, this process — the load generator — on CPU 1 (it needs 2 CPUs); 100-event
+//! transactions of ~530-byte events, one in eight a membership, 1 and then 16 in flight, each
+//! pushed for 10 s after a 6 s warm-up, the inbox's drain counted; the daemon's metrics sampled
+//! every 100 ms for its longest stall; issue 24's targets next to the numbers. On PostgreSQL,
+//! pgbench then runs the same insert in the same database for 10 s. On SQLite, unless
+//! `BENCH_MEMORY=0`, a memory scenario: 2 M events into a fresh daemon, its RSS, then a restart
+//! with 450,000 of them pending again, drained while 100×1 transactions are pushed for 10 s. The
+//! table goes to `target/bench/transactions-pinned.md`:
+//!
+//! ```text
+//! BENCH_PINNED=1 BENCH_BACKENDS=sqlite,postgres cargo bench --bench transactions
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly by design
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 mod common;
+#[path = "transactions/pinned.rs"]
+mod pinned;
+
 use common::daemon::{Backend, SERVER_NAME, backends, fresh_copy, start_daemon, start_synapse};
 use common::load::{Put, put_all};
 use common::{cpu_seconds, mib, ms, percentile, proc_status_kib, row, table, write_report};
@@ -92,6 +110,10 @@ fn main() {
     }
     if !std::env::args().any(|arg| arg == "--bench") {
         println!("transactions: a benchmark; run it with `cargo bench --bench transactions`");
+        return;
+    }
+    if pinned::enabled() {
+        pinned::main();
         return;
     }
     let (_synapse, base) = start_synapse();
@@ -197,8 +219,9 @@ impl RunReport {
     }
 }
 
-async fn bench_null_server() -> ServerReport {
-    eprintln!("== null server");
+/// Starts this binary as `--null-server`; returns the process and the port it listens on. It
+/// exits when its stdin (the `Child`'s) is closed.
+fn start_null_server() -> (Child, u16) {
     let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
         .arg("--null-server")
         .stdin(Stdio::piped())
@@ -209,7 +232,12 @@ async fn bench_null_server() -> ServerReport {
     std::io::BufReader::new(child.stdout.take().expect("its stdout"))
         .read_line(&mut line)
         .expect("the null server's port");
-    let port: u16 = line.trim().parse().expect("a port number");
+    (child, line.trim().parse().expect("a port number"))
+}
+
+async fn bench_null_server() -> ServerReport {
+    eprintln!("== null server");
+    let (mut child, port) = start_null_server();
     let pid = child.id();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle_rss_kib = proc_status_kib(pid, "VmRSS");
@@ -468,21 +496,60 @@ mod null_server {
     }
 }
 
-/// Events as Synapse pushes them: ~500 bytes, 4 messages to 1 member event, unique ids.
-#[derive(Default)]
+/// Which events an [`EventFactory`] makes.
+#[derive(Clone, Copy)]
+struct EventMix {
+    /// One event in this many is an `m.room.member`, the rest are messages.
+    member_every: u64,
+    /// A message's body is this many characters long, or up to 79 more.
+    shortest_body: usize,
+}
+
+/// The unpinned mode's events: ~470 bytes, 4 messages to 1 member event.
+const UNPINNED_MIX: EventMix = EventMix {
+    member_every: 5,
+    shortest_body: 140,
+};
+
+/// Events as Synapse pushes them: unique ids, a few rooms and senders, [`UNPINNED_MIX`] unless
+/// made [`EventFactory::with_mix`].
 struct EventFactory {
     count: u64,
+    mix: EventMix,
+}
+
+impl Default for EventFactory {
+    fn default() -> Self {
+        Self::with_mix(UNPINNED_MIX)
+    }
 }
 
 impl EventFactory {
+    fn with_mix(mix: EventMix) -> Self {
+        Self { count: 0, mix }
+    }
+
+    /// The mean size of this mix's events in bytes (its first 1000, serialised).
+    fn mean_size(mix: EventMix) -> usize {
+        let mut factory = Self::with_mix(mix);
+        (0..1000)
+            .map(|_| factory.next().to_string().len())
+            .sum::<usize>()
+            / 1000
+    }
+
     fn next(&mut self) -> Value {
         let n = self.count;
         self.count += 1;
+        let EventMix {
+            member_every,
+            shortest_body,
+        } = self.mix;
         let event_id = event_id(n);
         let room = ROOMS[n as usize % ROOMS.len()];
         let user = |i: u64| format!("@{}:{SERVER_NAME}", USERS[i as usize % USERS.len()]);
         let sender = user(n / 3);
-        if n % 5 == 4 {
+        if n % member_every == member_every - 1 {
             let mut event = events::member(&event_id, room, &sender, &sender, "join");
             event["content"]["displayname"] = json!(format!("{} (OpenMeet)", USERS[0]));
             event["content"]["avatar_url"] = json!("mxc://openmeet.test/xYzAbCdEfGhIjKlMnOpQrStU");
@@ -494,8 +561,9 @@ impl EventFactory {
         } else {
             let text = "Shall we move the meetup to the community hall on Thursday? The cafe is \
                         booked and the hall has a projector, chairs for forty people and a kitchen. \
-                        Bring snacks if you can; I will send the agenda and the slides before then.";
-            let body = &text[..140 + (n as usize * 37) % 80];
+                        Bring snacks if you can; I will send the agenda and the slides before then. \
+                        Parking is free after six, and the number 12 bus stops right outside the door.";
+            let body = &text[..shortest_body + (n as usize * 37) % 80];
             let mut event = events::message(&event_id, room, &sender, body);
             event["content"]["m.mentions"] = json!({});
             event["unsigned"]["age"] = json!(40 + n % 900);
@@ -513,7 +581,6 @@ fn event_id(n: u64) -> String {
 
 fn render(reports: &[ServerReport]) -> String {
     let mut out = String::from("# Transaction push benchmark\n\n");
-    let sample = (0..1000).map(|n| EventFactory { count: n }.next().to_string().len());
     let _ = writeln!(
         out,
         "`PUT /_matrix/app/v1/transactions/{{txnId}}`, release build, log level info, mean event \
@@ -522,7 +589,7 @@ fn render(reports: &[ServerReport]) -> String {
          events, counted until its inbox is empty again (processing included); drain is the last \
          acknowledgement to an empty inbox. \"vs null\" is the daemon's txn/s over the null \
          server's (reads the body, answers `{{}}`) in the same run.\n",
-        sample.sum::<usize>() / 1000,
+        EventFactory::mean_size(UNPINNED_MIX),
         std::thread::available_parallelism().map_or(0, usize::from),
     );
     let null_runs = reports

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 use crate::support::daemon::Daemon;
 
 pub async fn metrics_text(client: &reqwest::Client, daemon: &Daemon) -> String {
+    metrics_text_at(client, daemon.config.metrics_port).await
+}
+
+/// The metrics a daemon serves on `port` (for a task that cannot borrow the [`Daemon`]).
+pub async fn metrics_text_at(client: &reqwest::Client, port: u16) -> String {
     client
-        .get(format!(
-            "http://127.0.0.1:{}/metrics",
-            daemon.config.metrics_port
-        ))
+        .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
         .expect("metrics answer")
@@ -60,7 +62,16 @@ pub fn by_label(text: &str, name: &str, key: &str) -> HashMap<String, f64> {
 /// Waits until the daemon's inbox processor has worked off every stored event (every 5 ms, one
 /// scrape of the metrics each time, so that both counters are of one moment; at most 120 s).
 pub async fn wait_inbox_processed(client: &reqwest::Client, daemon: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_inbox_processed_within(client, daemon, Duration::from_secs(120)).await;
+}
+
+/// [`wait_inbox_processed`], for at most `within`.
+pub async fn wait_inbox_processed_within(
+    client: &reqwest::Client,
+    daemon: &Daemon,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
     loop {
         let text = metrics_text(client, daemon).await;
         let received = sum(&text, "openmeet_as_events_received_total");
@@ -69,7 +80,7 @@ pub async fn wait_inbox_processed(client: &reqwest::Client, daemon: &Daemon) {
         }
         assert!(
             Instant::now() < deadline,
-            "the inbox did not drain in 120 s"
+            "the inbox did not drain in {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -1,11 +1,12 @@
 //! What both benchmarks share: the daemon's backends, config and readiness ([`daemon`]), its
-//! metrics ([`metrics`]), the load loop ([`load`]), reading a process's CPU time and memory from
-//! /proc, latency percentiles, and the padded markdown tables of their reports.
+//! metrics ([`metrics`]), the load loop ([`load`]), CPU pinning ([`pin`]), reading a process's CPU
+//! time and memory from /proc, latency percentiles, and the padded markdown tables of their reports.
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod load;
 pub mod metrics;
+pub mod pin;
 
 use std::time::Duration;
 
