@@ -103,6 +103,10 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         });
     }
     let processor = tokio::spawn(inbox::run(app.clone(), shutdown_rx.clone()));
+    let checkpoints = tokio::spawn(crate::store::checkpoint::run(
+        app.store.clone(),
+        shutdown_rx.clone(),
+    ));
     let worker = config
         .jobs
         .enabled
@@ -137,6 +141,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
     }
     reloader.abort();
     let _ = processor.await;
+    let _ = checkpoints.await;
     let _ = pruner.await;
     if let Some(worker) = worker {
         let _ = worker.await;

@@ -34,7 +34,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often housekeeping runs while the processor is busy.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// How often at most when it goes idle (under a steady trickle of transactions it goes idle after
-/// every one, and a checkpoint each time would cost more than the events).
+/// every one, and reading the depth each time would cost more than the events).
 const IDLE_HOUSEKEEPING: Duration = Duration::from_millis(100);
 
 /// Works the inbox until `shutdown` turns true.
@@ -142,11 +142,9 @@ pub fn count_processed<'a>(metrics: &Metrics, event_types: impl Iterator<Item = 
     }
 }
 
-/// Between batches, not on the request path: the depth gauges, and SQLite's WAL checkpoint.
+/// Between batches, not on the request path: the depth gauges. (SQLite's checkpoints run in a
+/// task of their own: `store/checkpoint.rs`.)
 async fn housekeeping(app: &Arc<App>) {
-    if let Err(error) = app.store.checkpoint().await {
-        tracing::warn!(%error, "could not checkpoint the SQLite write-ahead log");
-    }
     if let Ok((pending, oldest)) = app.store.run(inbox_views::pending_summary).await {
         app.metrics.inbox_depth.set(pending);
         let age = oldest.map_or(0.0, |oldest| {

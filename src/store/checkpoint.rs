@@ -1,14 +1,18 @@
 //! SQLite only: moving the write-ahead log into the database file, and starting it again.
 //!
 //! Automatic checkpoints are off (they would run inside whichever request commits, and fsync
-//! there); the inbox processor's housekeeping calls [`Store::checkpoint`] instead, once a second
-//! while it is busy.
+//! there); [`run`] checkpoints every [`INTERVAL`] instead, in a task of its own. The inbox
+//! processor used to checkpoint between its batches, and waited for it: on one busy core the
+//! checkpoint's thread got next to no CPU, and the processor stood still for 13 s while
+//! acknowledgements went on.
 //!
 //! A checkpoint copies every page written since the last one, about as much work as the writes
 //! themselves, and would take a core from the acknowledgements Synapse waits for (on two cores it
 //! doubled the slowest ones). So it runs on a thread of its own at the lowest CPU priority (nice
 //! 19), which ends with it: a thread of the blocking pool could not be given its priority back
-//! without privileges.
+//! without privileges. Not when the log has outgrown 64 MiB, though: then the checkpoint is
+//! falling behind the writes, and takes its share of the CPU at the normal priority until it has
+//! caught up.
 //!
 //! That alone never started the log again under steady traffic. The next writer starts the log
 //! from its beginning only when the checkpoint left no frame behind, and with transactions
@@ -19,10 +23,35 @@
 //! next writer, which then starts the log again. The log file itself is cut back to 64
 //! MiB (`journal_size_limit`, set on every connection) when it is started again after a burst.
 
+use std::time::Duration;
+
 use diesel::connection::SimpleConnection;
+use tokio::sync::watch;
 
 use super::{Backend, Store, StoreError};
+use crate::config::DatabaseUrl;
 use crate::on_backend;
+
+/// How often the log is checkpointed.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+/// A log larger than this is falling behind (and is what `journal_size_limit` cuts back to).
+const BEHIND: u64 = 64 * 1024 * 1024;
+
+/// Checkpoints every [`INTERVAL`] until `shutdown` turns true. Nothing on PostgreSQL.
+pub async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
+    if store.backend() != Backend::Sqlite {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = store.checkpoint().await {
+            tracing::warn!(%error, "could not checkpoint the SQLite write-ahead log");
+        }
+    }
+}
 
 const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
@@ -33,12 +62,16 @@ impl Store {
             return Ok(());
         }
         let store = self.clone();
+        let behind = self.wal_bytes().is_some_and(|bytes| bytes > BEHIND);
         let (done, result) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 // Lowering one's own priority needs no privilege; if it fails, it runs as is.
-                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                if !behind {
+                    let _ =
+                        rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                }
                 let checkpoint = store.connection().and_then(|mut conn| {
                     on_backend!(&mut *conn, c => c.batch_execute(PASSIVE))?;
                     Ok(())
@@ -53,5 +86,15 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// The size of the SQLite log file, when there is one.
+    fn wal_bytes(&self) -> Option<u64> {
+        let DatabaseUrl::Sqlite(path) = &self.url else {
+            return None;
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).ok().map(|meta| meta.len())
     }
 }
