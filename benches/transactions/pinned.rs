@@ -387,6 +387,32 @@ struct Inbox {
     longest_stall: Duration,
     /// The same for the processor's own count (memberships only).
     processor_stall: Duration,
+    /// SQLite: the longest holds of the one writer since the daemon started, read once drained:
+    /// (seconds, kind, holder), longest first.
+    longest_turns: Vec<(f64, String, String)>,
+}
+
+/// The series of `openmeet_as_sqlite_writer_longest_turn_seconds` in a scrape, longest first.
+fn longest_turns(text: &str) -> Vec<(f64, String, String)> {
+    let label = |labels: &str, name: &str| {
+        let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = labels[start..].find('"')? + start;
+        Some(labels[start..end].to_owned())
+    };
+    let mut turns: Vec<(f64, String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("openmeet_as_sqlite_writer_longest_turn_seconds{")?;
+            let (labels, value) = rest.split_once("} ")?;
+            Some((
+                value.trim().parse().ok()?,
+                label(labels, "kind")?,
+                label(labels, "holder")?,
+            ))
+        })
+        .collect();
+    turns.sort_by(|a, b| b.0.total_cmp(&a.0));
+    turns
 }
 
 impl Run {
@@ -526,6 +552,7 @@ async fn measure(target: &Target<'_>, pusher: &Pusher, in_flight: usize) -> Run 
             pending_at_last_ack,
             longest_stall: longest_stall(&samples, |sample| sample.processed),
             processor_stall: longest_stall(&samples, |sample| sample.by_processor),
+            longest_turns: longest_turns(&metrics_text(&client, daemon).await),
         });
     }
     let cpu_seconds = cpu_seconds(target.pid) - cpu_before;
@@ -1022,6 +1049,31 @@ fn render(
         );
     }
     let _ = writeln!(out, "- the load generator: {}", context.load_generator);
+
+    out.push_str(
+        "\nThe longest holds of SQLite's one writer since the daemon started, read after each run \
+         (`openmeet_as_sqlite_writer_longest_turn_seconds`; the holder is the source location \
+         that asked for the turn):\n\n",
+    );
+    for server in servers {
+        for run in &server.runs {
+            let Some(inbox) = &run.inbox else { continue };
+            let turns: Vec<String> = (inbox.longest_turns.iter().take(3))
+                .map(|(seconds, kind, holder)| {
+                    format!("{:.1} ms {kind} `{holder}`", seconds * 1000.0)
+                })
+                .collect();
+            if !turns.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "- {} after {} in flight: {}",
+                    server.server.name(),
+                    run.in_flight,
+                    turns.join(", ")
+                );
+            }
+        }
+    }
 
     if let Some(pgbench) = pgbench {
         render_pgbench(&mut out, servers, pgbench);
