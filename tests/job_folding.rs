@@ -7,9 +7,7 @@ mod support;
 use std::collections::HashMap;
 
 use openmeet_appservice::jobs::DECLARATION_KINDS;
-use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, Job, NewJob};
-use openmeet_appservice::store::rooms::{self, Declaration};
 use openmeet_appservice::store::{DbConnection, Store, StoreError, job_folding};
 use serde_json::json;
 use support::Backend;
@@ -27,19 +25,7 @@ fn store(name: &str, backend: Backend) -> TestStore {
 }
 
 fn room(store: &Store, slug: &str) -> i64 {
-    let declaration = Declaration {
-        tenant_id: "tenantA".into(),
-        homeserver: "default".into(),
-        kind: RoomKind::Event,
-        slug: slug.into(),
-        name: format!("{slug} Chat"),
-        topic: None,
-        visibility: Visibility::Private,
-    };
-    rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
-        .unwrap()
-        .0
-        .id
+    test_store::declare_room(store, "tenantA", slug)
 }
 
 fn enqueue(store: &Store, room_key: i64, kind: &str) -> Job {

@@ -65,19 +65,7 @@ on_both_backends!(
 );
 
 fn room(store: &Store, tenant: &str, slug: &str) -> i64 {
-    let declaration = Declaration {
-        tenant_id: tenant.into(),
-        homeserver: "default".into(),
-        kind: RoomKind::Event,
-        slug: slug.into(),
-        name: format!("{slug} Chat"),
-        topic: None,
-        visibility: Visibility::Private,
-    };
-    rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
-        .unwrap()
-        .0
-        .id
+    test_store::declare_room(store, tenant, slug)
 }
 
 fn enqueue(store: &Store, tenant: &str, room_key: i64, step: u32) -> Job {

@@ -18,14 +18,12 @@ use openmeet_appservice::config::Config;
 use openmeet_appservice::config::sample::{SampleTokens, render};
 use openmeet_appservice::jobs::prune;
 use openmeet_appservice::on_backend;
-use openmeet_appservice::rooms::{RoomKind, Visibility};
 use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
 use openmeet_appservice::store::outbox::{self};
 use openmeet_appservice::store::outbox_data::{EventData, RoomReady};
 use openmeet_appservice::store::retention::Table;
-use openmeet_appservice::store::rooms::{self, Declaration};
 use openmeet_appservice::store::{DbConnection, Store};
 use serde_json::json;
 use support::Backend;
@@ -120,19 +118,7 @@ fn finished_job(store: &Store, room_key: Option<i64>, outcome: Outcome, at: i64)
 }
 
 fn room(store: &Store, slug: &str) -> i64 {
-    let declaration = Declaration {
-        tenant_id: "t".into(),
-        homeserver: "default".into(),
-        kind: RoomKind::Event,
-        slug: slug.into(),
-        name: "Chat".into(),
-        topic: None,
-        visibility: Visibility::Private,
-    };
-    rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
-        .unwrap()
-        .0
-        .id
+    support::test_store::declare_room(store, "t", slug)
 }
 
 fn job_ids(store: &Store) -> Vec<i64> {

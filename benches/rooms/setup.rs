@@ -1,15 +1,10 @@
 //! Before the runs: the member users in Synapse, and the processes a run measures (Synapse's,
 //! PostgreSQL's server); plus the one HTTP call helper every client here uses.
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use serde_json::Value;
 
 use crate::common::daemon::SERVER_NAME;
-use crate::support::matrix_client::http_client;
 use crate::support::synapse::Synapse;
 
 /// The server's version, and whether a connection to `url` made as the daemon makes it
@@ -35,51 +30,9 @@ pub fn postgres_server(url: &str) -> (String, bool) {
     (row.version, row.tls)
 }
 
-/// Registers `count` ordinary users (`bench-member-NNN`, no login) and returns their ids.
+/// Registers `count` ordinary users (`bench-member-NNNN`, no login) and returns their ids.
 pub async fn register_members(hs: &str, count: usize) -> Vec<String> {
-    let client = http_client();
-    let limit = Arc::new(Semaphore::new(8));
-    let mut tasks = JoinSet::new();
-    for i in 0..count {
-        let (client, limit, hs) = (client.clone(), limit.clone(), hs.to_owned());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("the semaphore is open");
-            let localpart = format!("bench-member-{i:03}");
-            register_member(&client, &hs, &localpart).await;
-            (i, format!("@{localpart}:{SERVER_NAME}"))
-        });
-    }
-    let mut users = vec![String::new(); count];
-    while let Some(done) = tasks.join_next().await {
-        let (i, user) = done.expect("a registration panicked");
-        users[i] = user;
-    }
-    users
-}
-
-/// `POST /register` with the dummy stage (Synapse here needs no verification).
-async fn register_member(client: &reqwest::Client, hs: &str, localpart: &str) {
-    let url = format!("{hs}/_matrix/client/v3/register");
-    let mut body = json!({
-        "username": localpart,
-        "password": format!("{localpart}-bench-password"),
-        "inhibit_login": true,
-        "auth": {"type": "m.login.dummy"},
-    });
-    for _ in 0..2 {
-        let (status, answer) = send_json(client, Method::POST, &url, None, Some(&body)).await;
-        if status.is_success() {
-            return;
-        }
-        // An older flow: first a session, then the dummy stage within it.
-        match answer["session"].as_str() {
-            Some(session) if status == StatusCode::UNAUTHORIZED => {
-                body["auth"]["session"] = json!(session);
-            }
-            _ => panic!("registering {localpart}: {status} {answer}"),
-        }
-    }
-    panic!("registering {localpart}: the dummy stage did not complete");
+    crate::support::matrix_client::register_many(hs, SERVER_NAME, "bench-member", count).await
 }
 
 /// One HTTP call with a JSON body and answer (`Value::Null` when the answer is not JSON).

@@ -684,16 +684,21 @@ impl Daemon {
         );
     }
 
-    /// The value of one sample of `/metrics` (summed over label sets matching `labels`).
-    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
-        let text = http_client()
+    /// The whole `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        http_client()
             .get(format!("{}/metrics", self.base(self.config.metrics_port)))
             .send()
             .await
             .expect("metrics answer")
             .text()
             .await
-            .expect("metrics body");
+            .expect("metrics body")
+    }
+
+    /// The value of one sample of `/metrics` (summed over label sets matching `labels`).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|line| !line.starts_with('#'))
             .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))

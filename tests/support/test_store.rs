@@ -46,3 +46,23 @@ pub fn fresh(name: &str, backend: Backend) -> TestStore {
     store.migrate().unwrap();
     TestStore { store, url }
 }
+
+/// Declares a private event room `slug` of `tenant` on the default homeserver (named "`slug`
+/// Chat") and returns its room key.
+pub fn declare_room(store: &Store, tenant: &str, slug: &str) -> i64 {
+    use openmeet_appservice::rooms::{RoomKind, Visibility};
+    use openmeet_appservice::store::rooms::{self, Declaration};
+    let declaration = Declaration {
+        tenant_id: tenant.into(),
+        homeserver: "default".into(),
+        kind: RoomKind::Event,
+        slug: slug.into(),
+        name: format!("{slug} Chat"),
+        topic: None,
+        visibility: Visibility::Private,
+    };
+    rooms::declare(&mut store.connection().unwrap(), &declaration, 0)
+        .unwrap()
+        .0
+        .id
+}

@@ -116,15 +116,7 @@ async fn a_big_room_converges_in_about_one_call_per_member() {
 async fn calls_by_endpoint(
     daemon: &crate::support::daemon::Daemon,
 ) -> std::collections::BTreeMap<String, f64> {
-    let url = format!("http://127.0.0.1:{}/metrics", daemon.config.metrics_port);
-    let text = crate::support::matrix_client::http_client()
-        .get(url)
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = daemon.metrics_text().await;
     let mut calls = std::collections::BTreeMap::new();
     for line in text.lines() {
         let Some(labels) = line.strip_prefix("openmeet_as_homeserver_requests_total{") else {
