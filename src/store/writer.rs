@@ -32,6 +32,9 @@ pub struct Writer {
     calm: Notify,
     /// Where turns are counted, once the process's metrics exist.
     metrics: OnceLock<TurnMetrics>,
+    /// The longest hold so far by each holder and kind (a few dozen at most): the gauge is set,
+    /// its label written out, only when one is beaten, not at every turn.
+    longest: std::sync::Mutex<Vec<(&'static Location<'static>, Kind, Duration)>>,
 }
 
 /// The writer's metrics (see `observability/metrics.rs`), labelled by `kind` (`urgent`,
@@ -91,11 +94,26 @@ impl Drop for Turn {
                 .held
                 .with_label_values(&[kind])
                 .observe(held.as_secs_f64());
-            let longest = metrics
-                .longest
-                .with_label_values(&[kind, &self.holder.to_string()]);
-            if held.as_secs_f64() > longest.get() {
-                longest.set(held.as_secs_f64());
+            let mut longest =
+                (self.writer.longest.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
+            let known = longest.iter_mut().find(|(holder, known_kind, _)| {
+                *holder == self.holder && *known_kind == self.kind
+            });
+            let beaten = match known {
+                Some((_, _, longest)) if *longest >= held => false,
+                Some((_, _, longest)) => {
+                    *longest = held;
+                    true
+                }
+                None => {
+                    longest.push((self.holder, self.kind, held));
+                    true
+                }
+            };
+            if beaten {
+                (metrics.longest)
+                    .with_label_values(&[kind, &self.holder.to_string()])
+                    .set(held.as_secs_f64());
             }
         }
     }
