@@ -96,9 +96,9 @@ impl Drop for Turn {
                 .observe(held.as_secs_f64());
             let mut longest =
                 (self.writer.longest.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
-            let known = longest.iter_mut().find(|(holder, known_kind, _)| {
-                *holder == self.holder && *known_kind == self.kind
-            });
+            let known = longest
+                .iter_mut()
+                .find(|(holder, known_kind, _)| *holder == self.holder && *known_kind == self.kind);
             let beaten = match known {
                 Some((_, _, longest)) if *longest >= held => false,
                 Some((_, _, longest)) => {
