@@ -26,4 +26,5 @@ pub mod webhooks;
 pub mod harness {
     pub use crate::api::appservice::router as appservice_router;
     pub use crate::inbox::process_batch_with;
+    pub use crate::store::seen_events_share_an_entry;
 }

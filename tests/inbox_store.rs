@@ -20,6 +20,7 @@ on_both_backends!(
     events_stored_before_are_reported_by_position_and_stored_once,
     quarantined_entries_are_stored_with_their_transaction_once,
     every_row_of_a_large_transaction_keeps_its_own_fields,
+    an_event_sharing_an_old_ones_entry_in_the_id_set_is_stored_and_then_known,
 );
 
 const AT: i64 = 1_700_000_000_000;
@@ -290,4 +291,48 @@ async fn every_row_of_a_large_transaction_keeps_its_own_fields(backend: Backend)
             )
         );
     }
+}
+
+/// Two event ids whose fingerprints agree in the 44 bits SQLite's in-memory id set keeps
+/// (`store/seen_events.rs`; found by a birthday search over 24 million ids). The second is a new
+/// event, not a duplicate: it must be stored, and only then be known. PostgreSQL has its unique
+/// index and no set, and must agree.
+async fn an_event_sharing_an_old_ones_entry_in_the_id_set_is_stored_and_then_known(
+    backend: Backend,
+) {
+    let (first, second) = ("$collide5649918:server", "$collide14845550:server");
+    assert!(
+        openmeet_appservice::harness::seen_events_share_an_entry(first, second),
+        "the pair no longer shares an entry (the std hasher changed?): find a new pair with a \
+         birthday search over the set's 44 bits and put it here"
+    );
+    let store = test_store::fresh("inbox_shared_entry", backend);
+    let one = record(
+        &store,
+        transaction("1", vec![event(first, "m.room.message", None)]),
+    )
+    .await;
+    assert_eq!((one.new_events, one.seen_before.len()), (1, 0));
+    let two = record(
+        &store,
+        transaction("2", vec![event(second, "m.room.message", None)]),
+    )
+    .await;
+    assert_eq!(
+        (two.new_events, two.seen_before),
+        (1, vec![]),
+        "a new event whose entry an old one shares was taken for a duplicate"
+    );
+    let three = record(
+        &store,
+        transaction(
+            "3",
+            vec![
+                event(second, "m.room.message", None),
+                event(first, "m.room.message", None),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!((three.new_events, three.seen_before), (0, vec![0, 1]));
 }

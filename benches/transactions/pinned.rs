@@ -13,7 +13,8 @@
 //! - PostgreSQL: pgbench in the daemon's database, the same insert for 10 s, one client.
 //! - SQLite, unless `BENCH_MEMORY=0`: 2 M events into a fresh daemon and its RSS; then, stopped,
 //!   the last 450,000 of them made pending again in its file, and while the restarted daemon
-//!   drains them, 100×1 transactions for 10 s.
+//!   drains them, 100×1 transactions for 10 s. `BENCH_MEMORY=only`: the null server and this, no
+//!   daemon runs.
 //!
 //! The report goes to `target/bench/transactions-pinned.md`.
 
@@ -88,7 +89,8 @@ pub fn main() {
     let mut servers = vec![runtime.block_on(measure_null_server(&bodies))];
     let mut pgbench = None;
     let backends = backends();
-    for &backend in &backends {
+    let memory_only = std::env::var("BENCH_MEMORY").ok().as_deref() == Some("only");
+    for &backend in backends.iter().filter(|_| !memory_only) {
         let config = fresh_copy(&base, backend.fresh_database("bench_pinned"));
         let (runs, mut daemon) = runtime.block_on(measure_daemon(backend, config, &bodies));
         servers.push(runs);

@@ -46,6 +46,7 @@ use diesel::r2d2::{self, Pool};
 use self::connection::{AnsweredAfter, Failures, Manager};
 pub use self::connection::{DbConnection, sqlite_write};
 use self::seen_events::SeenEvents;
+pub use self::seen_events::share_an_entry as seen_events_share_an_entry;
 use self::writer::Writer;
 use crate::config::{self, DatabaseUrl};
 
