@@ -211,3 +211,16 @@ async fn a_report_that_cannot_be_checked_is_not_stored(backend: Backend) {
     assert_eq!(page, json!({"reports": []}));
     assert!(reports_seen(&setup.fake).is_empty());
 }
+
+#[test]
+fn the_test_proxy_sends_only_the_three_report_paths_to_the_daemon() {
+    use support::path_proxy::is_report_path;
+    assert!(is_report_path("/_matrix/client/v3/rooms/!r:s/report/$e"));
+    assert!(is_report_path("/_matrix/client/v3/rooms/!r:s/report"));
+    assert!(is_report_path("/_matrix/client/v3/users/@u:s/report"));
+    assert!(!is_report_path(
+        "/_matrix/client/v3/rooms/!r:s/send/m.room.message/1"
+    ));
+    assert!(!is_report_path("/_matrix/client/v3/rooms//report"));
+    assert!(!is_report_path("/_matrix/client/r0/rooms/!r:s/report/$e"));
+}

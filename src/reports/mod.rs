@@ -146,7 +146,7 @@ pub async fn report_room(app: &Arc<App>, report: Report) -> Answer {
                 c,
                 &stored,
                 |report| created_event(report, event),
-                |report| forward_report::new_job(report),
+                forward_report::new_job,
                 now,
                 forward_at,
             )
