@@ -14,6 +14,7 @@ pub(crate) mod matrix;
 pub mod observability;
 pub(crate) mod registration;
 pub(crate) mod reload;
+pub(crate) mod reports;
 pub mod rooms;
 pub(crate) mod server;
 pub mod status;

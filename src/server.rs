@@ -74,7 +74,7 @@ pub async fn serve(app: Arc<App>, config_path: PathBuf) -> anyhow::Result<()> {
         (
             "appservice",
             config.listen.appservice,
-            api::appservice::router(app.clone()),
+            api::appservice::router(app.clone()).merge(api::client::router(app.clone())),
         ),
         (
             "platform",

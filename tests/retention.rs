@@ -3,7 +3,8 @@
 //! clock moved by hand, rows older than their window go and newer ones stay — never a pending
 //! event, a queued job or a room's latest job — in batches, counted per table, on both backends.
 //! Moderation audit entries and outbox events go with the jobs' window; a tenant's event ids keep
-//! counting after its events are pruned.
+//! counting after its events are pruned. Reports and their `report.created` events hold chat
+//! content and go with the inbox's window.
 
 mod support;
 
@@ -22,7 +23,7 @@ use openmeet_appservice::store::inbox::{IncomingTransaction, NewEvent};
 use openmeet_appservice::store::jobs::{self, ClaimLimits, NewJob, Outcome};
 use openmeet_appservice::store::moderation_log::{self, NewEntry};
 use openmeet_appservice::store::outbox::{self};
-use openmeet_appservice::store::outbox_data::{EventData, RoomReady};
+use openmeet_appservice::store::outbox_data::{EventData, ReportCreated, RoomReady};
 use openmeet_appservice::store::retention::Table;
 use openmeet_appservice::store::{DbConnection, Store};
 use serde_json::json;
@@ -44,6 +45,18 @@ impl Clock for HandClock {
 /// A `room.ready` without a Matrix room, for events appended by hand.
 fn ready() -> EventData {
     EventData::RoomReady(RoomReady { room_id: None })
+}
+
+fn report_created() -> EventData {
+    EventData::ReportCreated(ReportCreated {
+        report: 1,
+        room_id: "!r:x".into(),
+        event_id: None,
+        reporter: "@u:x".into(),
+        reason: None,
+        score: None,
+        event: None,
+    })
 }
 
 fn app(url: &str, clock: Arc<HandClock>) -> Arc<App> {
@@ -186,6 +199,19 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
         outbox::append(conn, "t", None, &ready(), at).unwrap();
     }
 
+    // Reports: one from day 8 (to go on day 10), one from day 9.5; each with its report.created
+    // (tenant "r", so that tenant "t"'s ids below are as they were).
+    for at in [8 * DAY, 9 * DAY + DAY / 2] {
+        let conn = &mut *app.store.connection().unwrap();
+        execute(
+            conn,
+            &format!(
+                "INSERT INTO reports (tenant_id, room_kind, room_slug, room_id, reporter, at) VALUES ('r', 'event', 's', '!r:x', '@u:x', {at})"
+            ),
+        );
+        outbox::append(conn, "r", None, &report_created(), at).unwrap();
+    }
+
     // Inbox: 1,205 events processed on day 8 (three batches), 3 still pending from day 8, 4
     // processed on day 9.5; a transaction and a quarantine row from each day.
     {
@@ -225,7 +251,9 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::Quarantine, 0),
             (Table::Jobs, 2),
             (Table::ModerationLog, 2),
-            (Table::OutboxEvents, 2)
+            (Table::OutboxEvents, 2),
+            (Table::Reports, 0),
+            (Table::ReportEvents, 0)
         ]
     );
     assert_eq!(
@@ -245,7 +273,9 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
             (Table::Quarantine, 1),
             (Table::Jobs, 0),
             (Table::ModerationLog, 0),
-            (Table::OutboxEvents, 0)
+            (Table::OutboxEvents, 0),
+            (Table::Reports, 1),
+            (Table::ReportEvents, 1)
         ]
     );
     let conn = &mut *app.store.connection().unwrap();
@@ -315,6 +345,18 @@ async fn rows_older_than_their_window_go_and_newer_ones_stay(backend: Backend) {
         "ids go on counting after pruning"
     );
     assert_eq!(metric("outbox_events"), 2);
+    assert_eq!(
+        count(conn, "SELECT COUNT(*) AS n FROM reports"),
+        1,
+        "the day-9.5 report stays"
+    );
+    let reported = outbox::list_after(conn, "r", 0, 10).unwrap();
+    assert_eq!(
+        reported.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2],
+        "the day-8 report.created goes with the inbox's window"
+    );
+    assert_eq!((metric("reports"), metric("report_events")), (1, 1));
     drop(app);
     if backend_is_postgres(&url) {
         support::postgres::drop_database(&url);

@@ -14,6 +14,7 @@ mod ensure_settings;
 mod error;
 mod feed;
 pub(crate) mod follow_upgrade;
+pub(crate) mod forward_report;
 mod in_room;
 pub(crate) mod lift_moderation;
 
@@ -105,6 +106,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         converge_tenant::KIND => converge_tenant::run(app, job).await,
         lift_moderation::KIND => lift_moderation::run(app, job).await,
         redact_user::KIND => redact_user::run(app, job).await,
+        forward_report::KIND => forward_report::run(app, job).await,
         other => Err(JobError::Permanent(format!(
             "unknown job kind {other:?}: it was queued by a newer version of the daemon; upgrade this one"
         ))),

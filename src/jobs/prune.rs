@@ -49,7 +49,11 @@ pub async fn prune(
     for table in Table::ALL {
         let window = match table {
             Table::Jobs | Table::ModerationLog | Table::OutboxEvents => windows.jobs,
-            Table::InboxEvents | Table::AsTransactions | Table::Quarantine => windows.inbox,
+            Table::InboxEvents
+            | Table::AsTransactions
+            | Table::Quarantine
+            | Table::Reports
+            | Table::ReportEvents => windows.inbox,
         };
         let cutoff = now - window.as_millis() as i64;
         let mut total = 0;

@@ -27,6 +27,19 @@ pub struct Client {
     metrics: Arc<Metrics>,
 }
 
+/// Marks a request the daemon forwarded (`forward_as_user`): one that comes back to the daemon
+/// went through the proxy, not to Synapse, and is refused instead of going round again.
+pub const FORWARDED_HEADER: &str = "x-openmeet-forwarded";
+
+/// Whose credentials a request carries.
+#[derive(Clone, Copy)]
+enum Caller<'a> {
+    /// The as_token, acting as this user (identity assertion) or as the sender.
+    Appservice(Option<&'a UserId>),
+    /// A user's own access token.
+    User(&'a str),
+}
+
 /// Supplies the path-builder input for both kinds of ruma endpoint.
 pub trait PathInput: PathBuilder {
     fn input(versions: &SupportedVersions) -> Self::Input<'_>;
@@ -95,9 +108,77 @@ impl Client {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        let endpoint = endpoint_name::<R>();
+        self.measured(
+            endpoint_name::<R>(),
+            self.send_inner(request, Caller::Appservice(acting_as)),
+        )
+        .await
+    }
+
+    /// Sends `request` with a user's own access token (a reporter's, DESIGN §7.3), not the
+    /// as_token. The token goes in the `Authorization` header only; it is never logged.
+    pub async fn send_with_token<R>(
+        &self,
+        request: R,
+        access_token: &str,
+    ) -> Result<R::IncomingResponse, Error>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        self.measured(
+            endpoint_name::<R>(),
+            self.send_inner(request, Caller::User(access_token)),
+        )
+        .await
+    }
+
+    /// POSTs `body` (JSON) to `path` (from `/_matrix/…`, as the client sent it) with a user's own
+    /// access token, and hands back the homeserver's answer whatever its status: what a client's
+    /// request routed to the daemon is passed on as (the report endpoints, DESIGN §7.3). `Err`
+    /// only when there is no answer. `endpoint` is the metrics' label.
+    pub async fn forward_as_user(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        access_token: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        let url = format!("{}{path}", self.base_url);
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(access_token)
+            .header(FORWARDED_HEADER, "1")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let forward = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|error| self.transport_error(error))?;
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|error| self.transport_error(error))?;
+            if status >= 500 {
+                return Err(Error::from_response(status, None, &body));
+            }
+            Ok((status, body.to_vec()))
+        };
+        self.measured(endpoint, forward).await
+    }
+
+    /// Runs `call` to `endpoint`, counting and timing it in the homeserver metrics.
+    async fn measured<T>(
+        &self,
+        endpoint: &'static str,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         let started = Instant::now();
-        let result = self.send_inner(request, acting_as).await;
+        let result = call.await;
         let errcode = result
             .as_ref()
             .map_or_else(|error| error.errcode().to_owned(), |_| "ok".to_owned());
@@ -118,7 +199,7 @@ impl Client {
     async fn send_inner<R>(
         &self,
         request: R,
-        acting_as: Option<&UserId>,
+        caller: Caller<'_>,
     ) -> Result<R::IncomingResponse, Error>
     where
         R: OutgoingRequest,
@@ -128,16 +209,22 @@ impl Client {
         // Always: with identity assertion every request must carry the token, also on endpoints
         // where it is optional (`/register`, `/directory/room/{alias}`), where `Appservice` would
         // leave it out.
-        let token = SendAccessToken::Always(self.as_token.expose());
         let input = <R::PathBuilder as PathInput>::input(&self.versions);
-        let http_request: http::Request<Vec<u8>> = match acting_as {
-            Some(user_id) => request.try_into_http_request_with_identity(
+        let http_request: http::Request<Vec<u8>> = match caller {
+            Caller::Appservice(Some(user_id)) => request.try_into_http_request_with_identity(
                 &self.base_url,
-                token,
+                SendAccessToken::Always(self.as_token.expose()),
                 AppserviceUserIdentity::new(user_id),
                 input,
             ),
-            None => request.try_into_http_request(&self.base_url, token, input),
+            Caller::Appservice(None) => request.try_into_http_request(
+                &self.base_url,
+                SendAccessToken::Always(self.as_token.expose()),
+                input,
+            ),
+            Caller::User(token) => {
+                request.try_into_http_request(&self.base_url, SendAccessToken::Always(token), input)
+            }
         }
         .map_err(|error| Error::Request(error.to_string()))?;
         let request = reqwest::Request::try_from(http_request)

@@ -12,9 +12,10 @@ mod messages;
 pub(crate) mod preflight;
 mod redact;
 mod register;
+mod reports;
 mod rooms;
 
-pub use self::client::Client;
+pub use self::client::{Client, FORWARDED_HEADER};
 pub use self::connection::RoomConnection;
 pub use self::error::{Error, RetryKind};
 pub use self::redact::{SenderPage, TimelineEvent};

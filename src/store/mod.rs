@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod outbox_data;
 pub(crate) mod port;
 pub(crate) mod presence;
+pub mod reports;
 pub mod retention;
 pub(crate) mod room_access;
 pub mod room_changes;

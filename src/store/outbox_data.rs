@@ -45,10 +45,14 @@ pub enum EventType {
     /// `data.job`): the tenant's declarations now name the new id.
     #[serde(rename = "user.moved")]
     UserMoved,
+    /// A member reported the room or one of its events (`data.report`, `data.event_id`,
+    /// `data.reporter`, `data.reason`, `data.event`: the reported event's sender, type and content).
+    #[serde(rename = "report.created")]
+    ReportCreated,
 }
 
 impl EventType {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::RoomReady,
         Self::RoomFailed,
         Self::RoomLost,
@@ -60,6 +64,7 @@ impl EventType {
         Self::MemberJoined,
         Self::MemberLeft,
         Self::UserMoved,
+        Self::ReportCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl EventType {
             Self::MemberJoined => "member.joined",
             Self::MemberLeft => "member.left",
             Self::UserMoved => "user.moved",
+            Self::ReportCreated => "report.created",
         }
     }
 
@@ -185,6 +191,35 @@ pub struct UserMoved {
     pub job: i64,
 }
 
+/// `report.created`: a member reported a managed room or one of its events (DESIGN §7.3). The
+/// report is also listed by `GET /v1/tenants/{t}/reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReportCreated {
+    /// The report's id in `GET reports`.
+    pub report: i64,
+    pub room_id: String,
+    /// The reported event; `null` when the room itself was reported.
+    pub event_id: Option<String>,
+    /// The Matrix user who reported.
+    pub reporter: String,
+    pub reason: Option<String>,
+    /// The score the client sent with an event report, if any.
+    pub score: Option<i64>,
+    /// The reported event as the tenant bot read it; `null` for a room report.
+    pub event: Option<ReportedEvent>,
+}
+
+/// The reported event, as the tenant bot read it when the report arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReportedEvent {
+    pub sender: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event's content (empty when it was redacted).
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+}
+
 /// An event's `data`, whose variant is its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -200,6 +235,7 @@ pub enum EventData {
     MemberJoined(MemberChange),
     MemberLeft(MemberChange),
     UserMoved(UserMoved),
+    ReportCreated(ReportCreated),
 }
 
 impl EventData {
@@ -216,6 +252,7 @@ impl EventData {
             Self::MemberJoined(_) => EventType::MemberJoined,
             Self::MemberLeft(_) => EventType::MemberLeft,
             Self::UserMoved(_) => EventType::UserMoved,
+            Self::ReportCreated(_) => EventType::ReportCreated,
         }
     }
 
@@ -240,6 +277,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
         "ModerationApplied",
         "MemberChange",
         "UserMoved",
+        "ReportCreated",
     ];
     let any = payloads
         .into_iter()
@@ -247,7 +285,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
             any.item(Ref::from_schema_name(name))
         })
         .description(Some(
-            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved.",
+            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved, report.created ReportCreated.",
         ))
         .build();
     utoipa::openapi::schema::Schema::AnyOf(any)

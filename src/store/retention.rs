@@ -6,14 +6,16 @@
 //! rows by when they arrived; jobs that ended (succeeded, failed, dead, cancelled) by when they
 //! ended — except a room's latest job, which answers the platform's repeated PUT or DELETE;
 //! moderation audit entries by when the call was made and outbox events by when they happened
-//! (both with the jobs' window; a tenant's event ids keep counting in `outbox_heads`).
+//! (both with the jobs' window; a tenant's event ids keep counting in `outbox_heads`). Reports and
+//! their `report.created` events carry chat content (the reported event), so they go with the
+//! inbox's window.
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::jobs::JobStatus;
 use super::schema::{
-    as_transactions, inbox_events, jobs, moderation_log, outbox_events, quarantine,
+    as_transactions, inbox_events, jobs, moderation_log, outbox_events, quarantine, reports,
 };
 use super::{DbConnection, StoreError};
 use crate::write_transaction;
@@ -30,16 +32,21 @@ pub enum Table {
     Jobs,
     ModerationLog,
     OutboxEvents,
+    Reports,
+    /// `report.created` events, which carry the reported event's content.
+    ReportEvents,
 }
 
 impl Table {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::InboxEvents,
         Self::AsTransactions,
         Self::Quarantine,
         Self::Jobs,
         Self::ModerationLog,
         Self::OutboxEvents,
+        Self::Reports,
+        Self::ReportEvents,
     ];
 
     /// The table's name, also the metric's `table` label.
@@ -51,6 +58,8 @@ impl Table {
             Self::Jobs => "jobs",
             Self::ModerationLog => "moderation_log",
             Self::OutboxEvents => "outbox_events",
+            Self::Reports => "reports",
+            Self::ReportEvents => "report_events",
         }
     }
 }
@@ -142,6 +151,26 @@ pub fn prune_batch(
         }
         Table::OutboxEvents => {
             let old = outbox_events::table.filter(outbox_events::at_ms.lt(cutoff_ms));
+            let ids: Vec<i64> = old
+                .order(outbox_events::at_ms)
+                .select(outbox_events::id)
+                .limit(limit)
+                .load(c)?;
+            diesel::delete(old.filter(outbox_events::id.eq_any(&ids))).execute(c)
+        }
+        Table::Reports => {
+            let old = reports::table.filter(reports::at.lt(cutoff_ms));
+            let ids: Vec<i64> = old
+                .order(reports::at)
+                .select(reports::id)
+                .limit(limit)
+                .load(c)?;
+            diesel::delete(old.filter(reports::id.eq_any(&ids))).execute(c)
+        }
+        Table::ReportEvents => {
+            let old = outbox_events::table
+                .filter(outbox_events::event_type.eq(super::outbox::EventType::ReportCreated.as_str()))
+                .filter(outbox_events::at_ms.lt(cutoff_ms));
             let ids: Vec<i64> = old
                 .order(outbox_events::at_ms)
                 .select(outbox_events::id)

@@ -211,3 +211,23 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    reports (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        room_kind -> Text,
+        room_slug -> Text,
+        room_id -> Text,
+        event_id -> Nullable<Text>,
+        reporter -> Text,
+        reason -> Nullable<Text>,
+        score -> Nullable<BigInt>,
+        event_sender -> Nullable<Text>,
+        event_type -> Nullable<Text>,
+        event_content -> Nullable<Text>,
+        at -> BigInt,
+        forwarded_at -> Nullable<BigInt>,
+        forward_error -> Nullable<Text>,
+    }
+}

@@ -18,6 +18,7 @@ mod operate;
 mod port;
 mod redaction;
 mod replicas;
+mod reports;
 mod rooms;
 mod settings;
 mod webhooks;

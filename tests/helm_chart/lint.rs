@@ -43,7 +43,7 @@ fn chart_lints_clean_and_every_manifest_fits_its_kubernetes_schema() {
 #[test]
 fn unknown_or_malformed_values_are_rejected_by_the_schema() {
     let rejected = rendered().answer["rejected"].as_object().unwrap();
-    assert_eq!(rejected.len(), 20);
+    assert_eq!(rejected.len(), 21);
     for (name, error) in rejected {
         assert!(error.is_string(), "values {name:?} were accepted");
     }

@@ -216,6 +216,15 @@ pub(crate) fn rendered() -> &'static Rendered {
                 "postgres-no-anti-affinity",
                 json!({"database": {"url": "postgres://as:secret@db/as"}, "podAntiAffinity": {"type": "none"}}),
             ),
+            // Reports that reach the tenant (tests/helm_chart/reports.rs).
+            case(
+                "reports-ingress",
+                json!({
+                    "reports": {"ingress": {"enabled": true, "host": "matrix.example.org",
+                                            "tls": [{"hosts": ["matrix.example.org"], "secretName": "matrix-tls"}]}},
+                    "networkPolicy": {"enabled": true},
+                }),
+            ),
             case(
                 "sqlite-worker-id",
                 json!({"config": {"jobs": {"worker_id": "appservice-main"}}}),
@@ -333,6 +342,7 @@ pub(crate) fn rendered() -> &'static Rendered {
             ("zero-replicas", json!({"replicaCount": 0})),
             ("short-termination-grace", json!({"terminationGracePeriodSeconds": 10})),
             ("anti-affinity-soft", json!({"podAntiAffinity": {"type": "soft"}})),
+            ("reports-ingress-without-host", json!({"reports": {"ingress": {"enabled": true}}})),
         ];
         // Values the schema accepts and the templates refuse with a sentence.
         let mut refused: Vec<Value> = [

@@ -90,6 +90,11 @@ pub enum Endpoint {
     Ping,
     /// `GET /v3/profile/{userId}[/displayname]`, `PUT /v3/profile/{userId}/displayname`.
     Profile,
+    /// `GET /v3/rooms/{roomId}/event/{eventId}`.
+    GetEvent,
+    /// `POST /v3/rooms/{roomId}/report[/{eventId}]` and `/v3/users/{userId}/report`: answered
+    /// `{}` and recorded.
+    Report,
     /// Anything else: answered 404 `M_UNRECOGNIZED`.
     Other,
 }
@@ -122,6 +127,7 @@ impl FakeHomeserver {
             server_name: server_name.to_owned(),
             as_token: as_token.to_owned(),
             users: HashMap::from([(sender.clone(), None)]),
+            user_tokens: HashMap::new(),
             sender,
             token_accepted: true,
             faults: HashMap::new(),
@@ -155,6 +161,18 @@ impl FakeHomeserver {
             state,
             _stop: stop,
         }
+    }
+
+    /// Registers a human `@{localpart}:{server}` who calls with their own `access_token` (no
+    /// identity assertion); returns the user id.
+    pub fn add_user(&self, localpart: &str, access_token: &str) -> String {
+        let mut state = lock(&self.state);
+        let user_id = format!("@{localpart}:{}", state.server_name);
+        state.users.insert(user_id.clone(), None);
+        state
+            .user_tokens
+            .insert(access_token.to_owned(), user_id.clone());
+        user_id
     }
 
     /// The next `times` requests to `endpoint` get `fault` (after any faults queued before).
@@ -228,6 +246,8 @@ struct State {
     log: Vec<Recorded>,
     /// Registered user id → display name.
     users: HashMap<String, Option<String>>,
+    /// A human's own access token → their user id ([`FakeHomeserver::add_user`]).
+    user_tokens: HashMap<String, String>,
     /// Room id → current state events, keyed by (type, state_key).
     rooms: HashMap<String, BTreeMap<(String, String), Value>>,
     aliases: HashMap<String, String>,
@@ -349,6 +369,10 @@ fn classify(method: &str, rest: &[&str]) -> Endpoint {
         ["v3", "directory", "list", "room", _] => E::DirectoryList,
         ["v3", "directory", "list", "appservice", _, _] => E::NetworkList,
         ["v3", "profile", _] | ["v3", "profile", _, "displayname"] => E::Profile,
+        ["v3", "rooms", _, "event", _] => E::GetEvent,
+        ["v3", "rooms", _, "report"]
+        | ["v3", "rooms", _, "report", _]
+        | ["v3", "users", _, "report"] => E::Report,
         _ => E::Other,
     }
 }
@@ -586,16 +610,18 @@ impl State {
         if endpoint == E::Other {
             return Err(error(404, "M_UNRECOGNIZED", "Unrecognized request"));
         }
+        let human = token.and_then(|token| self.user_tokens.get(token)).cloned();
         match token {
             None if endpoint == E::Versions => {}
             None => return Err(error(401, "M_MISSING_TOKEN", "Missing access token.")),
+            Some(_) if human.is_some() => {}
             Some(token) if token != self.as_token || !self.token_accepted => {
                 return Err(unknown_token());
             }
             Some(_) => {}
         }
         let body = body.ok_or_else(|| error(400, "M_NOT_JSON", "Content not JSON."))?;
-        let actor = asserted.unwrap_or(&self.sender).to_owned();
+        let actor = human.unwrap_or_else(|| asserted.unwrap_or(&self.sender).to_owned());
         if !matches!(endpoint, E::Versions | E::Register) && !self.users.contains_key(&actor) {
             let message = format!("Application service has not registered this user ({actor})");
             return Err(forbidden(message));
@@ -678,6 +704,15 @@ impl State {
                 self.txns.insert(key, event_id.clone());
                 Ok(json!({"event_id": event_id}))
             }
+            (E::GetEvent, "GET", ["v3", "rooms", room, "event", event_id]) => {
+                self.require_joined(room, &actor)?;
+                self.timelines
+                    .get(*room)
+                    .and_then(|timeline| timeline.iter().find(|e| e["event_id"] == *event_id))
+                    .cloned()
+                    .ok_or_else(|| not_found("Event not found."))
+            }
+            (E::Report, "POST", _) => Ok(json!({})),
             (E::Messages, "GET", ["v3", "rooms", room, "messages"]) => {
                 self.require_joined(room, &actor)?;
                 self.messages(room, query)

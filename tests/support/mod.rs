@@ -8,6 +8,7 @@ pub mod fuzz;
 pub mod hold_proxy;
 pub mod inbox_rows;
 pub mod matrix_client;
+pub mod path_proxy;
 pub mod postgres;
 pub mod proxy;
 pub mod python;

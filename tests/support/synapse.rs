@@ -209,6 +209,23 @@ impl Synapse {
         )
     }
 
+    /// Makes `user_id` a server admin in Synapse's own database (what `register_new_matrix_user
+    /// --admin` gives an operator). Call it before the user's first admin request: Synapse
+    /// caches the answer.
+    pub fn make_admin(&self, user_id: &str) {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::Text;
+        let mut conn = self.database();
+        diesel::sql_query("PRAGMA busy_timeout = 10000")
+            .execute(&mut conn)
+            .expect("set a busy timeout");
+        let changed = diesel::sql_query("UPDATE users SET admin = 1 WHERE name = ?")
+            .bind::<Text, _>(user_id)
+            .execute(&mut conn)
+            .expect("make the user an admin");
+        assert_eq!(changed, 1, "{user_id} is not a user of this Synapse");
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.workdir.join("homeserver.log")
     }

@@ -14,6 +14,7 @@ pub(crate) mod moderation;
 pub(crate) mod openapi;
 mod page;
 mod params;
+mod reports;
 mod rooms;
 mod status;
 mod users;
@@ -82,6 +83,7 @@ fn operations() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(mutes::put_tenant_wide, mutes::delete_tenant_wide))
         .routes(routes!(moderation_log::handler))
         .routes(routes!(move_user::handler))
+        .routes(routes!(reports::list))
         .routes(routes!(feed::handler))
         .routes(routes!(job::get))
         .routes(routes!(status::handler))
