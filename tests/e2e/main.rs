@@ -8,6 +8,7 @@
 mod support;
 
 mod appservice;
+mod direct_messages;
 mod directory;
 mod environment;
 mod events;
@@ -20,4 +21,5 @@ mod redaction;
 mod replicas;
 mod rooms;
 mod settings;
+mod staff;
 mod webhooks;
