@@ -71,6 +71,37 @@ pub(super) struct Declared {
     pub access: Access,
 }
 
+/// The tenant staff's levels in a room with `members` (DESIGN §7.3), and every user whose staff
+/// entry the daemon owns there (removed staff included). A ban wins over a staff role: staff
+/// banned here (by the room or tenant-wide) get no level; a mute lowers theirs, as any muted
+/// user's, in `rooms::reconcile`. A role no longer configured gives no level.
+fn staff_levels(
+    levels: &rooms::RoleLevels,
+    staff: &[Staff],
+    members: &[MemberState],
+) -> (BTreeMap<OwnedUserId, i64>, BTreeSet<OwnedUserId>) {
+    let banned_here = |user: &str| {
+        members
+            .iter()
+            .any(|m| m.user_id == user && m.ban.is_in_force())
+    };
+    let wanted = staff
+        .iter()
+        .filter(|s| s.in_force() && !banned_here(&s.user_id))
+        .filter_map(|s| {
+            Some((
+                UserId::parse(&s.user_id).ok()?,
+                levels.staff_level(&s.role).ok()?,
+            ))
+        })
+        .collect();
+    let owned = staff
+        .iter()
+        .filter_map(|s| UserId::parse(&s.user_id).ok())
+        .collect();
+    (wanted, owned)
+}
+
 pub(super) fn plan(app: &App, declared: &Declared) -> Result<Plan, JobError> {
     let (room, members) = (&declared.room, declared.members.as_slice());
     let config = app.config();
@@ -88,29 +119,7 @@ pub(super) fn plan(app: &App, declared: &Declared) -> Result<Plan, JobError> {
             ))
         })
         .collect();
-    // A ban wins over a staff role too: staff banned here get no level (a mute lowers theirs,
-    // as any muted user's, in `rooms::reconcile`).
-    let banned_here = |user: &str| {
-        members
-            .iter()
-            .any(|m| m.user_id == user && m.ban.is_in_force())
-    };
-    let staff = declared
-        .staff
-        .iter()
-        .filter(|s| s.in_force() && !banned_here(&s.user_id))
-        .filter_map(|s| {
-            Some((
-                UserId::parse(&s.user_id).ok()?,
-                levels.staff_level(&s.role).ok()?,
-            ))
-        })
-        .collect();
-    let staff_owned = declared
-        .staff
-        .iter()
-        .filter_map(|s| UserId::parse(&s.user_id).ok())
-        .collect();
+    let (staff, staff_owned) = staff_levels(levels, &declared.staff, members);
     let server_name = &config.home_of(tenant).homeserver.server_name;
     let alias = rooms::alias(kind, &room.slug, &tenant.id, server_name)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
@@ -306,4 +315,55 @@ pub fn queue_followers(conn: &mut DbConnection, room: &Room, now: i64) -> Result
         job_store::enqueue(conn, &new_job(&room), now)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::member_state::{Hold, Membership, Restriction};
+
+    fn staff(user_id: &str, role: &str, removed_at: Option<i64>) -> Staff {
+        Staff {
+            tenant_id: "tenantA".into(),
+            user_id: user_id.into(),
+            role: role.into(),
+            actor: None,
+            removed_at,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn staff_banned_here_get_no_level_and_removed_staff_stay_owned() {
+        let rows = [
+            staff("@mod:hs.test", "moderator", None),
+            staff("@admin:hs.test", "admin", None),
+            staff("@banned:hs.test", "admin", None),
+            staff("@gone:hs.test", "moderator", Some(5)),
+            staff("@unknown:hs.test", "owner", None),
+        ];
+        let banned = MemberState {
+            user_id: "@banned:hs.test".into(),
+            membership: Membership::None,
+            applied_level: None,
+            ban: Restriction::InForce(Hold {
+                scope: "tenant",
+                reason: None,
+                expires_at: None,
+            }),
+            mute: Restriction::None,
+        };
+        let (wanted, owned) = staff_levels(&rooms::RoleLevels::default(), &rows, &[banned]);
+        let user = |id: &str| UserId::parse(id).unwrap();
+        assert_eq!(
+            wanted,
+            [(user("@mod:hs.test"), 50), (user("@admin:hs.test"), 75)].into()
+        );
+        assert_eq!(
+            owned.len(),
+            5,
+            "every row's entry is the daemon's: {owned:?}"
+        );
+    }
 }
