@@ -157,6 +157,12 @@ impl App {
         self.room_locks.get(key)
     }
 
+    /// The in-process lock of direct-message room `direct_key` (`direct_rooms.id`): one creation
+    /// at a time. Room keys are positive, so the negated key shares their map without meeting one.
+    pub fn direct_lock(&self, direct_key: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.room_locks.get(-direct_key)
+    }
+
     /// Makes sure a tenant's bot exists and carries the display name "OpenMeet ({tenant name})".
     /// Registering and naming are remembered apart: a user query registers the bot without
     /// naming it, and a renamed tenant (a reload) names it again.

@@ -164,10 +164,12 @@ retention:
   jobs_days: 30
 
 # The power level each role gets, merged over these defaults (list only what you change). The tenant
-# bot is at 100; a group `guest` is not a member.
+# bot is at 100; a group `guest` is not a member. `staff`: the level tenant staff (PUT staff/{user})
+# hold in every managed room of the tenant, without being members.
 roles:
   event: {host: 100, moderator: 50, speaker: 25, participant: 0, guest: 0}
   group: {owner: 100, admin: 75, moderator: 50, member: 0}
+  staff: {admin: 75, moderator: 50}
 
 logging:
   # A tracing filter: info, debug, or e.g. openmeet_appservice=debug,info.

@@ -4,7 +4,7 @@
 //! it; a tenant's bot was kicked, banned or left a managed room → the room is `lost`, reconcile
 //! it (only the room's own tenant bot; a deleted room's teardown makes its bot leave without
 //! losing anything); a bot was invited into a room we neither manage nor wait to follow an
-//! upgrade into → it declines; a managed room was upgraded → the bot follows it. The bots' own
+//! upgrade into (nor its own direct-message room with a user) → it declines; a managed room was upgraded → the bot follows it. The bots' own
 //! events come back as echoes and cause nothing, so a repair never triggers another. Events in
 //! rooms we do not manage cause nothing else.
 
@@ -16,6 +16,7 @@ use super::classify::Observed;
 use crate::config::Config;
 use crate::jobs::{decline_invite, ensure_room, follow_upgrade};
 use crate::rooms::settings;
+use crate::store::direct_rooms;
 use crate::store::inbox::{Handled, PendingEvent};
 use crate::store::room_changes;
 use crate::store::rooms::{self, Room, RoomStatus};
@@ -131,9 +132,11 @@ fn decline_if_unmanaged(
         return Ok(());
     };
     // An upgraded room the bot could not join yet is not ours on record, but the failed
-    // `follow_upgrade` tells the operator to invite the bot there: that invite is kept.
+    // `follow_upgrade` tells the operator to invite the bot there: that invite is kept. So is one
+    // into the bot's own direct-message room with a user (not managed, not foreign either).
     if rooms::find_by_room_id(conn, &event.room_id)?.is_none()
         && !follow_upgrade::is_pending_target(conn, &event.room_id)?
+        && !direct_rooms::is_direct_room(conn, &tenant.id, &event.room_id)?
     {
         tracing::info!(room_id = %event.room_id, by = %event.sender, "a bot was invited into a room we do not manage: declining");
         jobs::enqueue(

@@ -5,7 +5,7 @@
 //! §7.5) is made after the group's room (`group_room`), and every room open to a group follows
 //! when the group room is made, replaced or deleted (`queue_followers`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomId, UserId};
@@ -22,6 +22,7 @@ use crate::store::moderation::{self, Moderation};
 use crate::store::room_access::{self, Access};
 use crate::store::room_changes;
 use crate::store::rooms::{self as room_store, Room};
+use crate::store::staff::{self, Staff};
 use crate::store::{DbConnection, StoreError, unix_ms};
 
 /// How long a creation waits for another replica making the same room before it tries again
@@ -45,24 +46,64 @@ pub fn new_job_for(tenant_id: &str, room_key: i64) -> NewJob {
     }
 }
 
-/// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels.
+/// What a declared room means in Matrix terms: its tenant's bot, its alias, the members' levels,
+/// and the tenant staff's.
 pub(super) struct Plan {
     pub tenant: Tenant,
     pub bot: OwnedUserId,
+    /// The members to invite, with their role's level.
     pub desired: BTreeMap<OwnedUserId, i64>,
+    /// The tenant staff's levels here (never invited).
+    pub staff: BTreeMap<OwnedUserId, i64>,
+    /// Every user whose staff entry the daemon owns here: the staff, and the removed staff until
+    /// every room dropped the entry.
+    pub staff_owned: BTreeSet<OwnedUserId>,
     pub alias: OwnedRoomAliasId,
 }
 
-/// A room as declared: its members, who is banned or muted there, the moderation rows read, and
-/// who else may find and join it.
+/// A room as declared: its members, who is banned or muted there, the moderation rows read, the
+/// tenant's staff (removed ones included) and who else may find and join it.
 pub(super) struct Declared {
     pub room: Room,
     pub members: Vec<MemberState>,
     pub moderation: Vec<Moderation>,
+    pub staff: Vec<Staff>,
     pub access: Access,
 }
 
-pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Plan, JobError> {
+/// The tenant staff's levels in a room with `members` (DESIGN §7.3), and every user whose staff
+/// entry the daemon owns there (removed staff included). A ban wins over a staff role: staff
+/// banned here (by the room or tenant-wide) get no level; a mute lowers theirs, as any muted
+/// user's, in `rooms::reconcile`. A role no longer configured gives no level.
+fn staff_levels(
+    levels: &rooms::RoleLevels,
+    staff: &[Staff],
+    members: &[MemberState],
+) -> (BTreeMap<OwnedUserId, i64>, BTreeSet<OwnedUserId>) {
+    let banned_here = |user: &str| {
+        members
+            .iter()
+            .any(|m| m.user_id == user && m.ban.is_in_force())
+    };
+    let wanted = staff
+        .iter()
+        .filter(|s| s.in_force() && !banned_here(&s.user_id))
+        .filter_map(|s| {
+            Some((
+                UserId::parse(&s.user_id).ok()?,
+                levels.staff_level(&s.role).ok()?,
+            ))
+        })
+        .collect();
+    let owned = staff
+        .iter()
+        .filter_map(|s| UserId::parse(&s.user_id).ok())
+        .collect();
+    (wanted, owned)
+}
+
+pub(super) fn plan(app: &App, declared: &Declared) -> Result<Plan, JobError> {
+    let (room, members) = (&declared.room, declared.members.as_slice());
     let config = app.config();
     let tenant = super::configured_tenant(&config, &room.tenant_id)?;
     let kind = room.kind;
@@ -78,6 +119,7 @@ pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Pl
             ))
         })
         .collect();
+    let (staff, staff_owned) = staff_levels(levels, &declared.staff, members);
     let server_name = &config.home_of(tenant).homeserver.server_name;
     let alias = rooms::alias(kind, &room.slug, &tenant.id, server_name)
         .map_err(|e| JobError::Permanent(e.to_string()))?;
@@ -85,6 +127,8 @@ pub(super) fn plan(app: &App, room: &Room, members: &[MemberState]) -> Result<Pl
         bot: config.bot_user_id(tenant),
         tenant: tenant.clone(),
         desired,
+        staff,
+        staff_owned,
         alias,
     })
 }
@@ -107,15 +151,10 @@ pub async fn ensure_created(
             CREATION_WAIT.as_secs()
         )));
     };
-    let Some(Declared {
-        room,
-        members,
-        access,
-        ..
-    }) = load(app, room_key).await?
-    else {
+    let Some(declared) = load(app, room_key).await? else {
         return Ok(None);
     };
+    let room = &declared.room;
     if !room.status.is_live() || room.generation != generation {
         return Ok(None);
     }
@@ -127,9 +166,9 @@ pub async fn ensure_created(
             room.room_version.clone().unwrap_or_default(),
         )));
     }
-    let plan = plan(app, &room, &members)?;
+    let plan = plan(app, &declared)?;
     app.ensure_bot(&plan.tenant).await?;
-    create(app, &room, &plan, access.open_to_room_key).await
+    create(app, room, &plan, declared.access.open_to_room_key).await
 }
 
 pub(super) async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declared>, JobError> {
@@ -143,6 +182,7 @@ pub(super) async fn load(app: &Arc<App>, room_key: i64) -> Result<Option<Declare
             let moderation = moderation::for_room(c, &room.tenant_id, room_key)?;
             Ok(Some(Declared {
                 members: member_state::member_states(&members, &moderation),
+                staff: staff::list(c, &room.tenant_id, true)?,
                 room,
                 moderation,
                 access: room_access::get(c, room_key)?,
@@ -176,7 +216,8 @@ async fn create(
     };
     let open_to = group_room(app, open_to_room_key).await?;
     let declared = ensure_settings::declared(room, open_to);
-    let body = rooms::create_room_body(&declared, bot, &version, &plan.desired);
+    let levels = rooms::with_staff(&plan.desired, &plan.staff);
+    let body = rooms::create_room_body(&declared, bot, &version, &levels);
     let room_id = create_or_adopt(&*homeserver, bot, alias, body).await?;
     tracing::info!(%room_id, %version, "created the room");
     let (room_key, generation, id, stored_version, now) = (
@@ -274,4 +315,55 @@ pub fn queue_followers(conn: &mut DbConnection, room: &Room, now: i64) -> Result
         job_store::enqueue(conn, &new_job(&room), now)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::member_state::{Hold, Membership, Restriction};
+
+    fn staff(user_id: &str, role: &str, removed_at: Option<i64>) -> Staff {
+        Staff {
+            tenant_id: "tenantA".into(),
+            user_id: user_id.into(),
+            role: role.into(),
+            actor: None,
+            removed_at,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn staff_banned_here_get_no_level_and_removed_staff_stay_owned() {
+        let rows = [
+            staff("@mod:hs.test", "moderator", None),
+            staff("@admin:hs.test", "admin", None),
+            staff("@banned:hs.test", "admin", None),
+            staff("@gone:hs.test", "moderator", Some(5)),
+            staff("@unknown:hs.test", "owner", None),
+        ];
+        let banned = MemberState {
+            user_id: "@banned:hs.test".into(),
+            membership: Membership::None,
+            applied_level: None,
+            ban: Restriction::InForce(Hold {
+                scope: "tenant",
+                reason: None,
+                expires_at: None,
+            }),
+            mute: Restriction::None,
+        };
+        let (wanted, owned) = staff_levels(&rooms::RoleLevels::default(), &rows, &[banned]);
+        let user = |id: &str| UserId::parse(id).unwrap();
+        assert_eq!(
+            wanted,
+            [(user("@mod:hs.test"), 50), (user("@admin:hs.test"), 75)].into()
+        );
+        assert_eq!(
+            owned.len(),
+            5,
+            "every row's entry is the daemon's: {owned:?}"
+        );
+    }
 }

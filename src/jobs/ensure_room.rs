@@ -3,8 +3,8 @@
 //! after the group's room), puts back the aliases of its slugs and its settings
 //! (`ensure_settings`), its directory listings (`ensure_directory`), bans and unbans
 //! (`ensure_moderation`), invites the declared
-//! members who are not banned, applies their power levels and the mutes by read-modify-write, and
-//! kicks members removed from the declaration. Each step looks before it acts, so a re-run changes
+//! members who are not banned, applies their power levels, the tenant staff's (never invited) and
+//! the mutes by read-modify-write, and kicks members removed from the declaration. Each step looks before it acts, so a re-run changes
 //! nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,16 +25,16 @@ use crate::rooms::directory::{self, Listings};
 use crate::rooms::{self, DeclaredRoom};
 use crate::store::jobs::Job;
 use crate::store::member_state::{MemberState, Membership, Restriction};
-use crate::store::moderation;
 use crate::store::room_access;
 use crate::store::room_changes;
 use crate::store::rooms::{Room, RoomStatus};
 use crate::store::unix_ms;
+use crate::store::{moderation, staff};
 
 pub use super::create_room::{KIND, new_job};
 
-/// The job kinds that bring a tenant's rooms to its moderation: a lifted tenant-wide row stays
-/// while one of them is queued or running.
+/// The job kinds that bring a tenant's rooms to its moderation and staff: a lifted tenant-wide
+/// row (or a removed staff row) stays while one of them is queued or running.
 const CONVERGING_KINDS: &[&str] = &[KIND, super::converge_tenant::KIND];
 
 /// The reason given when a member the platform removed is kicked.
@@ -105,9 +105,10 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         tenant,
         bot,
         desired,
+        staff,
+        staff_owned,
         alias,
-        ..
-    } = plan(app, room, members)?;
+    } = plan(app, declared)?;
     app.ensure_bot(&tenant).await?;
     let Some((mut room_id, mut version)) = ensure_created(app, room.id, room.generation).await?
     else {
@@ -158,6 +159,8 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
         listings: directory::listings(settings.visibility, tenant.server_directory),
         members,
         desired: &desired,
+        staff: &staff,
+        staff_owned: &staff_owned,
     };
     let managed = ManagedInStore(&app.store);
     let pacing = Pacing::new(LONGEST_WAIT_IN_JOB);
@@ -179,11 +182,13 @@ async fn ensure(app: &Arc<App>, job_id: i64, declared: &Declared) -> Result<Valu
     let now = unix_ms(app.clock.now());
     let room_key = room.id;
     let read = declared.moderation.clone();
+    let staff_read = declared.staff.clone();
     app.store
         .write(move |c| {
             c.write(|c| {
                 crate::store::members::record_applied_levels(c, room_key, &applied, now)?;
-                moderation::forget_lifted(c, room_key, &read, job_id, CONVERGING_KINDS)
+                moderation::forget_lifted(c, room_key, &read, job_id, CONVERGING_KINDS)?;
+                staff::forget_removed(c, &staff_read, job_id, CONVERGING_KINDS)
             })
         })
         .await?;
@@ -251,6 +256,10 @@ struct Wanted<'a> {
     members: &'a [MemberState],
     /// The level of each member who is to be in the room.
     desired: &'a BTreeMap<OwnedUserId, i64>,
+    /// The tenant staff's levels here: set, never invited.
+    staff: &'a BTreeMap<OwnedUserId, i64>,
+    /// The users whose staff entries the daemon owns (removed staff until every room dropped it).
+    staff_owned: &'a BTreeSet<OwnedUserId>,
 }
 
 /// How a job meets the homeserver's rate limit (`M_LIMIT_EXCEEDED`): it waits out a
@@ -362,8 +371,7 @@ async fn converge_in_room(
             }
         }
     }
-    let (applied, unmutable) =
-        apply_power_levels(homeserver, at, wanted.desired, wanted.members).await?;
+    let (applied, unmutable) = apply_power_levels(homeserver, at, wanted).await?;
     refused.extend(ensure_moderation::unmutable(&unmutable));
     Ok(Converged {
         directory_note,
@@ -372,17 +380,18 @@ async fn converge_in_room(
     })
 }
 
-/// Reads `m.room.power_levels`, sets the declared levels and the mutes, drops the entries of
-/// removed members (and unmuted non-members) the daemon owned, leaves everyone else's alone, and
-/// writes it back when anything changed. Returns what the daemon now owns per member, and the
-/// muted users it cannot lower.
+/// Reads `m.room.power_levels`, sets the declared members' and the tenant staff's levels (the
+/// higher for a user who is both) and the mutes, drops the entries of removed members and staff
+/// (and unmuted non-members) the daemon owned, leaves everyone else's alone, and writes it back
+/// when anything changed. Returns what the daemon now owns per member, and the muted users it
+/// cannot lower.
 async fn apply_power_levels(
     homeserver: &impl RoomConnection,
     at: &InRoom<'_>,
-    desired: &BTreeMap<OwnedUserId, i64>,
-    members: &[MemberState],
+    wanted: &Wanted<'_>,
 ) -> Result<(Vec<(String, Option<i32>)>, Vec<OwnedUserId>), JobError> {
-    let (bot, state) = (at.bot, at.state);
+    let (bot, state, members) = (at.bot, at.state, wanted.members);
+    let desired = &rooms::with_staff(wanted.desired, wanted.staff);
     let current = state
         .content("m.room.power_levels", "")
         .cloned()
@@ -398,11 +407,12 @@ async fn apply_power_levels(
         .filter_map(parsed)
         .collect();
     // A mute's entry is the daemon's while it holds and until its lifting is applied.
-    let owned: BTreeSet<OwnedUserId> = members
+    let mut owned: BTreeSet<OwnedUserId> = members
         .iter()
         .filter(|m| m.applied_level.is_some() || m.mute != Restriction::None)
         .filter_map(parsed)
         .collect();
+    owned.extend(wanted.staff_owned.iter().cloned());
     let wanted = rooms::Wanted {
         desired,
         muted: &muted,

@@ -2,7 +2,7 @@
 //! that drifted, a member demoted or removed, mutes, refusals in the middle, and a convergence cut
 //! short at any call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ruma::{OwnedRoomId, RoomId};
@@ -36,6 +36,8 @@ struct Case {
     settings: DeclaredRoom,
     members: Vec<MemberState>,
     desired: BTreeMap<OwnedUserId, i64>,
+    staff: BTreeMap<OwnedUserId, i64>,
+    staff_owned: BTreeSet<OwnedUserId>,
     server_directory: bool,
     version: &'static str,
 }
@@ -86,6 +88,8 @@ fn party() -> Case {
             member(GUEST, Some("guest"), None),
         ],
         desired: [(user(HOST), 100), (user(GUEST), 0)].into(),
+        staff: BTreeMap::new(),
+        staff_owned: BTreeSet::new(),
         server_directory: false,
         version: "12",
     }
@@ -134,6 +138,8 @@ async fn converge_paced(
         listings: directory::listings(case.settings.visibility, case.server_directory),
         members: &case.members,
         desired: &case.desired,
+        staff: &case.staff,
+        staff_owned: &case.staff_owned,
     };
     converge_in_room(homeserver, &NoOtherRooms, &at, &wanted, pacing).await
 }
@@ -455,4 +461,27 @@ async fn a_long_rate_limit_ends_the_attempt_as_a_pause_and_the_next_one_invites_
     converge(&next, &case, Fresh::Existing).await.unwrap();
     assert_eq!(next.world(), expected);
     assert_eq!(next.calls(), calls_again - kept, "no member invited twice");
+}
+
+#[tokio::test]
+async fn tenant_staff_get_their_level_without_an_invite_and_lose_it_when_removed() {
+    let staff = "@staff:hs.test";
+    let mut case = party();
+    case.staff = [(user(staff), 50), (user(GUEST), 75)].into();
+    case.staff_owned = [user(staff), user(GUEST)].into();
+    let world = created(&case).await;
+    assert_eq!(world.membership(staff), None, "staff are not invited");
+    assert_eq!(
+        users_levels(&world),
+        json!({HOST: 100, GUEST: 75, staff: 50}),
+        "a guest who is staff holds the staff level, the host keeps the higher role"
+    );
+    // A host raised the staff member by hand; then the platform removed them from the staff.
+    let mut world = world;
+    let levels = world.state.get_mut("m.room.power_levels").unwrap();
+    levels["users"][staff] = json!(90);
+    case.staff.clear();
+    let homeserver = Homeserver::new(world, None);
+    converge(&homeserver, &case, Fresh::Existing).await.unwrap();
+    assert_eq!(users_levels(&homeserver.world()), json!({HOST: 100}));
 }

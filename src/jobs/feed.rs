@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{send_message, teardown_room};
+use super::{send_direct_message, send_message, teardown_room};
 use crate::store::jobs::{Job, Outcome};
 use crate::store::outbox;
 use crate::store::outbox_data::{EventData, JobDead, MessageSent, ModerationApplied, RoomDeleted};
@@ -11,7 +11,7 @@ use crate::store::rooms::{self as room_store, Room, RoomStatus};
 use crate::store::{DbConnection, StoreError, moderation_log};
 
 /// What `job`'s end means to the platform: `job.dead`; for a success, `message.sent` (the bot's
-/// message and its event id), `room.deleted` (the teardown of the Matrix room the deleted room
+/// message and its event id; a direct message's with no room, its user and room id in `data`), `room.deleted` (the teardown of the Matrix room the deleted room
 /// had; a room made by work racing the DELETE is no news) and `moderation.applied` for each
 /// moderation call the job carried out (its audit entries).
 pub fn job_finished(
@@ -47,8 +47,22 @@ pub fn job_finished(
         let data = EventData::MessageSent(MessageSent {
             job: job.id,
             event_id: event_id.to_owned(),
+            user_id: None,
+            room_id: None,
         });
         outbox::append(conn, tenant, place, &data, now_ms)?;
+    }
+    if job.kind == send_direct_message::KIND
+        && let Some(event_id) = result["event_id"].as_str()
+    {
+        let payload: Option<send_direct_message::Payload> = serde_json::from_str(&job.payload).ok();
+        let data = EventData::MessageSent(MessageSent {
+            job: job.id,
+            event_id: event_id.to_owned(),
+            user_id: payload.map(|p| p.user_id),
+            room_id: result["room_id"].as_str().map(str::to_owned),
+        });
+        outbox::append(conn, tenant, None, &data, now_ms)?;
     }
     if job.kind == teardown_room::KIND
         && let Some(room) = room.as_ref().filter(|room| tore_down(room, result))

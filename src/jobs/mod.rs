@@ -21,6 +21,7 @@ pub(crate) mod lift_moderation;
 pub mod prune;
 pub(crate) mod redact_user;
 mod repair_room;
+pub(crate) mod send_direct_message;
 pub(crate) mod send_message;
 pub(crate) mod teardown_room;
 pub(crate) mod tenant_tasks;
@@ -103,6 +104,7 @@ pub async fn execute(app: &Arc<App>, job: &Job) -> Result<serde_json::Value, Job
         decline_invite::KIND => decline_invite::run(app, job).await,
         follow_upgrade::KIND => follow_upgrade::run(app, job).await,
         send_message::KIND => send_message::run(app, job).await,
+        send_direct_message::KIND => send_direct_message::run(app, job).await,
         converge_tenant::KIND => converge_tenant::run(app, job).await,
         lift_moderation::KIND => lift_moderation::run(app, job).await,
         redact_user::KIND => redact_user::run(app, job).await,

@@ -5,6 +5,7 @@
 
 mod client;
 mod connection;
+mod direct;
 mod error;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -180,6 +180,20 @@ pub fn reconcile(
     }
 }
 
+/// The levels a room carries (DESIGN §7.3 "Across the tenant"): each declared member's role
+/// level and each tenant staff member's staff level, the higher where a user is both.
+pub fn with_staff(
+    members: &BTreeMap<OwnedUserId, i64>,
+    staff: &BTreeMap<OwnedUserId, i64>,
+) -> BTreeMap<OwnedUserId, i64> {
+    let mut levels = members.clone();
+    for (user, level) in staff {
+        let entry = levels.entry(user.clone()).or_insert(*level);
+        *entry = (*entry).max(*level);
+    }
+    levels
+}
+
 /// The level of a muted user: one below what sending `m.room.message` needs in a room with
 /// these power levels (`events["m.room.message"]`, else `events_default`, else 0).
 pub fn muted_level(content: &serde_json::Map<String, Value>) -> i64 {

@@ -361,3 +361,50 @@ fn muting_a_user_at_the_bots_level_or_a_creator_is_reported_unmutable() {
     );
     assert_eq!(result.unmutable, vec![user("@creator:server.test")]);
 }
+
+#[test]
+fn staff_levels_join_the_members_and_the_higher_wins() {
+    let members = levels(&[("@host:s.t", 100), ("@guest:s.t", 0), ("@speaker:s.t", 25)]);
+    let staff = levels(&[("@host:s.t", 50), ("@guest:s.t", 50), ("@admin:s.t", 75)]);
+    assert_eq!(
+        with_staff(&members, &staff),
+        levels(&[
+            ("@host:s.t", 100),
+            ("@guest:s.t", 50),
+            ("@speaker:s.t", 25),
+            ("@admin:s.t", 75)
+        ])
+    );
+}
+
+#[test]
+fn a_muted_staff_member_is_below_sending_all_the_same() {
+    let desired = with_staff(&levels(&[]), &levels(&[("@mod:s.t", 50)]));
+    let owned = users(&["@mod:s.t"]);
+    let result = muting(
+        &v11_room(json!({})),
+        &desired,
+        &users(&["@mod:s.t"]),
+        &owned,
+        &bot(),
+        &no_creators(),
+    );
+    assert_eq!(
+        user_level(&result.content.unwrap(), &user("@mod:s.t")),
+        Some(-1)
+    );
+}
+
+#[test]
+fn a_removed_staff_member_loses_the_entry_the_daemon_owned() {
+    let result = reconcile(
+        &v11_room(json!({"@mod:s.t": 50, "@other:s.t": 50})),
+        &levels(&[]),
+        &users(&["@mod:s.t"]),
+        &bot(),
+        &no_creators(),
+    );
+    let content = result.content.unwrap();
+    assert_eq!(user_level(&content, &user("@mod:s.t")), None);
+    assert_eq!(user_level(&content, &user("@other:s.t")), Some(50));
+}

@@ -1,4 +1,5 @@
-//! Platform roles and the power level each gives, per room kind; configurable.
+//! Platform roles and the power level each gives, per room kind, and the tenant staff roles
+//! (DESIGN §7.3 "Across the tenant"); configurable.
 
 use std::collections::BTreeMap;
 
@@ -13,13 +14,15 @@ pub const MAX_ROLE_LEVEL: i64 = 100;
 /// The lowest integer canonical JSON carries, and so the lowest power level.
 const MIN_ROLE_LEVEL: i64 = -(1 << 53) + 1;
 
-/// Role name → power level, per room kind. Deserialized from a config section whose `event` and
-/// `group` maps override or add to the defaults rather than replace them.
+/// Role name → power level, per room kind, and per tenant staff role (the level staff hold in
+/// every managed room of the tenant). Deserialized from a config section whose `event`, `group`
+/// and `staff` maps override or add to the defaults rather than replace them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Overrides")]
 pub struct RoleLevels {
     pub event: BTreeMap<String, i64>,
     pub group: BTreeMap<String, i64>,
+    pub staff: BTreeMap<String, i64>,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +32,8 @@ struct Overrides {
     event: BTreeMap<String, Level>,
     #[serde(default)]
     group: BTreeMap<String, Level>,
+    #[serde(default)]
+    staff: BTreeMap<String, Level>,
 }
 
 /// A level written as a number, or as a string of one (environment overrides arrive as strings).
@@ -64,6 +69,7 @@ impl From<Overrides> for RoleLevels {
         let numbers = |map: BTreeMap<String, Level>| map.into_iter().map(|(role, l)| (role, l.0));
         levels.event.extend(numbers(overrides.event));
         levels.group.extend(numbers(overrides.group));
+        levels.staff.extend(numbers(overrides.staff));
         levels
     }
 }
@@ -90,6 +96,7 @@ impl Default for RoleLevels {
                 ("moderator", 50),
                 ("member", 0),
             ]),
+            staff: map(&[("admin", 75), ("moderator", 50)]),
         }
     }
 }
@@ -122,9 +129,37 @@ impl RoleLevels {
         })
     }
 
-    /// Every problem with configured levels, each naming its `{kind}.{role}` key.
+    /// The power level tenant staff with `role` hold in every managed room of the tenant.
+    pub fn staff_level(&self, role: &str) -> Result<i64, FieldError> {
+        self.staff.get(role).copied().ok_or_else(|| {
+            let valid: Vec<&str> = self.staff.keys().map(String::as_str).collect();
+            FieldError::new(
+                "role",
+                format!(
+                    "{role:?} is not a staff role; use one of: {}",
+                    valid.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Every problem with configured levels, each naming its `{kind}.{role}` (or `staff.{role}`)
+    /// key.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
+        for (role, level) in &self.staff {
+            let field = format!("staff.{role}");
+            if role.trim().is_empty() {
+                problems.push(FieldError::new(field, "a role needs a name"));
+            } else if !(0..=MAX_ROLE_LEVEL).contains(level) {
+                problems.push(FieldError::new(
+                    field,
+                    format!(
+                        "{level} is not a staff level: give one from 0 to {MAX_ROLE_LEVEL}, the tenant bot's own level (a bot cannot grant more power than it holds)"
+                    ),
+                ));
+            }
+        }
         for kind in [RoomKind::Event, RoomKind::Group] {
             for (role, level) in self.roles(kind) {
                 let field = format!("{kind}.{role}");
@@ -185,6 +220,27 @@ mod tests {
             [100, 75, 50, 0]
         );
         assert!(levels.validate().is_empty());
+    }
+
+    #[test]
+    fn staff_roles_are_moderator_and_admin_by_default() {
+        let levels = RoleLevels::default();
+        assert_eq!(levels.staff_level("moderator"), Ok(50));
+        assert_eq!(levels.staff_level("admin"), Ok(75));
+        let error = levels.staff_level("owner").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "role: \"owner\" is not a staff role; use one of: admin, moderator"
+        );
+    }
+
+    #[test]
+    fn staff_levels_are_configured_like_the_others() {
+        let levels: RoleLevels = serde_json::from_str(r#"{"staff": {"admin": "80"}}"#).unwrap();
+        assert_eq!(levels.staff_level("admin"), Ok(80));
+        assert_eq!(levels.staff_level("moderator"), Ok(50));
+        let levels: RoleLevels = serde_json::from_str(r#"{"staff": {"admin": 101}}"#).unwrap();
+        assert_eq!(levels.validate()[0].field, "staff.admin");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::config::DatabaseUrl;
 
 /// The advisory locks' class (the first of their two keys; the room's key is the second): "omcr".
 const CLASS: i32 = 0x6f6d_6372;
+/// The class of a bot's direct-message room (`direct_rooms.id` the second key): "omdm".
+const DIRECT_CLASS: i32 = 0x6f6d_646d;
 /// How often a waiting replica asks again.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -36,6 +38,25 @@ pub fn take(
     room_key: i64,
     wait: Duration,
 ) -> Result<Option<CreationLock>, StoreError> {
+    take_in(url, CLASS, room_key, wait)
+}
+
+/// Like [`take`], for direct-message room `direct_key` (`direct_rooms.id`). On SQLite the caller
+/// holds `App::direct_lock`.
+pub fn take_direct(
+    url: &DatabaseUrl,
+    direct_key: i64,
+    wait: Duration,
+) -> Result<Option<CreationLock>, StoreError> {
+    take_in(url, DIRECT_CLASS, direct_key, wait)
+}
+
+fn take_in(
+    url: &DatabaseUrl,
+    class: i32,
+    room_key: i64,
+    wait: Duration,
+) -> Result<Option<CreationLock>, StoreError> {
     if let DatabaseUrl::Sqlite(_) = url {
         return Ok(Some(CreationLock { _session: None }));
     }
@@ -50,7 +71,7 @@ pub fn take(
         let locked = match &mut session {
             DbConnection::Postgres(c) => {
                 diesel::sql_query("SELECT pg_try_advisory_lock($1, $2) AS locked")
-                    .bind::<Integer, _>(CLASS)
+                    .bind::<Integer, _>(class)
                     .bind::<Integer, _>(key)
                     .get_result::<Locked>(c)?
                     .locked

@@ -6,6 +6,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod connection;
 pub(crate) mod creation_lock;
+pub(crate) mod direct_rooms;
 pub mod inbox;
 mod inbox_rows;
 pub mod inbox_views;
@@ -31,6 +32,7 @@ pub mod room_changes;
 pub mod rooms;
 pub(crate) mod schema;
 mod seen_events;
+pub(crate) mod staff;
 pub(crate) mod state;
 pub mod status;
 pub(crate) mod tenant_rooms;
@@ -130,6 +132,19 @@ impl Store {
     ) -> Result<Option<creation_lock::CreationLock>, StoreError> {
         let url = self.url.clone();
         tokio::task::spawn_blocking(move || creation_lock::take(&url, room_key, wait))
+            .await
+            .map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Takes direct-message room `direct_key`'s creation lock across replicas, like
+    /// [`Store::creation_lock`].
+    pub async fn direct_creation_lock(
+        &self,
+        direct_key: i64,
+        wait: Duration,
+    ) -> Result<Option<creation_lock::CreationLock>, StoreError> {
+        let url = self.url.clone();
+        tokio::task::spawn_blocking(move || creation_lock::take_direct(&url, direct_key, wait))
             .await
             .map_err(|_| StoreError::Cancelled)?
     }

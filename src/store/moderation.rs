@@ -265,21 +265,19 @@ pub fn forget_lifted(
     job_id: i64,
     converging: &[&str],
 ) -> Result<(), StoreError> {
-    let lifted = read.iter().filter_map(|m| Some((m, m.lifted_at?)));
+    let lifted: Vec<(&Moderation, i64)> = read
+        .iter()
+        .filter_map(|m| Some((m, m.lifted_at?)))
+        .collect();
+    let tenant_wide = lifted.iter().find(|(m, _)| m.scope == Scope::Tenant);
+    let others = match tenant_wide {
+        Some((row, _)) => others_converging(conn, &row.tenant_id, job_id, converging)?,
+        None => false,
+    };
     write_transaction!(conn, c => {
         for (row, lifted_at) in lifted {
-            if row.scope == Scope::Tenant {
-                let others: i64 = jobs::table
-                    .filter(jobs::tenant_id.eq(&row.tenant_id))
-                    .filter(jobs::kind.eq_any(converging))
-                    .filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running]))
-                    .filter(jobs::id.ne(job_id))
-                    .count()
-                    .get_result(c)?;
-                if others > 0 {
-                    continue;
-                }
-            } else if row.scope != Scope::Room(room_key) {
+            let seen_everywhere = row.scope == Scope::Tenant && !others;
+            if !seen_everywhere && row.scope != Scope::Room(room_key) {
                 continue;
             }
             diesel::delete(
@@ -292,6 +290,24 @@ pub fn forget_lifted(
         Ok::<_, diesel::result::Error>(())
     })?;
     Ok(())
+}
+
+/// Whether a job of the tenant other than `job_id`, of `converging` kinds, is queued or running:
+/// then not every room has seen a tenant-wide change yet, and the last of them forgets it.
+pub fn others_converging(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    job_id: i64,
+    converging: &[&str],
+) -> Result<bool, StoreError> {
+    let others: i64 = on_backend!(conn, c => jobs::table
+        .filter(jobs::tenant_id.eq(tenant_id))
+        .filter(jobs::kind.eq_any(converging))
+        .filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running]))
+        .filter(jobs::id.ne(job_id))
+        .count()
+        .get_result(c))?;
+    Ok(others > 0)
 }
 
 /// The tenant's live rooms with keys above `after`, oldest first, at most `limit` (the fan-out's

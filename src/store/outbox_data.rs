@@ -27,7 +27,8 @@ pub enum EventType {
     /// A job ran out of attempts (`data.job`, `data.kind`, `data.error`).
     #[serde(rename = "job.dead")]
     JobDead,
-    /// A bot message was sent (`data.job`, `data.event_id`).
+    /// A bot message was sent (`data.job`, `data.event_id`; a direct message, with no `room`:
+    /// `data.user_id`, `data.room_id`).
     #[serde(rename = "message.sent")]
     MessageSent,
     /// The job carrying out a moderation call succeeded (`data.job`, `data.action`,
@@ -154,6 +155,12 @@ pub struct JobDead {
 pub struct MessageSent {
     pub job: i64,
     pub event_id: String,
+    /// A direct message (the event has no `room`): the user it went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// A direct message: the direct-message room it was sent in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
 }
 
 /// `moderation.applied`: the job carrying out a moderation call succeeded.

@@ -231,3 +231,26 @@ diesel::table! {
         forward_error -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    tenant_staff (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        actor -> Nullable<Text>,
+        removed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    direct_rooms (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        user_id -> Text,
+        room_id -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

@@ -8,6 +8,7 @@
 mod support;
 
 mod appservice;
+mod direct_messages;
 mod directory;
 mod environment;
 mod events;
@@ -21,4 +22,5 @@ mod replicas;
 mod reports;
 mod rooms;
 mod settings;
+mod staff;
 mod webhooks;

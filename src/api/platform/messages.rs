@@ -14,13 +14,14 @@ use ruma::events::Mentions;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::call::{self, Accepted, RoomCall};
+use super::call::{self, Accepted, RoomCall, TenantCall};
 use super::error::PlatformError;
 use super::job::JobAccepted;
 use super::params::{BodyErrors, RoomPath, TenantErrors};
 use crate::jobs::send_message::{self, Message, MessageType};
 use crate::rooms::FieldError;
-use crate::store::{job_keys, jobs};
+use crate::store::jobs::{Job, NewJob};
+use crate::store::{DbConnection, StoreError, job_keys, jobs};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// At most this many characters in an `Idempotency-Key`.
@@ -29,11 +30,11 @@ const MAX_KEY_CHARS: usize = 255;
 const MAX_TEXT_BYTES: usize = 32 * 1024;
 const MAX_MENTIONED_USERS: usize = 100;
 
-/// A message the tenant's bot sends.
+/// A message the tenant's bot sends (in a room, or to one user).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = BotMessage)]
-struct Body {
+pub struct Body {
     /// The plain text (the fallback when `html` is given); not blank. `body` and `html` together
     /// are at most 32 KiB.
     #[schema(pattern = r"\S", example = "Doors open at 7")]
@@ -89,42 +90,76 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Accepted, PlatformError> {
-    let message = message(call::body(&body)?)?;
-    let key = idempotency_key(&headers)?.map(|key| format!("message:{key}"));
-    let metrics = room.call.app.metrics.clone();
-    let count = |repeated: bool| {
-        let outcome = if repeated { "repeated" } else { "queued" };
-        metrics.message_requests.with_label_values(&[outcome]).inc();
-    };
-    if let Some(key) = key.clone() {
-        // A repeat answers with the first job even when the room was deleted since.
-        let tenant = room.call.tenant.id.clone();
-        let first = room
-            .call
-            .app
-            .store
-            .run(move |c| job_keys::find_keyed(c, &tenant, &key))
-            .await?;
-        if let Some(first) = first {
-            count(true);
-            return Ok(Accepted(first));
-        }
+    let (message, key) = read(&headers, &body)?;
+    if let Some(first) = repeated(&room.call, key.as_deref()).await? {
+        return Ok(first);
     }
     let repeated = Arc::new(AtomicBool::new(false));
     let seen = repeated.clone();
     let accepted = room
         .queue_on_live_room(move |conn, room, now| {
             let job = send_message::new_job(room, &message);
-            let Some(key) = key else {
-                return Ok(Ok(jobs::enqueue(conn, &job, now)?));
-            };
-            let (job, queued) = job_keys::enqueue_once(conn, &job, &key, now)?;
-            seen.store(!queued, Ordering::Relaxed);
-            Ok(Ok(job))
+            Ok(Ok(enqueue(conn, &job, key.as_deref(), &seen, now)?))
         })
         .await?;
-    count(repeated.load(Ordering::Relaxed));
+    count(&room.call, repeated.load(Ordering::Relaxed));
     Ok(accepted)
+}
+
+/// What both message calls read: the body as a checked [`Message`], and the job key its
+/// `Idempotency-Key` gives (one key space per tenant, room and direct messages alike).
+pub fn read(headers: &HeaderMap, body: &[u8]) -> Result<(Message, Option<String>), PlatformError> {
+    let message = message(call::body(body)?)?;
+    let key = idempotency_key(headers)?.map(|key| format!("message:{key}"));
+    Ok((message, key))
+}
+
+/// The first job of a repeated POST with the same key, counted as a repeat. A repeat answers with
+/// the first job even when its room was deleted since.
+pub async fn repeated(
+    call: &TenantCall,
+    key: Option<&str>,
+) -> Result<Option<Accepted>, PlatformError> {
+    let Some(key) = key.map(str::to_owned) else {
+        return Ok(None);
+    };
+    let tenant = call.tenant.id.clone();
+    let first = call
+        .app
+        .store
+        .run(move |c| job_keys::find_keyed(c, &tenant, &key))
+        .await?;
+    Ok(first.map(|first| {
+        count(call, true);
+        Accepted(first)
+    }))
+}
+
+/// Queues the message's `job`, once per `key` (`repeated` set when an earlier one with the key
+/// answers instead).
+pub fn enqueue(
+    conn: &mut DbConnection,
+    job: &NewJob,
+    key: Option<&str>,
+    repeated: &AtomicBool,
+    now: i64,
+) -> Result<Job, StoreError> {
+    let Some(key) = key else {
+        return jobs::enqueue(conn, job, now);
+    };
+    let (job, queued) = job_keys::enqueue_once(conn, job, key, now)?;
+    repeated.store(!queued, Ordering::Relaxed);
+    Ok(job)
+}
+
+/// `openmeet_as_message_requests_total` for a message call.
+pub fn count(call: &TenantCall, repeated: bool) {
+    let outcome = if repeated { "repeated" } else { "queued" };
+    call.app
+        .metrics
+        .message_requests
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 /// The body checked: text present and not too long, a known msgtype, mentions of Matrix users.

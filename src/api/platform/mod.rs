@@ -63,9 +63,9 @@ async fn json_errors(response: Response) -> Response {
 /// Every operation with its route, written once: axum routes each handler by the path its
 /// `#[utoipa::path]` names, and the OpenAPI document (`openapi.rs`) lists the same operations.
 fn operations() -> OpenApiRouter<Arc<App>> {
-    use self::moderation::{bans, moderation_log, mutes, redactions};
+    use self::moderation::{bans, moderation_log, mutes, redactions, staff};
     use self::rooms::{delete_room, get_room, member, put_room, rename};
-    use self::users::move_user;
+    use self::users::{direct_message, move_user};
     OpenApiRouter::with_openapi(openapi::PlatformApi::openapi())
         .routes(routes!(
             get_room::handler,
@@ -82,8 +82,11 @@ fn operations() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(mutes::put_in_room, mutes::delete_in_room))
         .routes(routes!(mutes::put_tenant_wide, mutes::delete_tenant_wide))
         .routes(routes!(moderation_log::handler))
+        .routes(routes!(staff::put, staff::delete, staff::get))
+        .routes(routes!(staff::list))
         .routes(routes!(move_user::handler))
         .routes(routes!(reports::list))
+        .routes(routes!(direct_message::post))
         .routes(routes!(feed::handler))
         .routes(routes!(job::get))
         .routes(routes!(status::handler))

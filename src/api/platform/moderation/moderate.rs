@@ -40,6 +40,13 @@ pub struct LiftBody {
     reason: Option<String>,
 }
 
+impl LiftBody {
+    /// The reason given, checked like a lifting's (`None` when left out).
+    pub fn checked_reason(self) -> Result<Option<String>, PlatformError> {
+        self.reason.map(reason_text).transpose()
+    }
+}
+
 /// The `{user_id}` at the end of the path.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -131,10 +138,7 @@ impl Action {
         body: LiftBody,
     ) -> Result<Self, PlatformError> {
         let user_id = user(call, user_id)?;
-        let reason = match body.reason {
-            Some(reason) => Some(reason_text(reason)?),
-            None => None,
-        };
+        let reason = body.checked_reason()?;
         Ok(Self {
             kind,
             user_id,

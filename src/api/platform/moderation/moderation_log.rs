@@ -26,8 +26,9 @@ pub struct ModerationEntry {
     pub id: i64,
     /// When the call arrived (RFC 3339, UTC, milliseconds).
     pub at: String,
-    /// `ban`, `unban`, `mute`, `unmute`, `redact` or `move` (a user move: `user_id` is the old
-    /// Matrix id, `reason` says the new one).
+    /// `ban`, `unban`, `mute`, `unmute`, `redact`, `move` (a user move: `user_id` is the old
+    /// Matrix id, `reason` says the new one), `staff` (made tenant staff: `reason` is the role) or
+    /// `unstaff`.
     pub action: String,
     pub user_id: String,
     /// The room; `null` for a tenant-wide call.
