@@ -15,6 +15,7 @@ pub mod observability;
 pub(crate) mod registration;
 pub(crate) mod reload;
 pub mod rooms;
+pub mod rules;
 pub(crate) mod server;
 pub mod status;
 pub mod store;

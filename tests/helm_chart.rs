@@ -27,6 +27,8 @@ mod registration;
 mod render;
 #[path = "helm_chart/replicas.rs"]
 mod replicas;
+#[path = "helm_chart/rules.rs"]
+mod rules;
 #[path = "helm_chart/webhooks.rs"]
 mod webhooks;
 #[path = "helm_chart/workload.rs"]

@@ -83,6 +83,10 @@ pub struct AppserviceSection {
     pub hs_token: Option<OneOrMany>,
     pub hs_token_file: Option<PathBuf>,
     pub url: Option<String>,
+    /// The token this homeserver's `synapse-http-antispam` module presents (its `authorization`);
+    /// absent: the rules callbacks are off for it.
+    pub antispam_token: Option<String>,
+    pub antispam_token_file: Option<PathBuf>,
 }
 
 impl AppserviceSection {
@@ -161,6 +165,8 @@ pub struct TenantSection {
     pub webhook: Option<super::webhook::WebhookSection>,
     /// Also list its public rooms in the server-wide directory (default false).
     pub server_directory: Option<bool>,
+    /// Rules before send (DESIGN §7.3), applied through the antispam callbacks.
+    pub rules: Option<super::rules::RulesSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,7 +178,7 @@ pub struct LoggingSection {
 
 /// Accepts a scalar written natively (`true`, `5`) or as a string (`"true"`, `"5"`), because
 /// environment overrides always arrive as strings.
-fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(super) fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: std::str::FromStr + Deserialize<'de>,

@@ -16,8 +16,8 @@ pub struct Entry {
     pub tenant_id: String,
     /// Unix ms of the call.
     pub at: i64,
-    /// `ban`, `unban`, `mute`, `unmute`, `redact` or `move` (a user move: `user_id` is the old id,
-    /// `reason` names the new one).
+    /// `ban`, `unban`, `mute`, `unmute`, `redact`, `move` (a user move: `user_id` is the old id,
+    /// `reason` names the new one) or `refuse` (a rule before send refused; no job).
     pub action: String,
     pub user_id: String,
     /// `None` for a tenant-wide call.

@@ -45,10 +45,14 @@ pub enum EventType {
     /// `data.job`): the tenant's declarations now name the new id.
     #[serde(rename = "user.moved")]
     UserMoved,
+    /// A rule refused a join, an invite or a message before it was sent (`data.user_id`,
+    /// `data.rule`, `data.reason`, `data.callback`, `data.event_type`, `data.event_id`).
+    #[serde(rename = "rule.refused")]
+    RuleRefused,
 }
 
 impl EventType {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::RoomReady,
         Self::RoomFailed,
         Self::RoomLost,
@@ -60,6 +64,7 @@ impl EventType {
         Self::MemberJoined,
         Self::MemberLeft,
         Self::UserMoved,
+        Self::RuleRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl EventType {
             Self::MemberJoined => "member.joined",
             Self::MemberLeft => "member.left",
             Self::UserMoved => "user.moved",
+            Self::RuleRefused => "rule.refused",
         }
     }
 
@@ -185,6 +191,27 @@ pub struct UserMoved {
     pub job: i64,
 }
 
+/// `rule.refused`: a rule before send refused something in a managed room (DESIGN §7.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RuleRefused {
+    /// Whose join, invite or message was refused (for an invite: the inviter).
+    pub user_id: String,
+    /// `ban`, `invite_level`, `banned_invitee`, `blocked_word`, `blocked_link_domain` or
+    /// `rate_limit`.
+    pub rule: String,
+    /// The sentence the user was shown.
+    pub reason: String,
+    /// The module's callback: `user_may_join_room`, `user_may_invite` or `check_event_for_spam`.
+    pub callback: String,
+    /// The refused event's type and id (`check_event_for_spam` only).
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    /// The invited user (`user_may_invite` only).
+    pub invitee: Option<String>,
+    /// The Matrix room.
+    pub room_id: String,
+}
+
 /// An event's `data`, whose variant is its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -200,6 +227,7 @@ pub enum EventData {
     MemberJoined(MemberChange),
     MemberLeft(MemberChange),
     UserMoved(UserMoved),
+    RuleRefused(RuleRefused),
 }
 
 impl EventData {
@@ -216,6 +244,7 @@ impl EventData {
             Self::MemberJoined(_) => EventType::MemberJoined,
             Self::MemberLeft(_) => EventType::MemberLeft,
             Self::UserMoved(_) => EventType::UserMoved,
+            Self::RuleRefused(_) => EventType::RuleRefused,
         }
     }
 
@@ -240,6 +269,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
         "ModerationApplied",
         "MemberChange",
         "UserMoved",
+        "RuleRefused",
     ];
     let any = payloads
         .into_iter()
@@ -247,7 +277,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
             any.item(Ref::from_schema_name(name))
         })
         .description(Some(
-            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved.",
+            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved, rule.refused RuleRefused.",
         ))
         .build();
     utoipa::openapi::schema::Schema::AnyOf(any)

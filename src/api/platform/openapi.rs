@@ -39,6 +39,7 @@ use crate::store::outbox_data as data;
         data::ModerationApplied,
         data::MemberChange,
         data::UserMoved,
+        data::RuleRefused,
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -26,8 +26,9 @@ pub struct ModerationEntry {
     pub id: i64,
     /// When the call arrived (RFC 3339, UTC, milliseconds).
     pub at: String,
-    /// `ban`, `unban`, `mute`, `unmute`, `redact` or `move` (a user move: `user_id` is the old
-    /// Matrix id, `reason` says the new one).
+    /// `ban`, `unban`, `mute`, `unmute`, `redact`, `move` (a user move: `user_id` is the old
+    /// Matrix id, `reason` says the new one) or `refuse` (a rule before send refused a join,
+    /// invite or message: `reason` is `{rule}: {sentence shown}`, no job).
     pub action: String,
     pub user_id: String,
     /// The room; `null` for a tenant-wide call.
