@@ -49,7 +49,7 @@ const CALLBACKS: [&str; 3] = [
 /// The tenant's rules: lists of a realistic length, a rate limit no member reaches.
 const RULES: &str = "{blocked_words: [casino, viagra, lottery, crypto giveaway, free money, \
     click here, winner, jackpot], blocked_link_domains: [spam.example, scam.example, \
-    phish.example, bad.example], rate_limit: {messages: 100000, per_seconds: 60}}";
+    phish.example, bad.example], rate_limit: {messages: 10000, per_seconds: 1}}";
 
 fn main() {
     let requests = std::env::var("OPENMEET_BENCH_REQUESTS")
