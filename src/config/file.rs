@@ -166,7 +166,29 @@ pub struct TenantSection {
     /// Also list its public rooms in the server-wide directory (default false).
     pub server_directory: Option<bool>,
     /// Rules before send (DESIGN §7.3), applied through the antispam callbacks.
-    pub rules: Option<super::rules::RulesSection>,
+    pub rules: Option<RulesSection>,
+}
+
+/// `tenants[].rules` as written (checked in `rules.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    #[serde(default)]
+    pub blocked_words: Vec<String>,
+    #[serde(default)]
+    pub blocked_link_domains: Vec<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub applies_below_level: Option<i64>,
+    pub rate_limit: Option<RateLimitSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    #[serde(default, deserialize_with = "lenient")]
+    pub messages: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub per_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,7 +200,7 @@ pub struct LoggingSection {
 
 /// Accepts a scalar written natively (`true`, `5`) or as a string (`"true"`, `"5"`), because
 /// environment overrides always arrive as strings.
-pub(super) fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: std::str::FromStr + Deserialize<'de>,

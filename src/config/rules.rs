@@ -2,35 +2,11 @@
 //! §7.3, "Rules before send"): blocked words and link domains in messages, and a message rate per
 //! user and room, for users below a power level.
 
-use serde::Deserialize;
-
-use super::file::lenient;
+use super::file::{RateLimitSection, RulesSection};
 
 /// The level below which rules apply when `applies_below_level` is left out: moderators (50) and
 /// above are trusted.
 pub const DEFAULT_APPLIES_BELOW_LEVEL: i64 = 50;
-
-/// The section as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesSection {
-    #[serde(default)]
-    pub blocked_words: Vec<String>,
-    #[serde(default)]
-    pub blocked_link_domains: Vec<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    pub applies_below_level: Option<i64>,
-    pub rate_limit: Option<RateLimitSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSection {
-    #[serde(default, deserialize_with = "lenient")]
-    pub messages: Option<u32>,
-    #[serde(default, deserialize_with = "lenient")]
-    pub per_seconds: Option<u64>,
-}
 
 /// A tenant's rules, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
