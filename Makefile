@@ -23,9 +23,9 @@ lint: ## formatting and clippy, as CI runs them
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # `make bench BENCHES=transactions` runs one of them.
-BENCHES ?= transactions rooms cutover
+BENCHES ?= transactions rooms cutover antispam
 
-bench: setup ## transaction and declared-room benchmarks (release build), reports in target/bench/
+bench: setup ## transaction, declared-room, cutover and antispam-callback benchmarks (release build), reports in target/bench/
 	@set -e; for bench in $(BENCHES); do $(CARGO) bench --bench $$bench; done
 
 bench-pinned: setup ## the transaction benchmark pinned (issue 24): servers on CPU 0, load on CPU 1; target/bench/transactions-pinned.md

@@ -44,6 +44,8 @@ pub struct App {
     registered: Mutex<HashSet<OwnedUserId>>,
     /// The display name this process last gave each bot.
     named: Mutex<HashMap<OwnedUserId, String>>,
+    /// Each user's recent messages per room, for the rules' rate limit (DESIGN §7.3).
+    pub message_rates: crate::rules::MessageRates,
 }
 
 impl App {
@@ -69,6 +71,7 @@ impl App {
             named: Mutex::new(HashMap::new()),
             room_locks: KeyedLocks::default(),
             bot_locks: KeyedLocks::default(),
+            message_rates: crate::rules::MessageRates::default(),
         }))
     }
 

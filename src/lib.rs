@@ -16,6 +16,7 @@ pub(crate) mod registration;
 pub(crate) mod reload;
 pub(crate) mod reports;
 pub mod rooms;
+pub mod rules;
 pub(crate) mod server;
 pub mod status;
 pub mod store;

@@ -29,6 +29,8 @@ mod render;
 mod replicas;
 #[path = "helm_chart/reports.rs"]
 mod reports;
+#[path = "helm_chart/rules.rs"]
+mod rules;
 #[path = "helm_chart/webhooks.rs"]
 mod webhooks;
 #[path = "helm_chart/workload.rs"]

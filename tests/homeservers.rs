@@ -109,6 +109,7 @@ fn environment() -> &'static Environment {
             database_dir: Some(scratch_dir("synapse-second-db")),
             mas: true,
             allow_publication: true,
+            ..Placement::default()
         };
         let (default_hs, second_hs) = start_pair(
             Start(

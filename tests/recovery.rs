@@ -45,6 +45,7 @@ impl Homeserver {
             database_dir: keep_database.then(|| scratch_dir("synapse-db")),
             mas: false,
             allow_publication: false,
+            antispam: None,
         };
         config.homeserver_url = format!("http://127.0.0.1:{}", placement.port.unwrap());
         Self {

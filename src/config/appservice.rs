@@ -16,6 +16,9 @@ pub struct Appservice {
     pub hs_tokens: Vec<Secret>,
     /// Where Synapse reaches us; goes into the registration.
     pub url: Url,
+    /// The token this homeserver's `synapse-http-antispam` module presents; `None`: the rules
+    /// callbacks answer no one from it.
+    pub antispam_token: Option<Secret>,
 }
 
 impl Appservice {
@@ -51,6 +54,15 @@ impl Appservice {
         );
         let url = required(p, &format!("{at}.url"), section.url)
             .and_then(|url| http_url(p, &format!("{at}.url"), &url));
+        let antispam_token = match (&section.antispam_token, &section.antispam_token_file) {
+            (None, None) => None,
+            (inline, path) => secret::resolve(
+                &format!("{at}.antispam_token"),
+                inline.as_deref(),
+                path.as_deref(),
+                p,
+            ),
+        };
         Some(Self {
             id: id?,
             sender_localpart: sender_localpart?,
@@ -58,6 +70,7 @@ impl Appservice {
             as_token: as_token?,
             hs_tokens: hs_tokens?,
             url: url?,
+            antispam_token,
         })
     }
 }

@@ -83,6 +83,10 @@ pub struct AppserviceSection {
     pub hs_token: Option<OneOrMany>,
     pub hs_token_file: Option<PathBuf>,
     pub url: Option<String>,
+    /// The token this homeserver's `synapse-http-antispam` module presents (its `authorization`);
+    /// absent: the rules callbacks are off for it.
+    pub antispam_token: Option<String>,
+    pub antispam_token_file: Option<PathBuf>,
 }
 
 impl AppserviceSection {
@@ -161,6 +165,30 @@ pub struct TenantSection {
     pub webhook: Option<super::webhook::WebhookSection>,
     /// Also list its public rooms in the server-wide directory (default false).
     pub server_directory: Option<bool>,
+    /// Rules before send (DESIGN §7.3), applied through the antispam callbacks.
+    pub rules: Option<RulesSection>,
+}
+
+/// `tenants[].rules` as written (checked in `rules.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    #[serde(default)]
+    pub blocked_words: Vec<String>,
+    #[serde(default)]
+    pub blocked_link_domains: Vec<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub applies_below_level: Option<i64>,
+    pub rate_limit: Option<RateLimitSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    #[serde(default, deserialize_with = "lenient")]
+    pub messages: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub per_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

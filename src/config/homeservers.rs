@@ -252,6 +252,14 @@ impl Config {
             .find(|homeserver| Secret::any_matches(&homeserver.appservice.hs_tokens, token))
     }
 
+    /// The homeserver whose `synapse-http-antispam` module presents `token` (its
+    /// `antispam_token`), compared in constant time.
+    pub fn homeserver_by_antispam_token(&self, token: &str) -> Option<HomeserverConfig<'_>> {
+        self.homeservers().find(|homeserver| {
+            Secret::any_matches(homeserver.appservice.antispam_token.as_slice(), token)
+        })
+    }
+
     /// The ids of every homeserver, for messages that list them.
     pub fn homeserver_ids(&self) -> Vec<&str> {
         self.homeservers().map(|homeserver| homeserver.id).collect()

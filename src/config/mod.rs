@@ -15,6 +15,7 @@ mod listen;
 mod logging;
 mod namespaces;
 mod retention;
+mod rules;
 pub mod sample;
 pub(crate) mod secret;
 mod tenants;
@@ -37,6 +38,7 @@ pub use self::listen::Listen;
 pub use self::logging::{LogFormat, Logging};
 pub use self::namespaces::Namespaces;
 pub use self::retention::Retention;
+pub use self::rules::{RateLimit, Rules};
 pub use self::secret::Secret;
 pub use self::tenants::Tenant;
 
@@ -252,3 +254,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_homeservers;
+
+#[cfg(test)]
+mod tests_rules;

@@ -72,6 +72,11 @@ appservice:
   hs_token: {hs_token}
   # Where Synapse reaches the daemon's appservice listener; goes into the registration.
   url: http://127.0.0.1:8009
+  # Rules before send (tenants[].rules): the token Synapse's synapse-http-antispam module
+  # presents (its `authorization`) when it points at this daemon (base_url: the url above and
+  # /_openmeet/antispam; docs/operations.md). Leave it out to turn the callbacks off.
+  # (antispam_token_file: a file holding it.)
+  # antispam_token_file: /run/secrets/antispam_token
 
 # More homeservers, for tenants that have their own Matrix server (compliance, region). Each has an
 # id ([a-z0-9-]+, not "default"), a homeserver section and an appservice section shaped like the
@@ -136,6 +141,17 @@ tenants:
     # every user of every tenant browses; Synapse then has to allow the tenant bots in its
     # room_list_publication_rules (its default allows no one; a refusal is only a warning).
     server_directory: false
+    # Rules before send, applied in this tenant's rooms to users below applies_below_level
+    # (default 50: moderators and up are trusted; the tenant bots never): blocked words (whole
+    # words, any case), blocked link domains (a domain and its subdomains, with or without
+    # https://), and a message rate per user and room. A refused message, join or invite gets an
+    # audit entry (GET /v1/tenants/{id}/moderation, action refuse) and a rule.refused event. Needs
+    # Synapse's synapse-http-antispam module pointed at the daemon (appservice.antispam_token).
+    # rules:
+    #   blocked_words: [casino]
+    #   blocked_link_domains: [spam.example]
+    #   applies_below_level: 50
+    #   rate_limit: {messages: 10, per_seconds: 60}
 
 # Guards GET /v1/status on the platform listener; leave it out to turn that route off.
 admin_token: {admin_token}

@@ -2,6 +2,7 @@
 
 use super::checks::required;
 use super::file::TenantSection;
+use super::rules::Rules;
 use super::secret::{self, Secret};
 use super::webhook::{self, Webhook};
 
@@ -18,6 +19,8 @@ pub struct Tenant {
     /// Its public rooms are also listed in the server-wide directory, not only in its own
     /// (DESIGN §7.5).
     pub server_directory: bool,
+    /// Rules before send (DESIGN §7.3); `None`: no rules, messages pass.
+    pub rules: Option<Rules>,
 }
 
 impl Tenant {
@@ -46,6 +49,8 @@ impl Tenant {
                 p,
             );
             let webhook = webhook::validate(&format!("{at}.webhook"), tenant.webhook, p);
+            let rules =
+                (tenant.rules).and_then(|rules| Rules::validate(rules, &format!("{at}.rules"), p));
             let homeserver = (tenant.homeserver)
                 .unwrap_or_else(|| homeservers.first().copied().unwrap_or_default().to_owned());
             if !homeservers.contains(&homeserver.as_str()) {
@@ -68,6 +73,7 @@ impl Tenant {
                     homeserver,
                     webhook,
                     server_directory: tenant.server_directory.unwrap_or(false),
+                    rules,
                 });
             }
         }

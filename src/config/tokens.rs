@@ -18,6 +18,9 @@ pub fn check_distinct(
         for token in &appservice.hs_tokens {
             tokens.push((format!("{at}.hs_token"), token));
         }
+        if let Some(token) = &appservice.antispam_token {
+            tokens.push((format!("{at}.antispam_token"), token));
+        }
     }
     for tenant in tenants {
         tokens.push(("a tenant's api_token".to_owned(), &tenant.api_token));

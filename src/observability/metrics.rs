@@ -72,6 +72,10 @@ pub struct Metrics {
     pub webhook_lag_events: IntGaugeVec,
     pub webhook_oldest_undelivered_age_seconds: GaugeVec,
     pub leader: IntGaugeVec,
+    /// The antispam callbacks (DESIGN §7.3, rules before send).
+    pub antispam_seconds: HistogramVec,
+    pub antispam_refusals: IntCounterVec,
+    pub antispam_unrecorded: IntCounter,
     /// SQLite's one writer (`store/writer.rs`).
     pub sqlite_writer: crate::store::writer::TurnMetrics,
     /// Every registered family's name, sorted (see `metric_names`).
@@ -323,6 +327,22 @@ impl Metrics {
                     "1 on the replica that runs singleton role `role` (pruner, queue_gauges, watchdog:{homeserver}, probe:{homeserver}), 0 on the others (DESIGN §15); each role is 1 on exactly one replica."
                 ),
                 &["role"]
+            )),
+            antispam_seconds: register!(HistogramVec::new(
+                latency(
+                    "antispam_seconds",
+                    "Time to answer a synapse-http-antispam callback, by callback (user_may_join_room, user_may_invite, check_event_for_spam) and outcome (allowed, refused, error: the module's fail_open applied)."
+                ),
+                &["callback", "outcome"]
+            )),
+            antispam_refusals: register!(counter_vec(
+                "antispam_refusals_total",
+                "Joins, invites and messages a rule refused before they were sent, by tenant and rule (ban, invite_level, banned_invitee, blocked_word, blocked_link_domain, rate_limit).",
+                &["tenant", "rule"]
+            )),
+            antispam_unrecorded: register!(counter(
+                "antispam_unrecorded_total",
+                "Refusals whose audit entry and feed event could not be written after retries (the refusal's warning in the log is their only trace)."
             )),
             sqlite_writer: crate::store::writer::TurnMetrics {
                 waited: register!(HistogramVec::new(

@@ -3,6 +3,7 @@
 //!
 //! Queries are synchronous (diesel) and run on tokio's blocking pool through [`Store::run`].
 
+pub mod antispam;
 pub(crate) mod checkpoint;
 pub(crate) mod connection;
 pub(crate) mod creation_lock;

@@ -17,7 +17,8 @@ pub struct Entry {
     /// Unix ms of the call.
     pub at: i64,
     /// `ban`, `unban`, `mute`, `unmute`, `redact`, `move` (a user move: `user_id` is the old id,
-    /// `reason` names the new one), `staff` (`reason`: the role) or `unstaff`.
+    /// `reason` names the new one), `staff` (`reason`: the role), `unstaff` or `refuse` (a rule
+    /// before send refused; no job).
     pub action: String,
     pub user_id: String,
     /// `None` for a tenant-wide call.

@@ -50,10 +50,14 @@ pub enum EventType {
     /// `data.reporter`, `data.reason`, `data.event`: the reported event's sender, type and content).
     #[serde(rename = "report.created")]
     ReportCreated,
+    /// A rule refused a join, an invite or a message before it was sent (`data.user_id`,
+    /// `data.rule`, `data.reason`, `data.callback`, `data.event_type`, `data.event_id`).
+    #[serde(rename = "rule.refused")]
+    RuleRefused,
 }
 
 impl EventType {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::RoomReady,
         Self::RoomFailed,
         Self::RoomLost,
@@ -66,6 +70,7 @@ impl EventType {
         Self::MemberLeft,
         Self::UserMoved,
         Self::ReportCreated,
+        Self::RuleRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +87,7 @@ impl EventType {
             Self::MemberLeft => "member.left",
             Self::UserMoved => "user.moved",
             Self::ReportCreated => "report.created",
+            Self::RuleRefused => "rule.refused",
         }
     }
 
@@ -227,6 +233,27 @@ pub struct ReportedEvent {
     pub content: serde_json::Value,
 }
 
+/// `rule.refused`: a rule before send refused something in a managed room (DESIGN §7.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RuleRefused {
+    /// Whose join, invite or message was refused (for an invite: the inviter).
+    pub user_id: String,
+    /// `ban`, `invite_level`, `banned_invitee`, `blocked_word`, `blocked_link_domain` or
+    /// `rate_limit`.
+    pub rule: String,
+    /// The sentence the user was shown.
+    pub reason: String,
+    /// The module's callback: `user_may_join_room`, `user_may_invite` or `check_event_for_spam`.
+    pub callback: String,
+    /// The refused event's type and id (`check_event_for_spam` only).
+    pub event_type: Option<String>,
+    pub event_id: Option<String>,
+    /// The invited user (`user_may_invite` only).
+    pub invitee: Option<String>,
+    /// The Matrix room.
+    pub room_id: String,
+}
+
 /// An event's `data`, whose variant is its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -243,6 +270,7 @@ pub enum EventData {
     MemberLeft(MemberChange),
     UserMoved(UserMoved),
     ReportCreated(ReportCreated),
+    RuleRefused(RuleRefused),
 }
 
 impl EventData {
@@ -260,6 +288,7 @@ impl EventData {
             Self::MemberLeft(_) => EventType::MemberLeft,
             Self::UserMoved(_) => EventType::UserMoved,
             Self::ReportCreated(_) => EventType::ReportCreated,
+            Self::RuleRefused(_) => EventType::RuleRefused,
         }
     }
 
@@ -285,6 +314,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
         "MemberChange",
         "UserMoved",
         "ReportCreated",
+        "RuleRefused",
     ];
     let any = payloads
         .into_iter()
@@ -292,7 +322,7 @@ pub fn schema() -> utoipa::openapi::schema::Schema {
             any.item(Ref::from_schema_name(name))
         })
         .description(Some(
-            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved, report.created ReportCreated.",
+            "What the event's type carries: room.ready RoomReady, room.failed RoomFailed, room.lost RoomLost, room.replaced RoomReplaced, room.deleted RoomDeleted, job.dead JobDead, message.sent MessageSent, moderation.applied ModerationApplied, member.joined and member.left MemberChange, user.moved UserMoved, report.created ReportCreated, rule.refused RuleRefused.",
         ))
         .build();
     utoipa::openapi::schema::Schema::AnyOf(any)

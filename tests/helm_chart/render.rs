@@ -167,6 +167,19 @@ pub(crate) fn rendered() -> &'static Rendered {
                 }),
             ),
             case(
+                "rules",
+                json!({
+                    "tokens": fixed_tokens(),
+                    "tenants": [
+                        {"id": "tenantA", "name": "Tenant A", "token": "tenant-token-0123456789abcdef",
+                         "rules": {"blocked_words": ["casino"], "blocked_link_domains": ["spam.example"],
+                                   "applies_below_level": 25, "rate_limit": {"messages": 10, "per_seconds": 60}}},
+                        {"id": "tenantB", "name": "Tenant B", "token": "tenant-token-b-0123456789abcdef"},
+                    ],
+                    "antispam": {"existingSecret": "antispam-secret"},
+                }),
+            ),
+            case(
                 "webhooks-platform-ports",
                 json!({
                     "tenants": [{"id": "tenantA", "name": "Tenant A",

@@ -81,6 +81,10 @@ pub struct DaemonConfig {
     /// The tenants whose public rooms are also listed in the server-wide directory
     /// (`tenants[].server_directory: true`).
     pub server_directory: Vec<String>,
+    /// `appservice.antispam_token`: the token Synapse's synapse-http-antispam module presents.
+    pub antispam_token: Option<String>,
+    /// (tenant id, YAML flow mapping): the tenant's `rules`.
+    pub rules: Vec<(String, String)>,
 }
 
 impl DaemonConfig {
@@ -114,6 +118,8 @@ impl DaemonConfig {
             homeservers: Vec::new(),
             webhooks: Vec::new(),
             server_directory: Vec::new(),
+            antispam_token: None,
+            rules: Vec::new(),
             dir,
         }
     }
@@ -146,8 +152,14 @@ impl DaemonConfig {
                 } else {
                     ""
                 };
+                let rules = self
+                    .rules
+                    .iter()
+                    .find(|(tenant, _)| tenant == id)
+                    .map(|(_, rules)| format!(", rules: {rules}"))
+                    .unwrap_or_default();
                 format!(
-                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}{webhook}{server_directory}}}\n",
+                    "  - {{id: {id}, name: {name:?}, api_token: {}{homeserver}{webhook}{server_directory}{rules}}}\n",
                     self.tenant_token(id)
                 )
             })
@@ -157,7 +169,7 @@ impl DaemonConfig {
             "homeserver:\n  url: {hs}\n  server_name: {server}\n  timeout_seconds: {timeout}\n  \
              check_interval_seconds: {check}\n  probe_interval_seconds: {probe}\n{room_version}\
              appservice:\n  id: openmeet-test\n  sender_localpart: openmeet-bot\n  bot_prefix: openmeet-bot-\n  \
-             as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n\
+             as_token: {as_token}\n  hs_token: {hs_token}\n  url: http://127.0.0.1:{asp}\n{antispam}\
              listen:\n  appservice: 127.0.0.1:{listen_asp}\n  platform: 127.0.0.1:{pp}\n  metrics: 127.0.0.1:{mp}\n\
              database:\n  url: {db}\n  acquire_timeout_ms: 1000\n\
              tenants:\n{tenants}{homeservers}\
@@ -183,6 +195,11 @@ impl DaemonConfig {
                 )
             },
             asp = self.appservice_port,
+            antispam = self
+                .antispam_token
+                .as_ref()
+                .map(|token| format!("  antispam_token: {token}\n"))
+                .unwrap_or_default(),
             listen_asp = self.listening_appservice_port(),
             pp = self.platform_port,
             mp = self.metrics_port,
@@ -234,6 +251,7 @@ impl DaemonConfig {
         }
         secrets.extend(self.previous_hs_tokens.iter().cloned());
         secrets.extend(self.webhooks.iter().map(|(_, _, secret)| secret.clone()));
+        secrets.extend(self.antispam_token.iter().cloned());
         secrets
     }
 

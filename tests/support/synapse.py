@@ -4,6 +4,7 @@ Usage (with the test venv's python, see testenv.sh):
 
     python synapse.py --workdir DIR --port PORT --server-name NAME \
         [--registration FILE ...] [--mas] [--allow-publication]
+        [--antispam-url URL --antispam-token-file FILE]
 
 Writes DIR/homeserver.yaml, starts Synapse as a child process and prints one
 line `READY <url>` on stdout once the client API answers. It then waits until
@@ -14,6 +15,9 @@ With --mas, Synapse delegates authentication to a stand-in Matrix Authentication
 (`_mas.py`, run in this process; `matrix_authentication_service` in homeserver.yaml, which records
 its endpoint and shared secret): humans get their tokens from the stand-in, appservices still use
 their as_token.
+
+With --antispam-url, Synapse loads the synapse-http-antispam module pointed at the daemon, with
+exactly the `modules:` block docs/operations.md ("Rules before send") tells operators to set.
 
 Everything except the READY line goes to stderr. Synapse's own log is
 DIR/homeserver.log; what Synapse prints before its logging is set up (config
@@ -199,6 +203,8 @@ def write_config(args, db_dir, mas=None):
         # What an operator adds who opts tenants into the server-wide directory (DESIGN §7.5,
         # `tenants[].server_directory`); without it Synapse's default lets no one publish.
         config["room_list_publication_rules"] = [{"user_id": "@openmeet-bot-*", "action": "allow"}]
+    if args.antispam_url:
+        config["modules"] = antispam_modules(args.antispam_url, args.antispam_token_file)
     if mas is not None:
         # MSC3861: Synapse asks MAS about every token that is not an appservice's; registration
         # and passwords are MAS's business then (Synapse refuses to start with them on).
@@ -212,6 +218,30 @@ def write_config(args, db_dir, mas=None):
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     return path
+
+
+def antispam_modules(base_url, token_file):
+    """The `modules:` block of docs/operations.md ("Rules before send"), word for word."""
+    return [
+        {
+            "module": "synapse_http_antispam.HTTPAntispam",
+            "config": {
+                "base_url": base_url,
+                "authorization_path": token_file,
+                "enabled_callbacks": [
+                    "user_may_join_room",
+                    "user_may_invite",
+                    "check_event_for_spam",
+                ],
+                "fail_open": {
+                    "check_event_for_spam": True,
+                    "user_may_join_room": False,
+                    "user_may_invite": False,
+                },
+                "do_ping": True,
+            },
+        }
+    ]
 
 
 def start_synapse(config_path, workdir):
@@ -281,6 +311,14 @@ def main():
         "--allow-publication",
         action="store_true",
         help="let the tenant bots list rooms in the server-wide directory (room_list_publication_rules); by default the homeserver.yaml is Synapse's defaults plus the registration",
+    )
+    parser.add_argument(
+        "--antispam-url",
+        help="load synapse-http-antispam with this base_url (the daemon's /_openmeet/antispam), as docs/operations.md says",
+    )
+    parser.add_argument(
+        "--antispam-token-file",
+        help="the file holding the module's authorization (the daemon's appservice.antispam_token)",
     )
     parser.add_argument(
         "--database-dir",

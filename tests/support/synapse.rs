@@ -35,6 +35,9 @@ pub struct Placement {
     /// (`tenants[].server_directory`, DESIGN §7.5). Without it the homeserver.yaml is Synapse's
     /// defaults plus the registration, which publish nothing.
     pub allow_publication: bool,
+    /// Load the `synapse-http-antispam` module pointed at the daemon: `(base_url, token file)`,
+    /// with the `modules:` block `docs/operations.md` tells operators to set (DESIGN §7.3).
+    pub antispam: Option<(String, PathBuf)>,
 }
 
 impl Placement {
@@ -104,6 +107,12 @@ impl Synapse {
         }
         if placement.allow_publication {
             args.push("--allow-publication".to_owned());
+        }
+        if let Some((base_url, token_file)) = &placement.antispam {
+            args.push("--antispam-url".to_owned());
+            args.push(base_url.clone());
+            args.push("--antispam-token-file".to_owned());
+            args.push(token_file.display().to_string());
         }
         let started = std::time::Instant::now();
         match python::spawn_until_ready(

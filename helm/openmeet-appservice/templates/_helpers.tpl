@@ -398,6 +398,9 @@ namespaces:
       "url" (include "openmeet-appservice.registrationUrl" .)
       "as_token_file" (printf "%s/as_token" $dir)
       "hs_token_file" (printf "%s/hs_token" $dir)) ($c.appservice | default dict) }}
+{{- if (.Values.antispam | default dict).existingSecret }}
+{{- $_ := set $appservice "antispam_token_file" (printf "%s/antispam_token" $dir) }}
+{{- end }}
 {{- $_ := set $c "appservice" $appservice }}
 {{- $_ := set $c "listen" (dict
       "appservice" (printf "0.0.0.0:%d" (int .Values.service.ports.appservice))
@@ -425,6 +428,7 @@ namespaces:
 {{- $tenant := dict "id" .id "name" .name "api_token_file" (printf "%s/%s" $dir (include "openmeet-appservice.tenantKey" .id)) }}
 {{- with .homeserver }}{{ $_ := set $tenant "homeserver" . }}{{ end }}
 {{- if .serverDirectory }}{{ $_ := set $tenant "server_directory" true }}{{ end }}
+{{- with .rules }}{{ $_ := set $tenant "rules" (deepCopy .) }}{{ end }}
 {{- if .webhook }}
 {{- $_ := set $tenant "webhook" (dict "url" .webhook.url "secret_file" (printf "%s/%s" $dir (include "openmeet-appservice.webhookKey" .id))) }}
 {{- end }}
@@ -445,5 +449,6 @@ namespaces:
 {{- range .Values.tenants }}{{ if .existingSecret }}{{ $tenantRefs = append $tenantRefs (list .id .existingSecret .existingSecretKey) }}{{ end }}{{ with .webhook }}{{ $tenantRefs = append $tenantRefs (list "webhook" .existingSecret .existingSecretKey) }}{{ end }}{{ end }}
 {{- $refs := list $s .Values.tokens.existingSecret .Values.database.existingSecret .Values.database.existingSecretKey $tenantRefs }}
 {{- range .Values.homeservers }}{{ with (.tokens | default dict).existingSecret }}{{ $refs = append $refs . }}{{ end }}{{ end }}
+{{- with .Values.antispam }}{{ $refs = append $refs (list "antispam" .existingSecret .existingSecretKey) }}{{ end }}
 {{- toJson $refs | sha256sum }}
 {{- end }}

@@ -75,6 +75,12 @@ seccompProfile:
             - {key: {{ .webhook.existingSecretKey | default "webhook_secret" | quote }}, path: {{ include "openmeet-appservice.webhookKey" .id | quote }}}
       {{- end }}
       {{- end }}
+      {{- with (.Values.antispam | default dict).existingSecret }}
+      - secret:
+          name: {{ . }}
+          items:
+            - {key: {{ $.Values.antispam.existingSecretKey | default "antispam_token" | quote }}, path: antispam_token}
+      {{- end }}
       {{- with .Values.database.existingSecret }}
       - secret:
           name: {{ . }}

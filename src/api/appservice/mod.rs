@@ -63,5 +63,8 @@ pub fn router(app: Arc<App>) -> Router {
             auth::require_hs_token,
         ))
         .layer(axum::middleware::map_response(error::json_rejections))
+        // After the layers above: the antispam callbacks have their own token and answer
+        // non-decisions in plain text (`api/antispam`).
+        .merge(crate::api::antispam::routes(app.clone()))
         .with_state(app)
 }

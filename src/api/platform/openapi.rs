@@ -41,6 +41,7 @@ use crate::store::outbox_data as data;
         data::UserMoved,
         data::ReportCreated,
         data::ReportedEvent,
+        data::RuleRefused,
     )),
     modifiers(&SecuritySchemes),
     tags(

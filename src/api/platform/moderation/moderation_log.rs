@@ -27,8 +27,9 @@ pub struct ModerationEntry {
     /// When the call arrived (RFC 3339, UTC, milliseconds).
     pub at: String,
     /// `ban`, `unban`, `mute`, `unmute`, `redact`, `move` (a user move: `user_id` is the old
-    /// Matrix id, `reason` says the new one), `staff` (made tenant staff: `reason` is the role) or
-    /// `unstaff`.
+    /// Matrix id, `reason` says the new one), `staff` (made tenant staff: `reason` is the role),
+    /// `unstaff` or `refuse` (a rule before send refused a join, invite or message: `reason` is
+    /// `{rule}: {sentence shown}`, no job).
     pub action: String,
     pub user_id: String,
     /// The room; `null` for a tenant-wide call.
