@@ -20,6 +20,8 @@ const SERVER: &str = "fake.openmeet.test";
 const TOKEN: &str = "antispam-token-0123456789abcdef";
 const MEMBER: &str = "@member:fake.openmeet.test";
 const MODERATOR: &str = "@moderator:fake.openmeet.test";
+/// Tenant staff (a moderator of every room of the tenant), not a declared member of the room.
+const STAFF: &str = "@staff:fake.openmeet.test";
 const SPAMMER: &str = "@spammer:fake.openmeet.test";
 const BANNED_EVERYWHERE: &str = "@troll:fake.openmeet.test";
 const STRANGER: &str = "@stranger:fake.openmeet.test";
@@ -250,6 +252,28 @@ async fn callbacks_refuse_what_the_rules_say_in_managed_rooms_only(backend: Back
         )
         .await,
     );
+    // Tenant staff hold their staff level in every room: the rules spare them too, and hold
+    // again once they are removed.
+    let staff_link = || check(STAFF, "http://spam.example");
+    refused(callback(&daemon, "check_event_for_spam", t, staff_link()).await);
+    platform(
+        &daemon,
+        "tenantA",
+        Method::PUT,
+        &format!("staff/{STAFF}"),
+        Some(json!({"role": "moderator"})),
+    )
+    .await;
+    allowed(callback(&daemon, "check_event_for_spam", t, staff_link()).await);
+    platform(
+        &daemon,
+        "tenantA",
+        Method::DELETE,
+        &format!("staff/{STAFF}"),
+        None,
+    )
+    .await;
+    refused(callback(&daemon, "check_event_for_spam", t, staff_link()).await);
     allowed(
         callback(
             &daemon,
@@ -307,6 +331,9 @@ async fn callbacks_refuse_what_the_rules_say_in_managed_rooms_only(backend: Back
         "ban",
         "invite_level",
         "banned_invitee",
+        "blocked_link_domain",
+        // The staff member's link, before they were staff and after.
+        "blocked_link_domain",
         "blocked_link_domain",
         "blocked_word",
         "rate_limit",

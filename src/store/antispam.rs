@@ -1,5 +1,5 @@
 //! What the antispam callbacks read and write (DESIGN §7.3, "Rules before send"): the managed room
-//! behind a Matrix room id with the users' declared roles and bans, in a few indexed reads on one
+//! behind a Matrix room id with the users' declared roles, staff roles and bans, in a few indexed reads on one
 //! connection; and a refusal's audit entry with its feed event, in one transaction.
 
 use diesel::prelude::*;
@@ -9,7 +9,7 @@ use super::moderation_log::{self, NewEntry};
 use super::outbox::{self, EventData};
 use super::outbox_data::RuleRefused;
 use super::rooms::{self, Room, within_write};
-use super::schema::{moderation, room_members};
+use super::schema::{moderation, room_members, tenant_staff};
 use super::{DbConnection, StoreError};
 use crate::on_backend;
 
@@ -20,6 +20,8 @@ pub struct UserFacts {
     pub role: Option<String>,
     /// Banned here, by the room or tenant-wide, and in force now.
     pub banned: bool,
+    /// Their tenant staff role (`None`: not staff, or removed).
+    pub staff_role: Option<String>,
 }
 
 /// The live managed room with Matrix id `room_id`, and the facts of each of `users` in it, in
@@ -47,6 +49,12 @@ pub fn room_and_users(
         .filter(moderation::expires_at.is_null().or(moderation::expires_at.gt(now_ms)))
         .select(moderation::user_id)
         .load(c))?;
+    let staff: Vec<(String, String)> = on_backend!(conn, c => tenant_staff::table
+        .filter(tenant_staff::tenant_id.eq(&room.tenant_id))
+        .filter(tenant_staff::user_id.eq_any(users))
+        .filter(tenant_staff::removed_at.is_null())
+        .select((tenant_staff::user_id, tenant_staff::role))
+        .load(c))?;
     let facts = users
         .iter()
         .map(|user| UserFacts {
@@ -55,6 +63,10 @@ pub fn room_and_users(
                 .find(|(id, _)| id == user)
                 .and_then(|(_, role)| role.clone()),
             banned: banned.iter().any(|id| id == user),
+            staff_role: staff
+                .iter()
+                .find(|(id, _)| id == user)
+                .map(|(_, role)| role.clone()),
         })
         .collect();
     Ok(Some((room, facts)))

@@ -80,12 +80,13 @@ pub async fn room_and_users(
     Ok(found.filter(|(room, _)| room.homeserver == homeserver))
 }
 
-/// The user's level in the room as the daemon computes it: their declared role's level, else
-/// the room's default, 0.
+/// The user's level in the room as the daemon computes it: the higher of their declared role's
+/// level and their tenant staff role's (as `ensure_room` sets them), else the room's default, 0.
 pub fn level(config: &Config, room: &Room, facts: &UserFacts) -> i64 {
-    (facts.role.as_deref())
-        .and_then(|role| config.roles.level(room.kind, role).ok())
-        .unwrap_or(0)
+    let declared =
+        (facts.role.as_deref()).and_then(|role| config.roles.level(room.kind, role).ok());
+    let staff = (facts.staff_role.as_deref()).and_then(|role| config.roles.staff_level(role).ok());
+    declared.max(staff).unwrap_or(0)
 }
 
 /// Times the callback, answers, and hands a refusal's record to a task of its own.
