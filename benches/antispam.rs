@@ -68,6 +68,7 @@ fn main() {
         "p99 ms",
         "max ms",
         "daemon mean ms",
+        "daemon p99 ≤ ms",
     ])];
     let mut throughput = Vec::new();
     for backend in backends() {
@@ -81,10 +82,9 @@ fn main() {
             };
             let count = |key: &str| stats[key].as_u64().map_or("".into(), |n| n.to_string());
             let ms = |key: &str| format!("{:.2}", stats[key].as_f64().unwrap_or(0.0));
-            let mean = daemon_means
-                .iter()
-                .find(|(callback, _)| callback == name)
-                .map_or(String::new(), |(_, mean)| format!("{mean:.2}"));
+            let daemon = daemon_means.iter().find(|(callback, _)| callback == name);
+            let mean = daemon.map_or(String::new(), |(_, (mean, _))| format!("{mean:.2}"));
+            let p99 = daemon.map_or(String::new(), |(_, (_, p99))| format!("{p99}"));
             rows.push(vec![
                 backend.name().to_owned(),
                 (*name).to_owned(),
@@ -96,6 +96,7 @@ fn main() {
                 ms("p99_ms"),
                 ms("max_ms"),
                 mean,
+                p99,
             ]);
         }
         let seconds = report["seconds"].as_f64().unwrap_or(1.0);
@@ -113,13 +114,13 @@ fn main() {
     write_report("antispam.md", &markdown);
 }
 
-/// One backend: the daemon set up, the load run; the load's report and the daemon's mean per
-/// callback (ms).
+/// One backend: the daemon set up, the load run; the load's report and, per callback, the
+/// daemon's own mean and p99 bound (ms).
 async fn run(
     backend: Backend,
     database: Option<String>,
     requests: usize,
-) -> (Value, Vec<(String, f64)>) {
+) -> (Value, Vec<(String, (f64, f64))>) {
     let mut config = DaemonConfig::new("bench-antispam", database);
     config.server_name = SERVER.into();
     config.room_version = Some("10".into());
@@ -194,13 +195,47 @@ async fn run(
                     .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum()
             };
-            let mean = sum_count("sum") / sum_count("count").max(1.0) * 1000.0;
-            ((*callback).to_owned(), mean)
+            let count = sum_count("count");
+            let mean = sum_count("sum") / count.max(1.0) * 1000.0;
+            (
+                (*callback).to_owned(),
+                (mean, p99_bound(&metrics, callback, count)),
+            )
         })
         .collect();
     eprintln!("{}: {report}", backend.name());
     drop(fake);
     (report, means)
+}
+
+/// The daemon's own p99 for `callback`, as the upper bound of the histogram bucket it falls in
+/// (outcomes summed), in ms.
+fn p99_bound(metrics: &str, callback: &str, count: f64) -> f64 {
+    let prefix = format!("openmeet_as_antispam_seconds_bucket{{callback=\"{callback}\"");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines().filter(|line| line.starts_with(&prefix)) {
+        let Some(le) = line
+            .split("le=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let (Ok(le), Some(Ok(n))) = (
+            le.parse::<f64>(),
+            line.rsplit(' ').next().map(str::parse::<f64>),
+        ) else {
+            continue;
+        };
+        match buckets.iter_mut().find(|(bound, _)| *bound == le) {
+            Some((_, total)) => *total += n,
+            None => buckets.push((le, n)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (buckets.iter())
+        .find(|(_, cumulative)| *cumulative >= 0.99 * count)
+        .map_or(f64::NAN, |(bound, _)| bound * 1000.0)
 }
 
 /// Runs `benches/antispam_load.py` with the test venv's python on `plan`; its JSON report.
