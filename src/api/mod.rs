@@ -4,5 +4,6 @@
 
 pub(crate) mod antispam;
 pub(crate) mod appservice;
+pub(crate) mod bearer;
 pub(crate) mod client;
 pub(crate) mod platform;

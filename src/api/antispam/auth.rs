@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -22,13 +21,7 @@ pub async fn require_antispam_token(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let calling = presented.and_then(|token| {
+    let calling = crate::api::bearer::token(request.headers()).and_then(|token| {
         (app.config().homeserver_by_antispam_token(token)).map(|hs| hs.id.to_owned())
     });
     match calling {

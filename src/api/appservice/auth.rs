@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -23,13 +22,7 @@ pub async fn require_hs_token(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = presented else {
+    let Some(token) = crate::api::bearer::token(request.headers()) else {
         return ApiError::MissingToken.into_response();
     };
     let calling = (app.config().homeserver_by_hs_token(token)).map(|hs| hs.id.to_owned());

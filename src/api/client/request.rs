@@ -34,9 +34,7 @@ pub fn came_back(headers: &HeaderMap) -> bool {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then(|| token.to_owned())
+    crate::api::bearer::token(headers).map(str::to_owned)
 }
 
 fn query_token(uri: &Uri) -> Option<String> {

@@ -1,7 +1,6 @@
 //! Tenant tokens: `Authorization: Bearer <tenant api_token>`. A token reaches only its own tenant.
 
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -10,12 +9,7 @@ use crate::config::{Config, Tenant};
 
 /// The tenant whose token the request carries (compared in constant time).
 pub fn tenant<'a>(config: &'a Config, headers: &HeaderMap) -> Result<&'a Tenant, PlatformError> {
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(PlatformError::MissingToken)?;
+    let presented = crate::api::bearer::token(headers).ok_or(PlatformError::MissingToken)?;
     let presented = Sha256::digest(presented.as_bytes());
     let mut found = None;
     for tenant in &config.tenants {

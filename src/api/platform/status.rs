@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
 
 use super::error::{ErrorBody, PlatformError};
@@ -40,11 +39,7 @@ pub async fn handler(
         .admin_token
         .as_ref()
         .ok_or(PlatformError::StatusDisabled)?;
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(PlatformError::MissingToken)?;
+    let presented = crate::api::bearer::token(&headers).ok_or(PlatformError::MissingToken)?;
     let same_length = presented.len() == admin_token.expose().len();
     if !(same_length && bool::from(presented.as_bytes().ct_eq(admin_token.expose().as_bytes()))) {
         return Err(PlatformError::AdminOnly);
